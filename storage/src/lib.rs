@@ -1,1 +1,19 @@
+//! Storage contracts and backends.
+//!
+//! # Layout
+//! - [`api`]: the two small traits every backend implements, [`SpanWriter`] and
+//!   [`SpanReader`], with their written contracts.
+//! - [`schema`]: the logical schema both backends hold: which index postings and
+//!   catalog entries a batch of spans produces, and how a span is encoded.
+//! - [`embedded`]: the fjall-backed store used by `tracekeeper all-in-one`.
+//! - `testing` (feature): the conformance suite every backend must pass.
 
+pub mod api;
+pub mod embedded;
+pub mod schema;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBatch};
+pub use schema::{IndexTerm, IndexValue};

@@ -1,0 +1,330 @@
+//! The embedded store: fjall, one keyspace per time bucket.
+//!
+//! Each bucket keyspace (`b<index>`) holds the span rows, postings and catalog entries
+//! whose time falls in that bucket (see [`keys`] for the layout). A write is one fjall
+//! batch across keyspaces, so a span and the postings that point to it become visible
+//! together. Expiry drops whole bucket keyspaces. Why fjall and why this layout:
+//! `docs/adr/0001-embedded-engine.md` and `docs/adr/0002-key-layout.md`.
+
+mod durability;
+mod keys;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use tracekeeper_model::{Span, TraceId};
+
+pub use durability::Durability;
+use durability::GroupCommit;
+
+use crate::api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBatch};
+use crate::schema::{self, IndexTerm};
+
+const META_KEYSPACE: &str = "meta";
+const BUCKET_WIDTH_KEY: &[u8] = b"bucket_width_ns";
+
+/// Settings for [`EmbeddedStore::open`].
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    pub path: PathBuf,
+    pub durability: Durability,
+    /// Width of a time bucket. Fixed when the store is created; a different value on
+    /// a later open is ignored with a warning.
+    pub bucket_width: Duration,
+    /// Block cache size in bytes.
+    pub cache_bytes: u64,
+}
+
+impl EmbeddedConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            durability: Durability::default(),
+            bucket_width: Duration::from_secs(24 * 3600),
+            cache_bytes: 256 << 20,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    buckets: RwLock<BTreeMap<u64, Keyspace>>,
+    bucket_width_ns: u64,
+    durability: Durability,
+    group_commit: GroupCommit,
+}
+
+fn io(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Io(e.to_string())
+}
+
+fn bucket_name(index: u64) -> String {
+    format!("b{index:012}")
+}
+
+impl EmbeddedStore {
+    pub fn open(config: EmbeddedConfig) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(&config.path).map_err(io)?;
+        let db = Database::builder(&config.path).cache_size(config.cache_bytes).open().map_err(io)?;
+        let meta = db.keyspace(META_KEYSPACE, KeyspaceCreateOptions::default).map_err(io)?;
+        let requested = u64::try_from(config.bucket_width.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let bucket_width_ns = match meta.get(BUCKET_WIDTH_KEY).map_err(io)? {
+            Some(stored) => {
+                let stored = u64::from_be_bytes(
+                    stored.as_ref().try_into().map_err(|_| StorageError::Corrupt("bucket width".into()))?,
+                );
+                if stored != requested {
+                    tracing::warn!(stored, requested, "bucket width is fixed when the store is created; keeping the stored one");
+                }
+                stored
+            }
+            None => {
+                meta.insert(BUCKET_WIDTH_KEY, requested.to_be_bytes()).map_err(io)?;
+                requested
+            }
+        };
+        let mut buckets = BTreeMap::new();
+        for name in db.list_keyspace_names() {
+            let name: &str = name.as_ref();
+            if let Some(index) = name.strip_prefix('b').and_then(|i| i.parse::<u64>().ok()) {
+                buckets.insert(index, db.keyspace(name, KeyspaceCreateOptions::default).map_err(io)?);
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                buckets: RwLock::new(buckets),
+                bucket_width_ns,
+                durability: config.durability,
+                group_commit: GroupCommit::default(),
+            }),
+        })
+    }
+
+    pub fn bucket_width_ns(&self) -> u64 {
+        self.inner.bucket_width_ns
+    }
+
+    /// Bytes the store occupies on disk (tables and journal).
+    pub fn disk_space(&self) -> u64 {
+        self.inner.db.disk_space().unwrap_or(0)
+    }
+
+    /// Flushes everything to disk; called on graceful shutdown.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.inner.db.persist(fjall::PersistMode::SyncAll).map_err(io)
+    }
+}
+
+impl Inner {
+    fn bucket(&self, index: u64) -> Result<Keyspace, StorageError> {
+        if let Some(ks) = self.buckets.read().expect("bucket map lock").get(&index) {
+            return Ok(ks.clone());
+        }
+        let mut buckets = self.buckets.write().expect("bucket map lock");
+        if let Some(ks) = buckets.get(&index) {
+            return Ok(ks.clone());
+        }
+        let ks = self.db.keyspace(&bucket_name(index), KeyspaceCreateOptions::default).map_err(io)?;
+        buckets.insert(index, ks.clone());
+        Ok(ks)
+    }
+
+    /// Existing buckets whose time range overlaps `[oldest_ns, newest_ns]`, newest first.
+    fn buckets_between(&self, oldest_ns: u64, newest_ns: u64) -> Vec<Keyspace> {
+        let (lo, hi) = (oldest_ns / self.bucket_width_ns, newest_ns / self.bucket_width_ns);
+        self.buckets.read().expect("bucket map lock").range(lo..=hi).rev().map(|(_, ks)| ks.clone()).collect()
+    }
+
+    fn write_sync(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        let mut tx = self.db.batch();
+        for span in &batch.spans {
+            let bucket = self.bucket(span.start_ns / self.bucket_width_ns)?;
+            tx.insert(&bucket, keys::span_key(&batch.tenant, span.trace_id, span.span_id), schema::encode_span(span));
+        }
+        for (term, time_ns, trace_id) in schema::postings_of(&batch.spans) {
+            let bucket = self.bucket(time_ns / self.bucket_width_ns)?;
+            let prefix = keys::term_prefix(&batch.tenant, &term);
+            tx.insert(&bucket, keys::posting_key(&prefix, time_ns, trace_id), []);
+        }
+        let mut catalog_seen = BTreeSet::new();
+        for span in &batch.spans {
+            let bucket_index = span.start_ns / self.bucket_width_ns;
+            if catalog_seen.insert((bucket_index, span.service_name(), span.kind, span.name.as_str())) {
+                let bucket = self.bucket(bucket_index)?;
+                tx.insert(&bucket, keys::catalog_key(&batch.tenant, span.service_name(), span.kind, &span.name), []);
+            }
+        }
+        tx.commit().map_err(io)?;
+        if self.durability == Durability::Fsync {
+            let ticket = self.group_commit.committed();
+            self.group_commit.wait_synced(&self.db, ticket).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn trace_sync(&self, tenant: &str, trace_id: TraceId, max_spans: usize) -> Result<(Vec<Span>, bool), StorageError> {
+        let prefix = keys::trace_prefix(tenant, trace_id);
+        let mut spans = Vec::new();
+        for bucket in self.buckets_between(0, u64::MAX) {
+            for item in bucket.prefix(&prefix) {
+                let (_, value) = item.into_inner().map_err(io)?;
+                spans.push(schema::decode_span(&value)?);
+            }
+        }
+        spans.sort_by(|a, b| (a.start_ns, a.span_id).cmp(&(b.start_ns, b.span_id)));
+        let truncated = spans.len() > max_spans;
+        spans.truncate(max_spans);
+        Ok((spans, truncated))
+    }
+
+    fn postings_sync(
+        &self,
+        tenant: &str,
+        term: &IndexTerm,
+        newest_ns: u64,
+        oldest_ns: u64,
+        after: Option<Posting>,
+        max: usize,
+    ) -> Result<Vec<Posting>, StorageError> {
+        let newest_ns = after.map_or(newest_ns, |a| a.time_ns.min(newest_ns));
+        if newest_ns < oldest_ns || max == 0 {
+            return Ok(Vec::new());
+        }
+        let prefix = keys::term_prefix(tenant, term);
+        let start = match after {
+            Some(a) => Bound::Excluded(keys::posting_key(&prefix, a.time_ns, a.trace_id)),
+            None => Bound::Included(keys::posting_key(&prefix, newest_ns, TraceId([0; 16]))),
+        };
+        let end = Bound::Included(keys::posting_key(&prefix, oldest_ns, TraceId([0xff; 16])));
+        let mut out = Vec::new();
+        for bucket in self.buckets_between(oldest_ns, newest_ns) {
+            for item in bucket.range::<Vec<u8>, _>((start.clone(), end.clone())) {
+                let key = item.key().map_err(io)?;
+                let (time_ns, trace_id) =
+                    keys::parse_posting_suffix(&key).ok_or_else(|| StorageError::Corrupt("posting key".into()))?;
+                out.push(Posting { time_ns, trace_id });
+                if out.len() == max {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn catalog_sync(&self, tenant: &str, since_ns: u64) -> Result<BTreeSet<(String, tracekeeper_model::SpanKind, String)>, StorageError> {
+        let prefix = keys::tenant_prefix(keys::CATALOG, tenant);
+        let mut out = BTreeSet::new();
+        for bucket in self.buckets_between(since_ns, u64::MAX) {
+            for item in bucket.prefix(&prefix) {
+                let key = item.key().map_err(io)?;
+                out.insert(
+                    keys::parse_catalog_key(&key, prefix.len()).ok_or_else(|| StorageError::Corrupt("catalog key".into()))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Runs blocking engine work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    inner: &Arc<Inner>,
+    f: impl FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    let inner = Arc::clone(inner);
+    tokio::task::spawn_blocking(move || f(&inner))
+        .await
+        .map_err(|e| StorageError::Io(format!("storage task failed: {e}")))?
+}
+
+#[async_trait]
+impl SpanWriter for EmbeddedStore {
+    async fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        if batch.spans.is_empty() {
+            return Ok(());
+        }
+        blocking(&self.inner, move |inner| inner.write_sync(&batch)).await
+    }
+}
+
+#[async_trait]
+impl SpanReader for EmbeddedStore {
+    async fn trace(&self, tenant: &str, trace_id: TraceId, max_spans: usize) -> Result<(Vec<Span>, bool), StorageError> {
+        let tenant = tenant.to_string();
+        blocking(&self.inner, move |inner| inner.trace_sync(&tenant, trace_id, max_spans)).await
+    }
+
+    async fn postings(
+        &self,
+        tenant: &str,
+        term: &IndexTerm,
+        newest_ns: u64,
+        oldest_ns: u64,
+        after: Option<Posting>,
+        max: usize,
+    ) -> Result<Vec<Posting>, StorageError> {
+        let (tenant, term) = (tenant.to_string(), term.clone());
+        blocking(&self.inner, move |inner| inner.postings_sync(&tenant, &term, newest_ns, oldest_ns, after, max)).await
+    }
+
+    async fn services(&self, tenant: &str, since_ns: u64) -> Result<Vec<String>, StorageError> {
+        let tenant = tenant.to_string();
+        let catalog = blocking(&self.inner, move |inner| inner.catalog_sync(&tenant, since_ns)).await?;
+        let services: BTreeSet<String> = catalog.into_iter().map(|(s, _, _)| s).collect();
+        Ok(services.into_iter().collect())
+    }
+
+    async fn operations(&self, tenant: &str, service: Option<&str>, since_ns: u64) -> Result<Vec<Operation>, StorageError> {
+        let tenant = tenant.to_string();
+        let catalog = blocking(&self.inner, move |inner| inner.catalog_sync(&tenant, since_ns)).await?;
+        Ok(catalog
+            .into_iter()
+            .filter(|(s, _, _)| service.is_none_or(|want| want == s))
+            .map(|(service, kind, name)| Operation { service, name, kind })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[tokio::test]
+    async fn embedded_store_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+        testing::conformance(&store, &store).await;
+    }
+
+    #[tokio::test]
+    async fn fsync_durability_writes_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EmbeddedConfig { durability: Durability::Fsync, ..EmbeddedConfig::new(dir.path()) };
+        let store = EmbeddedStore::open(config).unwrap();
+        testing::conformance(&store, &store).await;
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let span = testing::span(1, 1, "svc", "op", 1_700_000_000_000_000_000);
+        {
+            let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+            store.write(testing::batch("t", vec![span.clone()])).await.unwrap();
+        }
+        let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+        assert_eq!(store.trace("t", span.trace_id, usize::MAX).await.unwrap().0, vec![span]);
+    }
+}
