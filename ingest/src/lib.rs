@@ -1,1 +1,133 @@
+//! Span receivers: OTLP/HTTP, OTLP/gRPC and Zipkin.
+//!
+//! Receivers decode and validate; a [`SpanSink`] decides where accepted spans go
+//! (straight into storage in all-in-one, to Kafka in the collector). A receiver answers
+//! success only after the sink has made the spans durable.
+//!
+//! # Layout
+//! - [`body`]: size-limited, optionally gzip-compressed request bodies.
+//! - [`error`]: the one place where ingest errors become HTTP and gRPC responses.
+//! - [`otlp_http`], [`otlp_grpc`], [`zipkin`]: one receiver each.
 
+pub mod body;
+pub mod error;
+pub mod otlp_grpc;
+pub mod otlp_http;
+pub mod zipkin;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tracekeeper_model::Span;
+
+pub use error::IngestError;
+pub use tracekeeper_model::Tenancy;
+
+/// Where accepted spans go.
+///
+/// # Contract
+/// `accept` returns `Ok` only once every span it does not list as rejected is durable
+/// (stored, or acknowledged by Kafka with acks=all). On `Err`, the client is told to
+/// retry; some spans may have been stored, which is harmless because storage is
+/// idempotent.
+#[async_trait]
+pub trait SpanSink: Send + Sync {
+    async fn accept(&self, tenant: &str, spans: Vec<Span>) -> Result<SinkOutcome, SinkError>;
+}
+
+/// Spans the sink refused (too old, over a limit), with a reason each.
+#[derive(Debug, Default)]
+pub struct SinkOutcome {
+    pub rejected: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Temporarily unable to accept: the client should retry later.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the detail is logged, not shown to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Limits shared by every receiver.
+#[derive(Debug, Clone)]
+pub struct IngestLimits {
+    /// Largest request body, checked on the wire and again after decompression.
+    pub max_body_bytes: usize,
+    /// Most request bytes being processed at once; beyond it clients get 429.
+    pub max_inflight_bytes: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 << 20,
+            max_inflight_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What every receiver needs.
+#[derive(Clone)]
+pub struct IngestState {
+    pub sink: Arc<dyn SpanSink>,
+    pub tenancy: Tenancy,
+    pub limits: IngestLimits,
+    inflight: Arc<tokio::sync::Semaphore>,
+}
+
+impl IngestState {
+    pub fn new(sink: Arc<dyn SpanSink>, tenancy: Tenancy, limits: IngestLimits) -> Self {
+        let permits = limits
+            .max_inflight_bytes
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
+        Self {
+            sink,
+            tenancy,
+            limits,
+            inflight: Arc::new(tokio::sync::Semaphore::new(permits)),
+        }
+    }
+
+    /// Reserves room for a request of `bytes`, or refuses at once when the receiver
+    /// is already holding its limit: memory stays bounded under overload.
+    pub fn reserve(&self, bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit, IngestError> {
+        let bytes =
+            u32::try_from(bytes.clamp(1, self.limits.max_inflight_bytes)).unwrap_or(u32::MAX);
+        Arc::clone(&self.inflight)
+            .try_acquire_many_owned(bytes)
+            .map_err(|_| {
+                metrics::counter!("tracekeeper_requests_refused_total", "reason" => "overloaded")
+                    .increment(1);
+                IngestError::Overloaded
+            })
+    }
+
+    pub fn tenant(&self, header: Option<&[u8]>) -> Result<String, IngestError> {
+        self.tenancy.resolve(header).map_err(IngestError::from)
+    }
+
+    /// Validated spans → sink, counting what happened. Returns the rejection reasons
+    /// (decoding's and the sink's).
+    pub async fn deliver(
+        &self,
+        protocol: &'static str,
+        tenant: &str,
+        decoded: tracekeeper_model::otlp::Decoded,
+    ) -> Result<Vec<String>, IngestError> {
+        let mut rejected = decoded.rejected;
+        metrics::counter!("tracekeeper_spans_received_total", "protocol" => protocol)
+            .increment((decoded.spans.len() + rejected.len()) as u64);
+        if !rejected.is_empty() {
+            metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "invalid")
+                .increment(rejected.len() as u64);
+        }
+        if !decoded.spans.is_empty() {
+            let outcome = self.sink.accept(tenant, decoded.spans).await?;
+            rejected.extend(outcome.rejected);
+        }
+        Ok(rejected)
+    }
+}

@@ -14,7 +14,11 @@ pub struct SpanId(pub [u8; 8]);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("{what} must be {expected} bytes, got {got}")]
-    WrongLength { what: &'static str, expected: usize, got: usize },
+    WrongLength {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
     #[error("{what} is all zeros")]
     AllZero { what: &'static str },
     #[error("{what} is not hex: {text:?}")]
@@ -90,10 +94,16 @@ impl SpanId {
 fn parse_hex_padded(text: &str, out: &mut [u8], what: &'static str) -> Result<(), IdError> {
     let max = out.len() * 2;
     if text.is_empty() || text.len() > max || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(IdError::NotHex { what, text: text.chars().take(64).collect() });
+        return Err(IdError::NotHex {
+            what,
+            text: text.chars().take(64).collect(),
+        });
     }
     let padded = format!("{text:0>max$}");
-    hex::decode_to_slice(padded, out).map_err(|_| IdError::NotHex { what, text: text.into() })
+    hex::decode_to_slice(padded, out).map_err(|_| IdError::NotHex {
+        what,
+        text: text.into(),
+    })
 }
 
 impl fmt::Debug for TraceId {
@@ -133,9 +143,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_ids() {
-        assert!(matches!(TraceId::from_hex("zz"), Err(IdError::NotHex { .. })));
-        assert!(matches!(TraceId::from_hex("0"), Err(IdError::AllZero { .. })));
-        assert!(matches!(SpanId::from_bytes(&[1; 7]), Err(IdError::WrongLength { got: 7, .. })));
-        assert!(matches!(SpanId::from_hex(&"1".repeat(17)), Err(IdError::NotHex { .. })));
+        assert!(matches!(
+            TraceId::from_hex("zz"),
+            Err(IdError::NotHex { .. })
+        ));
+        assert!(matches!(
+            TraceId::from_hex("0"),
+            Err(IdError::AllZero { .. })
+        ));
+        assert!(matches!(
+            SpanId::from_bytes(&[1; 7]),
+            Err(IdError::WrongLength { got: 7, .. })
+        ));
+        assert!(matches!(
+            SpanId::from_hex(&"1".repeat(17)),
+            Err(IdError::NotHex { .. })
+        ));
     }
 }

@@ -15,31 +15,15 @@ pub mod jaeger;
 pub mod otlp;
 pub mod otlp_json;
 pub mod span;
+pub mod tenancy;
 pub mod zipkin;
 
 pub use ids::{SpanId, TraceId};
-pub use span::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode};
+pub use span::{
+    AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode,
+};
 
-/// The tenant every span belongs to when multi-tenancy is off (Tempo's name for it).
-pub const DEFAULT_TENANT: &str = "single-tenant";
-
-/// Checks a tenant id the way Tempo does: 1 to 150 characters out of a safe set, so
-/// that it can be embedded in storage keys and file names without escaping.
-pub fn validate_tenant(tenant: &str) -> Result<(), String> {
-    if tenant.is_empty() || tenant.len() > 150 {
-        return Err(format!("tenant id must be 1 to 150 characters, got {}", tenant.len()));
-    }
-    if let Some(bad) = tenant
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()".contains(*c)))
-    {
-        return Err(format!("tenant id contains the character {bad:?}, which is not allowed"));
-    }
-    if tenant == "." || tenant == ".." {
-        return Err("tenant id must not be '.' or '..'".into());
-    }
-    Ok(())
-}
+pub use tenancy::{validate_tenant, Tenancy, TenantError, DEFAULT_TENANT, TENANT_HEADER};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

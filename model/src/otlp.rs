@@ -11,7 +11,9 @@ use opentelemetry_proto::tonic::resource::v1 as pr;
 use opentelemetry_proto::tonic::trace::v1::{self as pt, span as pspan};
 
 use crate::ids::{IdError, SpanId, TraceId};
-use crate::span::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode};
+use crate::span::{
+    AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode,
+};
 
 /// The spans a request carried, split into the valid ones and the reasons the others
 /// were rejected.
@@ -36,7 +38,14 @@ pub fn summarize_rejections(reasons: &[String]) -> Option<String> {
         return None;
     }
     let mut msg = format!("{} span(s) rejected: ", reasons.len());
-    msg.push_str(&reasons.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; "));
+    msg.push_str(
+        &reasons
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
     if reasons.len() > SHOWN {
         msg.push_str(&format!("; and {} more", reasons.len() - SHOWN));
     }
@@ -88,7 +97,11 @@ fn describe(trace_id: &[u8], span_id: &[u8]) -> String {
     format!("span {}/{}", hex::encode(trace_id), hex::encode(span_id))
 }
 
-fn span_from_proto(span: pt::Span, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, String> {
+fn span_from_proto(
+    span: pt::Span,
+    resource: &Arc<Resource>,
+    scope: &Arc<Scope>,
+) -> Result<Span, String> {
     let who = || describe(&span.trace_id, &span.span_id);
     let id_err = |e: IdError| format!("{}: {e}", who());
     let trace_id = TraceId::from_bytes(&span.trace_id).map_err(id_err)?;
@@ -109,8 +122,10 @@ fn span_from_proto(span: pt::Span, resource: &Arc<Resource>, scope: &Arc<Scope>)
     let mut links = Vec::with_capacity(span.links.len());
     for link in span.links {
         links.push(Link {
-            trace_id: TraceId::from_bytes(&link.trace_id).map_err(|e| format!("{}: link {e}", who()))?,
-            span_id: SpanId::from_bytes(&link.span_id).map_err(|e| format!("{}: link {e}", who()))?,
+            trace_id: TraceId::from_bytes(&link.trace_id)
+                .map_err(|e| format!("{}: link {e}", who()))?,
+            span_id: SpanId::from_bytes(&link.span_id)
+                .map_err(|e| format!("{}: link {e}", who()))?,
             trace_state: link.trace_state,
             attributes: attributes_from_proto(link.attributes),
             dropped_attributes_count: link.dropped_attributes_count,
@@ -159,7 +174,10 @@ fn span_from_proto(span: pt::Span, resource: &Arc<Resource>, scope: &Arc<Scope>)
 pub fn attributes_from_proto(attrs: Vec<pc::KeyValue>) -> Vec<KeyValue> {
     attrs
         .into_iter()
-        .map(|kv| KeyValue { key: kv.key, value: value_from_proto(kv.value) })
+        .map(|kv| KeyValue {
+            key: kv.key,
+            value: value_from_proto(kv.value),
+        })
         .collect()
 }
 
@@ -171,9 +189,12 @@ pub fn value_from_proto(value: Option<pc::AnyValue>) -> AnyValue {
         Some(PValue::IntValue(i)) => AnyValue::Int(i),
         Some(PValue::DoubleValue(d)) => AnyValue::Double(d),
         Some(PValue::BytesValue(b)) => AnyValue::Bytes(b),
-        Some(PValue::ArrayValue(a)) => {
-            AnyValue::Array(a.values.into_iter().map(|v| value_from_proto(Some(v))).collect())
-        }
+        Some(PValue::ArrayValue(a)) => AnyValue::Array(
+            a.values
+                .into_iter()
+                .map(|v| value_from_proto(Some(v)))
+                .collect(),
+        ),
         Some(PValue::KvlistValue(l)) => AnyValue::KvList(attributes_from_proto(l.values)),
     }
 }
@@ -200,7 +221,9 @@ pub fn value_to_proto(value: &AnyValue) -> pc::AnyValue {
         AnyValue::Array(a) => Some(PValue::ArrayValue(pc::ArrayValue {
             values: a.iter().map(value_to_proto).collect(),
         })),
-        AnyValue::KvList(l) => Some(PValue::KvlistValue(pc::KeyValueList { values: attributes_to_proto(l) })),
+        AnyValue::KvList(l) => Some(PValue::KvlistValue(pc::KeyValueList {
+            values: attributes_to_proto(l),
+        })),
     };
     pc::AnyValue { value }
 }
@@ -210,7 +233,10 @@ pub fn span_to_proto(span: &Span) -> pt::Span {
         trace_id: span.trace_id.0.to_vec(),
         span_id: span.span_id.0.to_vec(),
         trace_state: span.trace_state.clone(),
-        parent_span_id: span.parent_span_id.map(|p| p.0.to_vec()).unwrap_or_default(),
+        parent_span_id: span
+            .parent_span_id
+            .map(|p| p.0.to_vec())
+            .unwrap_or_default(),
         flags: span.flags,
         name: span.name.clone(),
         kind: span.kind.to_otlp(),
@@ -277,7 +303,8 @@ fn scope_to_proto(scope: &Scope) -> pc::InstrumentationScope {
 /// whose resource (or scope) is equal share one group, whether or not they share the
 /// same allocation.
 pub fn to_resource_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<pt::ResourceSpans> {
-    let mut groups: Vec<(Arc<Resource>, Vec<(Arc<Scope>, Vec<pt::Span>)>)> = Vec::new();
+    type ScopeGroup = (Arc<Scope>, Vec<pt::Span>);
+    let mut groups: Vec<(Arc<Resource>, Vec<ScopeGroup>)> = Vec::new();
     for span in spans {
         let group = match groups
             .iter()
@@ -319,7 +346,9 @@ pub fn to_resource_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<p
 }
 
 pub fn to_request<'a>(spans: impl IntoIterator<Item = &'a Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest { resource_spans: to_resource_spans(spans) }
+    ExportTraceServiceRequest {
+        resource_spans: to_resource_spans(spans),
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,10 @@ pub struct KeyValue {
 
 impl KeyValue {
     pub fn new(key: impl Into<String>, value: AnyValue) -> Self {
-        Self { key: key.into(), value }
+        Self {
+            key: key.into(),
+            value,
+        }
     }
 
     pub fn string(key: impl Into<String>, value: impl Into<String>) -> Self {

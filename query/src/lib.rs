@@ -1,1 +1,55 @@
+//! The query side: the engine that searches and fetches traces, and the HTTP APIs
+//! that expose it.
+//!
+//! # Layout
+//! - [`engine`]: exact, newest-first search and trace fetch over any [`SpanReader`].
+//! - [`predicate`]: what a search asks of a span, and the posting lists that cover it.
+//! - [`jaeger_api`]: Jaeger's classic JSON API.
+//! - [`error`]: the one place where query errors become HTTP responses.
+//!
+//! [`SpanReader`]: tracekeeper_storage::SpanReader
 
+pub mod duration;
+pub mod engine;
+pub mod error;
+pub mod jaeger_api;
+pub mod params;
+pub mod predicate;
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use axum::Router;
+use tracekeeper_model::{Tenancy, TENANT_HEADER};
+
+pub use engine::{QueryEngine, TraceQuery, TraceSummary};
+pub use error::QueryError;
+
+pub struct QueryState {
+    pub engine: QueryEngine,
+    pub tenancy: Tenancy,
+}
+
+impl QueryState {
+    pub fn tenant(&self, headers: &HeaderMap) -> Result<String, QueryError> {
+        Ok(self
+            .tenancy
+            .resolve(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?)
+    }
+
+    pub fn truncation_warning(&self, truncated: bool) -> Vec<String> {
+        if truncated {
+            vec![format!(
+                "trace truncated: only the first {} spans (by start time) are returned; raise --max-trace-spans to see more",
+                self.engine.max_trace_spans()
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Every query API on one router.
+pub fn router(state: Arc<QueryState>) -> Router {
+    jaeger_api::router(state)
+}

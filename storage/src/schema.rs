@@ -52,7 +52,11 @@ pub enum IndexValue {
 
 impl IndexValue {
     pub fn double(d: f64) -> Self {
-        Self::Double(if d == 0.0 { 0.0f64.to_bits() } else { d.to_bits() })
+        Self::Double(if d == 0.0 {
+            0.0f64.to_bits()
+        } else {
+            d.to_bits()
+        })
     }
 
     /// The indexed form of a stored value, or `None` for values that are not indexed
@@ -116,14 +120,27 @@ pub fn terms_of(span: &Span) -> impl Iterator<Item = IndexTerm> + '_ {
     let fixed = [
         IndexTerm::All,
         IndexTerm::Service(service.to_string()),
-        IndexTerm::Operation { service: service.to_string(), name: span.name.clone() },
+        IndexTerm::Operation {
+            service: service.to_string(),
+            name: span.name.clone(),
+        },
     ];
     let attrs = span
         .attributes
         .iter()
-        .chain(span.resource.attributes.iter().filter(|kv| kv.key != "service.name"))
+        .chain(
+            span.resource
+                .attributes
+                .iter()
+                .filter(|kv| kv.key != "service.name"),
+        )
         .filter(|kv| kv.key.len() <= MAX_INDEXED_LEN)
-        .filter_map(|kv| IndexValue::of(&kv.value).map(|value| IndexTerm::Attribute { key: kv.key.clone(), value }));
+        .filter_map(|kv| {
+            IndexValue::of(&kv.value).map(|value| IndexTerm::Attribute {
+                key: kv.key.clone(),
+                value,
+            })
+        });
     fixed.into_iter().chain(attrs)
 }
 
@@ -132,25 +149,37 @@ pub type PostingRow = (IndexTerm, u64, TraceId);
 
 /// The postings a batch produces, deduplicated as described in the module docs.
 pub fn postings_of(spans: &[Span]) -> Vec<PostingRow> {
-    let mut latest: std::collections::HashMap<(IndexTerm, TraceId, u64), u64> = std::collections::HashMap::new();
+    let mut latest: std::collections::HashMap<(IndexTerm, TraceId, u64), u64> =
+        std::collections::HashMap::new();
     for span in spans {
         let slot = span.start_ns / POSTING_GROUP_NS;
         for term in terms_of(span) {
-            let time = latest.entry((term, span.trace_id, slot)).or_insert(span.start_ns);
+            let time = latest
+                .entry((term, span.trace_id, slot))
+                .or_insert(span.start_ns);
             *time = (*time).max(span.start_ns);
         }
     }
-    latest.into_iter().map(|((term, trace, _), time)| (term, time, trace)).collect()
+    latest
+        .into_iter()
+        .map(|((term, trace, _), time)| (term, time, trace))
+        .collect()
 }
 
 /// The catalog entries a batch produces: (service, kind, operation, span start).
 pub fn catalog_of(spans: &[Span]) -> BTreeSet<(String, SpanKind, String)> {
-    spans.iter().map(|s| (s.service_name().to_string(), s.kind, s.name.clone())).collect()
+    spans
+        .iter()
+        .map(|s| (s.service_name().to_string(), s.kind, s.name.clone()))
+        .collect()
 }
 
 pub fn encode_span(span: &Span) -> Vec<u8> {
     let mut groups = otlp::to_resource_spans(std::iter::once(span));
-    groups.pop().expect("one span gives one group").encode_to_vec()
+    groups
+        .pop()
+        .expect("one span gives one group")
+        .encode_to_vec()
 }
 
 pub fn decode_span(bytes: &[u8]) -> Result<Span, StorageError> {

@@ -1,1 +1,44 @@
-fn main() {}
+//! The `tracekeeper` binary: parses the command line and runs the chosen role. All
+//! behaviour lives in the library crates; this file only wires them together.
+
+mod all_in_one;
+mod cli;
+mod config;
+mod ops;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, LogFormat};
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::AllInOne(args) => {
+            let config = config::AllInOneConfig::resolve(args)?;
+            let listeners = all_in_one::Listeners::bind(&config).await?;
+            let metrics = ops::install_metrics()?;
+            all_in_one::run(
+                config,
+                listeners,
+                metrics,
+                all_in_one::system_clock(),
+                all_in_one::shutdown_signal(),
+            )
+            .await
+        }
+    }
+}

@@ -75,21 +75,36 @@ fn bucket_name(index: u64) -> String {
 impl EmbeddedStore {
     pub fn open(config: EmbeddedConfig) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&config.path).map_err(io)?;
-        let db = Database::builder(&config.path).cache_size(config.cache_bytes).open().map_err(io)?;
-        let meta = db.keyspace(META_KEYSPACE, KeyspaceCreateOptions::default).map_err(io)?;
-        let requested = u64::try_from(config.bucket_width.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let db = Database::builder(&config.path)
+            .cache_size(config.cache_bytes)
+            .open()
+            .map_err(io)?;
+        let meta = db
+            .keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)
+            .map_err(io)?;
+        let requested = u64::try_from(config.bucket_width.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let bucket_width_ns = match meta.get(BUCKET_WIDTH_KEY).map_err(io)? {
             Some(stored) => {
                 let stored = u64::from_be_bytes(
-                    stored.as_ref().try_into().map_err(|_| StorageError::Corrupt("bucket width".into()))?,
+                    stored
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| StorageError::Corrupt("bucket width".into()))?,
                 );
                 if stored != requested {
-                    tracing::warn!(stored, requested, "bucket width is fixed when the store is created; keeping the stored one");
+                    tracing::warn!(
+                        stored,
+                        requested,
+                        "bucket width is fixed when the store is created; keeping the stored one"
+                    );
                 }
                 stored
             }
             None => {
-                meta.insert(BUCKET_WIDTH_KEY, requested.to_be_bytes()).map_err(io)?;
+                meta.insert(BUCKET_WIDTH_KEY, requested.to_be_bytes())
+                    .map_err(io)?;
                 requested
             }
         };
@@ -97,7 +112,11 @@ impl EmbeddedStore {
         for name in db.list_keyspace_names() {
             let name: &str = name.as_ref();
             if let Some(index) = name.strip_prefix('b').and_then(|i| i.parse::<u64>().ok()) {
-                buckets.insert(index, db.keyspace(name, KeyspaceCreateOptions::default).map_err(io)?);
+                buckets.insert(
+                    index,
+                    db.keyspace(name, KeyspaceCreateOptions::default)
+                        .map_err(io)?,
+                );
             }
         }
         Ok(Self {
@@ -122,7 +141,10 @@ impl EmbeddedStore {
 
     /// Flushes everything to disk; called on graceful shutdown.
     pub fn flush(&self) -> Result<(), StorageError> {
-        self.inner.db.persist(fjall::PersistMode::SyncAll).map_err(io)
+        self.inner
+            .db
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(io)
     }
 }
 
@@ -135,22 +157,38 @@ impl Inner {
         if let Some(ks) = buckets.get(&index) {
             return Ok(ks.clone());
         }
-        let ks = self.db.keyspace(&bucket_name(index), KeyspaceCreateOptions::default).map_err(io)?;
+        let ks = self
+            .db
+            .keyspace(&bucket_name(index), KeyspaceCreateOptions::default)
+            .map_err(io)?;
         buckets.insert(index, ks.clone());
         Ok(ks)
     }
 
     /// Existing buckets whose time range overlaps `[oldest_ns, newest_ns]`, newest first.
     fn buckets_between(&self, oldest_ns: u64, newest_ns: u64) -> Vec<Keyspace> {
-        let (lo, hi) = (oldest_ns / self.bucket_width_ns, newest_ns / self.bucket_width_ns);
-        self.buckets.read().expect("bucket map lock").range(lo..=hi).rev().map(|(_, ks)| ks.clone()).collect()
+        let (lo, hi) = (
+            oldest_ns / self.bucket_width_ns,
+            newest_ns / self.bucket_width_ns,
+        );
+        self.buckets
+            .read()
+            .expect("bucket map lock")
+            .range(lo..=hi)
+            .rev()
+            .map(|(_, ks)| ks.clone())
+            .collect()
     }
 
     fn write_sync(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         let mut tx = self.db.batch();
         for span in &batch.spans {
             let bucket = self.bucket(span.start_ns / self.bucket_width_ns)?;
-            tx.insert(&bucket, keys::span_key(&batch.tenant, span.trace_id, span.span_id), schema::encode_span(span));
+            tx.insert(
+                &bucket,
+                keys::span_key(&batch.tenant, span.trace_id, span.span_id),
+                schema::encode_span(span),
+            );
         }
         for (term, time_ns, trace_id) in schema::postings_of(&batch.spans) {
             let bucket = self.bucket(time_ns / self.bucket_width_ns)?;
@@ -160,20 +198,36 @@ impl Inner {
         let mut catalog_seen = BTreeSet::new();
         for span in &batch.spans {
             let bucket_index = span.start_ns / self.bucket_width_ns;
-            if catalog_seen.insert((bucket_index, span.service_name(), span.kind, span.name.as_str())) {
+            if catalog_seen.insert((
+                bucket_index,
+                span.service_name(),
+                span.kind,
+                span.name.as_str(),
+            )) {
                 let bucket = self.bucket(bucket_index)?;
-                tx.insert(&bucket, keys::catalog_key(&batch.tenant, span.service_name(), span.kind, &span.name), []);
+                tx.insert(
+                    &bucket,
+                    keys::catalog_key(&batch.tenant, span.service_name(), span.kind, &span.name),
+                    [],
+                );
             }
         }
         tx.commit().map_err(io)?;
         if self.durability == Durability::Fsync {
             let ticket = self.group_commit.committed();
-            self.group_commit.wait_synced(&self.db, ticket).map_err(io)?;
+            self.group_commit
+                .wait_synced(&self.db, ticket)
+                .map_err(io)?;
         }
         Ok(())
     }
 
-    fn trace_sync(&self, tenant: &str, trace_id: TraceId, max_spans: usize) -> Result<(Vec<Span>, bool), StorageError> {
+    fn trace_sync(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        max_spans: usize,
+    ) -> Result<(Vec<Span>, bool), StorageError> {
         let prefix = keys::trace_prefix(tenant, trace_id);
         let mut spans = Vec::new();
         for bucket in self.buckets_between(0, u64::MAX) {
@@ -182,7 +236,7 @@ impl Inner {
                 spans.push(schema::decode_span(&value)?);
             }
         }
-        spans.sort_by(|a, b| (a.start_ns, a.span_id).cmp(&(b.start_ns, b.span_id)));
+        spans.sort_by_key(|s| (s.start_ns, s.span_id));
         let truncated = spans.len() > max_spans;
         spans.truncate(max_spans);
         Ok((spans, truncated))
@@ -211,8 +265,8 @@ impl Inner {
         for bucket in self.buckets_between(oldest_ns, newest_ns) {
             for item in bucket.range::<Vec<u8>, _>((start.clone(), end.clone())) {
                 let key = item.key().map_err(io)?;
-                let (time_ns, trace_id) =
-                    keys::parse_posting_suffix(&key).ok_or_else(|| StorageError::Corrupt("posting key".into()))?;
+                let (time_ns, trace_id) = keys::parse_posting_suffix(&key)
+                    .ok_or_else(|| StorageError::Corrupt("posting key".into()))?;
                 out.push(Posting { time_ns, trace_id });
                 if out.len() == max {
                     return Ok(out);
@@ -222,14 +276,19 @@ impl Inner {
         Ok(out)
     }
 
-    fn catalog_sync(&self, tenant: &str, since_ns: u64) -> Result<BTreeSet<(String, tracekeeper_model::SpanKind, String)>, StorageError> {
+    fn catalog_sync(
+        &self,
+        tenant: &str,
+        since_ns: u64,
+    ) -> Result<BTreeSet<(String, tracekeeper_model::SpanKind, String)>, StorageError> {
         let prefix = keys::tenant_prefix(keys::CATALOG, tenant);
         let mut out = BTreeSet::new();
         for bucket in self.buckets_between(since_ns, u64::MAX) {
             for item in bucket.prefix(&prefix) {
                 let key = item.key().map_err(io)?;
                 out.insert(
-                    keys::parse_catalog_key(&key, prefix.len()).ok_or_else(|| StorageError::Corrupt("catalog key".into()))?,
+                    keys::parse_catalog_key(&key, prefix.len())
+                        .ok_or_else(|| StorageError::Corrupt("catalog key".into()))?,
                 );
             }
         }
@@ -260,9 +319,17 @@ impl SpanWriter for EmbeddedStore {
 
 #[async_trait]
 impl SpanReader for EmbeddedStore {
-    async fn trace(&self, tenant: &str, trace_id: TraceId, max_spans: usize) -> Result<(Vec<Span>, bool), StorageError> {
+    async fn trace(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        max_spans: usize,
+    ) -> Result<(Vec<Span>, bool), StorageError> {
         let tenant = tenant.to_string();
-        blocking(&self.inner, move |inner| inner.trace_sync(&tenant, trace_id, max_spans)).await
+        blocking(&self.inner, move |inner| {
+            inner.trace_sync(&tenant, trace_id, max_spans)
+        })
+        .await
     }
 
     async fn postings(
@@ -275,23 +342,41 @@ impl SpanReader for EmbeddedStore {
         max: usize,
     ) -> Result<Vec<Posting>, StorageError> {
         let (tenant, term) = (tenant.to_string(), term.clone());
-        blocking(&self.inner, move |inner| inner.postings_sync(&tenant, &term, newest_ns, oldest_ns, after, max)).await
+        blocking(&self.inner, move |inner| {
+            inner.postings_sync(&tenant, &term, newest_ns, oldest_ns, after, max)
+        })
+        .await
     }
 
     async fn services(&self, tenant: &str, since_ns: u64) -> Result<Vec<String>, StorageError> {
         let tenant = tenant.to_string();
-        let catalog = blocking(&self.inner, move |inner| inner.catalog_sync(&tenant, since_ns)).await?;
+        let catalog = blocking(&self.inner, move |inner| {
+            inner.catalog_sync(&tenant, since_ns)
+        })
+        .await?;
         let services: BTreeSet<String> = catalog.into_iter().map(|(s, _, _)| s).collect();
         Ok(services.into_iter().collect())
     }
 
-    async fn operations(&self, tenant: &str, service: Option<&str>, since_ns: u64) -> Result<Vec<Operation>, StorageError> {
+    async fn operations(
+        &self,
+        tenant: &str,
+        service: Option<&str>,
+        since_ns: u64,
+    ) -> Result<Vec<Operation>, StorageError> {
         let tenant = tenant.to_string();
-        let catalog = blocking(&self.inner, move |inner| inner.catalog_sync(&tenant, since_ns)).await?;
+        let catalog = blocking(&self.inner, move |inner| {
+            inner.catalog_sync(&tenant, since_ns)
+        })
+        .await?;
         Ok(catalog
             .into_iter()
             .filter(|(s, _, _)| service.is_none_or(|want| want == s))
-            .map(|(service, kind, name)| Operation { service, name, kind })
+            .map(|(service, kind, name)| Operation {
+                service,
+                name,
+                kind,
+            })
             .collect())
     }
 }
@@ -311,7 +396,10 @@ mod tests {
     #[tokio::test]
     async fn fsync_durability_writes_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let config = EmbeddedConfig { durability: Durability::Fsync, ..EmbeddedConfig::new(dir.path()) };
+        let config = EmbeddedConfig {
+            durability: Durability::Fsync,
+            ..EmbeddedConfig::new(dir.path())
+        };
         let store = EmbeddedStore::open(config).unwrap();
         testing::conformance(&store, &store).await;
     }
@@ -322,9 +410,15 @@ mod tests {
         let span = testing::span(1, 1, "svc", "op", 1_700_000_000_000_000_000);
         {
             let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
-            store.write(testing::batch("t", vec![span.clone()])).await.unwrap();
+            store
+                .write(testing::batch("t", vec![span.clone()]))
+                .await
+                .unwrap();
         }
         let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
-        assert_eq!(store.trace("t", span.trace_id, usize::MAX).await.unwrap().0, vec![span]);
+        assert_eq!(
+            store.trace("t", span.trace_id, usize::MAX).await.unwrap().0,
+            vec![span]
+        );
     }
 }

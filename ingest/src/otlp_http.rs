@@ -1,0 +1,118 @@
+//! OTLP/HTTP: `POST /v1/traces`, protobuf or JSON, optionally gzip.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use tracekeeper_model::otlp::{self, summarize_rejections};
+use tracekeeper_model::otlp_json;
+
+use crate::body::{content_encoding, decode, read_limited};
+use crate::error::IngestError;
+use crate::IngestState;
+use tracekeeper_model::TENANT_HEADER;
+
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/v1/traces", post(export))
+        .with_state(state)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+fn request_encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
+    let raw = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+        "application/json" => Ok(Encoding::Json),
+        _ => Err(IngestError::UnsupportedContentType(raw.to_string())),
+    }
+}
+
+async fn export(State(state): State<IngestState>, headers: HeaderMap, body: Body) -> Response {
+    let encoding = match request_encoding(&headers) {
+        Ok(encoding) => encoding,
+        Err(e) => return e.into_otlp_response(false),
+    };
+    match handle(&state, &headers, body, encoding).await {
+        Ok(response) => response,
+        Err(e) => e.into_otlp_response(encoding == Encoding::Json),
+    }
+}
+
+async fn handle(
+    state: &IngestState,
+    headers: &HeaderMap,
+    body: Body,
+    encoding: Encoding,
+) -> Result<Response, IngestError> {
+    let tenant = state.tenant(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?;
+    let compression = content_encoding(headers)?;
+    let limit = state.limits.max_body_bytes;
+    let raw = read_limited(body, limit).await?;
+    let _permit = state.reserve(raw.len())?;
+    let bytes = decode(raw, compression, limit)?;
+    let (decoded, warning) = match encoding {
+        Encoding::Protobuf => {
+            let request = ExportTraceServiceRequest::decode(bytes)
+                .map_err(|e| IngestError::BadBody(format!("invalid OTLP protobuf: {e}")))?;
+            (otlp::from_request(request), None)
+        }
+        Encoding::Json => {
+            let decoded = otlp_json::decode_request(&bytes)
+                .map_err(|e| IngestError::BadBody(format!("invalid OTLP JSON: {e}")))?;
+            (otlp::from_request(decoded.request), decoded.warning)
+        }
+    };
+    let rejected = state.deliver("otlp_http", &tenant, decoded).await?;
+    Ok(success(encoding, &rejected, warning))
+}
+
+fn success(encoding: Encoding, rejected: &[String], warning: Option<String>) -> Response {
+    let message = summarize_rejections(rejected).or(warning);
+    let partial_success = message.map(|error_message| ExportTracePartialSuccess {
+        rejected_spans: rejected.len() as i64,
+        error_message,
+    });
+    match encoding {
+        Encoding::Protobuf => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            ExportTraceServiceResponse { partial_success }.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => {
+            let body = match partial_success {
+                None => serde_json::json!({}),
+                Some(p) => serde_json::json!({
+                    "partialSuccess": {"rejectedSpans": p.rejected_spans, "errorMessage": p.error_message}
+                }),
+            };
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    }
+}

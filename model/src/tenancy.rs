@@ -1,0 +1,82 @@
+//! Which tenant a request belongs to, shared by ingest and query.
+
+/// The header Tempo and Grafana use for the tenant.
+pub const TENANT_HEADER: &str = "x-scope-orgid";
+
+/// The tenant every span belongs to when multi-tenancy is off (Tempo's name for it).
+pub const DEFAULT_TENANT: &str = "single-tenant";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantError {
+    #[error("missing tenant: send the X-Scope-OrgID header")]
+    Missing,
+    #[error("invalid tenant in X-Scope-OrgID: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tenancy {
+    /// When on, every request must name its tenant in `X-Scope-OrgID`. When off,
+    /// everything belongs to [`DEFAULT_TENANT`] and the header is ignored.
+    pub multi_tenant: bool,
+}
+
+impl Tenancy {
+    pub fn resolve(&self, header: Option<&[u8]>) -> Result<String, TenantError> {
+        if !self.multi_tenant {
+            return Ok(DEFAULT_TENANT.to_string());
+        }
+        let raw = header.ok_or(TenantError::Missing)?;
+        let tenant =
+            std::str::from_utf8(raw).map_err(|_| TenantError::Invalid("not valid UTF-8".into()))?;
+        validate_tenant(tenant).map_err(TenantError::Invalid)?;
+        Ok(tenant.to_string())
+    }
+}
+
+/// Checks a tenant id the way Tempo does: 1 to 150 characters out of a safe set, so
+/// that it can be embedded in storage keys and file names without escaping.
+pub fn validate_tenant(tenant: &str) -> Result<(), String> {
+    if tenant.is_empty() || tenant.len() > 150 {
+        return Err(format!(
+            "tenant id must be 1 to 150 characters, got {}",
+            tenant.len()
+        ));
+    }
+    if let Some(bad) = tenant
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()".contains(*c)))
+    {
+        return Err(format!(
+            "tenant id contains the character {bad:?}, which is not allowed"
+        ));
+    }
+    if tenant == "." || tenant == ".." {
+        return Err("tenant id must not be '.' or '..'".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenancy_rules() {
+        let off = Tenancy {
+            multi_tenant: false,
+        };
+        assert_eq!(off.resolve(Some(b"acme")).unwrap(), DEFAULT_TENANT);
+        let on = Tenancy { multi_tenant: true };
+        assert_eq!(on.resolve(Some(b"acme")).unwrap(), "acme");
+        assert_eq!(on.resolve(None), Err(TenantError::Missing));
+        assert!(matches!(
+            on.resolve(Some(b"a/b")),
+            Err(TenantError::Invalid(_))
+        ));
+        assert!(matches!(
+            on.resolve(Some(b"")),
+            Err(TenantError::Invalid(_))
+        ));
+    }
+}

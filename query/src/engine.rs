@@ -1,0 +1,311 @@
+//! The query engine: exact, newest-first trace search and whole-trace fetch, the
+//! same on every backend because it only uses the [`SpanReader`] contract.
+//!
+//! Search walks the narrowest posting list newest first, verifies each candidate
+//! trace against the predicate, and stops only when no unseen trace can still rank
+//! among the `limit` newest: never "LIMIT, then intersect".
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use tracekeeper_model::{Span, TraceId};
+use tracekeeper_retention::{Clock, RetentionPolicies};
+use tracekeeper_storage::schema::POSTING_GROUP_NS;
+use tracekeeper_storage::{IndexTerm, Operation, Posting, SpanReader, StorageError};
+
+use crate::predicate::SpanPredicate;
+
+/// A trace search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceQuery {
+    pub span: SpanPredicate,
+    /// A matching span must start in `[start_ns, end_ns]`.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub min_trace_duration_ns: Option<u64>,
+    pub max_trace_duration_ns: Option<u64>,
+    pub limit: usize,
+}
+
+/// What a search result says about a trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSummary {
+    pub trace_id: TraceId,
+    pub root_service: String,
+    pub root_name: String,
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    pub span_count: usize,
+    pub error_count: usize,
+    /// Distinct services, sorted, with their span and error counts.
+    pub services: Vec<(String, usize, usize)>,
+}
+
+/// Placeholder names used while a trace's root span has not arrived (Tempo's wording).
+pub const ROOT_NOT_RECEIVED: &str = "<root span not yet received>";
+
+impl TraceSummary {
+    pub fn of(spans: &[Span]) -> Option<Self> {
+        let first = spans.first()?;
+        let ids: HashSet<_> = spans.iter().map(|s| s.span_id).collect();
+        let root = spans
+            .iter()
+            .filter(|s| s.parent_span_id.is_none_or(|p| !ids.contains(&p)))
+            .min_by_key(|s| (s.parent_span_id.is_some(), s.start_ns));
+        let start_ns = spans
+            .iter()
+            .map(|s| s.start_ns)
+            .min()
+            .unwrap_or(first.start_ns);
+        let end_ns = spans.iter().map(|s| s.end_ns).max().unwrap_or(first.end_ns);
+        let mut services: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+        for span in spans {
+            let entry = services.entry(span.service_name()).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(span.is_error());
+        }
+        Some(Self {
+            trace_id: first.trace_id,
+            root_service: root.map_or(ROOT_NOT_RECEIVED.into(), |r| r.service_name().to_string()),
+            root_name: root.map_or(ROOT_NOT_RECEIVED.into(), |r| r.name.clone()),
+            start_ns,
+            duration_ns: end_ns.saturating_sub(start_ns),
+            span_count: spans.len(),
+            error_count: spans.iter().filter(|s| s.is_error()).count(),
+            services: services
+                .into_iter()
+                .map(|(s, (n, e))| (s.to_string(), n, e))
+                .collect(),
+        })
+    }
+}
+
+/// A search hit: the summary and the trace's visible spans.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub summary: TraceSummary,
+    pub spans: Vec<Span>,
+    pub truncated: bool,
+}
+
+pub struct QueryEngine {
+    reader: Arc<dyn SpanReader>,
+    retention: Arc<RetentionPolicies>,
+    clock: Arc<dyn Clock>,
+    /// Most spans returned for one trace; the rest are cut with a warning.
+    max_trace_spans: usize,
+}
+
+const POSTING_PAGE: usize = 512;
+
+impl QueryEngine {
+    pub fn new(
+        reader: Arc<dyn SpanReader>,
+        retention: Arc<RetentionPolicies>,
+        clock: Arc<dyn Clock>,
+        max_trace_spans: usize,
+    ) -> Self {
+        Self {
+            reader,
+            retention,
+            clock,
+            max_trace_spans: max_trace_spans.max(1),
+        }
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    fn visible_from(&self, tenant: &str) -> u64 {
+        self.retention.visible_from_ns(tenant, self.clock.now_ns())
+    }
+
+    /// The visible spans of a trace (none when it is absent or expired), and whether
+    /// it was cut at the span limit.
+    pub async fn trace(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+    ) -> Result<(Vec<Span>, bool), StorageError> {
+        let visible_from = self.visible_from(tenant);
+        let (mut spans, truncated) = self
+            .reader
+            .trace(tenant, trace_id, self.max_trace_spans)
+            .await?;
+        spans.retain(|s| s.start_ns >= visible_from);
+        Ok((spans, truncated))
+    }
+
+    pub fn max_trace_spans(&self) -> usize {
+        self.max_trace_spans
+    }
+
+    pub async fn services(&self, tenant: &str) -> Result<Vec<String>, StorageError> {
+        self.reader
+            .services(tenant, self.visible_from(tenant))
+            .await
+    }
+
+    pub async fn operations(
+        &self,
+        tenant: &str,
+        service: Option<&str>,
+    ) -> Result<Vec<Operation>, StorageError> {
+        self.reader
+            .operations(tenant, service, self.visible_from(tenant))
+            .await
+    }
+
+    pub async fn search(
+        &self,
+        tenant: &str,
+        query: &TraceQuery,
+    ) -> Result<Vec<Found>, StorageError> {
+        let oldest = query.start_ns.max(self.visible_from(tenant));
+        if query.limit == 0 || oldest > query.end_ns {
+            return Ok(Vec::new());
+        }
+        // A posting's time is the latest start among the spans it groups, up to one
+        // group width after the earliest: scan that much past the end of the range.
+        let newest = query.end_ns.saturating_add(POSTING_GROUP_NS - 1);
+        let mut postings = MergedPostings::new(
+            &*self.reader,
+            tenant,
+            query.span.candidate_terms(),
+            newest,
+            oldest,
+        );
+        let mut seen = HashSet::new();
+        let mut found: Vec<Found> = Vec::new();
+        while let Some(posting) = postings.next().await? {
+            // Every unseen trace starts at or before this posting's time.
+            if found.len() >= query.limit
+                && found[query.limit - 1].summary.start_ns > posting.time_ns
+            {
+                break;
+            }
+            if !seen.insert(posting.trace_id) {
+                continue;
+            }
+            if let Some(hit) = self.verify(tenant, posting.trace_id, query, oldest).await? {
+                let at = found.partition_point(|f| rank(&f.summary) <= rank(&hit.summary));
+                found.insert(at, hit);
+                found.truncate(query.limit);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn verify(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        query: &TraceQuery,
+        oldest: u64,
+    ) -> Result<Option<Found>, StorageError> {
+        let (spans, truncated) = self.trace(tenant, trace_id).await?;
+        let span_hit = spans
+            .iter()
+            .any(|s| s.start_ns >= oldest && s.start_ns <= query.end_ns && query.span.matches(s));
+        if !span_hit {
+            return Ok(None);
+        }
+        let Some(summary) = TraceSummary::of(&spans) else {
+            return Ok(None);
+        };
+        if query
+            .min_trace_duration_ns
+            .is_some_and(|min| summary.duration_ns < min)
+            || query
+                .max_trace_duration_ns
+                .is_some_and(|max| summary.duration_ns > max)
+        {
+            return Ok(None);
+        }
+        Ok(Some(Found {
+            summary,
+            spans,
+            truncated,
+        }))
+    }
+}
+
+/// Newest first, then by trace id for a stable order.
+fn rank(s: &TraceSummary) -> (std::cmp::Reverse<u64>, TraceId) {
+    (std::cmp::Reverse(s.start_ns), s.trace_id)
+}
+
+/// Several posting lists read as one, newest first.
+struct MergedPostings<'a> {
+    reader: &'a dyn SpanReader,
+    tenant: &'a str,
+    lists: Vec<PostingList>,
+    newest: u64,
+    oldest: u64,
+}
+
+struct PostingList {
+    term: IndexTerm,
+    buffer: VecDeque<Posting>,
+    after: Option<Posting>,
+    exhausted: bool,
+}
+
+impl<'a> MergedPostings<'a> {
+    fn new(
+        reader: &'a dyn SpanReader,
+        tenant: &'a str,
+        terms: Vec<IndexTerm>,
+        newest: u64,
+        oldest: u64,
+    ) -> Self {
+        let lists = terms
+            .into_iter()
+            .map(|term| PostingList {
+                term,
+                buffer: VecDeque::new(),
+                after: None,
+                exhausted: false,
+            })
+            .collect();
+        Self {
+            reader,
+            tenant,
+            lists,
+            newest,
+            oldest,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Posting>, StorageError> {
+        for list in &mut self.lists {
+            if list.buffer.is_empty() && !list.exhausted {
+                let page = self
+                    .reader
+                    .postings(
+                        self.tenant,
+                        &list.term,
+                        self.newest,
+                        self.oldest,
+                        list.after,
+                        POSTING_PAGE,
+                    )
+                    .await?;
+                list.exhausted = page.len() < POSTING_PAGE;
+                list.after = page.last().copied();
+                list.buffer.extend(page);
+            }
+        }
+        let best = self
+            .lists
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.buffer.front().map(|p| (i, *p)))
+            .min_by_key(|(_, p)| (std::cmp::Reverse(p.time_ns), p.trace_id));
+        Ok(best.map(|(i, p)| {
+            self.lists[i].buffer.pop_front();
+            p
+        }))
+    }
+}

@@ -1,0 +1,58 @@
+//! Query errors, and the one place where they become HTTP responses.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tracekeeper_model::TenantError;
+use tracekeeper_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    #[error("storage failed")]
+    Storage(#[from] StorageError),
+}
+
+impl QueryError {
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::Tenant(TenantError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            Self::Tenant(TenantError::Missing) => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Storage(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message a client may see: storage details stay in the log.
+    fn public_message(&self) -> String {
+        if let Self::Storage(e) = self {
+            tracing::error!(error = %e, "query failed");
+        }
+        self.to_string()
+    }
+
+    /// Jaeger's envelope: `{"data":null,...,"errors":[{"code","msg"}]}`.
+    pub fn into_jaeger_response(self) -> Response {
+        let status = self.http_status();
+        let body = serde_json::json!({
+            "data": null, "total": 0, "limit": 0, "offset": 0,
+            "errors": [{"code": status.as_u16(), "msg": self.public_message()}],
+        });
+        (status, Json(body)).into_response()
+    }
+}
+
+/// Wraps a handler result so that errors take the Jaeger shape.
+pub struct JaegerResult(pub Result<Response, QueryError>);
+
+impl IntoResponse for JaegerResult {
+    fn into_response(self) -> Response {
+        self.0.unwrap_or_else(QueryError::into_jaeger_response)
+    }
+}

@@ -1,0 +1,285 @@
+//! Jaeger's classic JSON API (`/api/services`, `/api/operations`, `/api/traces`, ...),
+//! with the shapes in `shared/reference/jaeger.md` §3.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tracekeeper_model::{jaeger, SpanKind, TraceId};
+
+use crate::engine::TraceQuery;
+use crate::error::{JaegerResult, QueryError};
+use crate::params::Params;
+use crate::predicate::SpanPredicate;
+use crate::QueryState;
+
+const DEFAULT_LOOKBACK_NS: u64 = 2 * 86_400_000_000_000;
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 10_000;
+
+pub fn router(state: Arc<QueryState>) -> Router {
+    Router::new()
+        .route("/api/services", get(services))
+        .route(
+            "/api/services/{service}/operations",
+            get(service_operations),
+        )
+        .route("/api/operations", get(operations))
+        .route("/api/traces", get(find_traces))
+        .route("/api/traces/{trace_id}", get(get_trace))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct Envelope<T: Serialize> {
+    data: T,
+    total: usize,
+    limit: usize,
+    offset: usize,
+    errors: Option<Vec<ApiError>>,
+}
+
+#[derive(Serialize)]
+struct ApiError {
+    code: u16,
+    msg: String,
+    #[serde(rename = "traceID", skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
+}
+
+fn envelope<T: Serialize>(data: Vec<T>, errors: Vec<ApiError>) -> Response {
+    let total = data.len();
+    Json(Envelope {
+        data,
+        total,
+        limit: 0,
+        offset: 0,
+        errors: (!errors.is_empty()).then_some(errors),
+    })
+    .into_response()
+}
+
+async fn services(State(state): State<Arc<QueryState>>, headers: HeaderMap) -> JaegerResult {
+    JaegerResult(
+        async {
+            let tenant = state.tenant(&headers)?;
+            Ok(envelope(state.engine.services(&tenant).await?, vec![]))
+        }
+        .await,
+    )
+}
+
+async fn service_operations(
+    State(state): State<Arc<QueryState>>,
+    headers: HeaderMap,
+    Path(service): Path<String>,
+) -> JaegerResult {
+    JaegerResult(
+        async {
+            let tenant = state.tenant(&headers)?;
+            let mut names: Vec<String> = state
+                .engine
+                .operations(&tenant, Some(&service))
+                .await?
+                .into_iter()
+                .map(|o| o.name)
+                .collect();
+            names.dedup();
+            Ok(envelope(names, vec![]))
+        }
+        .await,
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OperationJson {
+    name: String,
+    span_kind: &'static str,
+}
+
+async fn operations(
+    State(state): State<Arc<QueryState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> JaegerResult {
+    JaegerResult(
+        async {
+            let tenant = state.tenant(&headers)?;
+            let params = Params::parse(raw.as_deref());
+            let service = params
+                .get("service")
+                .ok_or_else(|| QueryError::BadRequest("parameter 'service' is required".into()))?;
+            let kind = parse_kind(params.get("spanKind"))?;
+            let ops = state.engine.operations(&tenant, Some(service)).await?;
+            let data: Vec<OperationJson> = ops
+                .into_iter()
+                .filter(|o| kind.is_none_or(|k| o.kind == k))
+                .map(|o| OperationJson {
+                    name: o.name,
+                    span_kind: o.kind.jaeger_name(),
+                })
+                .collect();
+            Ok(envelope(data, vec![]))
+        }
+        .await,
+    )
+}
+
+fn parse_kind(text: Option<&str>) -> Result<Option<SpanKind>, QueryError> {
+    text.map(|k| {
+        SpanKind::from_jaeger_name(k).ok_or_else(|| {
+            QueryError::BadRequest(format!(
+                "unknown span kind {k:?}: use server, client, producer, consumer or internal"
+            ))
+        })
+    })
+    .transpose()
+}
+
+pub fn parse_trace_id(text: &str) -> Result<TraceId, QueryError> {
+    TraceId::from_hex(text)
+        .map_err(|e| QueryError::BadRequest(format!("invalid trace id {text:?}: {e}")))
+}
+
+async fn get_trace(
+    State(state): State<Arc<QueryState>>,
+    headers: HeaderMap,
+    Path(trace_id): Path<String>,
+) -> JaegerResult {
+    JaegerResult(
+        async {
+            let tenant = state.tenant(&headers)?;
+            let id = parse_trace_id(&trace_id)?;
+            let (spans, truncated) = state.engine.trace(&tenant, id).await?;
+            if spans.is_empty() {
+                return Err(QueryError::NotFound("trace not found".into()));
+            }
+            Ok(envelope(
+                vec![jaeger::to_trace(
+                    &spans,
+                    state.truncation_warning(truncated),
+                )],
+                vec![],
+            ))
+        }
+        .await,
+    )
+}
+
+/// Parses `/api/traces` parameters into a search.
+pub fn parse_search(params: &Params, now_ns: u64) -> Result<TraceQuery, QueryError> {
+    let micros = |key: &str| -> Result<Option<u64>, QueryError> {
+        Ok(params.number::<u64>(key)?.map(|us| us.saturating_mul(1000)))
+    };
+    let end_ns = micros("end")?.unwrap_or(now_ns);
+    let start_ns = micros("start")?.unwrap_or(end_ns.saturating_sub(DEFAULT_LOOKBACK_NS));
+    if start_ns > end_ns {
+        return Err(QueryError::BadRequest(
+            "parameter 'start' must not be after 'end'".into(),
+        ));
+    }
+    let mut tags = Vec::new();
+    if let Some(json) = params.get("tags") {
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(json).map_err(|e| {
+                QueryError::BadRequest(format!(
+                    "parameter 'tags' must be a JSON object of strings: {e}"
+                ))
+            })?;
+        for (k, v) in map {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            tags.push((k, v));
+        }
+    }
+    for tag in params.all("tag") {
+        let (k, v) = tag.split_once(':').ok_or_else(|| {
+            QueryError::BadRequest(format!("parameter 'tag' must be key:value, got {tag:?}"))
+        })?;
+        tags.push((k.to_string(), v.to_string()));
+    }
+    let min = params.duration("minDuration")?;
+    let max = params.duration("maxDuration")?;
+    if let (Some(min), Some(max)) = (min, max) {
+        if min > max {
+            return Err(QueryError::BadRequest(
+                "'minDuration' must not be greater than 'maxDuration'".into(),
+            ));
+        }
+    }
+    let limit = params
+        .number::<usize>("limit")?
+        .filter(|l| *l > 0)
+        .unwrap_or(DEFAULT_LIMIT)
+        .min(MAX_LIMIT);
+    Ok(TraceQuery {
+        span: SpanPredicate {
+            service: params.get("service").map(String::from),
+            operation: params.get("operation").map(String::from),
+            kind: parse_kind(params.get("spanKind"))?,
+            status: None,
+            tags,
+            min_duration_ns: min,
+            max_duration_ns: max,
+        },
+        start_ns,
+        end_ns,
+        min_trace_duration_ns: None,
+        max_trace_duration_ns: None,
+        limit,
+    })
+}
+
+async fn find_traces(
+    State(state): State<Arc<QueryState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> JaegerResult {
+    JaegerResult(
+        async {
+            let tenant = state.tenant(&headers)?;
+            let params = Params::parse(raw.as_deref());
+            let ids: Vec<&str> = params.all("traceID").collect();
+            if !ids.is_empty() {
+                return multi_get(&state, &tenant, &ids).await;
+            }
+            let query = parse_search(&params, state.engine.now_ns())?;
+            let found = state.engine.search(&tenant, &query).await?;
+            let data = found
+                .iter()
+                .map(|f| jaeger::to_trace(&f.spans, state.truncation_warning(f.truncated)))
+                .collect();
+            Ok(envelope::<jaeger::Trace>(data, vec![]))
+        }
+        .await,
+    )
+}
+
+async fn multi_get(state: &QueryState, tenant: &str, ids: &[&str]) -> Result<Response, QueryError> {
+    let mut data = Vec::new();
+    let mut errors = Vec::new();
+    for text in ids {
+        let id = parse_trace_id(text)?;
+        let (spans, truncated) = state.engine.trace(tenant, id).await?;
+        if spans.is_empty() {
+            errors.push(ApiError {
+                code: 404,
+                msg: "trace not found".into(),
+                trace_id: Some(id.to_jaeger_hex()),
+            });
+        } else {
+            data.push(jaeger::to_trace(
+                &spans,
+                state.truncation_warning(truncated),
+            ));
+        }
+    }
+    Ok(envelope(data, errors))
+}

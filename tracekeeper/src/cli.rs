@@ -1,0 +1,100 @@
+//! Command-line interface. Every flag also reads `TRACEKEEPER_<FLAG>` and the
+//! `--config` file; see [`crate::config`] for the precedence.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tracekeeper_storage::embedded::Durability;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tracekeeper",
+    version,
+    about = "A distributed tracing backend: OTLP and Zipkin in; Jaeger, Zipkin and Tempo APIs out."
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "TRACEKEEPER_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process on an embedded store: receivers, storage, query
+    /// API. No other service is needed.
+    AllInOne(AllInOneArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AllInOneArgs {
+    /// TOML config file; its keys are the long flag names (e.g. query-addr). Flags and
+    /// TRACEKEEPER_* variables override it.
+    #[arg(long, env = "TRACEKEEPER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// OTLP/gRPC listen address [default: 0.0.0.0:4317].
+    #[arg(long, env = "TRACEKEEPER_OTLP_GRPC_ADDR")]
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    /// OTLP/HTTP listen address (POST /v1/traces) [default: 0.0.0.0:4318].
+    #[arg(long, env = "TRACEKEEPER_OTLP_HTTP_ADDR")]
+    pub otlp_http_addr: Option<SocketAddr>,
+    /// Zipkin listen address (POST /api/v2/spans) [default: 0.0.0.0:9411].
+    #[arg(long, env = "TRACEKEEPER_ZIPKIN_ADDR")]
+    pub zipkin_addr: Option<SocketAddr>,
+    /// Query API and UI listen address [default: 0.0.0.0:16686].
+    #[arg(long, env = "TRACEKEEPER_QUERY_ADDR")]
+    pub query_addr: Option<SocketAddr>,
+    /// Directory of the embedded store [default: ./tracekeeper-data].
+    #[arg(long, env = "TRACEKEEPER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// When a write is acknowledged: "process" once it survives a crash of the process
+    /// (kill -9), "fsync" once it survives power loss (group commit) [default: process].
+    #[arg(long, env = "TRACEKEEPER_SYNC", value_parser = parse_sync)]
+    pub sync: Option<Durability>,
+    /// Largest request body in bytes, checked again after decompression
+    /// [default: 16777216].
+    #[arg(long, env = "TRACEKEEPER_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most request bytes processed at once; beyond it clients get 429 with
+    /// Retry-After [default: 268435456].
+    #[arg(long, env = "TRACEKEEPER_MAX_INFLIGHT_BYTES")]
+    pub max_inflight_bytes: Option<usize>,
+    /// Require the X-Scope-OrgID header and keep each tenant's data apart. Off: all
+    /// data belongs to the tenant "single-tenant" [default: false].
+    #[arg(long, env = "TRACEKEEPER_MULTI_TENANCY", num_args = 0..=1, default_missing_value = "true")]
+    pub multi_tenancy: Option<bool>,
+    /// How long data is kept, as a Go duration (e.g. 168h). Per-tenant overrides go
+    /// in the config file's [tenant-retention] table [default: 168h].
+    #[arg(long, env = "TRACEKEEPER_RETENTION")]
+    pub retention: Option<String>,
+    /// Width of a storage time bucket, the unit in which expired data is deleted.
+    /// Fixed when the data directory is created [default: 24h].
+    #[arg(long, env = "TRACEKEEPER_BUCKET_WIDTH")]
+    pub bucket_width: Option<String>,
+    /// Most spans returned for one trace; larger traces are cut with a warning
+    /// [default: 100000].
+    #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS")]
+    pub max_trace_spans: Option<usize>,
+}
+
+fn parse_sync(text: &str) -> Result<Durability, String> {
+    match text {
+        "process" => Ok(Durability::Process),
+        "fsync" => Ok(Durability::Fsync),
+        other => Err(format!("unknown sync mode {other:?}: use process or fsync")),
+    }
+}

@@ -1,0 +1,212 @@
+//! Layered configuration: defaults < config file < environment < flags.
+//!
+//! clap reads flags and `TRACEKEEPER_*` variables (a flag wins over its variable);
+//! anything neither gives comes from the `--config` TOML file, and then from the
+//! defaults documented on each field.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use tracekeeper_ingest::IngestLimits;
+use tracekeeper_retention::{RetentionPolicies, DEFAULT_RETENTION};
+use tracekeeper_storage::embedded::Durability;
+
+use crate::cli::AllInOneArgs;
+
+/// The config file. Keys are the long flag names; unknown keys are an error, so a
+/// typo is caught instead of silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    pub otlp_http_addr: Option<SocketAddr>,
+    pub zipkin_addr: Option<SocketAddr>,
+    pub query_addr: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub sync: Option<Durability>,
+    pub max_body_bytes: Option<usize>,
+    pub max_inflight_bytes: Option<usize>,
+    pub multi_tenancy: Option<bool>,
+    pub retention: Option<String>,
+    pub bucket_width: Option<String>,
+    pub max_trace_spans: Option<usize>,
+    /// Per-tenant retention overrides: tenant id → Go duration.
+    #[serde(default)]
+    pub tenant_retention: BTreeMap<String, String>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+/// Everything `all-in-one` runs with, after layering.
+#[derive(Debug, Clone)]
+pub struct AllInOneConfig {
+    pub otlp_grpc_addr: SocketAddr,
+    pub otlp_http_addr: SocketAddr,
+    pub zipkin_addr: SocketAddr,
+    pub query_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub limits: IngestLimits,
+    pub multi_tenancy: bool,
+    pub retention: RetentionPolicies,
+    pub bucket_width: Duration,
+    pub max_trace_spans: usize,
+}
+
+fn duration(text: &str, what: &str) -> anyhow::Result<Duration> {
+    let ns = tracekeeper_query::duration::parse_go_duration(text)
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    Ok(Duration::from_nanos(ns))
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("default addresses are valid")
+}
+
+impl AllInOneConfig {
+    pub fn resolve(args: AllInOneArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let mut retention = RetentionPolicies {
+            default: match args.retention.as_deref().or(file.retention.as_deref()) {
+                Some(text) => duration(text, "retention")?,
+                None => DEFAULT_RETENTION,
+            },
+            per_tenant: BTreeMap::new(),
+        };
+        for (tenant, text) in &file.tenant_retention {
+            tracekeeper_model::validate_tenant(tenant)
+                .map_err(|e| anyhow::anyhow!("tenant-retention key {tenant:?}: {e}"))?;
+            retention.per_tenant.insert(
+                tenant.clone(),
+                duration(text, &format!("tenant-retention.{tenant}"))?,
+            );
+        }
+        let bucket_width = match args
+            .bucket_width
+            .as_deref()
+            .or(file.bucket_width.as_deref())
+        {
+            Some(text) => duration(text, "bucket-width")?,
+            None => Duration::from_secs(86_400),
+        };
+        if bucket_width < Duration::from_secs(60) {
+            bail!("bucket-width must be at least 1m, got {bucket_width:?}");
+        }
+        let limits = IngestLimits {
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(16 << 20),
+            max_inflight_bytes: args
+                .max_inflight_bytes
+                .or(file.max_inflight_bytes)
+                .unwrap_or(256 << 20),
+        };
+        if limits.max_body_bytes == 0 || limits.max_inflight_bytes < limits.max_body_bytes {
+            bail!("max-body-bytes must be positive and max-inflight-bytes at least max-body-bytes");
+        }
+        Ok(Self {
+            otlp_grpc_addr: args
+                .otlp_grpc_addr
+                .or(file.otlp_grpc_addr)
+                .unwrap_or_else(|| addr("0.0.0.0:4317")),
+            otlp_http_addr: args
+                .otlp_http_addr
+                .or(file.otlp_http_addr)
+                .unwrap_or_else(|| addr("0.0.0.0:4318")),
+            zipkin_addr: args
+                .zipkin_addr
+                .or(file.zipkin_addr)
+                .unwrap_or_else(|| addr("0.0.0.0:9411")),
+            query_addr: args
+                .query_addr
+                .or(file.query_addr)
+                .unwrap_or_else(|| addr("0.0.0.0:16686")),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./tracekeeper-data")),
+            durability: args.sync.or(file.sync).unwrap_or_default(),
+            limits,
+            multi_tenancy: args.multi_tenancy.or(file.multi_tenancy).unwrap_or(false),
+            retention,
+            bucket_width,
+            max_trace_spans: args
+                .max_trace_spans
+                .or(file.max_trace_spans)
+                .unwrap_or(100_000),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(argv: &[&str]) -> AllInOneArgs {
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::AllInOne(a) => a,
+        }
+    }
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "query-addr = \"127.0.0.1:1000\"\nzipkin-addr = \"127.0.0.1:2000\"\nretention = \"24h\"\n[tenant-retention]\nacme = \"1h\"\n").unwrap();
+        let config = AllInOneConfig::resolve(args(&[
+            "tracekeeper",
+            "all-in-one",
+            "--config",
+            path.to_str().unwrap(),
+            "--query-addr",
+            "127.0.0.1:3000",
+        ]))
+        .unwrap();
+        assert_eq!(config.query_addr, addr("127.0.0.1:3000"));
+        assert_eq!(config.zipkin_addr, addr("127.0.0.1:2000"));
+        assert_eq!(config.otlp_http_addr, addr("0.0.0.0:4318"));
+        assert_eq!(
+            config.retention.retention_for("x"),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            config.retention.retention_for("acme"),
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "query-adr = \"127.0.0.1:1000\"\n").unwrap();
+        let err = AllInOneConfig::resolve(args(&[
+            "tracekeeper",
+            "all-in-one",
+            "--config",
+            path.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown field `query-adr`"),
+            "{err:#}"
+        );
+    }
+}
