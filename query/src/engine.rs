@@ -309,3 +309,17 @@ impl<'a> MergedPostings<'a> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
+
+    #[tokio::test]
+    async fn embedded_store_passes_search_conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
+        crate::testing::search_conformance(store.clone(), store).await;
+    }
+}

@@ -16,6 +16,9 @@ pub mod jaeger_api;
 pub mod params;
 pub mod predicate;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
