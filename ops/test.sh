@@ -4,7 +4,11 @@
 # - cargo's target directory defaults to ~/.cache/tracekeeper/target, outside the clone,
 #   so repeated runs reuse the build;
 # - the OpenTelemetry Python SDK the end-to-end tests drive is installed into a
-#   virtualenv under ~/.cache/tracekeeper/venv.
+#   virtualenv under ~/.cache/tracekeeper/venv;
+# - one Kafka broker and one Cassandra serve the whole run: taken from
+#   TRACEKEEPER_TEST_KAFKA / TRACEKEEPER_TEST_CQL when set, left to testcontainers when a
+#   Docker daemon answers, and otherwise started here as local JVM processes (jars from
+#   Maven Central, cached under ~/.cache/tracekeeper/jars) and stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +28,40 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 export TRACEKEEPER_TEST_PYTHON="$venv/bin/python3"
+
+stack_pid=""
+stop_stack() {
+  if [ -n "$stack_pid" ]; then
+    echo "==> stopping Kafka and Cassandra"
+    kill "$stack_pid" 2>/dev/null || true
+    wait "$stack_pid" 2>/dev/null || true
+  fi
+}
+trap stop_stack EXIT
+
+if [ -n "${TRACEKEEPER_TEST_KAFKA:-}" ] && [ -n "${TRACEKEEPER_TEST_CQL:-}" ]; then
+  echo "==> using the stack at $TRACEKEEPER_TEST_KAFKA (Kafka) and $TRACEKEEPER_TEST_CQL (CQL)"
+elif docker info >/dev/null 2>&1; then
+  echo "==> a Docker daemon answers: the tests start Kafka and ScyllaDB with testcontainers"
+else
+  echo "==> starting Kafka and Cassandra as local JVM processes"
+  cargo build -q -p tracekeeper-stack --bin tracekeeper-stack
+  envfile="$(mktemp -d)/stack.env"
+  "$CARGO_TARGET_DIR/debug/tracekeeper-stack" up --env-file "$envfile" > /dev/null &
+  stack_pid=$!
+  # Compile the tests while the JVMs boot.
+  cargo test --workspace --no-run -q "$@" 2>&1 | grep -v '^ *Executable' || true
+  while [ ! -s "$envfile" ]; do
+    if ! kill -0 "$stack_pid" 2>/dev/null; then
+      stack_pid=""
+      echo "the Kafka/Cassandra stack failed to start (see above); it needs Java 17 and Maven" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+  set -a; . "$envfile"; set +a
+  echo "==> stack ready: Kafka $TRACEKEEPER_TEST_KAFKA, CQL $TRACEKEEPER_TEST_CQL"
+fi
 
 echo "==> cargo test --workspace $*"
 cargo test --workspace "$@"

@@ -17,9 +17,7 @@ fn expected(spans: &[Span]) -> Value {
 }
 
 async fn fetch(server: &Server, spans: &[Span]) -> Value {
-    let (status, body) = server
-        .get_json(&format!("/api/traces/{}", spans[0].trace_id.to_hex()))
-        .await;
+    let (status, body) = server.get_json(&format!("/api/traces/{}", spans[0].trace_id.to_hex())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["errors"], Value::Null);
     body["data"][0].clone()
@@ -32,20 +30,10 @@ async fn every_otlp_encoding_round_trips_through_the_jaeger_api() {
     let start = now_ns() - 60_000_000_000;
 
     let protobuf = rich_trace(1, start);
-    let (status, body) = server
-        .post_otlp(
-            otlp::to_request(&protobuf).encode_to_vec(),
-            "application/x-protobuf",
-            &[],
-        )
-        .await;
+    let (status, body) =
+        server.post_otlp(otlp::to_request(&protobuf).encode_to_vec(), "application/x-protobuf", &[]).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        ExportTraceServiceResponse::decode(body.as_slice())
-            .unwrap()
-            .partial_success,
-        None
-    );
+    assert_eq!(ExportTraceServiceResponse::decode(body.as_slice()).unwrap().partial_success, None);
 
     let protobuf_gz = rich_trace(2, start);
     let (status, _) = server
@@ -58,17 +46,8 @@ async fn every_otlp_encoding_round_trips_through_the_jaeger_api() {
     assert_eq!(status, 200);
 
     let json_plain = rich_trace(3, start);
-    let (status, body) = server
-        .post_otlp(
-            otlp_json::encode_request(&json_plain),
-            "application/json",
-            &[],
-        )
-        .await;
-    assert_eq!(
-        (status, String::from_utf8(body).unwrap()),
-        (200, "{}".to_string())
-    );
+    let (status, body) = server.post_otlp(otlp_json::encode_request(&json_plain), "application/json", &[]).await;
+    assert_eq!((status, String::from_utf8(body).unwrap()), (200, "{}".to_string()));
 
     let json_gz = rich_trace(4, start);
     let (status, _) = server
@@ -85,11 +64,7 @@ async fn every_otlp_encoding_round_trips_through_the_jaeger_api() {
         .await
         .unwrap()
         .send_compressed(tonic::codec::CompressionEncoding::Gzip);
-    let response = client
-        .export(otlp::to_request(&grpc))
-        .await
-        .unwrap()
-        .into_inner();
+    let response = client.export(otlp::to_request(&grpc)).await.unwrap().into_inner();
     assert_eq!(response.partial_success, None);
 
     for spans in [&protobuf, &protobuf_gz, &json_plain, &json_gz, &grpc] {
@@ -102,24 +77,14 @@ async fn every_otlp_encoding_round_trips_through_the_jaeger_api() {
     let root = &trace["spans"][0];
     assert_eq!(root["startTime"], json!(grpc[0].start_ns / 1000));
     assert_eq!(root["duration"], json!(25_000));
-    let tag = |span: &Value, key: &str| {
-        span["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["key"] == key)
-            .cloned()
-    };
+    let tag = |span: &Value, key: &str| span["tags"].as_array().unwrap().iter().find(|t| t["key"] == key).cloned();
     assert_eq!(
         tag(root, "http.status_code").unwrap(),
         json!({"key": "http.status_code", "type": "int64", "value": 200})
     );
     assert_eq!(tag(root, "unicode").unwrap()["value"], "héllo wörld ✓");
     assert_eq!(tag(&trace["spans"][2], "error").unwrap()["value"], true);
-    assert_eq!(
-        trace["spans"][1]["references"][1]["refType"],
-        "FOLLOWS_FROM"
-    );
+    assert_eq!(trace["spans"][1]["references"][1]["refType"], "FOLLOWS_FROM");
 }
 
 #[tokio::test]
@@ -135,12 +100,8 @@ async fn zipkin_spans_are_stored_and_served() {
         "annotations": [{"timestamp": ts + 10, "value": "wr"}],
         "tags": {"http.path": "/api", "error": "timeout"}
     }]);
-    let resp = reqwest::Client::new()
-        .post(format!("http://{}/api/v2/spans", server.zipkin))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        reqwest::Client::new().post(format!("http://{}/api/v2/spans", server.zipkin)).json(&body).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 202);
     let (status, body) = server.get_json("/api/traces/463ac35c9f6413ad").await;
     assert_eq!(status, 200, "{body}");
@@ -156,10 +117,7 @@ async fn zipkin_spans_are_stored_and_served() {
         span["logs"][0],
         json!({"timestamp": ts + 10, "fields": [{"key": "event", "type": "string", "value": "wr"}]})
     );
-    assert_eq!(
-        trace["processes"][span["processID"].as_str().unwrap()]["serviceName"],
-        "backend"
-    );
+    assert_eq!(trace["processes"][span["processID"].as_str().unwrap()]["serviceName"], "backend");
     let tags: Vec<(String, Value)> = span["tags"]
         .as_array()
         .unwrap()
@@ -176,10 +134,7 @@ async fn zipkin_spans_are_stored_and_served() {
         ("error", json!(true)),
         ("otel.status_description", json!("timeout")),
     ] {
-        assert!(
-            tags.contains(&(k.to_string(), v.clone())),
-            "missing tag {k}={v} in {tags:?}"
-        );
+        assert!(tags.contains(&(k.to_string(), v.clone())), "missing tag {k}={v} in {tags:?}");
     }
 }
 
@@ -190,61 +145,25 @@ async fn a_duplicated_batch_is_stored_once() {
     let spans = rich_trace(7, now_ns() - 1_000_000_000);
     let body = otlp::to_request(&spans).encode_to_vec();
     for _ in 0..3 {
-        assert_eq!(
-            server
-                .post_otlp(body.clone(), "application/x-protobuf", &[])
-                .await
-                .0,
-            200
-        );
+        assert_eq!(server.post_otlp(body.clone(), "application/x-protobuf", &[]).await.0, 200);
     }
     // And once more split differently, as a retrying client might.
-    assert_eq!(
-        server
-            .post_otlp(
-                otlp_json::encode_request(&spans[1..]),
-                "application/json",
-                &[]
-            )
-            .await
-            .0,
-        200
-    );
+    assert_eq!(server.post_otlp(otlp_json::encode_request(&spans[1..]), "application/json", &[]).await.0, 200);
     let trace = fetch(&server, &spans).await;
     assert_eq!(trace["spans"].as_array().unwrap().len(), 3);
     let (_, found) = server.get_json("/api/traces?service=db&limit=10").await;
     assert_eq!(found["data"].as_array().unwrap().len(), 1);
 }
 
-async fn post_at(
-    server: &Server,
-    seed: u64,
-    start: u64,
-    mutate: impl Fn(&mut Vec<Span>),
-) -> Vec<Span> {
+async fn post_at(server: &Server, seed: u64, start: u64, mutate: impl Fn(&mut Vec<Span>)) -> Vec<Span> {
     let mut spans = rich_trace(seed, start);
     mutate(&mut spans);
-    assert_eq!(
-        server
-            .post_otlp(
-                otlp::to_request(&spans).encode_to_vec(),
-                "application/x-protobuf",
-                &[]
-            )
-            .await
-            .0,
-        200
-    );
+    assert_eq!(server.post_otlp(otlp::to_request(&spans).encode_to_vec(), "application/x-protobuf", &[]).await.0, 200);
     spans
 }
 
 fn trace_ids(body: &Value) -> Vec<String> {
-    body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["traceID"].as_str().unwrap().to_string())
-        .collect()
+    body["data"].as_array().unwrap().iter().map(|t| t["traceID"].as_str().unwrap().to_string()).collect()
 }
 
 #[tokio::test]
@@ -255,44 +174,32 @@ async fn search_is_newest_first_exact_and_combines_filters() {
     for seed in 0..30u64 {
         post_at(&server, 100 + seed, base + seed * 1_000_000_000, |spans| {
             if seed == 4 {
-                spans[0]
-                    .attributes
-                    .push(tracekeeper_model::KeyValue::string("customer", "vip"));
+                spans[0].attributes.push(tracekeeper_model::KeyValue::string("customer", "vip"));
             }
         })
         .await;
     }
     let id = |seed: u64| trace_id(seed).to_hex();
-    let (status, body) = server
-        .get_json("/api/traces?service=frontend&limit=3")
-        .await;
+    let (status, body) = server.get_json("/api/traces?service=frontend&limit=3").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(trace_ids(&body), vec![id(129), id(128), id(127)]);
 
     // Operation + tags (typed and string) + duration, all on one span, on the 26th newest.
     let url = format!(
         "/api/traces?service=frontend&operation={}&tags={}&tag=http.method:GET&minDuration=20ms&maxDuration=1s&limit=5",
-        "GET%20%2Fcheckout",
-        "%7B%22customer%22%3A%22vip%22%2C%22http.status_code%22%3A%22200%22%7D"
+        "GET%20%2Fcheckout", "%7B%22customer%22%3A%22vip%22%2C%22http.status_code%22%3A%22200%22%7D"
     );
     let (_, body) = server.get_json(&url).await;
     assert_eq!(trace_ids(&body), vec![id(104)]);
     // The same conditions with a duration no span has: nothing.
-    let (_, body) = server
-        .get_json(&url.replace("minDuration=20ms", "minDuration=26ms"))
-        .await;
+    let (_, body) = server.get_json(&url.replace("minDuration=20ms", "minDuration=26ms")).await;
     assert!(trace_ids(&body).is_empty());
     // Without a service, by the error status Jaeger shows as the tag error=true.
     let (_, body) = server.get_json("/api/traces?tag=error:true&limit=2").await;
     assert_eq!(trace_ids(&body), vec![id(129), id(128)]);
     // A time window in microseconds.
-    let (s, e) = (
-        (base + 10_000_000_000) / 1000,
-        (base + 12_000_000_000) / 1000,
-    );
-    let (_, body) = server
-        .get_json(&format!("/api/traces?service=db&start={s}&end={e}"))
-        .await;
+    let (s, e) = ((base + 10_000_000_000) / 1000, (base + 12_000_000_000) / 1000);
+    let (_, body) = server.get_json(&format!("/api/traces?service=db&start={s}&end={e}")).await;
     assert_eq!(trace_ids(&body), vec![id(111), id(110)]);
 
     // Catalogs.
@@ -300,22 +207,15 @@ async fn search_is_newest_first_exact_and_combines_filters() {
     assert_eq!(body["data"], json!(["db", "frontend"]));
     let (_, body) = server.get_json("/api/services/frontend/operations").await;
     assert_eq!(body["data"], json!(["GET /checkout", "SELECT cart"]));
-    let (_, body) = server
-        .get_json("/api/operations?service=frontend&spanKind=client")
-        .await;
-    assert_eq!(
-        body["data"],
-        json!([{"name": "SELECT cart", "spanKind": "client"}])
-    );
+    let (_, body) = server.get_json("/api/operations?service=frontend&spanKind=client").await;
+    assert_eq!(body["data"], json!([{"name": "SELECT cart", "spanKind": "client"}]));
 }
 
 #[tokio::test]
 async fn query_errors_use_the_jaeger_envelope() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let (status, body) = server
-        .get_json("/api/traces/00000000000000000000000000000abc")
-        .await;
+    let (status, body) = server.get_json("/api/traces/00000000000000000000000000000abc").await;
     assert_eq!(status, 404);
     assert_eq!(
         body,
@@ -326,29 +226,19 @@ async fn query_errors_use_the_jaeger_envelope() {
         ("/api/traces?minDuration=fast", "parameter 'minDuration'"),
         ("/api/traces?limit=x", "parameter 'limit' must be a number"),
         ("/api/traces?tag=novalue", "must be key:value"),
-        (
-            "/api/traces?start=10&end=5",
-            "'start' must not be after 'end'",
-        ),
+        ("/api/traces?start=10&end=5", "'start' must not be after 'end'"),
         ("/api/operations", "parameter 'service' is required"),
     ] {
         let (status, body) = server.get_json(url).await;
         assert_eq!(status, 400, "{url}: {body}");
         let msg = body["errors"][0]["msg"].as_str().unwrap();
-        assert!(
-            msg.contains(message),
-            "{url}: {msg:?} does not mention {message:?}"
-        );
+        assert!(msg.contains(message), "{url}: {msg:?} does not mention {message:?}");
     }
     // Multi-get reports missing ids in errors and returns the rest.
     let spans = post_at(&server, 900, now_ns() - 1_000_000_000, |_| {}).await;
     let missing = trace_id(901).to_hex();
-    let (status, body) = server
-        .get_json(&format!(
-            "/api/traces?traceID={}&traceID={missing}",
-            spans[0].trace_id.to_hex()
-        ))
-        .await;
+    let (status, body) =
+        server.get_json(&format!("/api/traces?traceID={}&traceID={missing}", spans[0].trace_id.to_hex())).await;
     assert_eq!(status, 200);
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
     assert_eq!(body["errors"][0]["code"], 404);
@@ -361,19 +251,13 @@ async fn tenants_never_see_each_other() {
     let server = Server::start(dir.path(), &["--multi-tenancy"]);
     let spans = rich_trace(50, now_ns() - 1_000_000_000);
     let body = otlp::to_request(&spans).encode_to_vec();
-    let (status, _) = server
-        .post_otlp(body.clone(), "application/x-protobuf", &[])
-        .await;
+    let (status, _) = server.post_otlp(body.clone(), "application/x-protobuf", &[]).await;
     assert_eq!(status, 401, "a tenant is required when multi-tenancy is on");
-    let (status, _) = server
-        .post_otlp(body, "application/x-protobuf", &[("x-scope-orgid", "acme")])
-        .await;
+    let (status, _) = server.post_otlp(body, "application/x-protobuf", &[("x-scope-orgid", "acme")]).await;
     assert_eq!(status, 200);
     let client = reqwest::Client::new();
     let get = |tenant: &'static str, path: String| {
-        let req = client
-            .get(server.query_url(&path))
-            .header("x-scope-orgid", tenant);
+        let req = client.get(server.query_url(&path)).header("x-scope-orgid", tenant);
         async move {
             let resp = req.send().await.unwrap();
             (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
@@ -382,14 +266,8 @@ async fn tenants_never_see_each_other() {
     let path = format!("/api/traces/{}", spans[0].trace_id.to_hex());
     assert_eq!(get("acme", path.clone()).await.0, 200);
     assert_eq!(get("globex", path).await.0, 404);
-    assert_eq!(
-        get("globex", "/api/services".into()).await.1["data"],
-        json!([])
-    );
-    assert_eq!(
-        get("acme", "/api/services".into()).await.1["data"],
-        json!(["db", "frontend"])
-    );
+    assert_eq!(get("globex", "/api/services".into()).await.1["data"], json!([]));
+    assert_eq!(get("acme", "/api/services".into()).await.1["data"], json!(["db", "frontend"]));
 }
 
 #[tokio::test]
@@ -402,14 +280,6 @@ async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
     server.restart();
     assert_eq!(fetch(&server, &spans).await, expected(&spans));
     post_at(&server, 61, now_ns() - 1_000_000_000, |_| {}).await;
-    let metrics = reqwest::get(format!("http://{}/metrics", server.otlp_http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("tracekeeper_spans_received_total{protocol=\"otlp_http\"} 3"),
-        "{metrics}"
-    );
+    let metrics = reqwest::get(format!("http://{}/metrics", server.otlp_http)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tracekeeper_spans_received_total{protocol=\"otlp_http\"} 3"), "{metrics}");
 }

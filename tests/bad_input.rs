@@ -40,58 +40,23 @@ async fn invalid_spans_get_partial_success_and_the_valid_ones_are_stored() {
     let server = Server::start(dir.path(), &[]);
     type Breaker = Box<dyn Fn(&mut pt::Span)>;
     let cases: Vec<(&str, Breaker, &str)> = vec![
-        (
-            "all-zero trace id",
-            Box::new(|s| s.trace_id = vec![0; 16]),
-            "trace id is all zeros",
-        ),
-        (
-            "short trace id",
-            Box::new(|s| s.trace_id = vec![1; 8]),
-            "trace id must be 16 bytes, got 8",
-        ),
-        (
-            "all-zero span id",
-            Box::new(|s| s.span_id = vec![0; 8]),
-            "span id is all zeros",
-        ),
-        (
-            "long span id",
-            Box::new(|s| s.span_id = vec![1; 9]),
-            "span id must be 8 bytes, got 9",
-        ),
-        (
-            "end before start",
-            Box::new(|s| s.end_time_unix_nano = s.start_time_unix_nano - 1),
-            "is before start time",
-        ),
+        ("all-zero trace id", Box::new(|s| s.trace_id = vec![0; 16]), "trace id is all zeros"),
+        ("short trace id", Box::new(|s| s.trace_id = vec![1; 8]), "trace id must be 16 bytes, got 8"),
+        ("all-zero span id", Box::new(|s| s.span_id = vec![0; 8]), "span id is all zeros"),
+        ("long span id", Box::new(|s| s.span_id = vec![1; 9]), "span id must be 8 bytes, got 9"),
+        ("end before start", Box::new(|s| s.end_time_unix_nano = s.start_time_unix_nano - 1), "is before start time"),
     ];
     for (i, (name, breaks, message)) in cases.into_iter().enumerate() {
         let (body, trace) = one_good_one_bad(1000 + i as u64, breaks);
         let (status, resp) = server.post_otlp(body, "application/x-protobuf", &[]).await;
         assert_eq!(status, 200, "{name}");
-        let partial = ExportTraceServiceResponse::decode(resp.as_slice())
-            .unwrap()
-            .partial_success
-            .expect(name);
+        let partial = ExportTraceServiceResponse::decode(resp.as_slice()).unwrap().partial_success.expect(name);
         assert_eq!(partial.rejected_spans, 1, "{name}");
-        assert!(
-            partial.error_message.contains(message),
-            "{name}: {:?} lacks {message:?}",
-            partial.error_message
-        );
-        assert_eq!(
-            span_count(&server, &trace).await,
-            1,
-            "{name}: the valid span is stored, the invalid one is not"
-        );
+        assert!(partial.error_message.contains(message), "{name}: {:?} lacks {message:?}", partial.error_message);
+        assert_eq!(span_count(&server, &trace).await, 1, "{name}: the valid span is stored, the invalid one is not");
     }
     let (_, services) = server.get_json("/api/services").await;
-    assert_eq!(
-        services["data"],
-        json!(["frontend"]),
-        "only the valid spans reached the catalog"
-    );
+    assert_eq!(services["data"], json!(["frontend"]), "only the valid spans reached the catalog");
 }
 
 #[tokio::test]
@@ -99,10 +64,7 @@ async fn undecodable_or_refused_bodies_get_the_otlp_error_replies() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--max-body-bytes", "4096"]);
     let valid = otlp::to_request(&rich_trace(1, now_ns() - 1_000_000_000)).encode_to_vec();
-    let big_json = format!(
-        "{{\"resourceSpans\":[],\"pad\":\"{}\"}}",
-        "x".repeat(20_000)
-    );
+    let big_json = format!("{{\"resourceSpans\":[],\"pad\":\"{}\"}}", "x".repeat(20_000));
     struct Case {
         name: &'static str,
         body: Vec<u8>,
@@ -178,13 +140,8 @@ async fn undecodable_or_refused_bodies_get_the_otlp_error_replies() {
         },
     ];
     for case in cases {
-        assert!(
-            case.name != "too large once decompressed" || case.body.len() < 4096,
-            "the compressed body must fit"
-        );
-        let (status, body) = server
-            .post_otlp(case.body, case.content_type, &case.headers)
-            .await;
+        assert!(case.name != "too large once decompressed" || case.body.len() < 4096, "the compressed body must fit");
+        let (status, body) = server.post_otlp(case.body, case.content_type, &case.headers).await;
         assert_eq!(status, case.status, "{}", case.name);
         let message = if case.content_type == "application/json" {
             let status: Value = serde_json::from_slice(&body).unwrap();
@@ -192,35 +149,19 @@ async fn undecodable_or_refused_bodies_get_the_otlp_error_replies() {
         } else {
             RpcStatus::decode(body.as_slice()).unwrap().message
         };
-        assert!(
-            message.contains(case.message),
-            "{}: {message:?} lacks {:?}",
-            case.name,
-            case.message
-        );
+        assert!(message.contains(case.message), "{}: {message:?} lacks {:?}", case.name, case.message);
     }
     let (_, services) = server.get_json("/api/services").await;
-    assert_eq!(
-        services["data"],
-        json!([]),
-        "no refused request stored anything"
-    );
+    assert_eq!(services["data"], json!([]), "no refused request stored anything");
 
     // A body with content but no spans (snake_case keys) is not silently "accepted".
     let (status, body) = server
-        .post_otlp(
-            br#"{"resource_spans":[{"scope_spans":[{"spans":[{}]}]}]}"#.to_vec(),
-            "application/json",
-            &[],
-        )
+        .post_otlp(br#"{"resource_spans":[{"scope_spans":[{"spans":[{}]}]}]}"#.to_vec(), "application/json", &[])
         .await;
     assert_eq!(status, 200);
     let reply: Value = serde_json::from_slice(&body).unwrap();
     let warning = reply["partialSuccess"]["errorMessage"].as_str().unwrap();
-    assert!(
-        warning.contains("no spans were found") && warning.contains("resource_spans"),
-        "{warning}"
-    );
+    assert!(warning.contains("no spans were found") && warning.contains("resource_spans"), "{warning}");
 }
 
 #[tokio::test]
@@ -237,11 +178,7 @@ async fn zipkin_errors_are_readable_and_partial_batches_keep_valid_spans() {
     };
     let resp = post(b"{\"not\":\"a list\"}".to_vec()).await.unwrap();
     assert_eq!(resp.status().as_u16(), 400);
-    assert!(resp
-        .text()
-        .await
-        .unwrap()
-        .contains("expected a list of spans"));
+    assert!(resp.text().await.unwrap().contains("expected a list of spans"));
 
     let ts = now_ns() / 1000;
     let body = json!([
@@ -251,9 +188,6 @@ async fn zipkin_errors_are_readable_and_partial_batches_keep_valid_spans() {
     let resp = post(serde_json::to_vec(&body).unwrap()).await.unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let text = resp.text().await.unwrap();
-    assert!(
-        text.contains("1 span(s) rejected") && text.contains("span id is not hex"),
-        "{text}"
-    );
+    assert!(text.contains("1 span(s) rejected") && text.contains("span id is not hex"), "{text}");
     assert_eq!(span_count(&server, "00000000000000aa").await, 1);
 }

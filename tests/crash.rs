@@ -21,19 +21,13 @@ async fn crash_and_check(extra: &[&str]) {
     let start = now_ns() - 10_000_000_000;
     let mut senders = Vec::new();
     for _ in 0..4 {
-        let (url, acked, stop, next_seed) =
-            (url.clone(), acked.clone(), stop.clone(), next_seed.clone());
+        let (url, acked, stop, next_seed) = (url.clone(), acked.clone(), stop.clone(), next_seed.clone());
         senders.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             while !stop.load(Ordering::SeqCst) {
                 let spans = rich_trace(next_seed.fetch_add(1, Ordering::SeqCst), start);
                 let body = otlp::to_request(&spans).encode_to_vec();
-                let sent = client
-                    .post(&url)
-                    .header("content-type", "application/x-protobuf")
-                    .body(body)
-                    .send()
-                    .await;
+                let sent = client.post(&url).header("content-type", "application/x-protobuf").body(body).send().await;
                 match sent {
                     Ok(resp) if resp.status().as_u16() == 200 => acked.lock().unwrap().push(spans),
                     Ok(resp) => panic!("unexpected status {}", resp.status()),
@@ -49,22 +43,13 @@ async fn crash_and_check(extra: &[&str]) {
         sender.await.unwrap();
     }
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    assert!(
-        acked.len() >= 20,
-        "only {} requests were acknowledged before the crash",
-        acked.len()
-    );
+    assert!(acked.len() >= 20, "only {} requests were acknowledged before the crash", acked.len());
 
     server.restart();
     for spans in &acked {
-        let (status, body) = server
-            .get_json(&format!("/api/traces/{}", spans[0].trace_id.to_hex()))
-            .await;
+        let (status, body) = server.get_json(&format!("/api/traces/{}", spans[0].trace_id.to_hex())).await;
         assert_eq!(status, 200, "acknowledged trace {} lost", spans[0].trace_id);
-        assert_eq!(
-            body["data"][0],
-            serde_json::to_value(jaeger::to_trace(spans, vec![])).unwrap()
-        );
+        assert_eq!(body["data"][0], serde_json::to_value(jaeger::to_trace(spans, vec![])).unwrap());
     }
 }
 

@@ -25,13 +25,7 @@ fn emit(protocol: &str, endpoint: &str) -> String {
 }
 
 fn tag(span: &Value, key: &str) -> Value {
-    span["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["key"] == key)
-        .cloned()
-        .unwrap_or(Value::Null)
+    span["tags"].as_array().unwrap().iter().find(|t| t["key"] == key).cloned().unwrap_or(Value::Null)
 }
 
 #[tokio::test]
@@ -45,29 +39,17 @@ async fn the_python_sdk_exports_over_http_and_grpc() {
         let trace = &body["data"][0];
         let spans = trace["spans"].as_array().unwrap();
         assert_eq!(spans.len(), 2, "{protocol}");
-        let root = spans
-            .iter()
-            .find(|s| s["operationName"] == "checkout")
-            .unwrap();
-        let child = spans
-            .iter()
-            .find(|s| s["operationName"] == "charge")
-            .unwrap();
+        let root = spans.iter().find(|s| s["operationName"] == "checkout").unwrap();
+        let child = spans.iter().find(|s| s["operationName"] == "charge").unwrap();
         assert_eq!(child["references"][0]["spanID"], root["spanID"]);
         assert_eq!(tag(root, "http.status_code")["value"], json!(200));
         assert_eq!(tag(root, "ratio")["value"], json!(0.5));
         assert_eq!(tag(root, "tags")["value"], json!("[\"a\",\"b\"]"));
         assert_eq!(tag(root, "span.kind")["value"], json!("server"));
-        assert_eq!(
-            tag(root, "otel.scope.name")["value"],
-            json!("tracekeeper-tests")
-        );
+        assert_eq!(tag(root, "otel.scope.name")["value"], json!("tracekeeper-tests"));
         assert_eq!(root["logs"][0]["fields"][0]["value"], json!("validated"));
         assert_eq!(tag(child, "error")["value"], json!(true));
-        assert_eq!(
-            tag(child, "otel.status_description")["value"],
-            json!("card declined")
-        );
+        assert_eq!(tag(child, "otel.status_description")["value"], json!("card declined"));
         let process = &trace["processes"][root["processID"].as_str().unwrap()];
         assert_eq!(process["serviceName"], json!(format!("py-{protocol}")));
     }

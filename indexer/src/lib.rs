@@ -32,24 +32,15 @@ pub struct Indexer {
 }
 
 impl Indexer {
-    pub fn new(
-        writer: Arc<dyn SpanWriter>,
-        retention: Arc<RetentionPolicies>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self {
-            writer,
-            retention,
-            clock,
-        }
+    pub fn new(writer: Arc<dyn SpanWriter>, retention: Arc<RetentionPolicies>, clock: Arc<dyn Clock>) -> Self {
+        Self { writer, retention, clock }
     }
 
     /// Stores `spans` for `tenant`. Spans already older than the tenant's retention
     /// are refused rather than stored: they would be invisible at once.
     pub async fn index(&self, tenant: &str, spans: Vec<Span>) -> Result<Indexed, IndexError> {
         let visible_from = self.retention.visible_from_ns(tenant, self.clock.now_ns());
-        let (keep, expired): (Vec<Span>, Vec<Span>) =
-            spans.into_iter().partition(|s| s.start_ns >= visible_from);
+        let (keep, expired): (Vec<Span>, Vec<Span>) = spans.into_iter().partition(|s| s.start_ns >= visible_from);
         let rejected: Vec<String> = expired
             .iter()
             .map(|s| {
@@ -73,8 +64,7 @@ impl Indexer {
                     retention_ns: self.retention.retention_ns(tenant),
                 })
                 .await?;
-            metrics::histogram!("tracekeeper_storage_write_seconds")
-                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!("tracekeeper_storage_write_seconds").record(started.elapsed().as_secs_f64());
             metrics::counter!("tracekeeper_spans_stored_total", "tenant" => tenant.to_string())
                 .increment(stored as u64);
         }
@@ -106,26 +96,11 @@ mod tests {
         let week = Duration::from_secs(7 * 86_400).as_nanos() as u64;
         let fresh = span(1, now - week);
         let stale = span(2, now - week - 1);
-        let outcome = indexer
-            .index("t", vec![fresh.clone(), stale])
-            .await
-            .unwrap();
+        let outcome = indexer.index("t", vec![fresh.clone(), stale]).await.unwrap();
         assert_eq!(outcome.stored, 1);
         assert_eq!(outcome.rejected.len(), 1);
-        assert!(
-            outcome.rejected[0].contains("before the retention horizon"),
-            "{}",
-            outcome.rejected[0]
-        );
-        assert_eq!(
-            store.trace("t", fresh.trace_id, 10).await.unwrap().0.len(),
-            1
-        );
-        assert!(store
-            .trace("t", tracekeeper_model::TraceId([2; 16]), 10)
-            .await
-            .unwrap()
-            .0
-            .is_empty());
+        assert!(outcome.rejected[0].contains("before the retention horizon"), "{}", outcome.rejected[0]);
+        assert_eq!(store.trace("t", fresh.trace_id, 10).await.unwrap().0.len(), 1);
+        assert!(store.trace("t", tracekeeper_model::TraceId([2; 16]), 10).await.unwrap().0.is_empty());
     }
 }

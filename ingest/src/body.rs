@@ -48,9 +48,7 @@ pub fn decode(raw: Bytes, encoding: ContentEncoding, limit: usize) -> Result<Byt
             flate2::read::MultiGzDecoder::new(raw.as_ref())
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out)
-                .map_err(|e| {
-                    IngestError::BadBody(format!("the gzip body could not be decompressed: {e}"))
-                })?;
+                .map_err(|e| IngestError::BadBody(format!("the gzip body could not be decompressed: {e}")))?;
             if out.len() > limit {
                 return Err(IngestError::TooLarge(limit));
             }

@@ -54,14 +54,10 @@ const RETRY_AFTER_SECS: &str = "1";
 impl IngestError {
     pub fn http_status(&self) -> StatusCode {
         match self {
-            Self::BadBody(_) | Self::Tenant(tracekeeper_model::TenantError::Invalid(_)) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BadBody(_) | Self::Tenant(tracekeeper_model::TenantError::Invalid(_)) => StatusCode::BAD_REQUEST,
             Self::Tenant(tracekeeper_model::TenantError::Missing) => StatusCode::UNAUTHORIZED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
+            Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -93,26 +89,13 @@ impl IngestError {
     /// The OTLP/HTTP response: a `Status` body, protobuf or JSON like the request.
     pub fn into_otlp_response(self, json: bool) -> Response {
         self.log();
-        let status = RpcStatus {
-            code: self.grpc_code() as i32,
-            message: self.to_string(),
-        };
+        let status = RpcStatus { code: self.grpc_code() as i32, message: self.to_string() };
         let (content_type, body) = if json {
-            (
-                "application/json",
-                serde_json::to_vec(&status).expect("status serializes"),
-            )
+            ("application/json", serde_json::to_vec(&status).expect("status serializes"))
         } else {
             ("application/x-protobuf", status.encode_to_vec())
         };
-        self.with_headers(
-            (
-                self.http_status(),
-                [(header::CONTENT_TYPE, content_type)],
-                body,
-            )
-                .into_response(),
-        )
+        self.with_headers((self.http_status(), [(header::CONTENT_TYPE, content_type)], body).into_response())
     }
 
     /// The Zipkin response: plain text, as Zipkin's own server answers.
@@ -124,10 +107,7 @@ impl IngestError {
 
     fn with_headers(&self, mut response: Response) -> Response {
         if matches!(self, Self::Overloaded | Self::Unavailable(_)) {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
         response
     }

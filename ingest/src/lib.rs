@@ -62,10 +62,7 @@ pub struct IngestLimits {
 
 impl Default for IngestLimits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 16 << 20,
-            max_inflight_bytes: 256 << 20,
-        }
+        Self { max_body_bytes: 16 << 20, max_inflight_bytes: 256 << 20 }
     }
 }
 
@@ -80,29 +77,18 @@ pub struct IngestState {
 
 impl IngestState {
     pub fn new(sink: Arc<dyn SpanSink>, tenancy: Tenancy, limits: IngestLimits) -> Self {
-        let permits = limits
-            .max_inflight_bytes
-            .min(tokio::sync::Semaphore::MAX_PERMITS);
-        Self {
-            sink,
-            tenancy,
-            limits,
-            inflight: Arc::new(tokio::sync::Semaphore::new(permits)),
-        }
+        let permits = limits.max_inflight_bytes.min(tokio::sync::Semaphore::MAX_PERMITS);
+        Self { sink, tenancy, limits, inflight: Arc::new(tokio::sync::Semaphore::new(permits)) }
     }
 
     /// Reserves room for a request of `bytes`, or refuses at once when the receiver
     /// is already holding its limit: memory stays bounded under overload.
     pub fn reserve(&self, bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit, IngestError> {
-        let bytes =
-            u32::try_from(bytes.clamp(1, self.limits.max_inflight_bytes)).unwrap_or(u32::MAX);
-        Arc::clone(&self.inflight)
-            .try_acquire_many_owned(bytes)
-            .map_err(|_| {
-                metrics::counter!("tracekeeper_requests_refused_total", "reason" => "overloaded")
-                    .increment(1);
-                IngestError::Overloaded
-            })
+        let bytes = u32::try_from(bytes.clamp(1, self.limits.max_inflight_bytes)).unwrap_or(u32::MAX);
+        Arc::clone(&self.inflight).try_acquire_many_owned(bytes).map_err(|_| {
+            metrics::counter!("tracekeeper_requests_refused_total", "reason" => "overloaded").increment(1);
+            IngestError::Overloaded
+        })
     }
 
     pub fn tenant(&self, header: Option<&[u8]>) -> Result<String, IngestError> {

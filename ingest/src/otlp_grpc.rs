@@ -1,8 +1,6 @@
 //! OTLP/gRPC: `TraceService/Export`, with gzip accepted.
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -32,22 +30,12 @@ impl TraceService for OtlpGrpc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let tenant = self
-            .state
-            .tenant(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))?;
+        let tenant = self.state.tenant(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))?;
         let request = request.into_inner();
         let _permit = self.state.reserve(request.encoded_len())?;
-        let rejected = self
-            .state
-            .deliver("otlp_grpc", &tenant, otlp::from_request(request))
-            .await?;
-        let partial_success =
-            summarize_rejections(&rejected).map(|error_message| ExportTracePartialSuccess {
-                rejected_spans: rejected.len() as i64,
-                error_message,
-            });
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success,
-        }))
+        let rejected = self.state.deliver("otlp_grpc", &tenant, otlp::from_request(request)).await?;
+        let partial_success = summarize_rejections(&rejected)
+            .map(|error_message| ExportTracePartialSuccess { rejected_spans: rejected.len() as i64, error_message });
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success }))
     }
 }

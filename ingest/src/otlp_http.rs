@@ -19,9 +19,7 @@ use crate::IngestState;
 use tracekeeper_model::TENANT_HEADER;
 
 pub fn router(state: IngestState) -> Router {
-    Router::new()
-        .route("/v1/traces", post(export))
-        .with_state(state)
+    Router::new().route("/v1/traces", post(export)).with_state(state)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -31,16 +29,8 @@ enum Encoding {
 }
 
 fn request_encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
-    let raw = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = raw
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let raw = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
         "application/json" => Ok(Encoding::Json),
@@ -89,10 +79,8 @@ async fn handle(
 
 fn success(encoding: Encoding, rejected: &[String], warning: Option<String>) -> Response {
     let message = summarize_rejections(rejected).or(warning);
-    let partial_success = message.map(|error_message| ExportTracePartialSuccess {
-        rejected_spans: rejected.len() as i64,
-        error_message,
-    });
+    let partial_success =
+        message.map(|error_message| ExportTracePartialSuccess { rejected_spans: rejected.len() as i64, error_message });
     match encoding {
         Encoding::Protobuf => (
             StatusCode::OK,
@@ -107,12 +95,7 @@ fn success(encoding: Encoding, rejected: &[String], warning: Option<String>) -> 
                     "partialSuccess": {"rejectedSpans": p.rejected_spans, "errorMessage": p.error_message}
                 }),
             };
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response()
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
         }
     }
 }

@@ -14,9 +14,7 @@ use crate::IngestState;
 use tracekeeper_model::TENANT_HEADER;
 
 pub fn router(state: IngestState) -> Router {
-    Router::new()
-        .route("/api/v2/spans", post(spans))
-        .with_state(state)
+    Router::new().route("/api/v2/spans", post(spans)).with_state(state)
 }
 
 async fn spans(State(state): State<IngestState>, headers: HeaderMap, body: Body) -> Response {
@@ -31,20 +29,10 @@ async fn spans(State(state): State<IngestState>, headers: HeaderMap, body: Body)
     }
 }
 
-async fn handle(
-    state: &IngestState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Vec<String>, IngestError> {
-    let content_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    if !content_type
-        .trim()
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+async fn handle(state: &IngestState, headers: &HeaderMap, body: Body) -> Result<Vec<String>, IngestError> {
+    let content_type =
+        headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    if !content_type.trim().to_ascii_lowercase().starts_with("application/json") {
         return Err(IngestError::UnsupportedContentType(format!(
             "{content_type} (this receiver takes Zipkin v2 JSON: application/json)"
         )));
@@ -55,10 +43,7 @@ async fn handle(
     let raw = read_limited(body, limit).await?;
     let _permit = state.reserve(raw.len())?;
     let bytes = decode(raw, compression, limit)?;
-    let decoded = tracekeeper_model::zipkin::decode(&bytes).map_err(|e| {
-        IngestError::BadBody(format!(
-            "invalid Zipkin v2 JSON (expected a list of spans): {e}"
-        ))
-    })?;
+    let decoded = tracekeeper_model::zipkin::decode(&bytes)
+        .map_err(|e| IngestError::BadBody(format!("invalid Zipkin v2 JSON (expected a list of spans): {e}")))?;
     state.deliver("zipkin", &tenant, decoded).await
 }

@@ -14,11 +14,7 @@ pub struct SpanId(pub [u8; 8]);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("{what} must be {expected} bytes, got {got}")]
-    WrongLength {
-        what: &'static str,
-        expected: usize,
-        got: usize,
-    },
+    WrongLength { what: &'static str, expected: usize, got: usize },
     #[error("{what} is all zeros")]
     AllZero { what: &'static str },
     #[error("{what} is not hex: {text:?}")]
@@ -27,11 +23,8 @@ pub enum IdError {
 
 impl TraceId {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IdError> {
-        let arr: [u8; 16] = bytes.try_into().map_err(|_| IdError::WrongLength {
-            what: "trace id",
-            expected: 16,
-            got: bytes.len(),
-        })?;
+        let arr: [u8; 16] =
+            bytes.try_into().map_err(|_| IdError::WrongLength { what: "trace id", expected: 16, got: bytes.len() })?;
         if arr == [0; 16] {
             return Err(IdError::AllZero { what: "trace id" });
         }
@@ -66,11 +59,8 @@ impl TraceId {
 
 impl SpanId {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IdError> {
-        let arr: [u8; 8] = bytes.try_into().map_err(|_| IdError::WrongLength {
-            what: "span id",
-            expected: 8,
-            got: bytes.len(),
-        })?;
+        let arr: [u8; 8] =
+            bytes.try_into().map_err(|_| IdError::WrongLength { what: "span id", expected: 8, got: bytes.len() })?;
         if arr == [0; 8] {
             return Err(IdError::AllZero { what: "span id" });
         }
@@ -94,16 +84,10 @@ impl SpanId {
 fn parse_hex_padded(text: &str, out: &mut [u8], what: &'static str) -> Result<(), IdError> {
     let max = out.len() * 2;
     if text.is_empty() || text.len() > max || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(IdError::NotHex {
-            what,
-            text: text.chars().take(64).collect(),
-        });
+        return Err(IdError::NotHex { what, text: text.chars().take(64).collect() });
     }
     let padded = format!("{text:0>max$}");
-    hex::decode_to_slice(padded, out).map_err(|_| IdError::NotHex {
-        what,
-        text: text.into(),
-    })
+    hex::decode_to_slice(padded, out).map_err(|_| IdError::NotHex { what, text: text.into() })
 }
 
 impl fmt::Debug for TraceId {
@@ -143,21 +127,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_ids() {
-        assert!(matches!(
-            TraceId::from_hex("zz"),
-            Err(IdError::NotHex { .. })
-        ));
-        assert!(matches!(
-            TraceId::from_hex("0"),
-            Err(IdError::AllZero { .. })
-        ));
-        assert!(matches!(
-            SpanId::from_bytes(&[1; 7]),
-            Err(IdError::WrongLength { got: 7, .. })
-        ));
-        assert!(matches!(
-            SpanId::from_hex(&"1".repeat(17)),
-            Err(IdError::NotHex { .. })
-        ));
+        assert!(matches!(TraceId::from_hex("zz"), Err(IdError::NotHex { .. })));
+        assert!(matches!(TraceId::from_hex("0"), Err(IdError::AllZero { .. })));
+        assert!(matches!(SpanId::from_bytes(&[1; 7]), Err(IdError::WrongLength { got: 7, .. })));
+        assert!(matches!(SpanId::from_hex(&"1".repeat(17)), Err(IdError::NotHex { .. })));
     }
 }

@@ -97,11 +97,7 @@ fn value_to_json(value: &AnyValue) -> serde_json::Value {
         AnyValue::Double(d) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
         AnyValue::Bytes(_) => J::String(value_to_text(value)),
         AnyValue::Array(items) => J::Array(items.iter().map(value_to_json).collect()),
-        AnyValue::KvList(kvs) => J::Object(
-            kvs.iter()
-                .map(|kv| (kv.key.clone(), value_to_json(&kv.value)))
-                .collect(),
-        ),
+        AnyValue::KvList(kvs) => J::Object(kvs.iter().map(|kv| (kv.key.clone(), value_to_json(&kv.value))).collect()),
     }
 }
 
@@ -110,9 +106,7 @@ pub fn tag(key: &str, value: &AnyValue) -> Tag {
         AnyValue::String(s) => ("string", serde_json::Value::String(s.clone())),
         AnyValue::Bool(b) => ("bool", serde_json::Value::Bool(*b)),
         // Beyond 2^53 a JS number would silently round, so the UI gets the digits.
-        AnyValue::Int(i) if i.abs() > JS_MAX_SAFE_INTEGER => {
-            ("int64", serde_json::Value::String(i.to_string()))
-        }
+        AnyValue::Int(i) if i.abs() > JS_MAX_SAFE_INTEGER => ("int64", serde_json::Value::String(i.to_string())),
         AnyValue::Int(i) => ("int64", serde_json::Value::from(*i)),
         AnyValue::Double(d) => match serde_json::Number::from_f64(*d) {
             Some(n) => ("float64", serde_json::Value::Number(n)),
@@ -121,11 +115,7 @@ pub fn tag(key: &str, value: &AnyValue) -> Tag {
         AnyValue::Bytes(_) => ("binary", serde_json::Value::String(value_to_text(value))),
         other => ("string", serde_json::Value::String(value_to_text(other))),
     };
-    Tag {
-        key: key.to_string(),
-        kind,
-        value,
-    }
+    Tag { key: key.to_string(), kind, value }
 }
 
 fn tags(attrs: &[KeyValue]) -> Vec<Tag> {
@@ -142,9 +132,7 @@ pub fn to_trace(spans: &[Span], warnings: Vec<String>) -> Trace {
     let mut processes = std::collections::BTreeMap::new();
     let mut out = Vec::with_capacity(spans.len());
     for span in spans {
-        let process_id = match process_of
-            .iter()
-            .find(|(r, _)| Arc::ptr_eq(r, &span.resource) || **r == *span.resource)
+        let process_id = match process_of.iter().find(|(r, _)| Arc::ptr_eq(r, &span.resource) || **r == *span.resource)
         {
             Some((_, id)) => id.clone(),
             None => {
@@ -171,10 +159,7 @@ pub fn to_trace(spans: &[Span], warnings: Vec<String>) -> Trace {
         out.push(to_span(span, process_id));
     }
     Trace {
-        trace_id: spans
-            .first()
-            .map(|s| s.trace_id.to_jaeger_hex())
-            .unwrap_or_default(),
+        trace_id: spans.first().map(|s| s.trace_id.to_jaeger_hex()).unwrap_or_default(),
         spans: out,
         processes,
         warnings: (!warnings.is_empty()).then_some(warnings),
@@ -216,10 +201,7 @@ fn to_span(span: &Span, process_id: String) -> JaegerSpan {
         }
     }
     if !span.status.message.is_empty() {
-        span_tags.push(string_tag(
-            "otel.status_description",
-            span.status.message.clone(),
-        ));
+        span_tags.push(string_tag("otel.status_description", span.status.message.clone()));
     }
     if !span.trace_state.is_empty() {
         span_tags.push(string_tag("w3c.tracestate", span.trace_state.clone()));
@@ -239,10 +221,7 @@ fn to_span(span: &Span, process_id: String) -> JaegerSpan {
             .map(|e| {
                 let mut fields = vec![string_tag("event", e.name.clone())];
                 fields.extend(tags(&e.attributes));
-                Log {
-                    timestamp: e.time_ns / 1000,
-                    fields,
-                }
+                Log { timestamp: e.time_ns / 1000, fields }
             })
             .collect(),
         process_id,
@@ -267,10 +246,7 @@ mod tests {
             kind: SpanKind::Server,
             start_ns: 1_000_000_123_456,
             end_ns: 1_000_002_123_456,
-            attributes: vec![
-                KeyValue::new("big", AnyValue::Int(1 << 60)),
-                KeyValue::new("ok", AnyValue::Bool(true)),
-            ],
+            attributes: vec![KeyValue::new("big", AnyValue::Int(1 << 60)), KeyValue::new("ok", AnyValue::Bool(true))],
             dropped_attributes_count: 0,
             events: vec![Event {
                 time_ns: 1_000_001_000_000,
@@ -288,22 +264,12 @@ mod tests {
                 flags: 0,
             }],
             dropped_links_count: 0,
-            status: Status {
-                code: StatusCode::Error,
-                message: "bad".into(),
-            },
+            status: Status { code: StatusCode::Error, message: "bad".into() },
             resource: Arc::new(Resource {
-                attributes: vec![
-                    KeyValue::string("service.name", "api"),
-                    KeyValue::string("host", "h1"),
-                ],
+                attributes: vec![KeyValue::string("service.name", "api"), KeyValue::string("host", "h1")],
                 ..Default::default()
             }),
-            scope: Arc::new(Scope {
-                name: "lib".into(),
-                version: "1.0".into(),
-                ..Default::default()
-            }),
+            scope: Arc::new(Scope { name: "lib".into(), version: "1.0".into(), ..Default::default() }),
         }
     }
 
@@ -318,21 +284,10 @@ mod tests {
         assert_eq!(s["duration"], 2000);
         assert_eq!(s["references"][0]["refType"], "CHILD_OF");
         assert_eq!(s["references"][1]["refType"], "FOLLOWS_FROM");
-        assert_eq!(
-            s["references"][1]["traceID"],
-            "01010101010101010101010101010101"
-        );
+        assert_eq!(s["references"][1]["traceID"], "01010101010101010101010101010101");
         assert_eq!(s["logs"][0]["fields"][0]["value"], "retry");
         assert_eq!(s["logs"][0]["fields"][1]["type"], "float64");
-        let tag = |k: &str| {
-            s["tags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|t| t["key"] == k)
-                .cloned()
-                .unwrap()
-        };
+        let tag = |k: &str| s["tags"].as_array().unwrap().iter().find(|t| t["key"] == k).cloned().unwrap();
         assert_eq!(tag("big")["value"], (1i64 << 60).to_string());
         assert_eq!(tag("span.kind")["value"], "server");
         assert_eq!(tag("otel.status_code")["value"], "ERROR");

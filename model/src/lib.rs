@@ -19,9 +19,7 @@ pub mod tenancy;
 pub mod zipkin;
 
 pub use ids::{SpanId, TraceId};
-pub use span::{
-    AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode,
-};
+pub use span::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode};
 
 pub use tenancy::{validate_tenant, Tenancy, TenantError, DEFAULT_TENANT, TENANT_HEADER};
 

@@ -11,9 +11,7 @@ use opentelemetry_proto::tonic::resource::v1 as pr;
 use opentelemetry_proto::tonic::trace::v1::{self as pt, span as pspan};
 
 use crate::ids::{IdError, SpanId, TraceId};
-use crate::span::{
-    AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode,
-};
+use crate::span::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode};
 
 /// The spans a request carried, split into the valid ones and the reasons the others
 /// were rejected.
@@ -38,14 +36,7 @@ pub fn summarize_rejections(reasons: &[String]) -> Option<String> {
         return None;
     }
     let mut msg = format!("{} span(s) rejected: ", reasons.len());
-    msg.push_str(
-        &reasons
-            .iter()
-            .take(SHOWN)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; "),
-    );
+    msg.push_str(&reasons.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; "));
     if reasons.len() > SHOWN {
         msg.push_str(&format!("; and {} more", reasons.len() - SHOWN));
     }
@@ -97,11 +88,7 @@ fn describe(trace_id: &[u8], span_id: &[u8]) -> String {
     format!("span {}/{}", hex::encode(trace_id), hex::encode(span_id))
 }
 
-fn span_from_proto(
-    span: pt::Span,
-    resource: &Arc<Resource>,
-    scope: &Arc<Scope>,
-) -> Result<Span, String> {
+fn span_from_proto(span: pt::Span, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, String> {
     let who = || describe(&span.trace_id, &span.span_id);
     let id_err = |e: IdError| format!("{}: {e}", who());
     let trace_id = TraceId::from_bytes(&span.trace_id).map_err(id_err)?;
@@ -122,10 +109,8 @@ fn span_from_proto(
     let mut links = Vec::with_capacity(span.links.len());
     for link in span.links {
         links.push(Link {
-            trace_id: TraceId::from_bytes(&link.trace_id)
-                .map_err(|e| format!("{}: link {e}", who()))?,
-            span_id: SpanId::from_bytes(&link.span_id)
-                .map_err(|e| format!("{}: link {e}", who()))?,
+            trace_id: TraceId::from_bytes(&link.trace_id).map_err(|e| format!("{}: link {e}", who()))?,
+            span_id: SpanId::from_bytes(&link.span_id).map_err(|e| format!("{}: link {e}", who()))?,
             trace_state: link.trace_state,
             attributes: attributes_from_proto(link.attributes),
             dropped_attributes_count: link.dropped_attributes_count,
@@ -172,13 +157,7 @@ fn span_from_proto(
 }
 
 pub fn attributes_from_proto(attrs: Vec<pc::KeyValue>) -> Vec<KeyValue> {
-    attrs
-        .into_iter()
-        .map(|kv| KeyValue {
-            key: kv.key,
-            value: value_from_proto(kv.value),
-        })
-        .collect()
+    attrs.into_iter().map(|kv| KeyValue { key: kv.key, value: value_from_proto(kv.value) }).collect()
 }
 
 pub fn value_from_proto(value: Option<pc::AnyValue>) -> AnyValue {
@@ -189,12 +168,9 @@ pub fn value_from_proto(value: Option<pc::AnyValue>) -> AnyValue {
         Some(PValue::IntValue(i)) => AnyValue::Int(i),
         Some(PValue::DoubleValue(d)) => AnyValue::Double(d),
         Some(PValue::BytesValue(b)) => AnyValue::Bytes(b),
-        Some(PValue::ArrayValue(a)) => AnyValue::Array(
-            a.values
-                .into_iter()
-                .map(|v| value_from_proto(Some(v)))
-                .collect(),
-        ),
+        Some(PValue::ArrayValue(a)) => {
+            AnyValue::Array(a.values.into_iter().map(|v| value_from_proto(Some(v))).collect())
+        }
         Some(PValue::KvlistValue(l)) => AnyValue::KvList(attributes_from_proto(l.values)),
     }
 }
@@ -202,11 +178,7 @@ pub fn value_from_proto(value: Option<pc::AnyValue>) -> AnyValue {
 pub fn attributes_to_proto(attrs: &[KeyValue]) -> Vec<pc::KeyValue> {
     attrs
         .iter()
-        .map(|kv| pc::KeyValue {
-            key: kv.key.clone(),
-            value: Some(value_to_proto(&kv.value)),
-            ..Default::default()
-        })
+        .map(|kv| pc::KeyValue { key: kv.key.clone(), value: Some(value_to_proto(&kv.value)), ..Default::default() })
         .collect()
 }
 
@@ -218,12 +190,10 @@ pub fn value_to_proto(value: &AnyValue) -> pc::AnyValue {
         AnyValue::Int(i) => Some(PValue::IntValue(*i)),
         AnyValue::Double(d) => Some(PValue::DoubleValue(*d)),
         AnyValue::Bytes(b) => Some(PValue::BytesValue(b.clone())),
-        AnyValue::Array(a) => Some(PValue::ArrayValue(pc::ArrayValue {
-            values: a.iter().map(value_to_proto).collect(),
-        })),
-        AnyValue::KvList(l) => Some(PValue::KvlistValue(pc::KeyValueList {
-            values: attributes_to_proto(l),
-        })),
+        AnyValue::Array(a) => {
+            Some(PValue::ArrayValue(pc::ArrayValue { values: a.iter().map(value_to_proto).collect() }))
+        }
+        AnyValue::KvList(l) => Some(PValue::KvlistValue(pc::KeyValueList { values: attributes_to_proto(l) })),
     };
     pc::AnyValue { value }
 }
@@ -233,10 +203,7 @@ pub fn span_to_proto(span: &Span) -> pt::Span {
         trace_id: span.trace_id.0.to_vec(),
         span_id: span.span_id.0.to_vec(),
         trace_state: span.trace_state.clone(),
-        parent_span_id: span
-            .parent_span_id
-            .map(|p| p.0.to_vec())
-            .unwrap_or_default(),
+        parent_span_id: span.parent_span_id.map(|p| p.0.to_vec()).unwrap_or_default(),
         flags: span.flags,
         name: span.name.clone(),
         kind: span.kind.to_otlp(),
@@ -282,7 +249,7 @@ pub fn span_to_proto(span: &Span) -> pt::Span {
     }
 }
 
-fn resource_to_proto(resource: &Resource) -> pr::Resource {
+pub fn resource_to_proto(resource: &Resource) -> pr::Resource {
     pr::Resource {
         attributes: attributes_to_proto(&resource.attributes),
         dropped_attributes_count: resource.dropped_attributes_count,
@@ -290,7 +257,7 @@ fn resource_to_proto(resource: &Resource) -> pr::Resource {
     }
 }
 
-fn scope_to_proto(scope: &Scope) -> pc::InstrumentationScope {
+pub fn scope_to_proto(scope: &Scope) -> pc::InstrumentationScope {
     pc::InstrumentationScope {
         name: scope.name.clone(),
         version: scope.version.clone(),
@@ -306,20 +273,14 @@ pub fn to_resource_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<p
     type ScopeGroup = (Arc<Scope>, Vec<pt::Span>);
     let mut groups: Vec<(Arc<Resource>, Vec<ScopeGroup>)> = Vec::new();
     for span in spans {
-        let group = match groups
-            .iter()
-            .position(|(r, _)| Arc::ptr_eq(r, &span.resource) || **r == *span.resource)
-        {
+        let group = match groups.iter().position(|(r, _)| Arc::ptr_eq(r, &span.resource) || **r == *span.resource) {
             Some(i) => &mut groups[i].1,
             None => {
                 groups.push((Arc::clone(&span.resource), Vec::new()));
                 &mut groups.last_mut().expect("just pushed").1
             }
         };
-        let scope_group = match group
-            .iter()
-            .position(|(s, _)| Arc::ptr_eq(s, &span.scope) || **s == *span.scope)
-        {
+        let scope_group = match group.iter().position(|(s, _)| Arc::ptr_eq(s, &span.scope) || **s == *span.scope) {
             Some(i) => &mut group[i].1,
             None => {
                 group.push((Arc::clone(&span.scope), Vec::new()));
@@ -346,9 +307,7 @@ pub fn to_resource_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<p
 }
 
 pub fn to_request<'a>(spans: impl IntoIterator<Item = &'a Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: to_resource_spans(spans),
-    }
+    ExportTraceServiceRequest { resource_spans: to_resource_spans(spans) }
 }
 
 #[cfg(test)]

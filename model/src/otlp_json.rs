@@ -22,17 +22,8 @@ pub struct DecodedJson {
 
 pub fn decode_request(body: &[u8]) -> Result<DecodedJson, serde_json::Error> {
     let request: ExportTraceServiceRequest = serde_json::from_slice(body)?;
-    let span_count: usize = request
-        .resource_spans
-        .iter()
-        .flat_map(|rs| &rs.scope_spans)
-        .map(|ss| ss.spans.len())
-        .sum();
-    let warning = if span_count == 0 {
-        empty_body_warning(body)
-    } else {
-        None
-    };
+    let span_count: usize = request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+    let warning = if span_count == 0 { empty_body_warning(body) } else { None };
     Ok(DecodedJson { request, warning })
 }
 
@@ -77,17 +68,13 @@ fn walk(value: &serde_json::Value, snake: &mut Vec<String>, meaningful: &mut boo
 
 /// The OTLP JSON `TracesData` for these spans, grouped by resource and scope.
 pub fn encode_traces_data<'a>(spans: impl IntoIterator<Item = &'a Span>) -> serde_json::Value {
-    serde_json::to_value(TracesData {
-        resource_spans: to_resource_spans(spans),
-    })
-    .expect("OTLP serde types always serialize")
+    serde_json::to_value(TracesData { resource_spans: to_resource_spans(spans) })
+        .expect("OTLP serde types always serialize")
 }
 
 pub fn encode_request<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<u8> {
-    serde_json::to_vec(&ExportTraceServiceRequest {
-        resource_spans: to_resource_spans(spans),
-    })
-    .expect("OTLP serde types always serialize")
+    serde_json::to_vec(&ExportTraceServiceRequest { resource_spans: to_resource_spans(spans) })
+        .expect("OTLP serde types always serialize")
 }
 
 #[cfg(test)]
@@ -122,11 +109,7 @@ mod tests {
 
     #[test]
     fn truly_empty_bodies_get_no_warning() {
-        for body in [
-            &b"{}"[..],
-            br#"{"resourceSpans":[]}"#,
-            br#"{"resourceSpans":[{"scopeSpans":[]}]}"#,
-        ] {
+        for body in [&b"{}"[..], br#"{"resourceSpans":[]}"#, br#"{"resourceSpans":[{"scopeSpans":[]}]}"#] {
             assert!(decode_request(body).unwrap().warning.is_none());
         }
     }
@@ -138,10 +121,7 @@ mod tests {
             "name":"x","kind":2,"startTimeUnixNano":"1700000000000000001","endTimeUnixNano":1700000000000000002,
             "attributes":[{"key":"n","value":{"intValue":"42"}}]}]}]}]}"#;
         let spans = from_request(decode_request(body).unwrap().request).spans;
-        assert_eq!(
-            spans[0].trace_id.to_hex(),
-            "0102030405060708090a0b0c0d0e0f10"
-        );
+        assert_eq!(spans[0].trace_id.to_hex(), "0102030405060708090a0b0c0d0e0f10");
         assert_eq!(spans[0].start_ns, 1_700_000_000_000_000_001);
         assert_eq!(spans[0].end_ns, 1_700_000_000_000_000_002);
         assert_eq!(spans[0].attributes[0].value, crate::AnyValue::Int(42));

@@ -25,10 +25,7 @@ pub struct KeyValue {
 
 impl KeyValue {
     pub fn new(key: impl Into<String>, value: AnyValue) -> Self {
-        Self {
-            key: key.into(),
-            value,
-        }
+        Self { key: key.into(), value }
     }
 
     pub fn string(key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -191,10 +188,6 @@ impl Span {
 
     /// A span attribute, or failing that a resource attribute, by key.
     pub fn attribute(&self, key: &str) -> Option<&AnyValue> {
-        self.attributes
-            .iter()
-            .chain(self.resource.attributes.iter())
-            .find(|kv| kv.key == key)
-            .map(|kv| &kv.value)
+        self.attributes.iter().chain(self.resource.attributes.iter()).find(|kv| kv.key == key).map(|kv| &kv.value)
     }
 }

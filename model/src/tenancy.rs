@@ -27,8 +27,7 @@ impl Tenancy {
             return Ok(DEFAULT_TENANT.to_string());
         }
         let raw = header.ok_or(TenantError::Missing)?;
-        let tenant =
-            std::str::from_utf8(raw).map_err(|_| TenantError::Invalid("not valid UTF-8".into()))?;
+        let tenant = std::str::from_utf8(raw).map_err(|_| TenantError::Invalid("not valid UTF-8".into()))?;
         validate_tenant(tenant).map_err(TenantError::Invalid)?;
         Ok(tenant.to_string())
     }
@@ -38,18 +37,10 @@ impl Tenancy {
 /// that it can be embedded in storage keys and file names without escaping.
 pub fn validate_tenant(tenant: &str) -> Result<(), String> {
     if tenant.is_empty() || tenant.len() > 150 {
-        return Err(format!(
-            "tenant id must be 1 to 150 characters, got {}",
-            tenant.len()
-        ));
+        return Err(format!("tenant id must be 1 to 150 characters, got {}", tenant.len()));
     }
-    if let Some(bad) = tenant
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()".contains(*c)))
-    {
-        return Err(format!(
-            "tenant id contains the character {bad:?}, which is not allowed"
-        ));
+    if let Some(bad) = tenant.chars().find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()".contains(*c))) {
+        return Err(format!("tenant id contains the character {bad:?}, which is not allowed"));
     }
     if tenant == "." || tenant == ".." {
         return Err("tenant id must not be '.' or '..'".into());
@@ -63,20 +54,12 @@ mod tests {
 
     #[test]
     fn tenancy_rules() {
-        let off = Tenancy {
-            multi_tenant: false,
-        };
+        let off = Tenancy { multi_tenant: false };
         assert_eq!(off.resolve(Some(b"acme")).unwrap(), DEFAULT_TENANT);
         let on = Tenancy { multi_tenant: true };
         assert_eq!(on.resolve(Some(b"acme")).unwrap(), "acme");
         assert_eq!(on.resolve(None), Err(TenantError::Missing));
-        assert!(matches!(
-            on.resolve(Some(b"a/b")),
-            Err(TenantError::Invalid(_))
-        ));
-        assert!(matches!(
-            on.resolve(Some(b"")),
-            Err(TenantError::Invalid(_))
-        ));
+        assert!(matches!(on.resolve(Some(b"a/b")), Err(TenantError::Invalid(_))));
+        assert!(matches!(on.resolve(Some(b"")), Err(TenantError::Invalid(_))));
     }
 }

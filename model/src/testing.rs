@@ -9,15 +9,11 @@ use crate::ids::{SpanId, TraceId};
 use crate::span::*;
 
 fn arb_trace_id() -> impl Strategy<Value = TraceId> {
-    any::<[u8; 16]>()
-        .prop_filter("non-zero", |b| *b != [0; 16])
-        .prop_map(TraceId)
+    any::<[u8; 16]>().prop_filter("non-zero", |b| *b != [0; 16]).prop_map(TraceId)
 }
 
 fn arb_span_id() -> impl Strategy<Value = SpanId> {
-    any::<[u8; 8]>()
-        .prop_filter("non-zero", |b| *b != [0; 8])
-        .prop_map(SpanId)
+    any::<[u8; 8]>().prop_filter("non-zero", |b| *b != [0; 8]).prop_map(SpanId)
 }
 
 fn arb_scalar() -> impl Strategy<Value = AnyValue> {
@@ -26,9 +22,7 @@ fn arb_scalar() -> impl Strategy<Value = AnyValue> {
         ".{0,12}".prop_map(AnyValue::String),
         any::<bool>().prop_map(AnyValue::Bool),
         any::<i64>().prop_map(AnyValue::Int),
-        any::<f64>()
-            .prop_filter("finite", |d| d.is_finite())
-            .prop_map(AnyValue::Double),
+        any::<f64>().prop_filter("finite", |d| d.is_finite()).prop_map(AnyValue::Double),
         vec(any::<u8>(), 0..8).prop_map(AnyValue::Bytes),
     ]
 }
@@ -37,9 +31,8 @@ pub fn arb_value() -> impl Strategy<Value = AnyValue> {
     arb_scalar().prop_recursive(2, 8, 3, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..3).prop_map(AnyValue::Array),
-            vec(("[a-z.]{1,6}", inner), 0..3).prop_map(|kvs| AnyValue::KvList(
-                kvs.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()
-            )),
+            vec(("[a-z.]{1,6}", inner), 0..3)
+                .prop_map(|kvs| AnyValue::KvList(kvs.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect())),
         ]
     })
 }
@@ -54,47 +47,30 @@ fn arb_kind() -> impl Strategy<Value = SpanKind> {
 }
 
 fn arb_status() -> impl Strategy<Value = Status> {
-    (
-        prop_oneof![
-            Just(StatusCode::Unset),
-            Just(StatusCode::Ok),
-            Just(StatusCode::Error)
-        ],
-        ".{0,8}",
-    )
+    (prop_oneof![Just(StatusCode::Unset), Just(StatusCode::Ok), Just(StatusCode::Error)], ".{0,8}")
         .prop_map(|(code, message)| Status { code, message })
 }
 
 fn arb_event() -> impl Strategy<Value = Event> {
-    (any::<u64>(), ".{0,8}", arb_attributes(), any::<u32>()).prop_map(
-        |(time_ns, name, attributes, dropped)| Event {
-            time_ns,
-            name,
-            attributes,
-            dropped_attributes_count: dropped,
-        },
-    )
+    (any::<u64>(), ".{0,8}", arb_attributes(), any::<u32>()).prop_map(|(time_ns, name, attributes, dropped)| Event {
+        time_ns,
+        name,
+        attributes,
+        dropped_attributes_count: dropped,
+    })
 }
 
 fn arb_link() -> impl Strategy<Value = Link> {
-    (
-        arb_trace_id(),
-        arb_span_id(),
-        "[a-z=,]{0,8}",
-        arb_attributes(),
-        any::<u32>(),
-        any::<u32>(),
+    (arb_trace_id(), arb_span_id(), "[a-z=,]{0,8}", arb_attributes(), any::<u32>(), any::<u32>()).prop_map(
+        |(trace_id, span_id, trace_state, attributes, dropped, flags)| Link {
+            trace_id,
+            span_id,
+            trace_state,
+            attributes,
+            dropped_attributes_count: dropped,
+            flags,
+        },
     )
-        .prop_map(
-            |(trace_id, span_id, trace_state, attributes, dropped, flags)| Link {
-                trace_id,
-                span_id,
-                trace_state,
-                attributes,
-                dropped_attributes_count: dropped,
-                flags,
-            },
-        )
 }
 
 prop_compose! {
@@ -127,28 +103,13 @@ prop_compose! {
 /// Spans grouped under distinct resources and scopes, in the order a grouped OTLP
 /// request would list them, so that regrouping gives back the same structure.
 pub fn arb_spans() -> impl Strategy<Value = Vec<Span>> {
-    let scope_group = (
-        ".{0,6}",
-        ".{0,6}",
-        arb_attributes(),
-        any::<u32>(),
-        vec(arb_span_body(), 1..3),
-    );
-    let resource_group = (
-        arb_attributes(),
-        any::<u32>(),
-        "[a-z:/.]{0,8}",
-        vec(scope_group, 1..3),
-    );
+    let scope_group = (".{0,6}", ".{0,6}", arb_attributes(), any::<u32>(), vec(arb_span_body(), 1..3));
+    let resource_group = (arb_attributes(), any::<u32>(), "[a-z:/.]{0,8}", vec(scope_group, 1..3));
     vec(resource_group, 1..3).prop_map(|resources| {
         let mut spans = Vec::new();
         for (r, (mut attrs, dropped, schema_url, scopes)) in resources.into_iter().enumerate() {
             attrs.push(KeyValue::new("group", AnyValue::Int(r as i64)));
-            let resource = Arc::new(Resource {
-                attributes: attrs,
-                dropped_attributes_count: dropped,
-                schema_url,
-            });
+            let resource = Arc::new(Resource { attributes: attrs, dropped_attributes_count: dropped, schema_url });
             for (s, (name, version, mut attrs, dropped, bodies)) in scopes.into_iter().enumerate() {
                 attrs.push(KeyValue::new("group", AnyValue::Int(s as i64)));
                 let scope = Arc::new(Scope {

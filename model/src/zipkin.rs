@@ -66,12 +66,7 @@ pub struct Annotation {
 
 /// Attribute keys that carry endpoint fields, so they are not echoed back as tags.
 const LOCAL_KEYS: [&str; 3] = ["net.host.ip", "net.host.ipv6", "net.host.port"];
-const REMOTE_KEYS: [&str; 4] = [
-    "peer.service",
-    "net.peer.ip",
-    "net.peer.ipv6",
-    "net.peer.port",
-];
+const REMOTE_KEYS: [&str; 4] = ["peer.service", "net.peer.ip", "net.peer.ipv6", "net.peer.port"];
 const DEBUG_KEY: &str = "zipkin.debug";
 const SHARED_KEY: &str = "zipkin.shared";
 
@@ -100,9 +95,7 @@ pub fn from_zipkin(z: ZipkinSpan) -> Result<Span, String> {
         None | Some("") => None,
         Some(p) => Some(SpanId::from_hex(p).map_err(|e| format!("{who}: parent {e}"))?),
     };
-    let timestamp = z
-        .timestamp
-        .ok_or_else(|| format!("{who}: timestamp is required"))?;
+    let timestamp = z.timestamp.ok_or_else(|| format!("{who}: timestamp is required"))?;
     let start_ns = timestamp.saturating_mul(1000);
     let end_ns = start_ns.saturating_add(z.duration.unwrap_or(0).saturating_mul(1000));
 
@@ -110,37 +103,20 @@ pub fn from_zipkin(z: ZipkinSpan) -> Result<Span, String> {
     let mut attributes = Vec::new();
     if let Some(local) = z.local_endpoint {
         if let Some(name) = local.service_name {
-            resource
-                .attributes
-                .push(KeyValue::string("service.name", name));
+            resource.attributes.push(KeyValue::string("service.name", name));
         }
-        push_endpoint(
-            &mut attributes,
-            &LOCAL_KEYS,
-            local.ipv4,
-            local.ipv6,
-            local.port,
-        );
+        push_endpoint(&mut attributes, &LOCAL_KEYS, local.ipv4, local.ipv6, local.port);
     }
     if let Some(remote) = z.remote_endpoint {
         if let Some(name) = remote.service_name {
             attributes.push(KeyValue::string("peer.service", name));
         }
-        push_endpoint(
-            &mut attributes,
-            &REMOTE_KEYS[1..],
-            remote.ipv4,
-            remote.ipv6,
-            remote.port,
-        );
+        push_endpoint(&mut attributes, &REMOTE_KEYS[1..], remote.ipv4, remote.ipv6, remote.port);
     }
     let mut status = Status::default();
     for (key, value) in z.tags {
         if key == "error" {
-            status = Status {
-                code: StatusCode::Error,
-                message: value,
-            };
+            status = Status { code: StatusCode::Error, message: value };
         } else {
             attributes.push(KeyValue::string(key, value));
         }
@@ -190,13 +166,7 @@ pub fn from_zipkin(z: ZipkinSpan) -> Result<Span, String> {
     })
 }
 
-fn push_endpoint(
-    attrs: &mut Vec<KeyValue>,
-    keys: &[&str],
-    v4: Option<String>,
-    v6: Option<String>,
-    port: Option<u16>,
-) {
+fn push_endpoint(attrs: &mut Vec<KeyValue>, keys: &[&str], v4: Option<String>, v6: Option<String>, port: Option<u16>) {
     if let Some(ip) = v4 {
         attrs.push(KeyValue::string(keys[0], ip));
     }
@@ -215,39 +185,22 @@ fn string_of(value: &AnyValue) -> String {
     }
 }
 
-fn endpoint_from(
-    attrs: &[KeyValue],
-    keys: &[&str],
-    service_name: Option<String>,
-) -> Option<Endpoint> {
+fn endpoint_from(attrs: &[KeyValue], keys: &[&str], service_name: Option<String>) -> Option<Endpoint> {
     let get = |k: &str| attrs.iter().find(|kv| kv.key == k).map(|kv| &kv.value);
     let port = match get(keys[2]) {
         Some(AnyValue::Int(p)) => u16::try_from(*p).ok(),
         _ => None,
     };
-    let endpoint = Endpoint {
-        service_name,
-        ipv4: get(keys[0]).map(string_of),
-        ipv6: get(keys[1]).map(string_of),
-        port,
-    };
+    let endpoint =
+        Endpoint { service_name, ipv4: get(keys[0]).map(string_of), ipv6: get(keys[1]).map(string_of), port };
     (endpoint != Endpoint::default()).then_some(endpoint)
 }
 
 /// The Zipkin v2 form of a stored span: endpoints from the resource and the peer
 /// attributes, string tags from every other attribute, annotations from events.
 pub fn to_zipkin(span: &Span) -> ZipkinSpan {
-    let service = span
-        .resource
-        .attributes
-        .iter()
-        .find(|kv| kv.key == "service.name")
-        .map(|kv| string_of(&kv.value));
-    let remote_service = span
-        .attributes
-        .iter()
-        .find(|kv| kv.key == REMOTE_KEYS[0])
-        .map(|kv| string_of(&kv.value));
+    let service = span.resource.attributes.iter().find(|kv| kv.key == "service.name").map(|kv| string_of(&kv.value));
+    let remote_service = span.attributes.iter().find(|kv| kv.key == REMOTE_KEYS[0]).map(|kv| string_of(&kv.value));
     let mut tags = BTreeMap::new();
     let mut debug = None;
     let mut shared = None;
@@ -283,10 +236,7 @@ pub fn to_zipkin(span: &Span) -> ZipkinSpan {
         annotations: span
             .events
             .iter()
-            .map(|e| Annotation {
-                timestamp: e.time_ns / 1000,
-                value: e.name.clone(),
-            })
+            .map(|e| Annotation { timestamp: e.time_ns / 1000, value: e.name.clone() })
             .collect(),
         tags,
         debug,
@@ -309,12 +259,7 @@ mod tests {
                 proptest::option::of("::[0-9]{1,3}"),
                 proptest::option::of(any::<u16>()),
             )
-                .prop_map(|(service_name, ipv4, ipv6, port)| Endpoint {
-                    service_name,
-                    ipv4,
-                    ipv6,
-                    port,
-                })
+                .prop_map(|(service_name, ipv4, ipv6, port)| Endpoint { service_name, ipv4, ipv6, port })
                 .prop_filter("not empty", |e| *e != Endpoint::default()),
         )
     }
@@ -367,29 +312,15 @@ mod tests {
         let decoded = decode(body).unwrap();
         assert_eq!(decoded.spans.len(), 1);
         assert_eq!(decoded.rejected.len(), 2);
-        assert!(
-            decoded.rejected[0].contains("traceId must be 16 or 32"),
-            "{}",
-            decoded.rejected[0]
-        );
-        assert!(
-            decoded.rejected[1].contains("timestamp is required"),
-            "{}",
-            decoded.rejected[1]
-        );
+        assert!(decoded.rejected[0].contains("traceId must be 16 or 32"), "{}", decoded.rejected[0]);
+        assert!(decoded.rejected[1].contains("timestamp is required"), "{}", decoded.rejected[1]);
     }
 
     #[test]
     fn error_tag_becomes_status() {
         let body = br#"[{"traceId":"0000000000000001","id":"0000000000000002","timestamp":5,"tags":{"error":"boom"}}]"#;
         let span = &decode(body).unwrap().spans[0];
-        assert_eq!(
-            span.status,
-            Status {
-                code: StatusCode::Error,
-                message: "boom".into()
-            }
-        );
+        assert_eq!(span.status, Status { code: StatusCode::Error, message: "boom".into() });
         assert!(span.attributes.is_empty());
     }
 }

@@ -3,8 +3,7 @@
 /// Parses a Go duration into nanoseconds. Negative durations are refused: no search
 /// bound can use them.
 pub fn parse_go_duration(text: &str) -> Result<u64, String> {
-    let err =
-        || format!("invalid duration {text:?}: expected a Go duration such as 1.5ms, 2s or 1h30m");
+    let err = || format!("invalid duration {text:?}: expected a Go duration such as 1.5ms, 2s or 1h30m");
     let s = text.trim();
     if s == "0" {
         return Ok(0);
@@ -16,17 +15,13 @@ pub fn parse_go_duration(text: &str) -> Result<u64, String> {
     let mut total: f64 = 0.0;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
         if num_len == 0 {
             return Err(err());
         }
         let number: f64 = rest[..num_len].parse().map_err(|_| err())?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,

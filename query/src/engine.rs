@@ -52,11 +52,7 @@ impl TraceSummary {
             .iter()
             .filter(|s| s.parent_span_id.is_none_or(|p| !ids.contains(&p)))
             .min_by_key(|s| (s.parent_span_id.is_some(), s.start_ns));
-        let start_ns = spans
-            .iter()
-            .map(|s| s.start_ns)
-            .min()
-            .unwrap_or(first.start_ns);
+        let start_ns = spans.iter().map(|s| s.start_ns).min().unwrap_or(first.start_ns);
         let end_ns = spans.iter().map(|s| s.end_ns).max().unwrap_or(first.end_ns);
         let mut services: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
         for span in spans {
@@ -72,10 +68,7 @@ impl TraceSummary {
             duration_ns: end_ns.saturating_sub(start_ns),
             span_count: spans.len(),
             error_count: spans.iter().filter(|s| s.is_error()).count(),
-            services: services
-                .into_iter()
-                .map(|(s, (n, e))| (s.to_string(), n, e))
-                .collect(),
+            services: services.into_iter().map(|(s, (n, e))| (s.to_string(), n, e)).collect(),
         })
     }
 }
@@ -105,12 +98,7 @@ impl QueryEngine {
         clock: Arc<dyn Clock>,
         max_trace_spans: usize,
     ) -> Self {
-        Self {
-            reader,
-            retention,
-            clock,
-            max_trace_spans: max_trace_spans.max(1),
-        }
+        Self { reader, retention, clock, max_trace_spans: max_trace_spans.max(1) }
     }
 
     pub fn now_ns(&self) -> u64 {
@@ -123,16 +111,9 @@ impl QueryEngine {
 
     /// The visible spans of a trace (none when it is absent or expired), and whether
     /// it was cut at the span limit.
-    pub async fn trace(
-        &self,
-        tenant: &str,
-        trace_id: TraceId,
-    ) -> Result<(Vec<Span>, bool), StorageError> {
+    pub async fn trace(&self, tenant: &str, trace_id: TraceId) -> Result<(Vec<Span>, bool), StorageError> {
         let visible_from = self.visible_from(tenant);
-        let (mut spans, truncated) = self
-            .reader
-            .trace(tenant, trace_id, self.max_trace_spans)
-            .await?;
+        let (mut spans, truncated) = self.reader.trace(tenant, trace_id, self.max_trace_spans).await?;
         spans.retain(|s| s.start_ns >= visible_from);
         Ok((spans, truncated))
     }
@@ -142,26 +123,14 @@ impl QueryEngine {
     }
 
     pub async fn services(&self, tenant: &str) -> Result<Vec<String>, StorageError> {
-        self.reader
-            .services(tenant, self.visible_from(tenant))
-            .await
+        self.reader.services(tenant, self.visible_from(tenant)).await
     }
 
-    pub async fn operations(
-        &self,
-        tenant: &str,
-        service: Option<&str>,
-    ) -> Result<Vec<Operation>, StorageError> {
-        self.reader
-            .operations(tenant, service, self.visible_from(tenant))
-            .await
+    pub async fn operations(&self, tenant: &str, service: Option<&str>) -> Result<Vec<Operation>, StorageError> {
+        self.reader.operations(tenant, service, self.visible_from(tenant)).await
     }
 
-    pub async fn search(
-        &self,
-        tenant: &str,
-        query: &TraceQuery,
-    ) -> Result<Vec<Found>, StorageError> {
+    pub async fn search(&self, tenant: &str, query: &TraceQuery) -> Result<Vec<Found>, StorageError> {
         let oldest = query.start_ns.max(self.visible_from(tenant));
         if query.limit == 0 || oldest > query.end_ns {
             return Ok(Vec::new());
@@ -169,20 +138,12 @@ impl QueryEngine {
         // A posting's time is the latest start among the spans it groups, up to one
         // group width after the earliest: scan that much past the end of the range.
         let newest = query.end_ns.saturating_add(POSTING_GROUP_NS - 1);
-        let mut postings = MergedPostings::new(
-            &*self.reader,
-            tenant,
-            query.span.candidate_terms(),
-            newest,
-            oldest,
-        );
+        let mut postings = MergedPostings::new(&*self.reader, tenant, query.span.candidate_terms(), newest, oldest);
         let mut seen = HashSet::new();
         let mut found: Vec<Found> = Vec::new();
         while let Some(posting) = postings.next().await? {
             // Every unseen trace starts at or before this posting's time.
-            if found.len() >= query.limit
-                && found[query.limit - 1].summary.start_ns > posting.time_ns
-            {
+            if found.len() >= query.limit && found[query.limit - 1].summary.start_ns > posting.time_ns {
                 break;
             }
             if !seen.insert(posting.trace_id) {
@@ -205,29 +166,20 @@ impl QueryEngine {
         oldest: u64,
     ) -> Result<Option<Found>, StorageError> {
         let (spans, truncated) = self.trace(tenant, trace_id).await?;
-        let span_hit = spans
-            .iter()
-            .any(|s| s.start_ns >= oldest && s.start_ns <= query.end_ns && query.span.matches(s));
+        let span_hit =
+            spans.iter().any(|s| s.start_ns >= oldest && s.start_ns <= query.end_ns && query.span.matches(s));
         if !span_hit {
             return Ok(None);
         }
         let Some(summary) = TraceSummary::of(&spans) else {
             return Ok(None);
         };
-        if query
-            .min_trace_duration_ns
-            .is_some_and(|min| summary.duration_ns < min)
-            || query
-                .max_trace_duration_ns
-                .is_some_and(|max| summary.duration_ns > max)
+        if query.min_trace_duration_ns.is_some_and(|min| summary.duration_ns < min)
+            || query.max_trace_duration_ns.is_some_and(|max| summary.duration_ns > max)
         {
             return Ok(None);
         }
-        Ok(Some(Found {
-            summary,
-            spans,
-            truncated,
-        }))
+        Ok(Some(Found { summary, spans, truncated }))
     }
 }
 
@@ -253,29 +205,12 @@ struct PostingList {
 }
 
 impl<'a> MergedPostings<'a> {
-    fn new(
-        reader: &'a dyn SpanReader,
-        tenant: &'a str,
-        terms: Vec<IndexTerm>,
-        newest: u64,
-        oldest: u64,
-    ) -> Self {
+    fn new(reader: &'a dyn SpanReader, tenant: &'a str, terms: Vec<IndexTerm>, newest: u64, oldest: u64) -> Self {
         let lists = terms
             .into_iter()
-            .map(|term| PostingList {
-                term,
-                buffer: VecDeque::new(),
-                after: None,
-                exhausted: false,
-            })
+            .map(|term| PostingList { term, buffer: VecDeque::new(), after: None, exhausted: false })
             .collect();
-        Self {
-            reader,
-            tenant,
-            lists,
-            newest,
-            oldest,
-        }
+        Self { reader, tenant, lists, newest, oldest }
     }
 
     async fn next(&mut self) -> Result<Option<Posting>, StorageError> {
@@ -283,14 +218,7 @@ impl<'a> MergedPostings<'a> {
             if list.buffer.is_empty() && !list.exhausted {
                 let page = self
                     .reader
-                    .postings(
-                        self.tenant,
-                        &list.term,
-                        self.newest,
-                        self.oldest,
-                        list.after,
-                        POSTING_PAGE,
-                    )
+                    .postings(self.tenant, &list.term, self.newest, self.oldest, list.after, POSTING_PAGE)
                     .await?;
                 list.exhausted = page.len() < POSTING_PAGE;
                 list.after = page.last().copied();

@@ -24,10 +24,7 @@ const MAX_LIMIT: usize = 10_000;
 pub fn router(state: Arc<QueryState>) -> Router {
     Router::new()
         .route("/api/services", get(services))
-        .route(
-            "/api/services/{service}/operations",
-            get(service_operations),
-        )
+        .route("/api/services/{service}/operations", get(service_operations))
         .route("/api/operations", get(operations))
         .route("/api/traces", get(find_traces))
         .route("/api/traces/{trace_id}", get(get_trace))
@@ -53,14 +50,7 @@ struct ApiError {
 
 fn envelope<T: Serialize>(data: Vec<T>, errors: Vec<ApiError>) -> Response {
     let total = data.len();
-    Json(Envelope {
-        data,
-        total,
-        limit: 0,
-        offset: 0,
-        errors: (!errors.is_empty()).then_some(errors),
-    })
-    .into_response()
+    Json(Envelope { data, total, limit: 0, offset: 0, errors: (!errors.is_empty()).then_some(errors) }).into_response()
 }
 
 async fn services(State(state): State<Arc<QueryState>>, headers: HeaderMap) -> JaegerResult {
@@ -81,13 +71,8 @@ async fn service_operations(
     JaegerResult(
         async {
             let tenant = state.tenant(&headers)?;
-            let mut names: Vec<String> = state
-                .engine
-                .operations(&tenant, Some(&service))
-                .await?
-                .into_iter()
-                .map(|o| o.name)
-                .collect();
+            let mut names: Vec<String> =
+                state.engine.operations(&tenant, Some(&service)).await?.into_iter().map(|o| o.name).collect();
             names.dedup();
             Ok(envelope(names, vec![]))
         }
@@ -102,11 +87,7 @@ struct OperationJson {
     span_kind: &'static str,
 }
 
-async fn operations(
-    State(state): State<Arc<QueryState>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> JaegerResult {
+async fn operations(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> JaegerResult {
     JaegerResult(
         async {
             let tenant = state.tenant(&headers)?;
@@ -119,10 +100,7 @@ async fn operations(
             let data: Vec<OperationJson> = ops
                 .into_iter()
                 .filter(|o| kind.is_none_or(|k| o.kind == k))
-                .map(|o| OperationJson {
-                    name: o.name,
-                    span_kind: o.kind.jaeger_name(),
-                })
+                .map(|o| OperationJson { name: o.name, span_kind: o.kind.jaeger_name() })
                 .collect();
             Ok(envelope(data, vec![]))
         }
@@ -142,8 +120,7 @@ fn parse_kind(text: Option<&str>) -> Result<Option<SpanKind>, QueryError> {
 }
 
 pub fn parse_trace_id(text: &str) -> Result<TraceId, QueryError> {
-    TraceId::from_hex(text)
-        .map_err(|e| QueryError::BadRequest(format!("invalid trace id {text:?}: {e}")))
+    TraceId::from_hex(text).map_err(|e| QueryError::BadRequest(format!("invalid trace id {text:?}: {e}")))
 }
 
 async fn get_trace(
@@ -159,13 +136,7 @@ async fn get_trace(
             if spans.is_empty() {
                 return Err(QueryError::NotFound("trace not found".into()));
             }
-            Ok(envelope(
-                vec![jaeger::to_trace(
-                    &spans,
-                    state.truncation_warning(truncated),
-                )],
-                vec![],
-            ))
+            Ok(envelope(vec![jaeger::to_trace(&spans, state.truncation_warning(truncated))], vec![]))
         }
         .await,
     )
@@ -179,18 +150,12 @@ pub fn parse_search(params: &Params, now_ns: u64) -> Result<TraceQuery, QueryErr
     let end_ns = micros("end")?.unwrap_or(now_ns);
     let start_ns = micros("start")?.unwrap_or(end_ns.saturating_sub(DEFAULT_LOOKBACK_NS));
     if start_ns > end_ns {
-        return Err(QueryError::BadRequest(
-            "parameter 'start' must not be after 'end'".into(),
-        ));
+        return Err(QueryError::BadRequest("parameter 'start' must not be after 'end'".into()));
     }
     let mut tags = Vec::new();
     if let Some(json) = params.get("tags") {
-        let map: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(json).map_err(|e| {
-                QueryError::BadRequest(format!(
-                    "parameter 'tags' must be a JSON object of strings: {e}"
-                ))
-            })?;
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+            .map_err(|e| QueryError::BadRequest(format!("parameter 'tags' must be a JSON object of strings: {e}")))?;
         for (k, v) in map {
             let v = match v {
                 serde_json::Value::String(s) => s,
@@ -200,25 +165,19 @@ pub fn parse_search(params: &Params, now_ns: u64) -> Result<TraceQuery, QueryErr
         }
     }
     for tag in params.all("tag") {
-        let (k, v) = tag.split_once(':').ok_or_else(|| {
-            QueryError::BadRequest(format!("parameter 'tag' must be key:value, got {tag:?}"))
-        })?;
+        let (k, v) = tag
+            .split_once(':')
+            .ok_or_else(|| QueryError::BadRequest(format!("parameter 'tag' must be key:value, got {tag:?}")))?;
         tags.push((k.to_string(), v.to_string()));
     }
     let min = params.duration("minDuration")?;
     let max = params.duration("maxDuration")?;
     if let (Some(min), Some(max)) = (min, max) {
         if min > max {
-            return Err(QueryError::BadRequest(
-                "'minDuration' must not be greater than 'maxDuration'".into(),
-            ));
+            return Err(QueryError::BadRequest("'minDuration' must not be greater than 'maxDuration'".into()));
         }
     }
-    let limit = params
-        .number::<usize>("limit")?
-        .filter(|l| *l > 0)
-        .unwrap_or(DEFAULT_LIMIT)
-        .min(MAX_LIMIT);
+    let limit = params.number::<usize>("limit")?.filter(|l| *l > 0).unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
     Ok(TraceQuery {
         span: SpanPredicate {
             service: params.get("service").map(String::from),
@@ -252,10 +211,8 @@ async fn find_traces(
             }
             let query = parse_search(&params, state.engine.now_ns())?;
             let found = state.engine.search(&tenant, &query).await?;
-            let data = found
-                .iter()
-                .map(|f| jaeger::to_trace(&f.spans, state.truncation_warning(f.truncated)))
-                .collect();
+            let data =
+                found.iter().map(|f| jaeger::to_trace(&f.spans, state.truncation_warning(f.truncated))).collect();
             Ok(envelope::<jaeger::Trace>(data, vec![]))
         }
         .await,
@@ -269,16 +226,9 @@ async fn multi_get(state: &QueryState, tenant: &str, ids: &[&str]) -> Result<Res
         let id = parse_trace_id(text)?;
         let (spans, truncated) = state.engine.trace(tenant, id).await?;
         if spans.is_empty() {
-            errors.push(ApiError {
-                code: 404,
-                msg: "trace not found".into(),
-                trace_id: Some(id.to_jaeger_hex()),
-            });
+            errors.push(ApiError { code: 404, msg: "trace not found".into(), trace_id: Some(id.to_jaeger_hex()) });
         } else {
-            data.push(jaeger::to_trace(
-                &spans,
-                state.truncation_warning(truncated),
-            ));
+            data.push(jaeger::to_trace(&spans, state.truncation_warning(truncated)));
         }
     }
     Ok(envelope(data, errors))

@@ -35,9 +35,7 @@ pub struct QueryState {
 
 impl QueryState {
     pub fn tenant(&self, headers: &HeaderMap) -> Result<String, QueryError> {
-        Ok(self
-            .tenancy
-            .resolve(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?)
+        Ok(self.tenancy.resolve(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?)
     }
 
     pub fn truncation_warning(&self, truncated: bool) -> Vec<String> {

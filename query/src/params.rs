@@ -6,34 +6,22 @@ pub struct Params(Vec<(String, String)>);
 
 impl Params {
     pub fn parse(raw: Option<&str>) -> Self {
-        Self(
-            form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Self(form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect())
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
     }
 
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, QueryError> {
         self.get(key)
             .map(|v| {
-                v.parse::<T>().map_err(|_| {
-                    QueryError::BadRequest(format!("parameter '{key}' must be a number, got {v:?}"))
-                })
+                v.parse::<T>()
+                    .map_err(|_| QueryError::BadRequest(format!("parameter '{key}' must be a number, got {v:?}")))
             })
             .transpose()
     }

@@ -26,15 +26,15 @@ pub struct SpanPredicate {
 fn derived_tag(span: &Span, key: &str) -> Option<Option<AnyValue>> {
     Some(match key {
         "error" => span.is_error().then_some(AnyValue::Bool(true)),
-        "span.kind" => (span.kind != SpanKind::Unspecified)
-            .then(|| AnyValue::String(span.kind.jaeger_name().into())),
+        "span.kind" => (span.kind != SpanKind::Unspecified).then(|| AnyValue::String(span.kind.jaeger_name().into())),
         "otel.status_code" => match span.status.code {
             StatusCode::Unset => None,
             StatusCode::Ok => Some(AnyValue::String("OK".into())),
             StatusCode::Error => Some(AnyValue::String("ERROR".into())),
         },
-        "otel.status_description" => Some(AnyValue::String(span.status.message.clone()))
-            .filter(|_| !span.status.message.is_empty()),
+        "otel.status_description" => {
+            Some(AnyValue::String(span.status.message.clone())).filter(|_| !span.status.message.is_empty())
+        }
         "otel.scope.name" => Some(AnyValue::String(span.scope.name.clone())),
         "otel.scope.version" => Some(AnyValue::String(span.scope.version.clone())),
         _ => return None,
@@ -65,9 +65,7 @@ fn tag_matches(span: &Span, key: &str, wanted: &str) -> bool {
 impl SpanPredicate {
     pub fn matches(&self, span: &Span) -> bool {
         let duration = span.duration_ns();
-        self.service
-            .as_deref()
-            .is_none_or(|s| span.service_name() == s)
+        self.service.as_deref().is_none_or(|s| span.service_name() == s)
             && self.operation.as_deref().is_none_or(|o| span.name == o)
             && self.kind.is_none_or(|k| span.kind == k)
             && self.status.is_none_or(|c| span.status.code == c)
@@ -79,10 +77,8 @@ impl SpanPredicate {
     /// The posting lists whose union holds every trace this predicate can match: the
     /// narrowest available, by a fixed preference (tag, operation, service, all).
     pub fn candidate_terms(&self) -> Vec<IndexTerm> {
-        if let Some((key, value)) = self
-            .tags
-            .iter()
-            .find(|(k, _)| k.len() <= MAX_INDEXED_LEN && derived_tag_key(k).is_none())
+        if let Some((key, value)) =
+            self.tags.iter().find(|(k, _)| k.len() <= MAX_INDEXED_LEN && derived_tag_key(k).is_none())
         {
             let mut values = Vec::new();
             if value.len() <= MAX_INDEXED_LEN {
@@ -101,20 +97,11 @@ impl SpanPredicate {
             }
             // A long string that parses as nothing else is not indexed: fall through.
             if !values.is_empty() {
-                return values
-                    .into_iter()
-                    .map(|value| IndexTerm::Attribute {
-                        key: key.clone(),
-                        value,
-                    })
-                    .collect();
+                return values.into_iter().map(|value| IndexTerm::Attribute { key: key.clone(), value }).collect();
             }
         }
         match (&self.service, &self.operation) {
-            (Some(service), Some(name)) => vec![IndexTerm::Operation {
-                service: service.clone(),
-                name: name.clone(),
-            }],
+            (Some(service), Some(name)) => vec![IndexTerm::Operation { service: service.clone(), name: name.clone() }],
             (Some(service), None) => vec![IndexTerm::Service(service.clone())],
             _ => vec![IndexTerm::All],
         }
@@ -149,10 +136,7 @@ mod tests {
 
     #[test]
     fn candidate_terms_cover_every_type_the_text_can_mean() {
-        let p = SpanPredicate {
-            tags: vec![("code".into(), "1".into())],
-            ..Default::default()
-        };
+        let p = SpanPredicate { tags: vec![("code".into(), "1".into())], ..Default::default() };
         let terms = p.candidate_terms();
         assert_eq!(terms.len(), 3, "{terms:?}");
         let p = SpanPredicate {

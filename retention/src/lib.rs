@@ -20,9 +20,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ns(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
     }
 }
 
@@ -59,10 +57,7 @@ pub struct RetentionPolicies {
 
 impl Default for RetentionPolicies {
     fn default() -> Self {
-        Self {
-            default: DEFAULT_RETENTION,
-            per_tenant: BTreeMap::new(),
-        }
+        Self { default: DEFAULT_RETENTION, per_tenant: BTreeMap::new() }
     }
 }
 
@@ -89,19 +84,11 @@ mod tests {
     #[test]
     fn overrides_win_and_visibility_follows_the_clock() {
         let mut policies = RetentionPolicies::default();
-        policies
-            .per_tenant
-            .insert("short".into(), Duration::from_secs(60));
+        policies.per_tenant.insert("short".into(), Duration::from_secs(60));
         let clock = ManualClock::new(1_000_000_000_000);
-        assert_eq!(
-            policies.visible_from_ns("short", clock.now_ns()),
-            1_000_000_000_000 - 60_000_000_000
-        );
+        assert_eq!(policies.visible_from_ns("short", clock.now_ns()), 1_000_000_000_000 - 60_000_000_000);
         assert_eq!(policies.retention_for("other"), DEFAULT_RETENTION);
         clock.advance(Duration::from_secs(1));
-        assert_eq!(
-            policies.visible_from_ns("short", clock.now_ns()),
-            1_000_000_000_000 - 59_000_000_000
-        );
+        assert_eq!(policies.visible_from_ns("short", clock.now_ns()), 1_000_000_000_000 - 59_000_000_000);
     }
 }

@@ -81,12 +81,8 @@ pub trait SpanReader: Send + Sync {
     /// Every stored span of the trace, ordered by (start time, span id); empty when
     /// the trace is not stored. At most `max_spans` are returned (`usize::MAX` for all);
     /// the second value is true when more exist.
-    async fn trace(
-        &self,
-        tenant: &str,
-        trace_id: TraceId,
-        max_spans: usize,
-    ) -> Result<(Vec<Span>, bool), StorageError>;
+    async fn trace(&self, tenant: &str, trace_id: TraceId, max_spans: usize)
+        -> Result<(Vec<Span>, bool), StorageError>;
 
     /// Postings of `term` whose time lies in `[oldest_ns, newest_ns]`, newest first
     /// (ties by trace id ascending), starting strictly after `after` in that order,

@@ -52,11 +52,7 @@ pub enum IndexValue {
 
 impl IndexValue {
     pub fn double(d: f64) -> Self {
-        Self::Double(if d == 0.0 {
-            0.0f64.to_bits()
-        } else {
-            d.to_bits()
-        })
+        Self::Double(if d == 0.0 { 0.0f64.to_bits() } else { d.to_bits() })
     }
 
     /// The indexed form of a stored value, or `None` for values that are not indexed
@@ -72,39 +68,73 @@ impl IndexValue {
     }
 }
 
-impl IndexTerm {
+/// A term borrowed from a span: what write paths hash and encode, without copying
+/// strings. [`IndexTerm`] is its owned twin, for queries; both encode identically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TermRef<'a> {
+    All,
+    Service(&'a str),
+    Operation(&'a str, &'a str),
+    Attribute(&'a str, ValueRef<'a>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueRef<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(u64),
+}
+
+impl<'a> ValueRef<'a> {
+    fn of(value: &'a AnyValue) -> Option<Self> {
+        match value {
+            AnyValue::String(s) if s.len() <= MAX_INDEXED_LEN => Some(Self::Str(s)),
+            AnyValue::Bool(b) => Some(Self::Bool(*b)),
+            AnyValue::Int(i) => Some(Self::Int(*i)),
+            AnyValue::Double(d) if d.is_finite() => match IndexValue::double(*d) {
+                IndexValue::Double(bits) => Some(Self::Double(bits)),
+                _ => unreachable!("double() builds a Double"),
+            },
+            _ => None,
+        }
+    }
+}
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+impl TermRef<'_> {
     /// Bytes of the term, prefix-free (every component is length-prefixed), so that a
     /// key scan for one term never runs into another.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        fn push_str(out: &mut Vec<u8>, s: &str) {
-            out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-            out.extend_from_slice(s.as_bytes());
-        }
         match self {
             Self::All => out.push(b'a'),
             Self::Service(service) => {
                 out.push(b's');
                 push_str(out, service);
             }
-            Self::Operation { service, name } => {
+            Self::Operation(service, name) => {
                 out.push(b'o');
                 push_str(out, service);
                 push_str(out, name);
             }
-            Self::Attribute { key, value } => {
+            Self::Attribute(key, value) => {
                 out.push(b't');
                 push_str(out, key);
                 match value {
-                    IndexValue::Str(s) => {
+                    ValueRef::Str(s) => {
                         out.push(b's');
                         push_str(out, s);
                     }
-                    IndexValue::Bool(b) => out.extend_from_slice(&[b'b', u8::from(*b)]),
-                    IndexValue::Int(i) => {
+                    ValueRef::Bool(b) => out.extend_from_slice(&[b'b', u8::from(*b)]),
+                    ValueRef::Int(i) => {
                         out.push(b'i');
                         out.extend_from_slice(&i.to_be_bytes());
                     }
-                    IndexValue::Double(bits) => {
+                    ValueRef::Double(bits) => {
                         out.push(b'd');
                         out.extend_from_slice(&bits.to_be_bytes());
                     }
@@ -114,72 +144,118 @@ impl IndexTerm {
     }
 }
 
+impl IndexTerm {
+    pub fn as_ref(&self) -> TermRef<'_> {
+        match self {
+            Self::All => TermRef::All,
+            Self::Service(s) => TermRef::Service(s),
+            Self::Operation { service, name } => TermRef::Operation(service, name),
+            Self::Attribute { key, value } => TermRef::Attribute(
+                key,
+                match value {
+                    IndexValue::Str(s) => ValueRef::Str(s),
+                    IndexValue::Bool(b) => ValueRef::Bool(*b),
+                    IndexValue::Int(i) => ValueRef::Int(*i),
+                    IndexValue::Double(bits) => ValueRef::Double(*bits),
+                },
+            ),
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.as_ref().encode(out);
+    }
+}
+
 /// The terms a span produces.
-pub fn terms_of(span: &Span) -> impl Iterator<Item = IndexTerm> + '_ {
+pub fn terms_of(span: &Span) -> impl Iterator<Item = TermRef<'_>> + '_ {
     let service = span.service_name();
-    let fixed = [
-        IndexTerm::All,
-        IndexTerm::Service(service.to_string()),
-        IndexTerm::Operation {
-            service: service.to_string(),
-            name: span.name.clone(),
-        },
-    ];
+    let fixed = [TermRef::All, TermRef::Service(service), TermRef::Operation(service, &span.name)];
     let attrs = span
         .attributes
         .iter()
-        .chain(
-            span.resource
-                .attributes
-                .iter()
-                .filter(|kv| kv.key != "service.name"),
-        )
+        .chain(span.resource.attributes.iter().filter(|kv| kv.key != "service.name"))
         .filter(|kv| kv.key.len() <= MAX_INDEXED_LEN)
-        .filter_map(|kv| {
-            IndexValue::of(&kv.value).map(|value| IndexTerm::Attribute {
-                key: kv.key.clone(),
-                value,
-            })
-        });
+        .filter_map(|kv| ValueRef::of(&kv.value).map(|value| TermRef::Attribute(&kv.key, value)));
     fixed.into_iter().chain(attrs)
 }
 
 /// A posting to write: (term, time, trace).
-pub type PostingRow = (IndexTerm, u64, TraceId);
+pub type PostingRow<'a> = (TermRef<'a>, u64, TraceId);
 
 /// The postings a batch produces, deduplicated as described in the module docs.
-pub fn postings_of(spans: &[Span]) -> Vec<PostingRow> {
-    let mut latest: std::collections::HashMap<(IndexTerm, TraceId, u64), u64> =
-        std::collections::HashMap::new();
+pub fn postings_of(spans: &[Span]) -> Vec<PostingRow<'_>> {
+    let mut latest: std::collections::HashMap<(TermRef<'_>, TraceId, u64), u64> = std::collections::HashMap::new();
     for span in spans {
         let slot = span.start_ns / POSTING_GROUP_NS;
         for term in terms_of(span) {
-            let time = latest
-                .entry((term, span.trace_id, slot))
-                .or_insert(span.start_ns);
+            let time = latest.entry((term, span.trace_id, slot)).or_insert(span.start_ns);
             *time = (*time).max(span.start_ns);
         }
     }
-    latest
-        .into_iter()
-        .map(|((term, trace, _), time)| (term, time, trace))
-        .collect()
+    latest.into_iter().map(|((term, trace, _), time)| (term, time, trace)).collect()
 }
 
-/// The catalog entries a batch produces: (service, kind, operation, span start).
-pub fn catalog_of(spans: &[Span]) -> BTreeSet<(String, SpanKind, String)> {
-    spans
-        .iter()
-        .map(|s| (s.service_name().to_string(), s.kind, s.name.clone()))
-        .collect()
+/// The catalog entries a batch produces: (service, kind, operation).
+pub fn catalog_of(spans: &[Span]) -> BTreeSet<(&str, SpanKind, &str)> {
+    spans.iter().map(|s| (s.service_name(), s.kind, s.name.as_str())).collect()
+}
+
+/// Encodes spans as stored rows. Spans of one request share their resource and scope,
+/// so their encodings are computed once per batch rather than once per span.
+#[derive(Default)]
+pub struct SpanEncoder {
+    resources: Vec<(*const tracekeeper_model::Resource, Vec<u8>)>,
+    scopes: Vec<(*const tracekeeper_model::Scope, Vec<u8>)>,
+}
+
+fn cached<'c, T>(
+    cache: &'c mut Vec<(*const T, Vec<u8>)>,
+    item: &std::sync::Arc<T>,
+    encode: impl FnOnce(&T) -> Vec<u8>,
+) -> &'c [u8] {
+    let ptr = std::sync::Arc::as_ptr(item);
+    match cache.iter().position(|(p, _)| *p == ptr) {
+        Some(i) => &cache[i].1,
+        None => {
+            cache.push((ptr, encode(item)));
+            &cache.last().expect("just pushed").1
+        }
+    }
+}
+
+fn put_len_delimited(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, out);
+    prost::encoding::encode_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+impl SpanEncoder {
+    /// The same bytes as [`encode_span`]: a `ResourceSpans` holding one `ScopeSpans`
+    /// holding the span.
+    pub fn encode(&mut self, span: &Span) -> Vec<u8> {
+        let span_bytes = otlp::span_to_proto(span).encode_to_vec();
+        let scope = cached(&mut self.scopes, &span.scope, |s| otlp::scope_to_proto(s).encode_to_vec());
+        let mut scope_spans = Vec::with_capacity(scope.len() + span_bytes.len() + 16);
+        put_len_delimited(&mut scope_spans, 1, scope);
+        put_len_delimited(&mut scope_spans, 2, &span_bytes);
+        if !span.scope.schema_url.is_empty() {
+            put_len_delimited(&mut scope_spans, 3, span.scope.schema_url.as_bytes());
+        }
+        let resource = cached(&mut self.resources, &span.resource, |r| otlp::resource_to_proto(r).encode_to_vec());
+        let mut out = Vec::with_capacity(resource.len() + scope_spans.len() + 16);
+        put_len_delimited(&mut out, 1, resource);
+        put_len_delimited(&mut out, 2, &scope_spans);
+        if !span.resource.schema_url.is_empty() {
+            put_len_delimited(&mut out, 3, span.resource.schema_url.as_bytes());
+        }
+        out
+    }
 }
 
 pub fn encode_span(span: &Span) -> Vec<u8> {
     let mut groups = otlp::to_resource_spans(std::iter::once(span));
-    groups
-        .pop()
-        .expect("one span gives one group")
-        .encode_to_vec()
+    groups.pop().expect("one span gives one group").encode_to_vec()
 }
 
 pub fn decode_span(bytes: &[u8]) -> Result<Span, StorageError> {
@@ -195,6 +271,26 @@ pub fn decode_span(bytes: &[u8]) -> Result<Span, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_encoder_matches_the_plain_encoding() {
+        use proptest::prelude::*;
+        proptest!(|(spans in tracekeeper_model::testing::arb_spans())| {
+            let mut encoder = SpanEncoder::default();
+            for span in &spans {
+                prop_assert_eq!(encoder.encode(span), encode_span(span));
+            }
+        });
+    }
+
+    #[test]
+    fn owned_and_borrowed_terms_encode_alike() {
+        let term = IndexTerm::Attribute { key: "k".into(), value: IndexValue::Str("v".into()) };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        term.encode(&mut a);
+        TermRef::Attribute("k", ValueRef::Str("v")).encode(&mut b);
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn term_encoding_is_prefix_free() {

@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use tracekeeper_model::{
-    AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, TraceId,
-};
+use tracekeeper_model::{AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, TraceId};
 
 use crate::api::{Operation, Posting, SpanReader, SpanWriter, WriteBatch};
 use crate::schema::{IndexTerm, IndexValue};
@@ -39,43 +37,26 @@ pub fn span(trace: u8, span: u8, service: &str, name: &str, start_ns: u64) -> Sp
 }
 
 pub fn batch(tenant: &str, spans: Vec<Span>) -> WriteBatch {
-    WriteBatch {
-        tenant: tenant.into(),
-        spans,
-        retention_ns: 7 * DAY_NS,
-    }
+    WriteBatch { tenant: tenant.into(), spans, retention_ns: 7 * DAY_NS }
 }
 
 /// Runs every storage contract check against one backend. The store must be empty.
 pub async fn conformance(writer: &dyn SpanWriter, reader: &dyn SpanReader) {
     let t0 = 1_700_000_000_000_000_000u64;
     let mut a1 = span(1, 1, "api", "GET /", t0);
-    a1.attributes
-        .push(KeyValue::new("http.status_code", AnyValue::Int(200)));
+    a1.attributes.push(KeyValue::new("http.status_code", AnyValue::Int(200)));
     let mut a2 = span(1, 2, "db", "query", t0 + 5_000);
     a2.parent_span_id = Some(SpanId([1; 8]));
     a2.kind = SpanKind::Client;
     let b1 = span(2, 1, "api", "GET /", t0 + 10 * 1_000_000_000);
     let c1 = span(3, 1, "api", "POST /", t0 + DAY_NS + 1);
 
-    writer
-        .write(batch("acme", vec![a2.clone(), a1.clone()]))
-        .await
-        .unwrap();
-    writer
-        .write(batch("acme", vec![b1.clone(), c1.clone()]))
-        .await
-        .unwrap();
+    writer.write(batch("acme", vec![a2.clone(), a1.clone()])).await.unwrap();
+    writer.write(batch("acme", vec![b1.clone(), c1.clone()])).await.unwrap();
     // Writing the same spans again, split differently, changes nothing.
     writer.write(batch("acme", vec![a1.clone()])).await.unwrap();
-    writer
-        .write(batch("acme", vec![a1.clone(), a2.clone(), b1.clone()]))
-        .await
-        .unwrap();
-    writer
-        .write(batch("other", vec![span(1, 9, "secret", "x", t0)]))
-        .await
-        .unwrap();
+    writer.write(batch("acme", vec![a1.clone(), a2.clone(), b1.clone()])).await.unwrap();
+    writer.write(batch("other", vec![span(1, 9, "secret", "x", t0)])).await.unwrap();
 
     // Traces: all spans, ordered by start, no duplicates, tenant-scoped.
     let (trace, truncated) = reader.trace("acme", a1.trace_id, usize::MAX).await.unwrap();
@@ -83,137 +64,53 @@ pub async fn conformance(writer: &dyn SpanWriter, reader: &dyn SpanReader) {
     assert!(!truncated);
     let (first, truncated) = reader.trace("acme", a1.trace_id, 1).await.unwrap();
     assert_eq!((first, truncated), (vec![a1.clone()], true));
-    assert!(reader
-        .trace("acme", TraceId([9; 16]), usize::MAX)
-        .await
-        .unwrap()
-        .0
-        .is_empty());
-    let (other, _) = reader
-        .trace("other", a1.trace_id, usize::MAX)
-        .await
-        .unwrap();
+    assert!(reader.trace("acme", TraceId([9; 16]), usize::MAX).await.unwrap().0.is_empty());
+    let (other, _) = reader.trace("other", a1.trace_id, usize::MAX).await.unwrap();
     assert_eq!(other.len(), 1, "tenants must not see each other's spans");
     assert_eq!(other[0].service_name(), "secret");
 
     // Postings: newest first, inclusive range, paging.
-    let all = reader
-        .postings("acme", &IndexTerm::All, u64::MAX, 0, None, 100)
-        .await
-        .unwrap();
+    let all = reader.postings("acme", &IndexTerm::All, u64::MAX, 0, None, 100).await.unwrap();
     let mut traces: Vec<TraceId> = all.iter().map(|p| p.trace_id).collect();
     traces.dedup();
     assert_eq!(traces, vec![c1.trace_id, b1.trace_id, a1.trace_id]);
-    assert!(
-        all.windows(2).all(|w| w[0].time_ns >= w[1].time_ns),
-        "newest first: {all:?}"
-    );
-    assert!(all
-        .iter()
-        .any(|p| p.trace_id == c1.trace_id && p.time_ns == c1.start_ns));
+    assert!(all.windows(2).all(|w| w[0].time_ns >= w[1].time_ns), "newest first: {all:?}");
+    assert!(all.iter().any(|p| p.trace_id == c1.trace_id && p.time_ns == c1.start_ns));
 
     let api = IndexTerm::Service("api".into());
-    let window = reader
-        .postings("acme", &api, b1.start_ns, a1.start_ns, None, 100)
-        .await
-        .unwrap();
+    let window = reader.postings("acme", &api, b1.start_ns, a1.start_ns, None, 100).await.unwrap();
     assert_eq!(
         window,
         vec![
-            Posting {
-                time_ns: b1.start_ns,
-                trace_id: b1.trace_id
-            },
-            Posting {
-                time_ns: a1.start_ns,
-                trace_id: a1.trace_id
-            }
+            Posting { time_ns: b1.start_ns, trace_id: b1.trace_id },
+            Posting { time_ns: a1.start_ns, trace_id: a1.trace_id }
         ]
     );
-    let page1 = reader
-        .postings("acme", &api, u64::MAX, 0, None, 1)
-        .await
-        .unwrap();
-    let page2 = reader
-        .postings("acme", &api, u64::MAX, 0, page1.last().copied(), 1)
-        .await
-        .unwrap();
-    let page3 = reader
-        .postings("acme", &api, u64::MAX, 0, page2.last().copied(), 5)
-        .await
-        .unwrap();
+    let page1 = reader.postings("acme", &api, u64::MAX, 0, None, 1).await.unwrap();
+    let page2 = reader.postings("acme", &api, u64::MAX, 0, page1.last().copied(), 1).await.unwrap();
+    let page3 = reader.postings("acme", &api, u64::MAX, 0, page2.last().copied(), 5).await.unwrap();
     assert_eq!(page1[0].trace_id, c1.trace_id);
     assert_eq!(page2[0].trace_id, b1.trace_id);
-    assert_eq!(
-        page3.iter().map(|p| p.trace_id).collect::<Vec<_>>(),
-        vec![a1.trace_id]
-    );
+    assert_eq!(page3.iter().map(|p| p.trace_id).collect::<Vec<_>>(), vec![a1.trace_id]);
 
-    let typed = IndexTerm::Attribute {
-        key: "http.status_code".into(),
-        value: IndexValue::Int(200),
-    };
-    let hits = reader
-        .postings("acme", &typed, u64::MAX, 0, None, 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        hits.iter().map(|p| p.trace_id).collect::<Vec<_>>(),
-        vec![a1.trace_id]
-    );
-    let as_string = IndexTerm::Attribute {
-        key: "http.status_code".into(),
-        value: IndexValue::Str("200".into()),
-    };
-    assert!(reader
-        .postings("acme", &as_string, u64::MAX, 0, None, 10)
-        .await
-        .unwrap()
-        .is_empty());
-    let db_op = IndexTerm::Operation {
-        service: "db".into(),
-        name: "query".into(),
-    };
-    assert_eq!(
-        reader
-            .postings("acme", &db_op, u64::MAX, 0, None, 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(reader
-        .postings("other", &api, u64::MAX, 0, None, 10)
-        .await
-        .unwrap()
-        .is_empty());
+    let typed = IndexTerm::Attribute { key: "http.status_code".into(), value: IndexValue::Int(200) };
+    let hits = reader.postings("acme", &typed, u64::MAX, 0, None, 10).await.unwrap();
+    assert_eq!(hits.iter().map(|p| p.trace_id).collect::<Vec<_>>(), vec![a1.trace_id]);
+    let as_string = IndexTerm::Attribute { key: "http.status_code".into(), value: IndexValue::Str("200".into()) };
+    assert!(reader.postings("acme", &as_string, u64::MAX, 0, None, 10).await.unwrap().is_empty());
+    let db_op = IndexTerm::Operation { service: "db".into(), name: "query".into() };
+    assert_eq!(reader.postings("acme", &db_op, u64::MAX, 0, None, 10).await.unwrap().len(), 1);
+    assert!(reader.postings("other", &api, u64::MAX, 0, None, 10).await.unwrap().is_empty());
 
     // Catalogs.
-    assert_eq!(
-        reader.services("acme", 0).await.unwrap(),
-        vec!["api".to_string(), "db".to_string()]
-    );
-    assert_eq!(
-        reader.services("other", 0).await.unwrap(),
-        vec!["secret".to_string()]
-    );
-    assert_eq!(
-        reader.services("acme", t0 + 2 * DAY_NS).await.unwrap(),
-        Vec::<String>::new()
-    );
+    assert_eq!(reader.services("acme", 0).await.unwrap(), vec!["api".to_string(), "db".to_string()]);
+    assert_eq!(reader.services("other", 0).await.unwrap(), vec!["secret".to_string()]);
+    assert_eq!(reader.services("acme", t0 + 2 * DAY_NS).await.unwrap(), Vec::<String>::new());
     assert_eq!(
         reader.operations("acme", Some("api"), 0).await.unwrap(),
         vec![
-            Operation {
-                service: "api".into(),
-                name: "GET /".into(),
-                kind: SpanKind::Server
-            },
-            Operation {
-                service: "api".into(),
-                name: "POST /".into(),
-                kind: SpanKind::Server
-            },
+            Operation { service: "api".into(), name: "GET /".into(), kind: SpanKind::Server },
+            Operation { service: "api".into(), name: "POST /".into(), kind: SpanKind::Server },
         ]
     );
     assert_eq!(reader.operations("acme", None, 0).await.unwrap().len(), 3);

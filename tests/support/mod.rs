@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracekeeper_model::{
-    AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
-    TraceId,
+    AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
 };
 
 pub struct Server {
@@ -23,11 +22,7 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Server {
@@ -51,12 +46,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
             .arg("all-in-one")
             .args(["--data-dir", self.data_dir.to_str().unwrap()])
-            .args([
-                "--otlp-grpc-addr",
-                &self.otlp_grpc,
-                "--otlp-http-addr",
-                &self.otlp_http,
-            ])
+            .args(["--otlp-grpc-addr", &self.otlp_grpc, "--otlp-http-addr", &self.otlp_http])
             .args(["--zipkin-addr", &self.zipkin, "--query-addr", &self.query])
             .args(&self.args)
             .env("RUST_LOG", "warn")
@@ -80,10 +70,7 @@ impl Server {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("tracekeeper exited before it was ready: {status}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "tracekeeper was not ready within 30 s"
-            );
+            assert!(Instant::now() < deadline, "tracekeeper was not ready within 30 s");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -99,19 +86,13 @@ impl Server {
     /// SIGTERM, then wait for a graceful exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "tracekeeper did not stop within 20 s of SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "tracekeeper did not stop within 20 s of SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -132,12 +113,7 @@ impl Server {
     }
 
     /// Sends OTLP protobuf and returns (status, decoded response or error body).
-    pub async fn post_otlp(
-        &self,
-        body: Vec<u8>,
-        content_type: &str,
-        extra: &[(&str, &str)],
-    ) -> (u16, Vec<u8>) {
+    pub async fn post_otlp(&self, body: Vec<u8>, content_type: &str, extra: &[(&str, &str)]) -> (u16, Vec<u8>) {
         let mut req = reqwest::Client::new()
             .post(format!("http://{}/v1/traces", self.otlp_http))
             .header("content-type", content_type)
@@ -166,23 +142,14 @@ fn http_status(url: &str) -> std::io::Result<u16> {
     let (host, path) = rest.split_once('/').expect("url with a path");
     let mut stream = std::net::TcpStream::connect(host)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status line"))
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other("no status line"))
 }
 
 pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
 pub fn trace_id(seed: u64) -> TraceId {
@@ -207,15 +174,8 @@ pub fn rich_trace(seed: u64, start_ns: u64) -> Vec<Span> {
         ],
         ..Default::default()
     });
-    let db = Arc::new(Resource {
-        attributes: vec![KeyValue::string("service.name", "db")],
-        ..Default::default()
-    });
-    let scope = Arc::new(Scope {
-        name: "tests".into(),
-        version: "1.2.3".into(),
-        ..Default::default()
-    });
+    let db = Arc::new(Resource { attributes: vec![KeyValue::string("service.name", "db")], ..Default::default() });
+    let scope = Arc::new(Scope { name: "tests".into(), version: "1.2.3".into(), ..Default::default() });
     let base = |id: u64, resource: &Arc<Resource>| Span {
         trace_id: trace_id(seed),
         span_id: span_id(seed * 10 + id),
@@ -247,10 +207,7 @@ pub fn rich_trace(seed: u64, start_ns: u64) -> Vec<Span> {
         KeyValue::new("sampled", AnyValue::Bool(true)),
         KeyValue::new("ratio", AnyValue::Double(0.25)),
         KeyValue::new("blob", AnyValue::Bytes(vec![0, 1, 2, 255])),
-        KeyValue::new(
-            "list",
-            AnyValue::Array(vec![AnyValue::Int(1), AnyValue::String("two".into())]),
-        ),
+        KeyValue::new("list", AnyValue::Array(vec![AnyValue::Int(1), AnyValue::String("two".into())])),
         KeyValue::new("map", AnyValue::KvList(vec![KeyValue::string("k", "v")])),
         KeyValue::string("unicode", "héllo wörld ✓"),
     ];
@@ -280,10 +237,7 @@ pub fn rich_trace(seed: u64, start_ns: u64) -> Vec<Span> {
     server.parent_span_id = Some(child.span_id);
     server.start_ns = start_ns + 3_000_000;
     server.end_ns = start_ns + 11_000_000;
-    server.status = Status {
-        code: StatusCode::Error,
-        message: "deadlock".into(),
-    };
+    server.status = Status { code: StatusCode::Error, message: "deadlock".into() };
     vec![root, child, server]
 }
 

@@ -27,9 +27,7 @@ struct DirectSink(Indexer);
 impl SpanSink for DirectSink {
     async fn accept(&self, tenant: &str, spans: Vec<Span>) -> Result<SinkOutcome, SinkError> {
         match self.0.index(tenant, spans).await {
-            Ok(indexed) => Ok(SinkOutcome {
-                rejected: indexed.rejected,
-            }),
+            Ok(indexed) => Ok(SinkOutcome { rejected: indexed.rejected }),
             // Nothing was acknowledged: the client keeps its spans and retries.
             Err(IndexError::Storage(e)) => Err(SinkError::Unavailable(e.to_string())),
         }
@@ -46,11 +44,7 @@ pub struct Listeners {
 
 impl Listeners {
     pub async fn bind(config: &AllInOneConfig) -> anyhow::Result<Self> {
-        let bind = |addr| async move {
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr}"))
-        };
+        let bind = |addr| async move { TcpListener::bind(addr).await.with_context(|| format!("binding {addr}")) };
         Ok(Self {
             otlp_grpc: bind(config.otlp_grpc_addr).await?,
             otlp_http: bind(config.otlp_http_addr).await?,
@@ -79,15 +73,9 @@ pub async fn run(
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
     );
     let retention = Arc::new(config.retention.clone());
-    let tenancy = Tenancy {
-        multi_tenant: config.multi_tenancy,
-    };
+    let tenancy = Tenancy { multi_tenant: config.multi_tenancy };
     let indexer = Indexer::new(store.clone(), Arc::clone(&retention), Arc::clone(&clock));
-    let ingest = IngestState::new(
-        Arc::new(DirectSink(indexer)),
-        tenancy,
-        config.limits.clone(),
-    );
+    let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, config.limits.clone());
     let query = Arc::new(QueryState {
         engine: QueryEngine::new(store.clone(), retention, clock, config.max_trace_spans),
         tenancy,
@@ -103,10 +91,7 @@ pub async fn run(
         let app = router.merge(ops.clone());
         let stop = stopped(stop_rx.clone());
         tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-                .with_context(|| format!("{name} server"))
+            axum::serve(listener, app).with_graceful_shutdown(stop).await.with_context(|| format!("{name} server"))
         })
     };
     let grpc = {
@@ -122,16 +107,8 @@ pub async fn run(
         })
     };
     let servers = vec![
-        http(
-            listeners.otlp_http,
-            tracekeeper_ingest::otlp_http::router(ingest.clone()),
-            "OTLP/HTTP",
-        ),
-        http(
-            listeners.zipkin,
-            tracekeeper_ingest::zipkin::router(ingest.clone()),
-            "Zipkin",
-        ),
+        http(listeners.otlp_http, tracekeeper_ingest::otlp_http::router(ingest.clone()), "OTLP/HTTP"),
+        http(listeners.zipkin, tracekeeper_ingest::zipkin::router(ingest.clone()), "Zipkin"),
         http(listeners.query, tracekeeper_query::router(query), "query"),
         grpc,
     ];
@@ -159,8 +136,8 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

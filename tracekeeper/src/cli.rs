@@ -15,13 +15,7 @@ use tracekeeper_storage::embedded::Durability;
 )]
 pub struct Cli {
     /// Log format.
-    #[arg(
-        long,
-        global = true,
-        env = "TRACEKEEPER_LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
+    #[arg(long, global = true, env = "TRACEKEEPER_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +32,8 @@ pub enum Command {
     /// Run everything in one process on an embedded store: receivers, storage, query
     /// API. No other service is needed.
     AllInOne(AllInOneArgs),
+    /// Benchmark tool: send realistic OTLP/HTTP load, or measure trace-fetch latency.
+    Loadgen(crate::loadgen::LoadgenArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]

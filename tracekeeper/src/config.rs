@@ -41,8 +41,7 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
     }
 }
@@ -64,8 +63,7 @@ pub struct AllInOneConfig {
 }
 
 fn duration(text: &str, what: &str) -> anyhow::Result<Duration> {
-    let ns = tracekeeper_query::duration::parse_go_duration(text)
-        .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    let ns = tracekeeper_query::duration::parse_go_duration(text).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
     Ok(Duration::from_nanos(ns))
 }
 
@@ -89,16 +87,9 @@ impl AllInOneConfig {
         for (tenant, text) in &file.tenant_retention {
             tracekeeper_model::validate_tenant(tenant)
                 .map_err(|e| anyhow::anyhow!("tenant-retention key {tenant:?}: {e}"))?;
-            retention.per_tenant.insert(
-                tenant.clone(),
-                duration(text, &format!("tenant-retention.{tenant}"))?,
-            );
+            retention.per_tenant.insert(tenant.clone(), duration(text, &format!("tenant-retention.{tenant}"))?);
         }
-        let bucket_width = match args
-            .bucket_width
-            .as_deref()
-            .or(file.bucket_width.as_deref())
-        {
+        let bucket_width = match args.bucket_width.as_deref().or(file.bucket_width.as_deref()) {
             Some(text) => duration(text, "bucket-width")?,
             None => Duration::from_secs(86_400),
         };
@@ -106,48 +97,24 @@ impl AllInOneConfig {
             bail!("bucket-width must be at least 1m, got {bucket_width:?}");
         }
         let limits = IngestLimits {
-            max_body_bytes: args
-                .max_body_bytes
-                .or(file.max_body_bytes)
-                .unwrap_or(16 << 20),
-            max_inflight_bytes: args
-                .max_inflight_bytes
-                .or(file.max_inflight_bytes)
-                .unwrap_or(256 << 20),
+            max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(16 << 20),
+            max_inflight_bytes: args.max_inflight_bytes.or(file.max_inflight_bytes).unwrap_or(256 << 20),
         };
         if limits.max_body_bytes == 0 || limits.max_inflight_bytes < limits.max_body_bytes {
             bail!("max-body-bytes must be positive and max-inflight-bytes at least max-body-bytes");
         }
         Ok(Self {
-            otlp_grpc_addr: args
-                .otlp_grpc_addr
-                .or(file.otlp_grpc_addr)
-                .unwrap_or_else(|| addr("0.0.0.0:4317")),
-            otlp_http_addr: args
-                .otlp_http_addr
-                .or(file.otlp_http_addr)
-                .unwrap_or_else(|| addr("0.0.0.0:4318")),
-            zipkin_addr: args
-                .zipkin_addr
-                .or(file.zipkin_addr)
-                .unwrap_or_else(|| addr("0.0.0.0:9411")),
-            query_addr: args
-                .query_addr
-                .or(file.query_addr)
-                .unwrap_or_else(|| addr("0.0.0.0:16686")),
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./tracekeeper-data")),
+            otlp_grpc_addr: args.otlp_grpc_addr.or(file.otlp_grpc_addr).unwrap_or_else(|| addr("0.0.0.0:4317")),
+            otlp_http_addr: args.otlp_http_addr.or(file.otlp_http_addr).unwrap_or_else(|| addr("0.0.0.0:4318")),
+            zipkin_addr: args.zipkin_addr.or(file.zipkin_addr).unwrap_or_else(|| addr("0.0.0.0:9411")),
+            query_addr: args.query_addr.or(file.query_addr).unwrap_or_else(|| addr("0.0.0.0:16686")),
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./tracekeeper-data")),
             durability: args.sync.or(file.sync).unwrap_or_default(),
             limits,
             multi_tenancy: args.multi_tenancy.or(file.multi_tenancy).unwrap_or(false),
             retention,
             bucket_width,
-            max_trace_spans: args
-                .max_trace_spans
-                .or(file.max_trace_spans)
-                .unwrap_or(100_000),
+            max_trace_spans: args.max_trace_spans.or(file.max_trace_spans).unwrap_or(100_000),
         })
     }
 }
@@ -162,6 +129,7 @@ mod tests {
     fn args(argv: &[&str]) -> AllInOneArgs {
         match Cli::try_parse_from(argv).unwrap().command {
             Command::AllInOne(a) => a,
+            other => panic!("not all-in-one: {other:?}"),
         }
     }
 
@@ -182,14 +150,8 @@ mod tests {
         assert_eq!(config.query_addr, addr("127.0.0.1:3000"));
         assert_eq!(config.zipkin_addr, addr("127.0.0.1:2000"));
         assert_eq!(config.otlp_http_addr, addr("0.0.0.0:4318"));
-        assert_eq!(
-            config.retention.retention_for("x"),
-            Duration::from_secs(86_400)
-        );
-        assert_eq!(
-            config.retention.retention_for("acme"),
-            Duration::from_secs(3600)
-        );
+        assert_eq!(config.retention.retention_for("x"), Duration::from_secs(86_400));
+        assert_eq!(config.retention.retention_for("acme"), Duration::from_secs(3600));
     }
 
     #[test]
@@ -197,16 +159,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "query-adr = \"127.0.0.1:1000\"\n").unwrap();
-        let err = AllInOneConfig::resolve(args(&[
-            "tracekeeper",
-            "all-in-one",
-            "--config",
-            path.to_str().unwrap(),
-        ]))
-        .unwrap_err();
-        assert!(
-            format!("{err:#}").contains("unknown field `query-adr`"),
-            "{err:#}"
-        );
+        let err = AllInOneConfig::resolve(args(&["tracekeeper", "all-in-one", "--config", path.to_str().unwrap()]))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field `query-adr`"), "{err:#}");
     }
 }

@@ -4,6 +4,7 @@
 mod all_in_one;
 mod cli;
 mod config;
+mod loadgen;
 mod ops;
 
 use clap::Parser;
@@ -13,9 +14,7 @@ use crate::cli::{Cli, Command, LogFormat};
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -31,14 +30,8 @@ async fn main() -> anyhow::Result<()> {
             let config = config::AllInOneConfig::resolve(args)?;
             let listeners = all_in_one::Listeners::bind(&config).await?;
             let metrics = ops::install_metrics()?;
-            all_in_one::run(
-                config,
-                listeners,
-                metrics,
-                all_in_one::system_clock(),
-                all_in_one::shutdown_signal(),
-            )
-            .await
+            all_in_one::run(config, listeners, metrics, all_in_one::system_clock(), all_in_one::shutdown_signal()).await
         }
+        Command::Loadgen(args) => loadgen::run(args).await,
     }
 }

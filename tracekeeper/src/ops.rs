@@ -33,10 +33,7 @@ pub fn router(ready: Readiness, metrics: PrometheusHandle) -> Router {
                 }
             }),
         )
-        .route(
-            "/metrics",
-            get(move || std::future::ready(metrics.render())),
-        )
+        .route("/metrics", get(move || std::future::ready(metrics.render())))
 }
 
 /// The recorder all `metrics::` calls report to, installed once per process.

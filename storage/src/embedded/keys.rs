@@ -3,7 +3,7 @@
 
 use tracekeeper_model::{SpanId, SpanKind, TraceId};
 
-use crate::schema::IndexTerm;
+use crate::schema::TermRef;
 
 pub const SPAN: u8 = b'S';
 pub const POSTING: u8 = b'P';
@@ -29,7 +29,7 @@ pub fn span_key(tenant: &str, trace_id: TraceId, span_id: SpanId) -> Vec<u8> {
     key
 }
 
-pub fn term_prefix(tenant: &str, term: &IndexTerm) -> Vec<u8> {
+pub fn term_prefix(tenant: &str, term: TermRef<'_>) -> Vec<u8> {
     let mut key = tenant_prefix(POSTING, tenant);
     term.encode(&mut key);
     key

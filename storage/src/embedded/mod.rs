@@ -75,23 +75,13 @@ fn bucket_name(index: u64) -> String {
 impl EmbeddedStore {
     pub fn open(config: EmbeddedConfig) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&config.path).map_err(io)?;
-        let db = Database::builder(&config.path)
-            .cache_size(config.cache_bytes)
-            .open()
-            .map_err(io)?;
-        let meta = db
-            .keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)
-            .map_err(io)?;
-        let requested = u64::try_from(config.bucket_width.as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let db = Database::builder(&config.path).cache_size(config.cache_bytes).open().map_err(io)?;
+        let meta = db.keyspace(META_KEYSPACE, KeyspaceCreateOptions::default).map_err(io)?;
+        let requested = u64::try_from(config.bucket_width.as_nanos()).unwrap_or(u64::MAX).max(1);
         let bucket_width_ns = match meta.get(BUCKET_WIDTH_KEY).map_err(io)? {
             Some(stored) => {
                 let stored = u64::from_be_bytes(
-                    stored
-                        .as_ref()
-                        .try_into()
-                        .map_err(|_| StorageError::Corrupt("bucket width".into()))?,
+                    stored.as_ref().try_into().map_err(|_| StorageError::Corrupt("bucket width".into()))?,
                 );
                 if stored != requested {
                     tracing::warn!(
@@ -103,8 +93,7 @@ impl EmbeddedStore {
                 stored
             }
             None => {
-                meta.insert(BUCKET_WIDTH_KEY, requested.to_be_bytes())
-                    .map_err(io)?;
+                meta.insert(BUCKET_WIDTH_KEY, requested.to_be_bytes()).map_err(io)?;
                 requested
             }
         };
@@ -112,11 +101,7 @@ impl EmbeddedStore {
         for name in db.list_keyspace_names() {
             let name: &str = name.as_ref();
             if let Some(index) = name.strip_prefix('b').and_then(|i| i.parse::<u64>().ok()) {
-                buckets.insert(
-                    index,
-                    db.keyspace(name, KeyspaceCreateOptions::default)
-                        .map_err(io)?,
-                );
+                buckets.insert(index, db.keyspace(name, KeyspaceCreateOptions::default).map_err(io)?);
             }
         }
         Ok(Self {
@@ -141,10 +126,7 @@ impl EmbeddedStore {
 
     /// Flushes everything to disk; called on graceful shutdown.
     pub fn flush(&self) -> Result<(), StorageError> {
-        self.inner
-            .db
-            .persist(fjall::PersistMode::SyncAll)
-            .map_err(io)
+        self.inner.db.persist(fjall::PersistMode::SyncAll).map_err(io)
     }
 }
 
@@ -157,77 +139,47 @@ impl Inner {
         if let Some(ks) = buckets.get(&index) {
             return Ok(ks.clone());
         }
-        let ks = self
-            .db
-            .keyspace(&bucket_name(index), KeyspaceCreateOptions::default)
-            .map_err(io)?;
+        let ks = self.db.keyspace(&bucket_name(index), KeyspaceCreateOptions::default).map_err(io)?;
         buckets.insert(index, ks.clone());
         Ok(ks)
     }
 
     /// Existing buckets whose time range overlaps `[oldest_ns, newest_ns]`, newest first.
     fn buckets_between(&self, oldest_ns: u64, newest_ns: u64) -> Vec<Keyspace> {
-        let (lo, hi) = (
-            oldest_ns / self.bucket_width_ns,
-            newest_ns / self.bucket_width_ns,
-        );
-        self.buckets
-            .read()
-            .expect("bucket map lock")
-            .range(lo..=hi)
-            .rev()
-            .map(|(_, ks)| ks.clone())
-            .collect()
+        let (lo, hi) = (oldest_ns / self.bucket_width_ns, newest_ns / self.bucket_width_ns);
+        self.buckets.read().expect("bucket map lock").range(lo..=hi).rev().map(|(_, ks)| ks.clone()).collect()
     }
 
     fn write_sync(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         let mut tx = self.db.batch();
+        let mut encoder = schema::SpanEncoder::default();
         for span in &batch.spans {
             let bucket = self.bucket(span.start_ns / self.bucket_width_ns)?;
-            tx.insert(
-                &bucket,
-                keys::span_key(&batch.tenant, span.trace_id, span.span_id),
-                schema::encode_span(span),
-            );
+            let key = keys::span_key(&batch.tenant, span.trace_id, span.span_id);
+            tx.insert(&bucket, key, encoder.encode(span));
         }
         for (term, time_ns, trace_id) in schema::postings_of(&batch.spans) {
             let bucket = self.bucket(time_ns / self.bucket_width_ns)?;
-            let prefix = keys::term_prefix(&batch.tenant, &term);
+            let prefix = keys::term_prefix(&batch.tenant, term);
             tx.insert(&bucket, keys::posting_key(&prefix, time_ns, trace_id), []);
         }
         let mut catalog_seen = BTreeSet::new();
         for span in &batch.spans {
             let bucket_index = span.start_ns / self.bucket_width_ns;
-            if catalog_seen.insert((
-                bucket_index,
-                span.service_name(),
-                span.kind,
-                span.name.as_str(),
-            )) {
+            if catalog_seen.insert((bucket_index, span.service_name(), span.kind, span.name.as_str())) {
                 let bucket = self.bucket(bucket_index)?;
-                tx.insert(
-                    &bucket,
-                    keys::catalog_key(&batch.tenant, span.service_name(), span.kind, &span.name),
-                    [],
-                );
+                tx.insert(&bucket, keys::catalog_key(&batch.tenant, span.service_name(), span.kind, &span.name), []);
             }
         }
         tx.commit().map_err(io)?;
         if self.durability == Durability::Fsync {
             let ticket = self.group_commit.committed();
-            self.group_commit
-                .wait_synced(&self.db, ticket)
-                .map_err(io)?;
+            self.group_commit.wait_synced(&self.db, ticket).map_err(io)?;
         }
         Ok(())
     }
 
-    fn trace_sync(
-        &self,
-        tenant: &str,
-        trace_id: TraceId,
-        max_spans: usize,
-    ) -> Result<(Vec<Span>, bool), StorageError> {
+    fn trace_sync(&self, tenant: &str, trace_id: TraceId, max_spans: usize) -> Result<(Vec<Span>, bool), StorageError> {
         let prefix = keys::trace_prefix(tenant, trace_id);
         let mut spans = Vec::new();
         for bucket in self.buckets_between(0, u64::MAX) {
@@ -255,7 +207,7 @@ impl Inner {
         if newest_ns < oldest_ns || max == 0 {
             return Ok(Vec::new());
         }
-        let prefix = keys::term_prefix(tenant, term);
+        let prefix = keys::term_prefix(tenant, term.as_ref());
         let start = match after {
             Some(a) => Bound::Excluded(keys::posting_key(&prefix, a.time_ns, a.trace_id)),
             None => Bound::Included(keys::posting_key(&prefix, newest_ns, TraceId([0; 16]))),
@@ -265,8 +217,8 @@ impl Inner {
         for bucket in self.buckets_between(oldest_ns, newest_ns) {
             for item in bucket.range::<Vec<u8>, _>((start.clone(), end.clone())) {
                 let key = item.key().map_err(io)?;
-                let (time_ns, trace_id) = keys::parse_posting_suffix(&key)
-                    .ok_or_else(|| StorageError::Corrupt("posting key".into()))?;
+                let (time_ns, trace_id) =
+                    keys::parse_posting_suffix(&key).ok_or_else(|| StorageError::Corrupt("posting key".into()))?;
                 out.push(Posting { time_ns, trace_id });
                 if out.len() == max {
                     return Ok(out);
@@ -326,10 +278,7 @@ impl SpanReader for EmbeddedStore {
         max_spans: usize,
     ) -> Result<(Vec<Span>, bool), StorageError> {
         let tenant = tenant.to_string();
-        blocking(&self.inner, move |inner| {
-            inner.trace_sync(&tenant, trace_id, max_spans)
-        })
-        .await
+        blocking(&self.inner, move |inner| inner.trace_sync(&tenant, trace_id, max_spans)).await
     }
 
     async fn postings(
@@ -342,18 +291,12 @@ impl SpanReader for EmbeddedStore {
         max: usize,
     ) -> Result<Vec<Posting>, StorageError> {
         let (tenant, term) = (tenant.to_string(), term.clone());
-        blocking(&self.inner, move |inner| {
-            inner.postings_sync(&tenant, &term, newest_ns, oldest_ns, after, max)
-        })
-        .await
+        blocking(&self.inner, move |inner| inner.postings_sync(&tenant, &term, newest_ns, oldest_ns, after, max)).await
     }
 
     async fn services(&self, tenant: &str, since_ns: u64) -> Result<Vec<String>, StorageError> {
         let tenant = tenant.to_string();
-        let catalog = blocking(&self.inner, move |inner| {
-            inner.catalog_sync(&tenant, since_ns)
-        })
-        .await?;
+        let catalog = blocking(&self.inner, move |inner| inner.catalog_sync(&tenant, since_ns)).await?;
         let services: BTreeSet<String> = catalog.into_iter().map(|(s, _, _)| s).collect();
         Ok(services.into_iter().collect())
     }
@@ -365,18 +308,11 @@ impl SpanReader for EmbeddedStore {
         since_ns: u64,
     ) -> Result<Vec<Operation>, StorageError> {
         let tenant = tenant.to_string();
-        let catalog = blocking(&self.inner, move |inner| {
-            inner.catalog_sync(&tenant, since_ns)
-        })
-        .await?;
+        let catalog = blocking(&self.inner, move |inner| inner.catalog_sync(&tenant, since_ns)).await?;
         Ok(catalog
             .into_iter()
             .filter(|(s, _, _)| service.is_none_or(|want| want == s))
-            .map(|(service, kind, name)| Operation {
-                service,
-                name,
-                kind,
-            })
+            .map(|(service, kind, name)| Operation { service, name, kind })
             .collect())
     }
 }
@@ -396,10 +332,7 @@ mod tests {
     #[tokio::test]
     async fn fsync_durability_writes_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let config = EmbeddedConfig {
-            durability: Durability::Fsync,
-            ..EmbeddedConfig::new(dir.path())
-        };
+        let config = EmbeddedConfig { durability: Durability::Fsync, ..EmbeddedConfig::new(dir.path()) };
         let store = EmbeddedStore::open(config).unwrap();
         testing::conformance(&store, &store).await;
     }
@@ -410,15 +343,9 @@ mod tests {
         let span = testing::span(1, 1, "svc", "op", 1_700_000_000_000_000_000);
         {
             let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
-            store
-                .write(testing::batch("t", vec![span.clone()]))
-                .await
-                .unwrap();
+            store.write(testing::batch("t", vec![span.clone()])).await.unwrap();
         }
         let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
-        assert_eq!(
-            store.trace("t", span.trace_id, usize::MAX).await.unwrap().0,
-            vec![span]
-        );
+        assert_eq!(store.trace("t", span.trace_id, usize::MAX).await.unwrap().0, vec![span]);
     }
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs a single-node Apache Cassandra 5.0 in the foreground, CQL on 127.0.0.1:PORT,
+# data in DIR. Usage: ops/stack/cassandra.sh DIR PORT STORAGE_PORT [HEAP, default 1G]
+set -euo pipefail
+dir="$1"; port="$2"; storage_port="$3"; heap="${4:-1G}"
+here="$(cd "$(dirname "$0")" && pwd)"
+jars="$("$here/fetch.sh")/cassandra/libs"
+java="${TRACEKEEPER_JAVA:-$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java 2>/dev/null | head -1)}"
+java="${java:-java}"
+mkdir -p "$dir/data" "$dir/commitlog" "$dir/hints" "$dir/saved_caches" "$dir/logs" "$dir/tmp"
+cat > "$dir/cassandra.yaml" <<YAML
+cluster_name: tracekeeper-test
+num_tokens: 1
+initial_token: 0
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+endpoint_snitch: SimpleSnitch
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+commitlog_segment_size: 8MiB
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters: [{seeds: "127.0.0.1:$storage_port"}]
+listen_address: 127.0.0.1
+rpc_address: 127.0.0.1
+storage_port: $storage_port
+native_transport_port: $port
+start_native_transport: true
+data_file_directories: [$dir/data]
+commitlog_directory: $dir/commitlog
+hints_directory: $dir/hints
+saved_caches_directory: $dir/saved_caches
+auto_snapshot: false
+memtable_allocation_type: heap_buffers
+user_defined_functions_enabled: false
+storage_compatibility_mode: NONE
+YAML
+cat > "$dir/logback.xml" <<'XML'
+<configuration>
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="STDOUT"/></root>
+  <logger name="org.apache.cassandra.service.CassandraDaemon" level="INFO"/>
+  <logger name="org.apache.cassandra.transport" level="INFO"/>
+</configuration>
+XML
+opens="java.lang.module jdk.internal.loader jdk.internal.ref jdk.internal.reflect jdk.internal.math jdk.internal.module jdk.internal.util.jar sun.nio.ch java.io java.lang.reflect java.lang java.util java.nio"
+flags=()
+for p in $opens; do flags+=("--add-opens=java.base/$p=ALL-UNNAMED"); done
+flags+=(--add-opens=jdk.management/com.sun.management.internal=ALL-UNNAMED)
+for e in java.base/jdk.internal.misc java.management.rmi/com.sun.jmx.remote.internal.rmi java.management/com.sun.jmx.remote.security \
+         java.rmi/sun.rmi.registry java.rmi/sun.rmi.server java.sql/java.sql java.base/java.lang.ref jdk.unsupported/sun.misc; do
+  flags+=("--add-exports=$e=ALL-UNNAMED")
+done
+exec "$java" -Xms"$heap" -Xmx"$heap" -Xmn128M -Xss256k -XX:+UseG1GC -XX:+UseThreadPriorities -XX:ActiveProcessorCount=2 \
+  -Djava.net.preferIPv4Stack=true -Djdk.attach.allowAttachSelf=true -Djava.io.tmpdir="$dir/tmp" \
+  -Dio.netty.tryReflectionSetAccessible=true -Dio.netty.allocator.useCacheForAllThreads=true -Dio.netty.allocator.maxOrder=11 \
+  "${flags[@]}" -javaagent:"$jars/jamm-0.4.0.jar" \
+  -Dcassandra.config="file://$dir/cassandra.yaml" -Dcassandra-foreground=yes -Dcassandra.storagedir="$dir" \
+  -Dcassandra.logdir="$dir/logs" -Dlogback.configurationFile="$dir/logback.xml" \
+  -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.unsafesystem=true -Dcassandra.jmx.local.port="$((storage_port + 1))" \
+  -cp "$jars/*" org.apache.cassandra.service.CassandraDaemon

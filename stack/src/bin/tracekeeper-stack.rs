@@ -1,0 +1,51 @@
+//! `tracekeeper-stack up`: starts Kafka and a CQL database for local use or for a
+//! whole test run, prints where they are, and stops them (removing their data) on
+//! SIGINT or SIGTERM.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracekeeper_stack::{local::LocalStack, CQL_ENV, KAFKA_ENV};
+
+#[derive(Parser)]
+#[command(about = "Real Kafka (KRaft) and Cassandra 5.0 as local JVM processes, for tests and local use")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start both services; print `TRACEKEEPER_TEST_KAFKA=...` and `TRACEKEEPER_TEST_CQL=...`.
+    Up {
+        /// Also write those lines to this file once both services are ready.
+        #[arg(long)]
+        env_file: Option<std::path::PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Cmd::Up { env_file } = Cli::parse().command;
+    eprintln!("starting Kafka and Cassandra (first run resolves the jars from Maven Central)...");
+    let started = std::time::Instant::now();
+    let stack = LocalStack::start().await.context("starting the stack")?;
+    let lines = format!("{KAFKA_ENV}={}\n{CQL_ENV}={}\n", stack.endpoints.kafka, stack.endpoints.cql);
+    print!("{lines}");
+    std::io::stdout().flush()?;
+    if let Some(path) = env_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &lines)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    eprintln!("ready in {:.1} s; Ctrl-C stops both and removes their data", started.elapsed().as_secs_f64());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("stopping...");
+    tokio::task::spawn_blocking(move || stack.stop()).await?;
+    Ok(())
+}

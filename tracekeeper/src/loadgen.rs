@@ -1,0 +1,270 @@
+//! `tracekeeper loadgen`: sustained OTLP/HTTP protobuf load with realistic spans, and
+//! trace-fetch latency. A benchmark tool, not a test: it prints what it measured.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadgenArgs {
+    /// OTLP/HTTP endpoint to send to.
+    #[arg(long, default_value = "http://127.0.0.1:4318/v1/traces")]
+    pub endpoint: String,
+    /// Query API base URL, for --fetch-trace-spans.
+    #[arg(long, default_value = "http://127.0.0.1:16686")]
+    pub query: String,
+    /// How long to send for, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Spans per request (whole traces are packed until this is reached).
+    #[arg(long, default_value_t = 500)]
+    pub batch_spans: usize,
+    /// Spans generated up front; requests cycle through them once, so this bounds the
+    /// run: size it as rate × seconds.
+    #[arg(long, default_value_t = 1_500_000)]
+    pub total_spans: usize,
+    /// Instead of load: store one trace of this many spans, then fetch it --fetches
+    /// times and report latency.
+    #[arg(long)]
+    pub fetch_trace_spans: Option<usize>,
+    #[arg(long, default_value_t = 200)]
+    pub fetches: usize,
+}
+
+/// xorshift64*: deterministic and dependency-free; quality is irrelevant here.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+}
+
+fn s(text: impl Into<String>) -> any_value::Value {
+    any_value::Value::StringValue(text.into())
+}
+
+const ROUTES: [&str; 6] = ["/api/cart", "/api/checkout", "/api/items/{id}", "/login", "/api/search", "/health"];
+const METHODS: [&str; 3] = ["GET", "POST", "PUT"];
+
+/// One trace of `spans` spans across the 10 services, ~250 bytes a span.
+fn trace(rng: &mut Rng, now_ns: u64, spans: usize) -> Vec<(usize, Span)> {
+    let trace_id: Vec<u8> = [rng.next().to_be_bytes(), rng.next().to_be_bytes()].concat();
+    let start = now_ns - rng.below(5_000_000_000);
+    let mut out: Vec<(usize, Span)> = Vec::with_capacity(spans);
+    for i in 0..spans {
+        let service = if i == 0 { 0 } else { rng.below(10) as usize };
+        let parent = if i == 0 { Vec::new() } else { out[rng.below(i as u64) as usize].1.span_id.clone() };
+        let begin = start + i as u64 * 100_000 + rng.below(50_000);
+        let route = ROUTES[rng.below(ROUTES.len() as u64) as usize];
+        out.push((
+            service,
+            Span {
+                trace_id: trace_id.clone(),
+                span_id: (rng.next() | 1).to_be_bytes().to_vec(),
+                parent_span_id: parent,
+                name: format!("{} {route}", METHODS[i % 3]),
+                kind: if i == 0 { 2 } else { 3 },
+                start_time_unix_nano: begin,
+                end_time_unix_nano: begin + 20_000 + rng.below(5_000_000),
+                attributes: vec![
+                    kv("http.method", s(METHODS[i % 3])),
+                    kv("http.route", s(route)),
+                    kv("http.status_code", any_value::Value::IntValue(if rng.below(50) == 0 { 500 } else { 200 })),
+                    kv("net.peer.name", s(format!("10.0.{}.{}", rng.below(4), rng.below(250)))),
+                    kv("user.id", s(format!("u{}", rng.below(100_000)))),
+                ],
+                ..Default::default()
+            },
+        ));
+    }
+    out
+}
+
+fn request(spans: Vec<(usize, Span)>) -> Vec<u8> {
+    let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); 10];
+    for (service, span) in spans {
+        by_service[service].push(span);
+    }
+    let resource_spans = by_service
+        .into_iter()
+        .enumerate()
+        .filter(|(_, spans)| !spans.is_empty())
+        .map(|(i, spans)| ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", s(format!("service-{i}"))),
+                    kv("host.name", s(format!("host-{}", i % 3))),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope { name: "loadgen".into(), version: "1".into(), ..Default::default() }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest { resource_spans }.encode_to_vec()
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.fetch_trace_spans {
+        return fetch_latency(&args, n).await;
+    }
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let now = now_ns();
+    let mut bodies = Vec::new();
+    let mut total = 0usize;
+    let mut body_bytes = 0usize;
+    eprintln!("generating {} spans...", args.total_spans);
+    while total < args.total_spans {
+        let mut batch = Vec::new();
+        while batch.len() < args.batch_spans {
+            let len = 10 + rng.below(91) as usize;
+            batch.extend(trace(&mut rng, now, len));
+        }
+        total += batch.len();
+        let n = batch.len();
+        let body = request(batch);
+        body_bytes += body.len();
+        bodies.push((n, body));
+    }
+    eprintln!(
+        "{} requests, {:.0} bytes per span on the wire; sending for {} s",
+        bodies.len(),
+        body_bytes as f64 / total as f64,
+        args.seconds
+    );
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let (bodies, next, sent, failed, client, endpoint) =
+            (bodies.clone(), next.clone(), sent.clone(), failed.clone(), client.clone(), args.endpoint.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((spans, body)) = bodies.get(i) else {
+                    break;
+                };
+                let t = Instant::now();
+                let resp = client
+                    .post(&endpoint)
+                    .header("content-type", "application/x-protobuf")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) if r.status().is_success() => {
+                        sent.fetch_add(*spans as u64, Ordering::Relaxed);
+                        latencies.push(t.elapsed());
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await?);
+    }
+    let elapsed = started.elapsed();
+    if next.load(Ordering::Relaxed) >= bodies.len() {
+        eprintln!("warning: ran out of generated spans before the deadline; raise --total-spans");
+    }
+    latencies.sort();
+    if latencies.is_empty() {
+        bail!("no request succeeded");
+    }
+    let spans = sent.load(Ordering::Relaxed);
+    println!(
+        "spans={spans} seconds={:.2} spans_per_sec={:.0} requests={} failed={} req_p50_ms={:.2} req_p99_ms={:.2}",
+        elapsed.as_secs_f64(),
+        spans as f64 / elapsed.as_secs_f64(),
+        latencies.len(),
+        failed.load(Ordering::Relaxed),
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    Ok(())
+}
+
+async fn fetch_latency(args: &LoadgenArgs, spans: usize) -> anyhow::Result<()> {
+    let mut rng = Rng(now_ns() | 1);
+    let trace = trace(&mut rng, now_ns(), spans);
+    let id = hex_of(&trace[0].1.trace_id);
+    let client = reqwest::Client::new();
+    for chunk in trace.chunks(1000) {
+        let resp = client
+            .post(&args.endpoint)
+            .header("content-type", "application/x-protobuf")
+            .body(request(chunk.to_vec()))
+            .send()
+            .await
+            .context("sending the trace")?;
+        if !resp.status().is_success() {
+            bail!("storing the trace failed: {}", resp.status());
+        }
+    }
+    let url = format!("{}/api/traces/{id}", args.query);
+    let mut latencies = Vec::with_capacity(args.fetches);
+    for _ in 0..args.fetches {
+        let t = Instant::now();
+        let body = client.get(&url).send().await?.bytes().await?;
+        latencies.push(t.elapsed());
+        if body.len() < spans * 100 {
+            bail!("the fetched trace is too small ({} bytes)", body.len());
+        }
+    }
+    latencies.sort();
+    println!(
+        "trace_spans={spans} fetches={} fetch_p50_ms={:.2} fetch_p99_ms={:.2}",
+        args.fetches,
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
