@@ -39,7 +39,8 @@ impl Indexer {
     /// Stores `spans` for `tenant`. Spans already older than the tenant's retention
     /// are refused rather than stored: they would be invisible at once.
     pub async fn index(&self, tenant: &str, spans: Vec<Span>) -> Result<Indexed, IndexError> {
-        let visible_from = self.retention.visible_from_ns(tenant, self.clock.now_ns());
+        let now_ns = self.clock.now_ns();
+        let visible_from = self.retention.visible_from_ns(tenant, now_ns);
         let (keep, expired): (Vec<Span>, Vec<Span>) = spans.into_iter().partition(|s| s.start_ns >= visible_from);
         let rejected: Vec<String> = expired
             .iter()
@@ -62,6 +63,7 @@ impl Indexer {
                     tenant: tenant.to_string(),
                     spans: keep,
                     retention_ns: self.retention.retention_ns(tenant),
+                    now_ns,
                 })
                 .await?;
             metrics::histogram!("tracekeeper_storage_write_seconds").record(started.elapsed().as_secs_f64());

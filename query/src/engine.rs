@@ -250,4 +250,11 @@ mod tests {
         let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
         crate::testing::search_conformance(store.clone(), store).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cql_store_passes_search_conformance() {
+        let stack = tracekeeper_stack::require().await;
+        let store = Arc::new(tracekeeper_storage::cql::test_store(&stack.cql).await);
+        crate::testing::search_conformance(store.clone(), store).await;
+    }
 }

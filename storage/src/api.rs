@@ -34,6 +34,9 @@ pub struct WriteBatch {
     /// How long the tenant keeps data. Rows expire at span start + retention, never
     /// at write time + retention, so a replay never extends a row's life.
     pub retention_ns: u64,
+    /// The writer's clock at the time of writing: a row's remaining life (its TTL) is
+    /// span start + retention − now.
+    pub now_ns: u64,
 }
 
 /// Writes spans.

@@ -6,9 +6,11 @@
 //! - [`schema`]: the logical schema both backends hold: which index postings and
 //!   catalog entries a batch of spans produces, and how a span is encoded.
 //! - [`embedded`]: the fjall-backed store used by `tracekeeper all-in-one`.
+//! - [`cql`]: the ScyllaDB / Cassandra store used by the distributed shape.
 //! - `testing` (feature): the conformance suite every backend must pass.
 
 pub mod api;
+pub mod cql;
 pub mod embedded;
 pub mod schema;
 

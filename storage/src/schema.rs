@@ -2,7 +2,8 @@
 //!
 //! - **Span rows**, keyed by (tenant, trace id, span id): the span, encoded as an OTLP
 //!   `ResourceSpans` holding just that span ([`encode_span`]).
-//! - **Postings**, keyed by (tenant, [`IndexTerm`], time, trace id). A posting says
+//! - **Postings**, keyed by (tenant, term id, time, trace id), where the term id is a
+//!   stable hash of the [`IndexTerm`] ([`TermRef::id`]). A posting says
 //!   "this trace has a span producing this term, starting at or before `time`". Spans
 //!   of one trace, in one batch, producing one term, in one [`POSTING_GROUP_NS`] slot
 //!   share a single posting whose time is the latest of their start times. So every
@@ -144,6 +145,44 @@ impl TermRef<'_> {
     }
 }
 
+/// 64-bit FNV-1a: stable across versions and platforms, so it can be part of stored keys.
+#[derive(Clone, Copy)]
+pub struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl TermRef<'_> {
+    /// The term's id in posting keys: a stable hash of its encoding. Two terms with the
+    /// same id share a posting list, which only adds candidates; the query engine
+    /// verifies every candidate, so results stay exact. Short fixed-size ids keep
+    /// posting keys short, which is most of the cost of inserting them.
+    pub fn id(&self) -> u64 {
+        use std::hash::Hasher;
+        let mut bytes = Vec::with_capacity(64);
+        self.encode(&mut bytes);
+        let mut hasher = Fnv64::default();
+        hasher.write(&bytes);
+        hasher.finish()
+    }
+}
+
 impl IndexTerm {
     pub fn as_ref(&self) -> TermRef<'_> {
         match self {
@@ -185,7 +224,8 @@ pub type PostingRow<'a> = (TermRef<'a>, u64, TraceId);
 
 /// The postings a batch produces, deduplicated as described in the module docs.
 pub fn postings_of(spans: &[Span]) -> Vec<PostingRow<'_>> {
-    let mut latest: std::collections::HashMap<(TermRef<'_>, TraceId, u64), u64> = std::collections::HashMap::new();
+    type Fast = std::hash::BuildHasherDefault<Fnv64>;
+    let mut latest: std::collections::HashMap<(TermRef<'_>, TraceId, u64), u64, Fast> = Default::default();
     for span in spans {
         let slot = span.start_ns / POSTING_GROUP_NS;
         for term in terms_of(span) {
@@ -205,16 +245,17 @@ pub fn catalog_of(spans: &[Span]) -> BTreeSet<(&str, SpanKind, &str)> {
 /// so their encodings are computed once per batch rather than once per span.
 #[derive(Default)]
 pub struct SpanEncoder {
-    resources: Vec<(*const tracekeeper_model::Resource, Vec<u8>)>,
-    scopes: Vec<(*const tracekeeper_model::Scope, Vec<u8>)>,
+    /// Keyed by the address of the shared allocation (only compared, never followed).
+    resources: Vec<(usize, Vec<u8>)>,
+    scopes: Vec<(usize, Vec<u8>)>,
 }
 
 fn cached<'c, T>(
-    cache: &'c mut Vec<(*const T, Vec<u8>)>,
+    cache: &'c mut Vec<(usize, Vec<u8>)>,
     item: &std::sync::Arc<T>,
     encode: impl FnOnce(&T) -> Vec<u8>,
 ) -> &'c [u8] {
-    let ptr = std::sync::Arc::as_ptr(item);
+    let ptr = std::sync::Arc::as_ptr(item) as usize;
     match cache.iter().position(|(p, _)| *p == ptr) {
         Some(i) => &cache[i].1,
         None => {

@@ -37,7 +37,7 @@ pub fn span(trace: u8, span: u8, service: &str, name: &str, start_ns: u64) -> Sp
 }
 
 pub fn batch(tenant: &str, spans: Vec<Span>) -> WriteBatch {
-    WriteBatch { tenant: tenant.into(), spans, retention_ns: 7 * DAY_NS }
+    WriteBatch { tenant: tenant.into(), spans, retention_ns: 7 * DAY_NS, now_ns: 1_700_000_000_000_000_000 + DAY_NS }
 }
 
 /// Runs every storage contract check against one backend. The store must be empty.

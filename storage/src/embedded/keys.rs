@@ -31,7 +31,7 @@ pub fn span_key(tenant: &str, trace_id: TraceId, span_id: SpanId) -> Vec<u8> {
 
 pub fn term_prefix(tenant: &str, term: TermRef<'_>) -> Vec<u8> {
     let mut key = tenant_prefix(POSTING, tenant);
-    term.encode(&mut key);
+    key.extend_from_slice(&term.id().to_be_bytes());
     key
 }
 

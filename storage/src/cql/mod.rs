@@ -1,0 +1,449 @@
+//! The CQL store: ScyllaDB or Apache Cassandra 5, same schema (`schemas/`,
+//! `docs/adr/0003-cql-schema.md`).
+//!
+//! Writes are plain idempotent INSERTs with `USING TTL ? AND TIMESTAMP ?`: the TTL runs
+//! from the span's start, the timestamp is the span's start, so a replay rewrites
+//! identical cells. Span rows are written and acknowledged before the postings and
+//! catalog rows that point at them.
+
+pub mod schema;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::Consistency;
+use tracekeeper_model::{Span, SpanKind, TraceId};
+
+use crate::api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBatch};
+use crate::schema::{self as logical, IndexTerm, SpanEncoder, TermRef};
+
+const HOUR_NS: u64 = 3_600_000_000_000;
+const DAY_NS: u64 = 24 * HOUR_NS;
+/// Writes in flight at once per batch.
+const WRITE_CONCURRENCY: usize = 64;
+
+/// Settings for [`CqlStore::connect`].
+#[derive(Debug, Clone)]
+pub struct CqlConfig {
+    /// Contact points, `host:port`.
+    pub nodes: Vec<String>,
+    pub keyspace: String,
+    /// Consistency for reads and writes; a write is durable once this many replicas
+    /// acknowledged it.
+    pub consistency: Consistency,
+}
+
+/// How many shard partitions a term's postings are spread over, per hour: the broadest
+/// terms (every trace, every trace of a service) would otherwise make hot, large
+/// partitions.
+fn shards(term: TermRef<'_>) -> u8 {
+    match term {
+        TermRef::All => 8,
+        TermRef::Service(_) => 4,
+        _ => 1,
+    }
+}
+
+fn shard_of(term: TermRef<'_>, trace_id: TraceId) -> i32 {
+    i32::from(trace_id.0[15] % shards(term))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(e.to_string())
+}
+
+/// The partition key of a postings partition.
+struct Partition<'a> {
+    tenant: &'a str,
+    term_id: i64,
+    bucket: u64,
+    shard: i32,
+}
+
+struct Statements {
+    insert_span: PreparedStatement,
+    insert_posting: PreparedStatement,
+    insert_operation: PreparedStatement,
+    insert_day: PreparedStatement,
+    select_trace: PreparedStatement,
+    select_postings: PreparedStatement,
+    select_postings_tie: PreparedStatement,
+    select_days: PreparedStatement,
+    select_operations: PreparedStatement,
+}
+
+#[derive(Clone)]
+pub struct CqlStore {
+    session: Arc<Session>,
+    statements: Arc<Statements>,
+}
+
+impl CqlStore {
+    pub async fn session(nodes: &[String]) -> Result<Session, StorageError> {
+        SessionBuilder::new().known_nodes(nodes).build().await.map_err(unavailable)
+    }
+
+    /// Connects and prepares every statement. The schema must have been applied.
+    pub async fn connect(config: &CqlConfig) -> Result<Self, StorageError> {
+        let session = Self::session(&config.nodes).await?;
+        Self::with_session(Arc::new(session), &config.keyspace, config.consistency).await
+    }
+
+    pub async fn with_session(session: Arc<Session>, ks: &str, consistency: Consistency) -> Result<Self, StorageError> {
+        let prepare = |cql: String| {
+            let session = Arc::clone(&session);
+            async move {
+                let mut ps = session.prepare(cql).await.map_err(unavailable)?;
+                ps.set_consistency(consistency);
+                Ok::<_, StorageError>(ps)
+            }
+        };
+        let statements = Statements {
+            insert_span: prepare(format!(
+                "INSERT INTO {ks}.spans (tenant, trace_id, start_ns, span_id, span) VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+            ))
+            .await?,
+            insert_posting: prepare(format!(
+                "INSERT INTO {ks}.postings (tenant, term_id, bucket, shard, time_ns, trace_id) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+            ))
+            .await?,
+            insert_operation: prepare(format!(
+                "INSERT INTO {ks}.operations (tenant, day, service, kind, name) VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+            ))
+            .await?,
+            insert_day: prepare(format!(
+                "INSERT INTO {ks}.catalog_days (tenant, day) VALUES (?, ?) USING TTL ? AND TIMESTAMP ?"
+            ))
+            .await?,
+            select_trace: prepare(format!("SELECT span FROM {ks}.spans WHERE tenant = ? AND trace_id = ? LIMIT ?")).await?,
+            select_postings: prepare(format!(
+                "SELECT time_ns, trace_id FROM {ks}.postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ? \
+                 AND time_ns <= ? AND time_ns >= ? LIMIT ?"
+            ))
+            .await?,
+            select_postings_tie: prepare(format!(
+                "SELECT time_ns, trace_id FROM {ks}.postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ? \
+                 AND time_ns = ? AND trace_id > ? LIMIT ?"
+            ))
+            .await?,
+            select_days: prepare(format!("SELECT day FROM {ks}.catalog_days WHERE tenant = ? AND day >= ? AND day <= ?"))
+                .await?,
+            select_operations: prepare(format!(
+                "SELECT service, kind, name FROM {ks}.operations WHERE tenant = ? AND day = ?"
+            ))
+            .await?,
+        };
+        Ok(Self { session, statements: Arc::new(statements) })
+    }
+
+    async fn run_all<V>(&self, statement: &PreparedStatement, rows: Vec<V>) -> Result<(), StorageError>
+    where
+        V: scylla::serialize::row::SerializeRow + Send,
+    {
+        futures::stream::iter(rows)
+            .map(|values| async move { self.session.execute_unpaged(statement, values).await.map(drop) })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Postings of one partition within `[oldest_ns, newest_ns]`, after `after`.
+    async fn postings_in(
+        &self,
+        partition: &Partition<'_>,
+        newest_ns: u64,
+        oldest_ns: u64,
+        after: Option<Posting>,
+        max: usize,
+    ) -> Result<Vec<Posting>, StorageError> {
+        let p = partition;
+        let limit = i32::try_from(max).unwrap_or(i32::MAX);
+        let mut out = Vec::new();
+        let mut newest = newest_ns;
+        if let Some(a) = after {
+            // Ties at the cursor's time continue by trace id, then strictly older times.
+            let rows = self
+                .session
+                .execute_unpaged(
+                    &self.statements.select_postings_tie,
+                    (p.tenant, p.term_id, p.bucket as i64, p.shard, a.time_ns as i64, a.trace_id.0.to_vec(), limit),
+                )
+                .await
+                .map_err(unavailable)?;
+            out.extend(parse_postings(rows)?);
+            if a.time_ns == 0 {
+                return Ok(out);
+            }
+            newest = newest.min(a.time_ns - 1);
+        }
+        if out.len() < max && newest >= oldest_ns {
+            let rows = self
+                .session
+                .execute_unpaged(
+                    &self.statements.select_postings,
+                    (p.tenant, p.term_id, p.bucket as i64, p.shard, newest as i64, oldest_ns as i64, limit),
+                )
+                .await
+                .map_err(unavailable)?;
+            out.extend(parse_postings(rows)?);
+        }
+        out.truncate(max);
+        Ok(out)
+    }
+}
+
+impl CqlStore {
+    /// Days in `[first, last]` with data for `tenant`, newest first.
+    async fn days(&self, tenant: &str, first: u64, last: u64) -> Result<Vec<u64>, StorageError> {
+        let rows = self
+            .session
+            .execute_unpaged(&self.statements.select_days, (tenant, first as i64, last.min(i64::MAX as u64) as i64))
+            .await
+            .map_err(unavailable)?
+            .into_rows_result()
+            .map_err(corrupt)?;
+        rows.rows::<(i64,)>().map_err(corrupt)?.map(|r| r.map(|(d,)| d as u64).map_err(corrupt)).collect()
+    }
+}
+
+fn parse_postings(result: scylla::response::query_result::QueryResult) -> Result<Vec<Posting>, StorageError> {
+    let rows = result.into_rows_result().map_err(corrupt)?;
+    rows.rows::<(i64, Vec<u8>)>()
+        .map_err(corrupt)?
+        .map(|row| {
+            let (time, trace) = row.map_err(corrupt)?;
+            let trace_id = TraceId(trace.as_slice().try_into().map_err(|_| corrupt("posting trace id"))?);
+            Ok(Posting { time_ns: time as u64, trace_id })
+        })
+        .collect()
+}
+
+/// Seconds a row written now should live: until its time plus the tenant's retention.
+/// `None` when that moment has passed (the row would be expired on arrival).
+fn ttl_secs(time_ns: u64, batch: &WriteBatch) -> Option<i32> {
+    let expires = time_ns.saturating_add(batch.retention_ns);
+    let left = expires.checked_sub(batch.now_ns)? / 1_000_000_000;
+    (left > 0).then(|| i32::try_from(left).unwrap_or(i32::MAX))
+}
+
+#[async_trait]
+impl SpanWriter for CqlStore {
+    async fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let tenant = batch.tenant.as_str();
+        let mut encoder = SpanEncoder::default();
+        let spans: Vec<_> = batch
+            .spans
+            .iter()
+            .filter_map(|s| {
+                let ttl = ttl_secs(s.start_ns, &batch)?;
+                let bytes = encoder.encode(s);
+                Some((
+                    tenant,
+                    s.trace_id.0.to_vec(),
+                    s.start_ns as i64,
+                    s.span_id.0.to_vec(),
+                    bytes,
+                    ttl,
+                    (s.start_ns / 1000) as i64,
+                ))
+            })
+            .collect();
+        self.run_all(&self.statements.insert_span, spans).await?;
+
+        let postings: Vec<_> = logical::postings_of(&batch.spans)
+            .into_iter()
+            .filter_map(|(term, time, trace)| {
+                let ttl = ttl_secs(time, &batch)?;
+                let bucket = (time / HOUR_NS) as i64;
+                Some((
+                    tenant,
+                    term.id() as i64,
+                    bucket,
+                    shard_of(term, trace),
+                    time as i64,
+                    trace.0.to_vec(),
+                    ttl,
+                    (time / 1000) as i64,
+                ))
+            })
+            .collect();
+        self.run_all(&self.statements.insert_posting, postings).await?;
+
+        let mut days = BTreeSet::new();
+        let mut operations = BTreeSet::new();
+        for span in &batch.spans {
+            let Some(ttl) = ttl_secs(span.start_ns, &batch) else { continue };
+            let day = (span.start_ns / DAY_NS) as i64;
+            let ts = (span.start_ns / 1000) as i64;
+            operations.insert((day, span.service_name(), span.kind.to_otlp(), span.name.as_str(), ttl, ts));
+            days.insert((day, ttl, ts));
+        }
+        let operations: Vec<_> = operations
+            .into_iter()
+            .map(|(day, svc, kind, name, ttl, ts)| (tenant, day, svc, kind, name, ttl, ts))
+            .collect();
+        self.run_all(&self.statements.insert_operation, operations).await?;
+        let days: Vec<_> = days.into_iter().map(|(day, ttl, ts)| (tenant, day, ttl, ts)).collect();
+        self.run_all(&self.statements.insert_day, days).await
+    }
+}
+
+#[async_trait]
+impl SpanReader for CqlStore {
+    async fn trace(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        max_spans: usize,
+    ) -> Result<(Vec<Span>, bool), StorageError> {
+        let limit = i32::try_from(max_spans.saturating_add(1)).unwrap_or(i32::MAX);
+        let mut ps = self.statements.select_trace.clone();
+        ps.set_page_size(1000);
+        let mut rows = self
+            .session
+            .execute_iter(ps, (tenant, trace_id.0.to_vec(), limit))
+            .await
+            .map_err(unavailable)?
+            .rows_stream::<(Vec<u8>,)>()
+            .map_err(corrupt)?;
+        let mut spans = Vec::new();
+        while let Some((bytes,)) = rows.try_next().await.map_err(unavailable)? {
+            spans.push(logical::decode_span(&bytes)?);
+        }
+        let truncated = spans.len() > max_spans;
+        spans.truncate(max_spans);
+        Ok((spans, truncated))
+    }
+
+    async fn postings(
+        &self,
+        tenant: &str,
+        term: &IndexTerm,
+        newest_ns: u64,
+        oldest_ns: u64,
+        after: Option<Posting>,
+        max: usize,
+    ) -> Result<Vec<Posting>, StorageError> {
+        let term_ref = term.as_ref();
+        let term_id = term_ref.id() as i64;
+        // Times are stored as CQL bigint.
+        let newest_ns = after.map_or(newest_ns, |a| a.time_ns.min(newest_ns)).min(i64::MAX as u64);
+        if newest_ns < oldest_ns || max == 0 {
+            return Ok(Vec::new());
+        }
+        // Only hours of days that hold data are read: the range may be unbounded.
+        let mut out = Vec::new();
+        for day in self.days(tenant, oldest_ns / DAY_NS, newest_ns / DAY_NS).await? {
+            let first = (day * DAY_NS / HOUR_NS).max(oldest_ns / HOUR_NS);
+            let last = ((day + 1) * DAY_NS / HOUR_NS - 1).min(newest_ns / HOUR_NS);
+            for bucket in (first..=last).rev() {
+                let bucket_after = after.filter(|a| a.time_ns / HOUR_NS == bucket);
+                let mut merged = Vec::new();
+                for shard in 0..i32::from(shards(term_ref)) {
+                    let want = max - out.len();
+                    merged.extend(
+                        self.postings_in(
+                            &Partition { tenant, term_id, bucket, shard },
+                            newest_ns,
+                            oldest_ns,
+                            bucket_after,
+                            want,
+                        )
+                        .await?,
+                    );
+                }
+                merged.sort_by_key(|p| (std::cmp::Reverse(p.time_ns), p.trace_id));
+                merged.truncate(max - out.len());
+                out.extend(merged);
+                if out.len() >= max {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn services(&self, tenant: &str, since_ns: u64) -> Result<Vec<String>, StorageError> {
+        let ops = self.operations(tenant, None, since_ns).await?;
+        let services: BTreeSet<String> = ops.into_iter().map(|o| o.service).collect();
+        Ok(services.into_iter().collect())
+    }
+
+    async fn operations(
+        &self,
+        tenant: &str,
+        service: Option<&str>,
+        since_ns: u64,
+    ) -> Result<Vec<Operation>, StorageError> {
+        let mut out = BTreeSet::new();
+        for day in self.days(tenant, since_ns / DAY_NS, u64::MAX).await? {
+            let rows = self
+                .session
+                .execute_unpaged(&self.statements.select_operations, (tenant, day as i64))
+                .await
+                .map_err(unavailable)?
+                .into_rows_result()
+                .map_err(corrupt)?;
+            for row in rows.rows::<(String, i32, String)>().map_err(corrupt)? {
+                let (svc, kind, name) = row.map_err(corrupt)?;
+                if service.is_none_or(|want| want == svc) {
+                    out.insert(Operation { service: svc, name, kind: SpanKind::from_otlp(kind) });
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+/// A fresh keyspace with the schema applied, on the test stack's CQL database.
+#[cfg(any(test, feature = "testing"))]
+pub async fn test_store(cql: &str) -> CqlStore {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+    let keyspace = format!("tk_test_{}_{}", std::process::id(), nanos % 1_000_000_000_000);
+    let session = Arc::new(CqlStore::session(&[cql.to_string()]).await.expect("connect to CQL"));
+    let replication = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
+    schema::apply(&session, &keyspace, replication).await.expect("apply the schema");
+    CqlStore::with_session(session, &keyspace, Consistency::One).await.expect("prepare statements")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cql_store_passes_the_conformance_suite() {
+        let stack = tracekeeper_stack::require().await;
+        let store = test_store(&stack.cql).await;
+        crate::testing::conformance(&store, &store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn schema_apply_is_idempotent() {
+        let stack = tracekeeper_stack::require().await;
+        let session = CqlStore::session(std::slice::from_ref(&stack.cql)).await.unwrap();
+        let replication = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
+        let keyspace = format!("tk_schema_{}", std::process::id());
+        let first = schema::apply(&session, &keyspace, replication).await.unwrap();
+        let second = schema::apply(&session, &keyspace, replication).await.unwrap();
+        assert_eq!(first, second);
+        session.query_unpaged(format!("DROP KEYSPACE {keyspace}"), ()).await.unwrap();
+    }
+
+    #[test]
+    fn ttl_runs_from_the_span_start_not_the_write() {
+        let batch = |now_ns| WriteBatch { tenant: "t".into(), spans: vec![], retention_ns: 100_000_000_000, now_ns };
+        assert_eq!(ttl_secs(1_000_000_000_000, &batch(1_000_000_000_000)), Some(100));
+        assert_eq!(ttl_secs(1_000_000_000_000, &batch(1_060_000_000_000)), Some(40), "a replay does not extend life");
+        assert_eq!(ttl_secs(1_000_000_000_000, &batch(1_100_000_000_000)), None, "already expired: not written");
+    }
+}
