@@ -32,6 +32,9 @@ pub enum Command {
     /// Run everything in one process on an embedded store: receivers, storage, query
     /// API. No other service is needed.
     AllInOne(AllInOneArgs),
+    /// Manage the CQL schema of the distributed shape.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Benchmark tool: send realistic OTLP/HTTP load, or measure trace-fetch latency.
     Loadgen(crate::loadgen::LoadgenArgs),
 }
@@ -93,4 +96,28 @@ fn parse_sync(text: &str) -> Result<Durability, String> {
         "fsync" => Ok(Durability::Fsync),
         other => Err(format!("unknown sync mode {other:?}: use process or fsync")),
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Create or upgrade the keyspace and tables (schemas/*.cql). Idempotent: safe to
+    /// run on every deploy, from any number of nodes.
+    Apply(SchemaApplyArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SchemaApplyArgs {
+    /// CQL contact points, comma-separated host:port.
+    #[arg(long, env = "TRACEKEEPER_CQL_NODES", value_delimiter = ',', default_value = "127.0.0.1:9042")]
+    pub cql_nodes: Vec<String>,
+    /// Keyspace to create or upgrade.
+    #[arg(long, env = "TRACEKEEPER_KEYSPACE", default_value = "tracekeeper")]
+    pub keyspace: String,
+    /// Replication of the keyspace, as a CQL map; used only when the keyspace is created.
+    #[arg(
+        long,
+        env = "TRACEKEEPER_REPLICATION",
+        default_value = "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}"
+    )]
+    pub replication: String,
 }

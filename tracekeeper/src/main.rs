@@ -32,6 +32,13 @@ async fn main() -> anyhow::Result<()> {
             let metrics = ops::install_metrics()?;
             all_in_one::run(config, listeners, metrics, all_in_one::system_clock(), all_in_one::shutdown_signal()).await
         }
+        Command::Schema(cli::SchemaCommand::Apply(args)) => {
+            let session = tracekeeper_storage::cql::CqlStore::session(&args.cql_nodes).await?;
+            let started = std::time::Instant::now();
+            let count = tracekeeper_storage::cql::schema::apply(&session, &args.keyspace, &args.replication).await?;
+            tracing::info!(keyspace = %args.keyspace, statements = count, elapsed = ?started.elapsed(), "schema applied");
+            Ok(())
+        }
         Command::Loadgen(args) => loadgen::run(args).await,
     }
 }
