@@ -117,3 +117,32 @@ impl IngestState {
         Ok(rejected)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NullSink;
+
+    #[async_trait]
+    impl SpanSink for NullSink {
+        async fn accept(&self, _: &str, _: Vec<Span>) -> Result<SinkOutcome, SinkError> {
+            Ok(SinkOutcome::default())
+        }
+    }
+
+    #[test]
+    fn overload_is_refused_with_429_and_retry_after_until_room_frees_up() {
+        let limits = IngestLimits { max_body_bytes: 1000, max_inflight_bytes: 1500 };
+        let state = IngestState::new(Arc::new(NullSink), Tenancy::default(), limits);
+        let first = state.reserve(1000).expect("room for one request");
+        let refused = state.reserve(1000).expect_err("no room for a second");
+        let response = refused.into_otlp_response(false);
+        assert_eq!(response.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
+        let grpc: tonic::Status = state.reserve(1000).unwrap_err().into();
+        assert_eq!(grpc.code(), tonic::Code::Unavailable, "retryable for gRPC clients");
+        drop(first);
+        assert!(state.reserve(1000).is_ok(), "room is given back when a request finishes");
+    }
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs a single-node Apache Cassandra 5.0 in the foreground, CQL on 127.0.0.1:PORT,
-# data in DIR. Usage: ops/stack/cassandra.sh DIR PORT STORAGE_PORT [HEAP, default 1G]
+# data in DIR. Usage: ops/stack/cassandra.sh DIR PORT STORAGE_PORT JMX_PORT [HEAP, default 1G]
 set -euo pipefail
-dir="$1"; port="$2"; storage_port="$3"; heap="${4:-1G}"
+dir="$1"; port="$2"; storage_port="$3"; jmx_port="$4"; heap="${5:-1G}"
 here="$(cd "$(dirname "$0")" && pwd)"
 jars="$("$here/fetch.sh")/cassandra/libs"
 java="${TRACEKEEPER_JAVA:-$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java 2>/dev/null | head -1)}"
@@ -58,5 +58,5 @@ exec "$java" -Xms"$heap" -Xmx"$heap" -Xmn128M -Xss256k -XX:+UseG1GC -XX:+UseThre
   "${flags[@]}" -javaagent:"$jars/jamm-0.4.0.jar" \
   -Dcassandra.config="file://$dir/cassandra.yaml" -Dcassandra-foreground=yes -Dcassandra.storagedir="$dir" \
   -Dcassandra.logdir="$dir/logs" -Dlogback.configurationFile="$dir/logback.xml" \
-  -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.unsafesystem=true -Dcassandra.jmx.local.port="$((storage_port + 1))" \
+  -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.unsafesystem=true -Dcassandra.jmx.local.port="$jmx_port" \
   -cp "$jars/*" org.apache.cassandra.service.CassandraDaemon

@@ -106,7 +106,8 @@ impl LocalStack {
             &base
         })?;
         let dir = dir.keep();
-        let (kafka_port, ctrl_port, cql_port, storage_port) = (free_port()?, free_port()?, free_port()?, free_port()?);
+        let (kafka_port, ctrl_port, cql_port, storage_port, jmx_port) =
+            (free_port()?, free_port()?, free_port()?, free_port()?, free_port()?);
         let ops = ops_dir();
         let mut stack = Self {
             endpoints: Endpoints {
@@ -137,7 +138,12 @@ impl LocalStack {
         stack.children.push(launch(
             "cassandra",
             "cassandra.sh",
-            vec![dir.join("cassandra").display().to_string(), cql_port.to_string(), storage_port.to_string()],
+            vec![
+                dir.join("cassandra").display().to_string(),
+                cql_port.to_string(),
+                storage_port.to_string(),
+                jmx_port.to_string(),
+            ],
         )?);
         let groups: Vec<u32> = stack.children.iter().map(|(_, c)| c.id()).collect();
         spawn_reaper(std::process::id(), &groups, &base)?;
@@ -172,9 +178,17 @@ impl LocalStack {
         }
     }
 
-    /// Starts the stack for the rest of the process's life.
+    /// Starts the stack for the rest of the process's life. A failed start is retried
+    /// once on fresh ports: free ports are picked before the JVMs bind them, so another
+    /// process may take one in between.
     pub async fn start_shared() -> Result<Endpoints, StackError> {
-        let stack = Self::start().await?;
+        let stack = match Self::start().await {
+            Ok(stack) => stack,
+            Err(first) => {
+                eprintln!("the local Kafka/Cassandra stack failed to start, retrying once: {first}");
+                Self::start().await?
+            }
+        };
         let endpoints = stack.endpoints.clone();
         std::mem::forget(stack);
         Ok(endpoints)
@@ -191,7 +205,16 @@ impl LocalStack {
             while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
             }
-            // SAFETY: as above.
+        }
+        // Drop kills whatever is left and removes the data.
+    }
+}
+
+impl Drop for LocalStack {
+    /// A stack that failed to start, or is stopped, leaves no process and no data.
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            // SAFETY: plain syscall on a process group we created.
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
         }
