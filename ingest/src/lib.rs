@@ -8,9 +8,12 @@
 //! - [`body`]: size-limited, optionally gzip-compressed request bodies.
 //! - [`error`]: the one place where ingest errors become HTTP and gRPC responses.
 //! - [`otlp_http`], [`otlp_grpc`], [`zipkin`]: one receiver each.
+//! - [`kafka`]: the collector's sink: one OTLP message per trace, keyed and placed
+//!   the way the OpenTelemetry Collector's Kafka exporter does.
 
 pub mod body;
 pub mod error;
+pub mod kafka;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod zipkin;

@@ -19,6 +19,8 @@ pub struct Server {
     pub zipkin: String,
     pub query: String,
     args: Vec<String>,
+    /// `Some((brokers, topic))` runs `tracekeeper collector` instead of all-in-one.
+    kafka: Option<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -37,17 +39,49 @@ impl Server {
             zipkin: format!("127.0.0.1:{}", ports[2]),
             query: format!("127.0.0.1:{}", ports[3]),
             args: extra.iter().map(|s| s.to_string()).collect(),
+            kafka: None,
         };
         server.spawn();
         server
     }
 
+    /// Starts `tracekeeper collector` publishing to `topic` on `brokers`.
+    pub fn start_collector(brokers: &str, topic: &str, extra: &[&str]) -> Self {
+        let mut server = Self::start_stopped(Path::new("/nonexistent"), extra);
+        server.kafka = Some((brokers.to_string(), topic.to_string()));
+        server.spawn();
+        server
+    }
+
+    fn start_stopped(data_dir: &Path, extra: &[&str]) -> Self {
+        Self {
+            child: None,
+            data_dir: data_dir.to_path_buf(),
+            otlp_grpc: format!("127.0.0.1:{}", free_port()),
+            otlp_http: format!("127.0.0.1:{}", free_port()),
+            zipkin: format!("127.0.0.1:{}", free_port()),
+            query: format!("127.0.0.1:{}", free_port()),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            kafka: None,
+        }
+    }
+
     fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
-            .arg("all-in-one")
-            .args(["--data-dir", self.data_dir.to_str().unwrap()])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
+        match &self.kafka {
+            None => command.arg("all-in-one").args([
+                "--data-dir",
+                self.data_dir.to_str().unwrap(),
+                "--query-addr",
+                &self.query,
+            ]),
+            Some((brokers, topic)) => {
+                command.arg("collector").args(["--kafka-brokers", brokers, "--kafka-topic", topic])
+            }
+        };
+        let child = command
             .args(["--otlp-grpc-addr", &self.otlp_grpc, "--otlp-http-addr", &self.otlp_http])
-            .args(["--zipkin-addr", &self.zipkin, "--query-addr", &self.query])
+            .args(["--zipkin-addr", &self.zipkin])
             .args(&self.args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -60,7 +94,8 @@ impl Server {
 
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let url = format!("http://{}/ready", self.query);
+        let ready_on = if self.kafka.is_some() { &self.otlp_http } else { &self.query };
+        let url = format!("http://{ready_on}/ready");
         loop {
             if let Ok(status) = http_status(&url) {
                 if status == 200 {

@@ -6,10 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracekeeper_indexer::{IndexError, Indexer};
 use tracekeeper_ingest::{IngestState, SinkError, SinkOutcome, SpanSink};
 use tracekeeper_model::{Span, Tenancy};
@@ -19,6 +17,7 @@ use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 
 use crate::config::AllInOneConfig;
 use crate::ops::{self, Readiness};
+use crate::serve::Servers;
 
 /// Receivers hand spans straight to the indexer.
 struct DirectSink(Indexer);
@@ -46,9 +45,9 @@ impl Listeners {
     pub async fn bind(config: &AllInOneConfig) -> anyhow::Result<Self> {
         let bind = |addr| async move { TcpListener::bind(addr).await.with_context(|| format!("binding {addr}")) };
         Ok(Self {
-            otlp_grpc: bind(config.otlp_grpc_addr).await?,
-            otlp_http: bind(config.otlp_http_addr).await?,
-            zipkin: bind(config.zipkin_addr).await?,
+            otlp_grpc: bind(config.receivers.otlp_grpc_addr).await?,
+            otlp_http: bind(config.receivers.otlp_http_addr).await?,
+            zipkin: bind(config.receivers.zipkin_addr).await?,
             query: bind(config.query_addr).await?,
         })
     }
@@ -73,59 +72,25 @@ pub async fn run(
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
     );
     let retention = Arc::new(config.retention.clone());
-    let tenancy = Tenancy { multi_tenant: config.multi_tenancy };
+    let tenancy = Tenancy { multi_tenant: config.receivers.multi_tenancy };
     let indexer = Indexer::new(store.clone(), Arc::clone(&retention), Arc::clone(&clock));
-    let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, config.limits.clone());
+    let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, config.receivers.limits.clone());
     let query = Arc::new(QueryState {
         engine: QueryEngine::new(store.clone(), retention, clock, config.max_trace_spans),
         tenancy,
     });
 
     let ready = Readiness::default();
-    let ops = ops::router(ready.clone(), metrics);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let http = |listener: TcpListener, router: Router, name: &'static str| {
-        let app = router.merge(ops.clone());
-        let stop = stopped(stop_rx.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(stop).await.with_context(|| format!("{name} server"))
-        })
-    };
-    let grpc = {
-        let stop = stopped(stop_rx.clone());
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.otlp_grpc);
-        let service = tracekeeper_ingest::otlp_grpc::service(ingest.clone());
-        tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(incoming, stop)
-                .await
-                .context("OTLP/gRPC server")
-        })
-    };
-    let servers = vec![
-        http(listeners.otlp_http, tracekeeper_ingest::otlp_http::router(ingest.clone()), "OTLP/HTTP"),
-        http(listeners.zipkin, tracekeeper_ingest::zipkin::router(ingest.clone()), "Zipkin"),
-        http(listeners.query, tracekeeper_query::router(query), "query"),
-        grpc,
-    ];
+    let mut servers = Servers::new(ops::router(ready.clone(), metrics));
+    servers.receivers(listeners.otlp_http, listeners.zipkin, listeners.otlp_grpc, &ingest);
+    servers.http(listeners.query, tracekeeper_query::router(query), "query");
     ready.set_ready();
     tracing::info!(
-        otlp_grpc = %config.otlp_grpc_addr, otlp_http = %config.otlp_http_addr, zipkin = %config.zipkin_addr,
+        otlp_grpc = %config.receivers.otlp_grpc_addr, otlp_http = %config.receivers.otlp_http_addr, zipkin = %config.receivers.zipkin_addr,
         query = %config.query_addr, data_dir = %config.data_dir.display(), "tracekeeper all-in-one is ready"
     );
     shutdown.await;
-    tracing::info!("shutting down: finishing requests in flight");
-    let _ = stop_tx.send(true);
-    let mut result = Ok(());
-    for server in servers {
-        if let Err(e) = server.await.context("server task")? {
-            result = Err(e);
-        }
-    }
+    let result = servers.shutdown().await;
     store.flush().context("flushing the store")?;
     tracing::info!("store flushed; bye");
     result

@@ -32,6 +32,9 @@ pub enum Command {
     /// Run everything in one process on an embedded store: receivers, storage, query
     /// API. No other service is needed.
     AllInOne(AllInOneArgs),
+    /// Receive spans (OTLP, Zipkin) and publish them to Kafka, one message per trace;
+    /// a request is answered once Kafka acknowledged all of it.
+    Collector(CollectorArgs),
     /// Manage the CQL schema of the distributed shape.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -39,8 +42,9 @@ pub enum Command {
     Loadgen(crate::loadgen::LoadgenArgs),
 }
 
+/// Settings every role with span receivers shares.
 #[derive(Debug, Clone, clap::Args)]
-pub struct AllInOneArgs {
+pub struct ReceiverArgs {
     /// TOML config file; its keys are the long flag names (e.g. query-addr). Flags and
     /// TRACEKEEPER_* variables override it.
     #[arg(long, env = "TRACEKEEPER_CONFIG")]
@@ -54,16 +58,6 @@ pub struct AllInOneArgs {
     /// Zipkin listen address (POST /api/v2/spans) [default: 0.0.0.0:9411].
     #[arg(long, env = "TRACEKEEPER_ZIPKIN_ADDR")]
     pub zipkin_addr: Option<SocketAddr>,
-    /// Query API and UI listen address [default: 0.0.0.0:16686].
-    #[arg(long, env = "TRACEKEEPER_QUERY_ADDR")]
-    pub query_addr: Option<SocketAddr>,
-    /// Directory of the embedded store [default: ./tracekeeper-data].
-    #[arg(long, env = "TRACEKEEPER_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// When a write is acknowledged: "process" once it survives a crash of the process
-    /// (kill -9), "fsync" once it survives power loss (group commit) [default: process].
-    #[arg(long, env = "TRACEKEEPER_SYNC", value_parser = parse_sync)]
-    pub sync: Option<Durability>,
     /// Largest request body in bytes, checked again after decompression
     /// [default: 16777216].
     #[arg(long, env = "TRACEKEEPER_MAX_BODY_BYTES")]
@@ -76,6 +70,22 @@ pub struct AllInOneArgs {
     /// data belongs to the tenant "single-tenant" [default: false].
     #[arg(long, env = "TRACEKEEPER_MULTI_TENANCY", num_args = 0..=1, default_missing_value = "true")]
     pub multi_tenancy: Option<bool>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AllInOneArgs {
+    #[command(flatten)]
+    pub receivers: ReceiverArgs,
+    /// Query API and UI listen address [default: 0.0.0.0:16686].
+    #[arg(long, env = "TRACEKEEPER_QUERY_ADDR")]
+    pub query_addr: Option<SocketAddr>,
+    /// Directory of the embedded store [default: ./tracekeeper-data].
+    #[arg(long, env = "TRACEKEEPER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// When a write is acknowledged: "process" once it survives a crash of the process
+    /// (kill -9), "fsync" once it survives power loss (group commit) [default: process].
+    #[arg(long, env = "TRACEKEEPER_SYNC", value_parser = parse_sync)]
+    pub sync: Option<Durability>,
     /// How long data is kept, as a Go duration (e.g. 168h). Per-tenant overrides go
     /// in the config file's [tenant-retention] table [default: 168h].
     #[arg(long, env = "TRACEKEEPER_RETENTION")]
@@ -88,6 +98,22 @@ pub struct AllInOneArgs {
     /// [default: 100000].
     #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS")]
     pub max_trace_spans: Option<usize>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CollectorArgs {
+    #[command(flatten)]
+    pub receivers: ReceiverArgs,
+    /// Kafka bootstrap servers, comma-separated host:port [default: 127.0.0.1:9092].
+    #[arg(long, env = "TRACEKEEPER_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Topic the spans are written to [default: tracekeeper-spans].
+    #[arg(long, env = "TRACEKEEPER_KAFKA_TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// How long to wait for Kafka to acknowledge a request's messages before telling
+    /// the client to retry (503 / UNAVAILABLE), as a Go duration [default: 10s].
+    #[arg(long, env = "TRACEKEEPER_KAFKA_ACK_TIMEOUT")]
+    pub kafka_ack_timeout: Option<String>,
 }
 
 fn parse_sync(text: &str) -> Result<Durability, String> {

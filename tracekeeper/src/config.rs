@@ -15,7 +15,7 @@ use tracekeeper_ingest::IngestLimits;
 use tracekeeper_retention::{RetentionPolicies, DEFAULT_RETENTION};
 use tracekeeper_storage::embedded::Durability;
 
-use crate::cli::AllInOneArgs;
+use crate::cli::{AllInOneArgs, CollectorArgs, ReceiverArgs};
 
 /// The config file. Keys are the long flag names; unknown keys are an error, so a
 /// typo is caught instead of silently ignored.
@@ -34,6 +34,9 @@ pub struct FileConfig {
     pub retention: Option<String>,
     pub bucket_width: Option<String>,
     pub max_trace_spans: Option<usize>,
+    pub kafka_brokers: Option<String>,
+    pub kafka_topic: Option<String>,
+    pub kafka_ack_timeout: Option<String>,
     /// Per-tenant retention overrides: tenant id → Go duration.
     #[serde(default)]
     pub tenant_retention: BTreeMap<String, String>,
@@ -46,17 +49,74 @@ impl FileConfig {
     }
 }
 
-/// Everything `all-in-one` runs with, after layering.
+/// The receivers' settings, after layering.
 #[derive(Debug, Clone)]
-pub struct AllInOneConfig {
+pub struct ReceiverConfig {
     pub otlp_grpc_addr: SocketAddr,
     pub otlp_http_addr: SocketAddr,
     pub zipkin_addr: SocketAddr,
+    pub limits: IngestLimits,
+    pub multi_tenancy: bool,
+}
+
+impl ReceiverConfig {
+    fn resolve(args: &ReceiverArgs, file: &FileConfig) -> anyhow::Result<Self> {
+        let limits = IngestLimits {
+            max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(16 << 20),
+            max_inflight_bytes: args.max_inflight_bytes.or(file.max_inflight_bytes).unwrap_or(256 << 20),
+        };
+        if limits.max_body_bytes == 0 || limits.max_inflight_bytes < limits.max_body_bytes {
+            bail!("max-body-bytes must be positive and max-inflight-bytes at least max-body-bytes");
+        }
+        Ok(Self {
+            otlp_grpc_addr: args.otlp_grpc_addr.or(file.otlp_grpc_addr).unwrap_or_else(|| addr("0.0.0.0:4317")),
+            otlp_http_addr: args.otlp_http_addr.or(file.otlp_http_addr).unwrap_or_else(|| addr("0.0.0.0:4318")),
+            zipkin_addr: args.zipkin_addr.or(file.zipkin_addr).unwrap_or_else(|| addr("0.0.0.0:9411")),
+            limits,
+            multi_tenancy: args.multi_tenancy.or(file.multi_tenancy).unwrap_or(false),
+        })
+    }
+}
+
+fn load_file(args: &ReceiverArgs) -> anyhow::Result<FileConfig> {
+    match &args.config {
+        Some(path) => FileConfig::load(path),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+/// Everything `collector` runs with, after layering.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    pub receivers: ReceiverConfig,
+    pub kafka: tracekeeper_ingest::kafka::KafkaSinkConfig,
+}
+
+impl CollectorConfig {
+    pub fn resolve(args: CollectorArgs) -> anyhow::Result<Self> {
+        let file = load_file(&args.receivers)?;
+        let ack_timeout = match args.kafka_ack_timeout.as_deref().or(file.kafka_ack_timeout.as_deref()) {
+            Some(text) => duration(text, "kafka-ack-timeout")?,
+            None => Duration::from_secs(10),
+        };
+        Ok(Self {
+            receivers: ReceiverConfig::resolve(&args.receivers, &file)?,
+            kafka: tracekeeper_ingest::kafka::KafkaSinkConfig {
+                brokers: args.kafka_brokers.or(file.kafka_brokers).unwrap_or_else(|| "127.0.0.1:9092".into()),
+                topic: args.kafka_topic.or(file.kafka_topic).unwrap_or_else(|| "tracekeeper-spans".into()),
+                ack_timeout,
+            },
+        })
+    }
+}
+
+/// Everything `all-in-one` runs with, after layering.
+#[derive(Debug, Clone)]
+pub struct AllInOneConfig {
+    pub receivers: ReceiverConfig,
     pub query_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub durability: Durability,
-    pub limits: IngestLimits,
-    pub multi_tenancy: bool,
     pub retention: RetentionPolicies,
     pub bucket_width: Duration,
     pub max_trace_spans: usize,
@@ -73,10 +133,7 @@ fn addr(s: &str) -> SocketAddr {
 
 impl AllInOneConfig {
     pub fn resolve(args: AllInOneArgs) -> anyhow::Result<Self> {
-        let file = match &args.config {
-            Some(path) => FileConfig::load(path)?,
-            None => FileConfig::default(),
-        };
+        let file = load_file(&args.receivers)?;
         let mut retention = RetentionPolicies {
             default: match args.retention.as_deref().or(file.retention.as_deref()) {
                 Some(text) => duration(text, "retention")?,
@@ -96,22 +153,11 @@ impl AllInOneConfig {
         if bucket_width < Duration::from_secs(60) {
             bail!("bucket-width must be at least 1m, got {bucket_width:?}");
         }
-        let limits = IngestLimits {
-            max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(16 << 20),
-            max_inflight_bytes: args.max_inflight_bytes.or(file.max_inflight_bytes).unwrap_or(256 << 20),
-        };
-        if limits.max_body_bytes == 0 || limits.max_inflight_bytes < limits.max_body_bytes {
-            bail!("max-body-bytes must be positive and max-inflight-bytes at least max-body-bytes");
-        }
         Ok(Self {
-            otlp_grpc_addr: args.otlp_grpc_addr.or(file.otlp_grpc_addr).unwrap_or_else(|| addr("0.0.0.0:4317")),
-            otlp_http_addr: args.otlp_http_addr.or(file.otlp_http_addr).unwrap_or_else(|| addr("0.0.0.0:4318")),
-            zipkin_addr: args.zipkin_addr.or(file.zipkin_addr).unwrap_or_else(|| addr("0.0.0.0:9411")),
+            receivers: ReceiverConfig::resolve(&args.receivers, &file)?,
             query_addr: args.query_addr.or(file.query_addr).unwrap_or_else(|| addr("0.0.0.0:16686")),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./tracekeeper-data")),
             durability: args.sync.or(file.sync).unwrap_or_default(),
-            limits,
-            multi_tenancy: args.multi_tenancy.or(file.multi_tenancy).unwrap_or(false),
             retention,
             bucket_width,
             max_trace_spans: args.max_trace_spans.or(file.max_trace_spans).unwrap_or(100_000),
@@ -148,8 +194,8 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.query_addr, addr("127.0.0.1:3000"));
-        assert_eq!(config.zipkin_addr, addr("127.0.0.1:2000"));
-        assert_eq!(config.otlp_http_addr, addr("0.0.0.0:4318"));
+        assert_eq!(config.receivers.zipkin_addr, addr("127.0.0.1:2000"));
+        assert_eq!(config.receivers.otlp_http_addr, addr("0.0.0.0:4318"));
         assert_eq!(config.retention.retention_for("x"), Duration::from_secs(86_400));
         assert_eq!(config.retention.retention_for("acme"), Duration::from_secs(3600));
     }

@@ -3,9 +3,11 @@
 
 mod all_in_one;
 mod cli;
+mod collector;
 mod config;
 mod loadgen;
 mod ops;
+mod serve;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -31,6 +33,10 @@ async fn main() -> anyhow::Result<()> {
             let listeners = all_in_one::Listeners::bind(&config).await?;
             let metrics = ops::install_metrics()?;
             all_in_one::run(config, listeners, metrics, all_in_one::system_clock(), all_in_one::shutdown_signal()).await
+        }
+        Command::Collector(args) => {
+            let config = config::CollectorConfig::resolve(args)?;
+            collector::run(config, ops::install_metrics()?, all_in_one::shutdown_signal()).await
         }
         Command::Schema(cli::SchemaCommand::Apply(args)) => {
             let session = tracekeeper_storage::cql::CqlStore::session(&args.cql_nodes).await?;
