@@ -56,3 +56,23 @@ pub fn decode(raw: Bytes, encoding: ContentEncoding, limit: usize) -> Result<Byt
         }
     }
 }
+
+/// A request's tenant and decompressed body, with the in-flight room it holds until
+/// dropped: what every HTTP receiver reads before decoding.
+pub struct RequestBody {
+    pub tenant: String,
+    pub bytes: Bytes,
+    pub _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl RequestBody {
+    pub async fn read(state: &crate::IngestState, headers: &HeaderMap, body: Body) -> Result<Self, IngestError> {
+        let tenant = state.tenant(headers.get(tracekeeper_model::TENANT_HEADER).map(|v| v.as_bytes()))?;
+        let compression = content_encoding(headers)?;
+        let limit = state.limits.max_body_bytes;
+        let raw = read_limited(body, limit).await?;
+        let _permit = state.reserve(raw.len())?;
+        let bytes = decode(raw, compression, limit)?;
+        Ok(Self { tenant, bytes, _permit })
+    }
+}

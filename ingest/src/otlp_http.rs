@@ -13,10 +13,9 @@ use prost::Message;
 use tracekeeper_model::otlp::{self, summarize_rejections};
 use tracekeeper_model::otlp_json;
 
-use crate::body::{content_encoding, decode, read_limited};
+use crate::body::RequestBody;
 use crate::error::IngestError;
 use crate::IngestState;
-use tracekeeper_model::TENANT_HEADER;
 
 pub fn router(state: IngestState) -> Router {
     Router::new().route("/v1/traces", post(export)).with_state(state)
@@ -55,12 +54,7 @@ async fn handle(
     body: Body,
     encoding: Encoding,
 ) -> Result<Response, IngestError> {
-    let tenant = state.tenant(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?;
-    let compression = content_encoding(headers)?;
-    let limit = state.limits.max_body_bytes;
-    let raw = read_limited(body, limit).await?;
-    let _permit = state.reserve(raw.len())?;
-    let bytes = decode(raw, compression, limit)?;
+    let RequestBody { tenant, bytes, _permit } = RequestBody::read(state, headers, body).await?;
     let (decoded, warning) = match encoding {
         Encoding::Protobuf => {
             let request = ExportTraceServiceRequest::decode(bytes)

@@ -8,10 +8,9 @@ use axum::routing::post;
 use axum::Router;
 use tracekeeper_model::otlp::summarize_rejections;
 
-use crate::body::{content_encoding, decode, read_limited};
+use crate::body::RequestBody;
 use crate::error::IngestError;
 use crate::IngestState;
-use tracekeeper_model::TENANT_HEADER;
 
 pub fn router(state: IngestState) -> Router {
     Router::new().route("/api/v2/spans", post(spans)).with_state(state)
@@ -37,12 +36,7 @@ async fn handle(state: &IngestState, headers: &HeaderMap, body: Body) -> Result<
             "{content_type} (this receiver takes Zipkin v2 JSON: application/json)"
         )));
     }
-    let tenant = state.tenant(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?;
-    let compression = content_encoding(headers)?;
-    let limit = state.limits.max_body_bytes;
-    let raw = read_limited(body, limit).await?;
-    let _permit = state.reserve(raw.len())?;
-    let bytes = decode(raw, compression, limit)?;
+    let RequestBody { tenant, bytes, _permit } = RequestBody::read(state, headers, body).await?;
     let decoded = tracekeeper_model::zipkin::decode(&bytes)
         .map_err(|e| IngestError::BadBody(format!("invalid Zipkin v2 JSON (expected a list of spans): {e}")))?;
     state.deliver("zipkin", &tenant, decoded).await
