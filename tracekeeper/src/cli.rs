@@ -14,17 +14,29 @@ use tracekeeper_storage::embedded::Durability;
     about = "A distributed tracing backend: OTLP and Zipkin in; Jaeger, Zipkin and Tempo APIs out."
 )]
 pub struct Cli {
-    /// Log format.
-    #[arg(long, global = true, env = "TRACEKEEPER_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    /// Log format (logs go to stderr; RUST_LOG sets the level) [default: text].
+    #[arg(long, global = true, env = "TRACEKEEPER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+impl Command {
+    /// The `--config` file of roles that take one.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::AllInOne(a) => a.receivers.config.as_deref(),
+            Self::Collector(c) => c.receivers.config.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

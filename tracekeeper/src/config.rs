@@ -22,6 +22,7 @@ use crate::cli::{AllInOneArgs, CollectorArgs, ReceiverArgs};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
+    pub log_format: Option<crate::cli::LogFormat>,
     pub otlp_grpc_addr: Option<SocketAddr>,
     pub otlp_http_addr: Option<SocketAddr>,
     pub zipkin_addr: Option<SocketAddr>,
@@ -183,7 +184,7 @@ mod tests {
     fn flag_beats_file_beats_default() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "query-addr = \"127.0.0.1:1000\"\nzipkin-addr = \"127.0.0.1:2000\"\nretention = \"24h\"\n[tenant-retention]\nacme = \"1h\"\n").unwrap();
+        std::fs::write(&path, "log-format = \"json\"\nquery-addr = \"127.0.0.1:1000\"\nzipkin-addr = \"127.0.0.1:2000\"\nretention = \"24h\"\n[tenant-retention]\nacme = \"1h\"\n").unwrap();
         let config = AllInOneConfig::resolve(args(&[
             "tracekeeper",
             "all-in-one",
@@ -194,6 +195,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.query_addr, addr("127.0.0.1:3000"));
+        assert_eq!(FileConfig::load(&path).unwrap().log_format, Some(crate::cli::LogFormat::Json));
         assert_eq!(config.receivers.zipkin_addr, addr("127.0.0.1:2000"));
         assert_eq!(config.receivers.otlp_http_addr, addr("0.0.0.0:4318"));
         assert_eq!(config.retention.retention_for("x"), Duration::from_secs(86_400));

@@ -26,7 +26,11 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // Logging starts before the role's config is resolved, so the file is read for
+    // its log format here; errors in it are reported when the role resolves it.
+    let file_format =
+        cli.command.config_file().and_then(|p| config::FileConfig::load(p).ok()).and_then(|f| f.log_format);
+    init_logging(cli.log_format.or(file_format).unwrap_or(LogFormat::Text));
     match cli.command {
         Command::AllInOne(args) => {
             let config = config::AllInOneConfig::resolve(args)?;
