@@ -47,6 +47,8 @@ pub enum Command {
     /// Receive spans (OTLP, Zipkin) and publish them to Kafka, one message per trace;
     /// a request is answered once Kafka acknowledged all of it.
     Collector(CollectorArgs),
+    /// Serve the query APIs from the CQL store of the distributed shape.
+    Query(QueryArgs),
     /// Manage the CQL schema of the distributed shape.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -134,6 +136,28 @@ fn parse_sync(text: &str) -> Result<Durability, String> {
         "fsync" => Ok(Durability::Fsync),
         other => Err(format!("unknown sync mode {other:?}: use process or fsync")),
     }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueryArgs {
+    /// Query API listen address [default: 0.0.0.0:16686].
+    #[arg(long, env = "TRACEKEEPER_QUERY_ADDR", default_value = "0.0.0.0:16686")]
+    pub query_addr: SocketAddr,
+    /// CQL contact points, comma-separated host:port.
+    #[arg(long, env = "TRACEKEEPER_CQL_NODES", value_delimiter = ',', default_value = "127.0.0.1:9042")]
+    pub cql_nodes: Vec<String>,
+    /// Keyspace holding the data (created by `tracekeeper schema apply`).
+    #[arg(long, env = "TRACEKEEPER_KEYSPACE", default_value = "tracekeeper")]
+    pub keyspace: String,
+    /// Require the X-Scope-OrgID header and keep each tenant's data apart.
+    #[arg(long, env = "TRACEKEEPER_MULTI_TENANCY", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    pub multi_tenancy: bool,
+    /// How long data is visible, as a Go duration; must match what the indexers write.
+    #[arg(long, env = "TRACEKEEPER_RETENTION", default_value = "168h")]
+    pub retention: String,
+    /// Most spans returned for one trace; larger traces are cut with a warning.
+    #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS", default_value_t = 100_000)]
+    pub max_trace_spans: usize,
 }
 
 #[derive(Debug, Subcommand)]

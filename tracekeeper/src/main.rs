@@ -7,6 +7,7 @@ mod collector;
 mod config;
 mod loadgen;
 mod ops;
+mod query_service;
 mod serve;
 
 use clap::Parser;
@@ -42,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
             let config = config::CollectorConfig::resolve(args)?;
             collector::run(config, ops::install_metrics()?, all_in_one::shutdown_signal()).await
         }
+        Command::Query(args) => query_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await,
         Command::Schema(cli::SchemaCommand::Apply(args)) => {
             let session = tracekeeper_storage::cql::CqlStore::session(&args.cql_nodes).await?;
             let started = std::time::Instant::now();

@@ -1,0 +1,42 @@
+//! `tracekeeper query`: the same query APIs as all-in-one, served from the CQL store.
+//! Stateless; run as many as you like.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tracekeeper_model::Tenancy;
+use tracekeeper_query::{QueryEngine, QueryState};
+use tracekeeper_retention::{RetentionPolicies, SystemClock};
+use tracekeeper_storage::cql::{CqlConfig, CqlStore};
+
+use crate::cli::QueryArgs;
+use crate::ops::{self, Readiness};
+use crate::serve::Servers;
+
+pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let retention = tracekeeper_query::duration::parse_go_duration(&args.retention)
+        .map_err(|e| anyhow::anyhow!("retention: {e}"))?;
+    let listener = TcpListener::bind(args.query_addr).await.with_context(|| format!("binding {}", args.query_addr))?;
+    let store = CqlStore::connect(&CqlConfig {
+        nodes: args.cql_nodes.clone(),
+        keyspace: args.keyspace.clone(),
+        consistency: scylla::statement::Consistency::LocalQuorum,
+    })
+    .await
+    .with_context(|| format!("connecting to CQL at {}", args.cql_nodes.join(",")))?;
+    let policies = RetentionPolicies { default: std::time::Duration::from_nanos(retention), ..Default::default() };
+    let state = Arc::new(QueryState {
+        engine: QueryEngine::new(Arc::new(store), Arc::new(policies), Arc::new(SystemClock), args.max_trace_spans),
+        tenancy: Tenancy { multi_tenant: args.multi_tenancy },
+    });
+    let ready = Readiness::default();
+    let mut servers = Servers::new(ops::router(ready.clone(), metrics));
+    servers.http(listener, tracekeeper_query::router(state), "query");
+    ready.set_ready();
+    tracing::info!(query = %args.query_addr, keyspace = %args.keyspace, "tracekeeper query is ready");
+    shutdown.await;
+    servers.shutdown().await
+}
