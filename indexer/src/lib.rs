@@ -5,6 +5,8 @@
 //! rules every stored span obeys (retention at ingest), then hands the batch to a
 //! [`SpanWriter`], whose contract makes the write idempotent and durable.
 
+pub mod kafka;
+
 use std::sync::Arc;
 
 use tracekeeper_model::Span;

@@ -47,6 +47,8 @@ pub enum Command {
     /// Receive spans (OTLP, Zipkin) and publish them to Kafka, one message per trace;
     /// a request is answered once Kafka acknowledged all of it.
     Collector(CollectorArgs),
+    /// Consume spans from Kafka (a consumer group member) and write them to the CQL store.
+    Indexer(IndexerArgs),
     /// Serve the query APIs from the CQL store of the distributed shape.
     Query(QueryArgs),
     /// Manage the CQL schema of the distributed shape.
@@ -136,6 +138,31 @@ fn parse_sync(text: &str) -> Result<Durability, String> {
         "fsync" => Ok(Durability::Fsync),
         other => Err(format!("unknown sync mode {other:?}: use process or fsync")),
     }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct IndexerArgs {
+    /// Kafka bootstrap servers, comma-separated host:port.
+    #[arg(long, env = "TRACEKEEPER_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    /// Topic the collectors write to.
+    #[arg(long, env = "TRACEKEEPER_KAFKA_TOPIC", default_value = "tracekeeper-spans")]
+    pub kafka_topic: String,
+    /// Consumer group; every indexer of one deployment uses the same.
+    #[arg(long, env = "TRACEKEEPER_GROUP", default_value = "tracekeeper-indexer")]
+    pub group: String,
+    /// CQL contact points, comma-separated host:port.
+    #[arg(long, env = "TRACEKEEPER_CQL_NODES", value_delimiter = ',', default_value = "127.0.0.1:9042")]
+    pub cql_nodes: Vec<String>,
+    /// Keyspace to write (created by `tracekeeper schema apply`).
+    #[arg(long, env = "TRACEKEEPER_KEYSPACE", default_value = "tracekeeper")]
+    pub keyspace: String,
+    /// How long data is kept, as a Go duration: rows get TTL = span start + retention − now.
+    #[arg(long, env = "TRACEKEEPER_RETENTION", default_value = "168h")]
+    pub retention: String,
+    /// Listen address for /ready and /metrics.
+    #[arg(long, env = "TRACEKEEPER_ADMIN_ADDR", default_value = "0.0.0.0:14270")]
+    pub admin_addr: SocketAddr,
 }
 
 #[derive(Debug, Clone, clap::Args)]

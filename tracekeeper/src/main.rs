@@ -5,6 +5,7 @@ mod all_in_one;
 mod cli;
 mod collector;
 mod config;
+mod indexer_service;
 mod loadgen;
 mod ops;
 mod query_service;
@@ -42,6 +43,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Collector(args) => {
             let config = config::CollectorConfig::resolve(args)?;
             collector::run(config, ops::install_metrics()?, all_in_one::shutdown_signal()).await
+        }
+        Command::Indexer(args) => {
+            indexer_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await
         }
         Command::Query(args) => query_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await,
         Command::Schema(cli::SchemaCommand::Apply(args)) => {
