@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 
 cache="${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+# Where the stack's launch scripts are, given at run time: a binary reused from the
+# shared target directory may have been built from another (since deleted) clone.
+export TRACEKEEPER_OPS_DIR="$PWD/ops/stack"
 
 venv="$cache/venv"
 if [ ! -x "$venv/bin/python3" ]; then

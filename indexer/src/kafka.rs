@@ -21,8 +21,7 @@ use tracekeeper_model::{otlp, Span, DEFAULT_TENANT};
 
 use crate::Indexer;
 
-/// The record header carrying the tenant (the collector writes it).
-pub const TENANT_HEADER: &str = "X-Scope-OrgID";
+use tracekeeper_model::KAFKA_TENANT_HEADER as TENANT_HEADER;
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {

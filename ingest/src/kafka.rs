@@ -22,9 +22,7 @@ use tracekeeper_model::{otlp, Span, TraceId};
 
 use crate::{SinkError, SinkOutcome, SpanSink};
 
-/// The record header carrying the tenant: the Tempo/Grafana header name, so that a
-/// Collector configured with `include_metadata_keys: [X-Scope-OrgID]` writes the same.
-pub const TENANT_HEADER: &str = "X-Scope-OrgID";
+pub use tracekeeper_model::KAFKA_TENANT_HEADER as TENANT_HEADER;
 
 /// 32-bit FNV-1a.
 pub fn fnv1a32(bytes: &[u8]) -> u32 {

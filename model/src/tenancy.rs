@@ -3,6 +3,10 @@
 /// The header Tempo and Grafana use for the tenant.
 pub const TENANT_HEADER: &str = "x-scope-orgid";
 
+/// The Kafka record header carrying a message's tenant: the same name as the HTTP
+/// header, so a Collector with `include_metadata_keys: [X-Scope-OrgID]` writes it too.
+pub const KAFKA_TENANT_HEADER: &str = "X-Scope-OrgID";
+
 /// The tenant every span belongs to when multi-tenancy is off (Tempo's name for it).
 pub const DEFAULT_TENANT: &str = "single-tenant";
 

@@ -13,11 +13,9 @@
 //!
 //! Every row is a pure function of the batch, so replays rewrite the same keys.
 
-use std::collections::BTreeSet;
-
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use prost::Message;
-use tracekeeper_model::{otlp, AnyValue, Span, SpanKind, TraceId};
+use tracekeeper_model::{otlp, AnyValue, Span, TraceId};
 
 use crate::api::StorageError;
 
@@ -234,11 +232,6 @@ pub fn postings_of(spans: &[Span]) -> Vec<PostingRow<'_>> {
         }
     }
     latest.into_iter().map(|((term, trace, _), time)| (term, time, trace)).collect()
-}
-
-/// The catalog entries a batch produces: (service, kind, operation).
-pub fn catalog_of(spans: &[Span]) -> BTreeSet<(&str, SpanKind, &str)> {
-    spans.iter().map(|s| (s.service_name(), s.kind, s.name.as_str())).collect()
 }
 
 /// Encodes spans as stored rows. Spans of one request share their resource and scope,

@@ -166,6 +166,24 @@ impl AllInOneConfig {
     }
 }
 
+/// One retention for every tenant, from a Go duration: what the distributed roles
+/// take until per-tenant policies live in the store (issue 6).
+pub fn single_retention(text: &str) -> anyhow::Result<RetentionPolicies> {
+    Ok(RetentionPolicies { default: duration(text, "retention")?, ..Default::default() })
+}
+
+/// The CQL store the distributed roles read and write.
+pub async fn connect_cql(nodes: &[String], keyspace: &str) -> anyhow::Result<tracekeeper_storage::cql::CqlStore> {
+    let config = tracekeeper_storage::cql::CqlConfig {
+        nodes: nodes.to_vec(),
+        keyspace: keyspace.to_string(),
+        consistency: scylla::statement::Consistency::LocalQuorum,
+    };
+    tracekeeper_storage::cql::CqlStore::connect(&config)
+        .await
+        .with_context(|| format!("connecting to CQL at {}", nodes.join(",")))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

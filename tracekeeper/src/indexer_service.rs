@@ -10,10 +10,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracekeeper_indexer::kafka::ConsumerConfig;
 use tracekeeper_indexer::Indexer;
-use tracekeeper_retention::{RetentionPolicies, SystemClock};
-use tracekeeper_storage::cql::{CqlConfig, CqlStore};
+use tracekeeper_retention::SystemClock;
 
 use crate::cli::IndexerArgs;
+use crate::config;
 use crate::ops::{self, Readiness};
 use crate::serve::Servers;
 
@@ -22,17 +22,9 @@ pub async fn run(
     metrics: PrometheusHandle,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let retention = tracekeeper_query::duration::parse_go_duration(&args.retention)
-        .map_err(|e| anyhow::anyhow!("retention: {e}"))?;
+    let policies = config::single_retention(&args.retention)?;
     let admin = TcpListener::bind(args.admin_addr).await.with_context(|| format!("binding {}", args.admin_addr))?;
-    let store = CqlStore::connect(&CqlConfig {
-        nodes: args.cql_nodes.clone(),
-        keyspace: args.keyspace.clone(),
-        consistency: scylla::statement::Consistency::LocalQuorum,
-    })
-    .await
-    .with_context(|| format!("connecting to CQL at {}", args.cql_nodes.join(",")))?;
-    let policies = RetentionPolicies { default: Duration::from_nanos(retention), ..Default::default() };
+    let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
     let indexer = Indexer::new(Arc::new(store), Arc::new(policies), Arc::new(SystemClock));
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics));

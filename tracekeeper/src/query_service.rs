@@ -9,25 +9,17 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracekeeper_model::Tenancy;
 use tracekeeper_query::{QueryEngine, QueryState};
-use tracekeeper_retention::{RetentionPolicies, SystemClock};
-use tracekeeper_storage::cql::{CqlConfig, CqlStore};
+use tracekeeper_retention::SystemClock;
 
 use crate::cli::QueryArgs;
+use crate::config;
 use crate::ops::{self, Readiness};
 use crate::serve::Servers;
 
 pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let retention = tracekeeper_query::duration::parse_go_duration(&args.retention)
-        .map_err(|e| anyhow::anyhow!("retention: {e}"))?;
+    let policies = config::single_retention(&args.retention)?;
     let listener = TcpListener::bind(args.query_addr).await.with_context(|| format!("binding {}", args.query_addr))?;
-    let store = CqlStore::connect(&CqlConfig {
-        nodes: args.cql_nodes.clone(),
-        keyspace: args.keyspace.clone(),
-        consistency: scylla::statement::Consistency::LocalQuorum,
-    })
-    .await
-    .with_context(|| format!("connecting to CQL at {}", args.cql_nodes.join(",")))?;
-    let policies = RetentionPolicies { default: std::time::Duration::from_nanos(retention), ..Default::default() };
+    let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
     let state = Arc::new(QueryState {
         engine: QueryEngine::new(Arc::new(store), Arc::new(policies), Arc::new(SystemClock), args.max_trace_spans),
         tenancy: Tenancy { multi_tenant: args.multi_tenancy },
