@@ -27,7 +27,7 @@ async fn schema_apply_creates_the_tables_and_is_idempotent() {
         .unwrap();
     let mut tables: Vec<String> = rows.rows::<(String,)>().unwrap().map(|r| r.unwrap().0).collect();
     tables.sort();
-    assert_eq!(tables, ["catalog_days", "operations", "postings", "spans"]);
+    assert_eq!(tables, ["catalog_days", "operations", "partition_owners", "postings", "spans"]);
     session.query_unpaged(format!("DROP KEYSPACE {keyspace}"), ()).await.unwrap();
 
     let bad = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))

@@ -6,6 +6,7 @@
 //! [`SpanWriter`], whose contract makes the write idempotent and durable.
 
 pub mod kafka;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -36,6 +37,11 @@ pub struct Indexer {
 impl Indexer {
     pub fn new(writer: Arc<dyn SpanWriter>, retention: Arc<RetentionPolicies>, clock: Arc<dyn Clock>) -> Self {
         Self { writer, retention, clock }
+    }
+
+    /// Now, by the indexer's clock.
+    pub fn now_ns(&self) -> u64 {
+        self.clock.now_ns()
     }
 
     /// Stores `spans` for `tenant`. Spans already older than the tenant's retention

@@ -114,7 +114,20 @@ impl IngestState {
                 .increment(rejected.len() as u64);
         }
         if !decoded.spans.is_empty() {
-            let outcome = self.sink.accept(tenant, decoded.spans).await?;
+            let offered = decoded.spans.len();
+            let outcome = match self.sink.accept(tenant, decoded.spans).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    // Not acknowledged: the client is told to retry, so nothing is lost,
+                    // but the operator sees how much was turned away and why.
+                    let reason = if matches!(e, SinkError::Unavailable(_)) { "unavailable" } else { "failed" };
+                    metrics::counter!("tracekeeper_spans_dropped_total", "reason" => reason).increment(offered as u64);
+                    return Err(e.into());
+                }
+            };
+            let accepted = offered.saturating_sub(outcome.rejected.len());
+            metrics::counter!("tracekeeper_spans_accepted_total", "tenant" => tenant.to_string())
+                .increment(accepted as u64);
             rejected.extend(outcome.rejected);
         }
         Ok(rejected)

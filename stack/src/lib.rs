@@ -11,6 +11,7 @@
 //! skipped. The stack is started once per process and shared by its tests;
 //! `ops/test.sh` starts one for the whole run and passes it down through (1).
 
+pub mod broker;
 mod docker;
 pub mod local;
 pub mod probe;

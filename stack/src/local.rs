@@ -17,13 +17,13 @@ use crate::{probe, Endpoints, StackError};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(240);
 
-fn ops_dir() -> PathBuf {
+pub(crate) fn ops_dir() -> PathBuf {
     std::env::var_os("TRACEKEEPER_OPS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/stack"))
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -51,7 +51,7 @@ fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
     })
 }
 
-fn spawn_owned(mut command: Command) -> std::io::Result<Child> {
+pub(crate) fn spawn_owned(mut command: Command) -> std::io::Result<Child> {
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(|| {
@@ -67,7 +67,7 @@ fn spawn_owned(mut command: Command) -> std::io::Result<Child> {
 }
 
 /// Removes `dir` (and kills the groups) once `parent` has exited, however it exited.
-fn spawn_reaper(parent: u32, groups: &[u32], dir: &Path) -> std::io::Result<()> {
+pub(crate) fn spawn_reaper(parent: u32, groups: &[u32], dir: &Path) -> std::io::Result<()> {
     let kills: String = groups.iter().map(|g| format!(" -{g}")).collect();
     let script = format!(
         "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -9{kills} 2>/dev/null; sleep 1; rm -rf '{}'",
@@ -91,7 +91,7 @@ pub struct LocalStack {
     dir: PathBuf,
 }
 
-fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")

@@ -7,15 +7,18 @@
 //!   catalog entries a batch of spans produces, and how a span is encoded.
 //! - [`embedded`]: the fjall-backed store used by `tracekeeper all-in-one`.
 //! - [`cql`]: the ScyllaDB / Cassandra store used by the distributed shape.
+//! - [`ownership`]: the ledger that fences Kafka partition owners (CQL only).
 //! - `testing` (feature): the conformance suite every backend must pass.
 
 pub mod api;
 pub mod cql;
 pub mod embedded;
+pub mod ownership;
 pub mod schema;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBatch};
+pub use ownership::{LedgerError, OwnershipLedger, PartitionId, PartitionOwner, Progress};
 pub use schema::{IndexTerm, IndexValue};

@@ -1,6 +1,8 @@
 //! Starts the real `tracekeeper` binary on free loopback ports and talks to it.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

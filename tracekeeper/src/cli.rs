@@ -160,9 +160,14 @@ pub struct IndexerArgs {
     /// How long data is kept, as a Go duration: rows get TTL = span start + retention − now.
     #[arg(long, env = "TRACEKEEPER_RETENTION", default_value = "168h")]
     pub retention: String,
-    /// Listen address for /ready and /metrics.
+    /// Listen address for /ready, /metrics and /api/status.
     #[arg(long, env = "TRACEKEEPER_ADMIN_ADDR", default_value = "0.0.0.0:14270")]
     pub admin_addr: SocketAddr,
+    /// How long the group waits for a silent indexer before moving its partitions to
+    /// the others, as a Go duration. Shorter fails over faster; too short evicts
+    /// indexers that are merely slow.
+    #[arg(long, env = "TRACEKEEPER_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub session_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -209,4 +214,9 @@ pub struct SchemaApplyArgs {
         default_value = "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}"
     )]
     pub replication: String,
+}
+
+/// A Go duration flag value such as `10s` or `1m30s`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    tracekeeper_query::duration::parse_go_duration(text).map(std::time::Duration::from_nanos)
 }

@@ -8,14 +8,18 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tracekeeper_indexer::kafka::ConsumerConfig;
+use tracekeeper_indexer::kafka::group::GroupView;
+use tracekeeper_indexer::kafka::{ConsumerConfig, Member};
 use tracekeeper_indexer::Indexer;
 use tracekeeper_retention::SystemClock;
+use tracekeeper_storage::cql::ledger::CqlLedger;
+use tracekeeper_storage::OwnershipLedger;
 
 use crate::cli::IndexerArgs;
 use crate::config;
 use crate::ops::{self, Readiness};
 use crate::serve::Servers;
+use crate::status;
 
 pub async fn run(
     args: IndexerArgs,
@@ -25,20 +29,27 @@ pub async fn run(
     let policies = config::single_retention(&args.retention)?;
     let admin = TcpListener::bind(args.admin_addr).await.with_context(|| format!("binding {}", args.admin_addr))?;
     let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
-    let indexer = Indexer::new(Arc::new(store), Arc::new(policies), Arc::new(SystemClock));
+    let ledger: Arc<dyn OwnershipLedger> = Arc::new(
+        CqlLedger::new(store.shared_session(), &args.keyspace).await.context("preparing the ownership ledger")?,
+    );
+    let clock = Arc::new(SystemClock);
+    let indexer = Indexer::new(Arc::new(store), Arc::new(policies), clock.clone());
+    let view = GroupView::default();
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics));
-    servers.http(admin, axum::Router::new(), "admin");
+    servers.http(admin, status::router(ledger.clone(), Some(view.clone()), clock), "admin");
     let config = ConsumerConfig {
         brokers: args.kafka_brokers.clone(),
         topic: args.kafka_topic.clone(),
         group: args.group.clone(),
         batch_messages: 500,
         batch_wait: Duration::from_millis(50),
+        session_timeout: args.session_timeout,
     };
+    let member = Member::join(&config, &indexer, &*ledger, view).context("joining the consumer group")?;
     ready.set_ready();
     tracing::info!(brokers = %config.brokers, topic = %config.topic, group = %config.group, keyspace = %args.keyspace, "tracekeeper indexer is consuming");
-    let consumed = tracekeeper_indexer::kafka::run(&config, &indexer, shutdown).await;
+    let consumed = member.run(shutdown).await;
     servers.shutdown().await?;
     consumed.context("consuming from Kafka")
 }

@@ -10,6 +10,7 @@ mod loadgen;
 mod ops;
 mod query_service;
 mod serve;
+mod status;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;

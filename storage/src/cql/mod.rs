@@ -6,6 +6,7 @@
 //! identical cells. Span rows are written and acknowledged before the postings and
 //! catalog rows that point at them.
 
+pub mod ledger;
 pub mod schema;
 
 use std::collections::BTreeSet;
@@ -84,6 +85,7 @@ struct Statements {
 #[derive(Clone)]
 pub struct CqlStore {
     session: Arc<Session>,
+    keyspace: String,
     statements: Arc<Statements>,
 }
 
@@ -142,7 +144,16 @@ impl CqlStore {
             ))
             .await?,
         };
-        Ok(Self { session, statements: Arc::new(statements) })
+        Ok(Self { session, keyspace: ks.to_string(), statements: Arc::new(statements) })
+    }
+
+    /// The connection, to share with the ledger and the retention worker.
+    pub fn shared_session(&self) -> Arc<Session> {
+        Arc::clone(&self.session)
+    }
+
+    pub fn keyspace(&self) -> &str {
+        &self.keyspace
     }
 
     async fn run_all<V>(&self, statement: &PreparedStatement, rows: Vec<V>) -> Result<(), StorageError>

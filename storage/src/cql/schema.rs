@@ -5,11 +5,38 @@ use scylla::client::session::Session;
 use crate::api::StorageError;
 
 /// Every schema version, in order. Each statement is idempotent (IF NOT EXISTS).
-const VERSIONS: [(&str, &str); 1] = [("v001", include_str!("../../../schemas/v001.cql"))];
+const VERSIONS: [(&str, &str); 2] =
+    [("v001", include_str!("../../../schemas/v001.cql")), ("v002", include_str!("../../../schemas/v002.cql"))];
+
+/// Which CQL database the schema goes to; they differ in keyspace options only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Cassandra,
+    /// ScyllaDB: its tablet keyspaces refuse lightweight transactions, so tablets are
+    /// turned off for ours.
+    Scylla,
+}
+
+impl Flavor {
+    fn keyspace_options(self) -> &'static str {
+        match self {
+            Flavor::Cassandra => "",
+            Flavor::Scylla => " AND tablets = {'enabled': false}",
+        }
+    }
+
+    /// ScyllaDB has a `system.scylla_local` table; Cassandra does not.
+    pub async fn detect(session: &Session) -> Self {
+        match session.query_unpaged("SELECT key FROM system.scylla_local LIMIT 1", ()).await {
+            Ok(_) => Flavor::Scylla,
+            Err(_) => Flavor::Cassandra,
+        }
+    }
+}
 
 /// The statements of every schema version for `keyspace`, with `replication` (a CQL
 /// map literal such as `{'class': 'SimpleStrategy', 'replication_factor': 1}`).
-pub fn statements(keyspace: &str, replication: &str) -> Result<Vec<String>, StorageError> {
+pub fn statements(keyspace: &str, replication: &str, flavor: Flavor) -> Result<Vec<String>, StorageError> {
     if keyspace.is_empty() || keyspace.len() > 48 || !keyspace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(StorageError::Io(format!(
             "invalid keyspace name {keyspace:?}: use 1 to 48 letters, digits or underscores"
@@ -20,7 +47,12 @@ pub fn statements(keyspace: &str, replication: &str) -> Result<Vec<String>, Stor
         let without_comments: String =
             text.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
         for statement in without_comments.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            out.push(statement.replace("${keyspace}", keyspace).replace("${replication}", replication));
+            out.push(
+                statement
+                    .replace("${keyspace_options}", flavor.keyspace_options())
+                    .replace("${keyspace}", keyspace)
+                    .replace("${replication}", replication),
+            );
         }
     }
     Ok(out)
@@ -28,7 +60,7 @@ pub fn statements(keyspace: &str, replication: &str) -> Result<Vec<String>, Stor
 
 /// Applies every version; safe to run any number of times, from any number of nodes.
 pub async fn apply(session: &Session, keyspace: &str, replication: &str) -> Result<usize, StorageError> {
-    let statements = statements(keyspace, replication)?;
+    let statements = statements(keyspace, replication, Flavor::detect(session).await)?;
     for statement in &statements {
         session
             .query_unpaged(statement.as_str(), ())
@@ -45,10 +77,15 @@ mod tests {
 
     #[test]
     fn statements_are_filled_in_and_keyspace_names_checked() {
-        let statements = statements("tk_test", "{'class': 'SimpleStrategy', 'replication_factor': 1}").unwrap();
+        let replication = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
+        let statements = statements("tk_test", replication, Flavor::Cassandra).unwrap();
         assert!(statements[0].starts_with("CREATE KEYSPACE IF NOT EXISTS tk_test"));
+        assert!(statements[0].ends_with("'replication_factor': 1}"), "{}", statements[0]);
+        let scylla = super::statements("tk_test", replication, Flavor::Scylla).unwrap();
+        assert!(scylla[0].ends_with("AND tablets = {'enabled': false}"), "{}", scylla[0]);
+        assert!(statements.iter().any(|s| s.contains("tk_test.partition_owners")));
         assert!(statements.iter().all(|s| !s.contains("${")));
         assert!(statements.iter().skip(1).all(|s| s.contains("IF NOT EXISTS tk_test.")));
-        assert!(super::statements("bad-name", "{}").is_err());
+        assert!(super::statements("bad-name", "{}", Flavor::Cassandra).is_err());
     }
 }

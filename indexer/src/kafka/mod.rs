@@ -1,0 +1,330 @@
+//! The distributed indexer's consumer: Kafka partitions in, span rows and postings out.
+//!
+//! - Consumer group with cooperative-sticky assignment; a partition's assignment is its
+//!   ownership, and the group generation it was assigned in is the fencing token.
+//! - Before indexing a partition, the member claims it in the [`OwnershipLedger`] at that
+//!   generation. After writing a batch's rows it records its progress there, a
+//!   compare-and-set on (member, generation), and only then commits the offsets to
+//!   Kafka. A stale owner is refused by both and abandons its in-flight work.
+//! - Every write is a deterministic function of the message, so a partition replayed by
+//!   its next owner rewrites the same rows; nothing is stored or counted twice.
+//! - A message that cannot be decoded is counted, logged with its partition and offset,
+//!   and skipped: it never blocks its partition.
+
+pub mod decode;
+pub mod group;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tracekeeper_model::Span;
+use tracekeeper_storage::{LedgerError, OwnershipLedger, PartitionId, Progress};
+
+use self::decode::{decode, Decoded};
+use self::group::{GroupContext, GroupView};
+use crate::Indexer;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub group: String,
+    /// Most messages indexed (and committed) together.
+    pub batch_messages: usize,
+    /// How long to wait for more messages before indexing a partial batch.
+    pub batch_wait: Duration,
+    /// How long the group waits for a silent member before moving its partitions.
+    pub session_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("Kafka consumer: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// Messages of one partition taken in one batch, all under one ownership.
+struct Pending {
+    generation: i32,
+    messages: Vec<(i64, Result<Decoded, String>)>,
+}
+
+impl Pending {
+    fn next_offset(&self) -> i64 {
+        self.messages.last().map_or(0, |(offset, _)| offset + 1)
+    }
+}
+
+/// This member's ledger claim on a partition.
+struct Claim {
+    generation: i32,
+    progress: Progress,
+}
+
+pub struct Member<'a> {
+    config: &'a ConsumerConfig,
+    indexer: &'a Indexer,
+    ledger: &'a dyn OwnershipLedger,
+    view: GroupView,
+    consumer: StreamConsumer<GroupContext>,
+    claims: BTreeMap<i32, Claim>,
+}
+
+impl<'a> Member<'a> {
+    /// Joins the group; `view` is kept up to date with this member's ownership.
+    pub fn join(
+        config: &'a ConsumerConfig,
+        indexer: &'a Indexer,
+        ledger: &'a dyn OwnershipLedger,
+        view: GroupView,
+    ) -> Result<Self, ConsumerError> {
+        let context = GroupContext { topic: config.topic.clone(), view: view.clone() };
+        let consumer: StreamConsumer<GroupContext> = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", &config.group)
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
+            .set("heartbeat.interval.ms", (config.session_timeout.as_millis() / 4).max(100).to_string())
+            .create_with_context(context)?;
+        consumer.subscribe(&[&config.topic])?;
+        Ok(Self { config, indexer, ledger, view, consumer, claims: BTreeMap::new() })
+    }
+
+    /// Consumes until `shutdown` resolves.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ConsumerError> {
+        tokio::pin!(shutdown);
+        loop {
+            let Some(batch) = self.collect(&mut shutdown).await else { return Ok(()) };
+            let claimed = self.claim_all(batch).await;
+            let stored = self.write(claimed).await;
+            let committed = self.record(stored).await;
+            self.commit(committed)?;
+            self.report_lag();
+        }
+    }
+
+    /// Up to `batch_messages`, grouped by partition; `None` on shutdown.
+    async fn collect(
+        &self,
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Option<BTreeMap<i32, Pending>> {
+        let mut batch: BTreeMap<i32, Pending> = BTreeMap::new();
+        let deadline = tokio::time::Instant::now() + self.config.batch_wait;
+        let mut count = 0;
+        while count < self.config.batch_messages {
+            let received = tokio::select! {
+                _ = shutdown.as_mut() => return None,
+                _ = tokio::time::sleep_until(deadline), if count > 0 => break,
+                m = self.consumer.recv() => m,
+            };
+            let message = match received {
+                Ok(m) => m,
+                Err(e) => {
+                    // Usually the broker is unreachable; librdkafka reconnects by itself.
+                    metrics::counter!("tracekeeper_kafka_receive_errors_total").increment(1);
+                    tracing::warn!(error = %e, "Kafka receive failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let partition = message.partition();
+            let Some(generation) = self.view.generation_of(partition) else {
+                metrics::counter!("tracekeeper_kafka_abandoned_messages_total").increment(1);
+                continue;
+            };
+            count += 1;
+            let pending = batch.entry(partition).or_insert_with(|| Pending { generation, messages: Vec::new() });
+            if pending.generation != generation {
+                // Revoked and given back within one batch: the earlier messages belong
+                // to an ownership that ended, and will be delivered again.
+                *pending = Pending { generation, messages: Vec::new() };
+            }
+            pending.messages.push((message.offset(), decode(&message)));
+        }
+        // Partitions revoked while the batch filled are abandoned, uncommitted.
+        batch.retain(|partition, pending| {
+            let owned = self.view.generation_of(*partition) == Some(pending.generation);
+            if !owned {
+                metrics::counter!("tracekeeper_kafka_abandoned_messages_total")
+                    .increment(pending.messages.len() as u64);
+            }
+            owned
+        });
+        Some(batch)
+    }
+
+    fn partition_id(&self, partition: i32) -> PartitionId {
+        PartitionId { group: self.config.group.clone(), topic: self.config.topic.clone(), partition }
+    }
+
+    /// Keeps the partitions this member holds in the ledger at their generation.
+    async fn claim_all(&mut self, batch: BTreeMap<i32, Pending>) -> BTreeMap<i32, Pending> {
+        let mut claimed = BTreeMap::new();
+        for (partition, pending) in batch {
+            if self.claims.get(&partition).is_some_and(|c| c.generation == pending.generation) {
+                claimed.insert(partition, pending);
+                continue;
+            }
+            let id = self.partition_id(partition);
+            let member = self.view.member();
+            let outcome = retry_storage("claim a partition", || {
+                self.ledger.claim(&id, &member, pending.generation, self.indexer.now_ns())
+            })
+            .await;
+            match outcome {
+                Ok(owner) => {
+                    tracing::info!(
+                        partition,
+                        generation = pending.generation,
+                        from_offset = owner.progress.committed_offset,
+                        "partition claimed in the ledger"
+                    );
+                    self.claims.insert(partition, Claim { generation: pending.generation, progress: owner.progress });
+                    claimed.insert(partition, pending);
+                }
+                Err(fenced) => self.fenced(partition, "claim", &fenced),
+            }
+        }
+        claimed
+    }
+
+    fn fenced(&mut self, partition: i32, operation: &'static str, error: &LedgerError) {
+        self.claims.remove(&partition);
+        metrics::counter!("tracekeeper_fenced_writes_total", "operation" => operation).increment(1);
+        tracing::warn!(partition, error = %error, "refused by the ownership ledger; abandoning the partition's batch");
+    }
+
+    /// Writes every span of the batch; returns, per partition, its pending messages and
+    /// the spans stored per tenant from offsets not yet counted in the ledger.
+    async fn write(&self, batch: BTreeMap<i32, Pending>) -> Vec<(i32, Pending, BTreeMap<String, i64>)> {
+        let indexer = self.indexer;
+        let writes = batch.into_iter().map(|(partition, mut pending)| {
+            let floor = self.claims.get(&partition).map_or(0, |c| c.progress.committed_offset);
+            let mut groups: BTreeMap<(String, bool), Vec<Span>> = BTreeMap::new();
+            for (offset, decoded) in &mut pending.messages {
+                match decoded {
+                    Ok(d) => groups.entry((d.tenant.clone(), *offset >= floor)).or_default().append(&mut d.spans),
+                    Err(why) => {
+                        metrics::counter!("tracekeeper_kafka_poison_messages_total").increment(1);
+                        tracing::error!(partition, offset = *offset, reason = %why, "skipping a message that cannot be decoded");
+                    }
+                }
+            }
+            async move {
+                let mut counted: BTreeMap<String, i64> = BTreeMap::new();
+                for ((tenant, new), spans) in groups {
+                    let stored = write_until_stored(indexer, &tenant, spans).await;
+                    if new {
+                        *counted.entry(tenant).or_default() += stored as i64;
+                    }
+                }
+                (partition, pending, counted)
+            }
+        });
+        futures::future::join_all(writes).await
+    }
+
+    /// Records each partition's progress in the ledger; returns the offsets to commit.
+    async fn record(&mut self, stored: Vec<(i32, Pending, BTreeMap<String, i64>)>) -> Vec<(i32, i64)> {
+        let mut committable = Vec::new();
+        for (partition, pending, counted) in stored {
+            let Some(claim) = self.claims.get(&partition) else { continue };
+            let mut progress = claim.progress.clone();
+            progress.committed_offset = progress.committed_offset.max(pending.next_offset());
+            for (tenant, spans) in counted {
+                *progress.tenant_spans.entry(tenant).or_default() += spans;
+            }
+            let (_, high) = self.watermarks(partition);
+            progress.end_offset = high.max(progress.committed_offset);
+            progress.last_write_ns = self.indexer.now_ns();
+            let id = self.partition_id(partition);
+            let member = self.view.member();
+            let generation = claim.generation;
+            match retry_storage("record progress", || self.ledger.record(&id, &member, generation, &progress)).await {
+                Ok(()) => {
+                    if let Some(claim) = self.claims.get_mut(&partition) {
+                        claim.progress = progress;
+                    }
+                    committable.push((partition, pending.next_offset()));
+                }
+                Err(fenced) => self.fenced(partition, "record", &fenced),
+            }
+        }
+        committable
+    }
+
+    fn commit(&self, offsets: Vec<(i32, i64)>) -> Result<(), ConsumerError> {
+        let mut list = TopicPartitionList::new();
+        for (partition, offset) in offsets {
+            if self.view.generation_of(partition).is_some() {
+                list.add_partition_offset(&self.config.topic, partition, Offset::Offset(offset))?;
+            }
+        }
+        if list.count() == 0 {
+            return Ok(());
+        }
+        if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
+            // The group moved on without us (an older generation): the next owner
+            // resumes from the ledger and rewrites the same rows.
+            metrics::counter!("tracekeeper_kafka_commit_failures_total").increment(1);
+            tracing::warn!(error = %e, "offset commit refused");
+        }
+        Ok(())
+    }
+
+    /// `(low, high)` watermarks as last fetched; no broker round trip.
+    fn watermarks(&self, partition: i32) -> (i64, i64) {
+        group::ffi::cached_watermarks(self.consumer.client(), &self.config.topic, partition).unwrap_or((0, 0))
+    }
+
+    fn report_lag(&self) {
+        for (partition, claim) in &self.claims {
+            let (_, high) = self.watermarks(*partition);
+            let lag = (high - claim.progress.committed_offset).max(0);
+            self.view.set_position(*partition, claim.progress.committed_offset, high);
+            metrics::gauge!("tracekeeper_kafka_consumer_lag", "partition" => partition.to_string()).set(lag as f64);
+        }
+    }
+}
+
+/// Retries a ledger operation while the store is unavailable; a fencing refusal is final.
+async fn retry_storage<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, LedgerError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, LedgerError>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Err(LedgerError::Storage(e)) => {
+                metrics::counter!("tracekeeper_storage_write_errors_total", "table" => "ledger").increment(1);
+                tracing::warn!(error = %e, retry_in = ?backoff, "could not {what}; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Writes until the store accepts: a batch is never skipped. Returns the spans stored.
+async fn write_until_stored(indexer: &Indexer, tenant: &str, spans: Vec<Span>) -> usize {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match indexer.index(tenant, spans.clone()).await {
+            Ok(indexed) => return indexed.stored,
+            Err(e) => {
+                metrics::counter!("tracekeeper_storage_write_errors_total", "table" => "spans").increment(1);
+                tracing::warn!(error = %e, retry_in = ?backoff, "storage write failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The distributed shape on the real stack: a topic of six partitions, a keyspace with
+//! the schema applied, and `tracekeeper` collectors, indexers and query nodes as real
+//! processes that a test may kill, pause and resume.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+use serde_json::Value;
+use tracekeeper_model::{otlp, Span};
+
+use super::{free_port, now_ns, Server};
+
+pub const PARTITIONS: i32 = 6;
+
+pub struct Cluster {
+    pub kafka: String,
+    pub cql: String,
+    pub topic: String,
+    pub keyspace: String,
+    pub group: String,
+}
+
+fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+impl Cluster {
+    /// A fresh topic (six partitions) and keyspace named after `name` and this run.
+    pub async fn create(kafka: &str, cql: &str, name: &str) -> Self {
+        let run = format!("{}_{}", std::process::id(), now_ns() % 1_000_000_000);
+        let cluster = Self {
+            kafka: kafka.to_string(),
+            cql: cql.to_string(),
+            topic: format!("{name}_{run}"),
+            keyspace: format!("tk_{name}_{run}"),
+            group: format!("{name}_{run}_indexers"),
+        };
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", kafka).create().unwrap();
+        let created = admin
+            .create_topics(
+                &[NewTopic::new(&cluster.topic, PARTITIONS, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+            )
+            .await
+            .unwrap();
+        assert!(created.iter().all(Result::is_ok), "creating the topic: {created:?}");
+        let applied = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
+            .args(["schema", "apply", "--keyspace", &cluster.keyspace, "--cql-nodes", cql])
+            .args(["--replication", "{'class': 'SimpleStrategy', 'replication_factor': 1}"])
+            .status()
+            .unwrap();
+        assert!(applied.success(), "schema apply failed");
+        cluster
+    }
+
+    pub fn collector(&self) -> Server {
+        Server::start_collector(&self.kafka, &self.topic, &["--kafka-ack-timeout", "5s"])
+    }
+
+    /// An indexer of this cluster's group; `session_timeout` sets how fast the group
+    /// gives up on it.
+    pub async fn indexer(&self, session_timeout: &str) -> Process {
+        let admin = free_addr();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
+        command.arg("indexer").args(["--kafka-brokers", &self.kafka, "--kafka-topic", &self.topic]);
+        command.args(["--group", &self.group, "--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
+        command.args(["--admin-addr", &admin, "--session-timeout", session_timeout]);
+        Process::spawn(command, admin).await
+    }
+
+    pub async fn query(&self) -> Process {
+        let addr = free_addr();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
+        command.arg("query").args(["--query-addr", &addr, "--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
+        Process::spawn(command, addr).await
+    }
+}
+
+/// A `tracekeeper` process with an HTTP address (admin or query).
+pub struct Process {
+    child: Option<Child>,
+    pub addr: String,
+}
+
+impl Process {
+    async fn spawn(mut command: Command, addr: String) -> Self {
+        let child = command.env("RUST_LOG", "warn").stdout(Stdio::null()).spawn().expect("start tracekeeper");
+        let mut process = Self { child: Some(child), addr };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if matches!(reqwest::get(process.url("/ready")).await, Ok(r) if r.status() == 200) {
+                return process;
+            }
+            if let Some(status) = process.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("tracekeeper exited before it was ready: {status}");
+            }
+            assert!(Instant::now() < deadline, "{} was not ready within 60 s", process.addr);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    fn signal(&self, signal: &str) {
+        let ok = Command::new("kill").args([signal, &self.pid().to_string()]).status().unwrap().success();
+        assert!(ok, "kill {signal} failed");
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGSTOP: the process freezes, heartbeats and all.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    pub async fn json(&self, path: &str) -> Value {
+        reqwest::get(self.url(path)).await.unwrap().json().await.unwrap()
+    }
+
+    /// The value of a Prometheus counter or gauge summed over its label sets; 0 when
+    /// absent.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Posts `spans` as OTLP protobuf until a collector acknowledges them, retrying on the
+/// retryable answers (429, 503) as an OTLP exporter does, and counting each in
+/// `retries` as it happens.
+pub async fn post_until_acked(collector: &Server, spans: &[Span], give_up: Duration, retries: &AtomicUsize) {
+    let body = otlp::to_request(spans).encode_to_vec();
+    let deadline = Instant::now() + give_up;
+    loop {
+        let (status, reply) = collector.post_otlp(body.clone(), "application/x-protobuf", &[]).await;
+        match status {
+            200 => return,
+            429 | 503 => {
+                retries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                assert!(Instant::now() < deadline, "no acknowledgement within {give_up:?}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => panic!("unexpected status {other}: {}", String::from_utf8_lossy(&reply)),
+        }
+    }
+}
+
+/// Waits until the query node serves every trace complete, each span exactly once, and
+/// search finds all of them; panics with the first trace that is not.
+pub async fn assert_all_served(query: &Process, traces: &[Vec<Span>], within: Duration) {
+    let deadline = Instant::now() + within;
+    for spans in traces {
+        let url = format!("/api/traces/{}", spans[0].trace_id.to_hex());
+        let mut expected: Vec<String> = spans.iter().map(|s| s.span_id.to_hex()).collect();
+        expected.sort();
+        loop {
+            let body = query.json(&url).await;
+            let mut served: Vec<String> = body["data"][0]["spans"]
+                .as_array()
+                .map(|a| a.iter().map(|s| s["spanID"].as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+            served.sort();
+            let mut distinct = served.clone();
+            distinct.dedup();
+            assert_eq!(distinct.len(), served.len(), "a span is served twice in trace {}", spans[0].trace_id);
+            if served == expected {
+                break;
+            }
+            assert!(Instant::now() < deadline, "trace {} incomplete: {served:?} of {expected:?}", spans[0].trace_id);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let limit = traces.len() + 10;
+    let found = query.json(&format!("/api/traces?service=db&limit={limit}&lookback=2h")).await;
+    assert_eq!(found["data"].as_array().unwrap().len(), traces.len(), "every trace is findable by search");
+}

@@ -1,0 +1,35 @@
+//! `GET /api/status` on indexers and query nodes: partition ownership, offsets, lag and
+//! per-tenant counters from the ownership ledger (`tracekeeper_indexer::status`).
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tracekeeper_indexer::kafka::group::GroupView;
+use tracekeeper_retention::Clock;
+use tracekeeper_storage::OwnershipLedger;
+
+#[derive(Clone)]
+struct StatusState {
+    ledger: Arc<dyn OwnershipLedger>,
+    member: Option<GroupView>,
+    clock: Arc<dyn Clock>,
+}
+
+pub fn router(ledger: Arc<dyn OwnershipLedger>, member: Option<GroupView>, clock: Arc<dyn Clock>) -> Router {
+    Router::new().route("/api/status", get(status)).with_state(StatusState { ledger, member, clock })
+}
+
+async fn status(axum::extract::State(state): axum::extract::State<StatusState>) -> Response {
+    match tracekeeper_indexer::status::snapshot(&*state.ledger, state.member.as_ref(), state.clock.now_ns()).await {
+        Ok(status) => Json(status).into_response(),
+        Err(e) => {
+            // The cause is for the operator's log, not the client.
+            tracing::warn!(error = %e, "status: reading the ownership ledger failed");
+            let body = serde_json::json!({"error": "the ownership ledger is unavailable; retry later"});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
