@@ -39,6 +39,16 @@ pub struct LoadgenArgs {
     pub fetch_trace_spans: Option<usize>,
     #[arg(long, default_value_t = 200)]
     pub fetches: usize,
+    /// Most spans per second to send; 0 sends as fast as the server answers.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Instead of load: send this many one-span probe traces, one per
+    /// --probe-interval-ms, and report how long each took from acknowledgement to
+    /// being findable by search at --query.
+    #[arg(long)]
+    pub freshness_probes: Option<usize>,
+    #[arg(long, default_value_t = 250)]
+    pub probe_interval_ms: u64,
 }
 
 /// xorshift64*: deterministic and dependency-free; quality is irrelevant here.
@@ -141,6 +151,10 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     if let Some(n) = args.fetch_trace_spans {
         return fetch_latency(&args, n).await;
     }
+    if let Some(n) = args.freshness_probes {
+        let interval = Duration::from_millis(args.probe_interval_ms);
+        return crate::freshness::measure(&args.endpoint, &args.query, n, interval).await;
+    }
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let now = now_ns();
     let mut bodies = Vec::new();
@@ -172,6 +186,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
+    let (rate, batch) = (args.rate, args.batch_spans);
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
         let (bodies, next, sent, failed, client, endpoint) =
@@ -183,6 +198,11 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
                 let Some((spans, body)) = bodies.get(i) else {
                     break;
                 };
+                if rate > 0 {
+                    // Request i may leave once the spans before it fit the rate.
+                    let due = started + Duration::from_secs_f64((i * batch) as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let t = Instant::now();
                 let resp = client
                     .post(&endpoint)

@@ -5,6 +5,7 @@ mod all_in_one;
 mod cli;
 mod collector;
 mod config;
+mod freshness;
 mod indexer_service;
 mod loadgen;
 mod ops;

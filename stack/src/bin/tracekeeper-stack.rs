@@ -23,11 +23,41 @@ enum Cmd {
         #[arg(long)]
         env_file: Option<std::path::PathBuf>,
     },
+    /// Create a topic (no-op if it exists), e.g. the span topic before a benchmark.
+    Topic {
+        /// Kafka bootstrap servers.
+        #[arg(long)]
+        brokers: String,
+        /// Topic name.
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 6)]
+        partitions: i32,
+    },
+}
+
+async fn create_topic(brokers: &str, name: &str, partitions: i32) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::types::RDKafkaErrorCode;
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let options = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(30)));
+    let results = admin.create_topics(&[NewTopic::new(name, partitions, TopicReplication::Fixed(1))], &options).await?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
+        }
+    }
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Cmd::Up { env_file } = Cli::parse().command;
+    let env_file = match Cli::parse().command {
+        Cmd::Up { env_file } => env_file,
+        Cmd::Topic { brokers, name, partitions } => return create_topic(&brokers, &name, partitions).await,
+    };
     eprintln!("starting Kafka and Cassandra (first run resolves the jars from Maven Central)...");
     let started = std::time::Instant::now();
     let stack = LocalStack::start().await.context("starting the stack")?;

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The distributed pipeline under load: loadgen → collector → Kafka (6 partitions) →
+# INDEXERS indexers → Cassandra ← query. A benchmark: it prints numbers, it asserts
+# nothing.
+#
+# Usage: ops/bench/pipeline.sh INDEXERS SECONDS RATE
+#   RATE  spans/s offered (0: as fast as the collector takes them, to saturate the
+#         indexers).
+# Prints: spans/s indexed (until every partition's lag is 0), CQL rows per span and
+# writes/s, CPU of each process, and freshness (ack → searchable) p50/p99 from probes
+# sent alongside the load.
+# Uses TRACEKEEPER_TEST_KAFKA / TRACEKEEPER_TEST_CQL when set, else starts the local
+# stack.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+indexers="${1:-1}"; seconds="${2:-30}"; rate="${3:-0}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tracekeeper/target}"
+export TRACEKEEPER_OPS_DIR="$PWD/ops/stack"
+cargo build --release -q -p tracekeeper -p tracekeeper-stack
+bin="$CARGO_TARGET_DIR/release/tracekeeper"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+if [ -z "${TRACEKEEPER_TEST_KAFKA:-}" ]; then
+  "$CARGO_TARGET_DIR/release/tracekeeper-stack" up --env-file "$work/stack.env" >"$work/stack.log" 2>&1 &
+  pids+=($!)
+  until grep -q ready "$work/stack.log" 2>/dev/null; do sleep 1; done
+  set -a; . "$work/stack.env"; set +a
+fi
+kafka="$TRACEKEEPER_TEST_KAFKA"; cql="$TRACEKEEPER_TEST_CQL"
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+run="bench_$(date +%s)"
+"$CARGO_TARGET_DIR/release/tracekeeper-stack" topic --brokers "$kafka" --name "$run" --partitions 6
+"$bin" schema apply --cql-nodes "$cql" --keyspace "$run" --replication "{'class': 'SimpleStrategy', 'replication_factor': 1}" >/dev/null 2>&1
+
+http=$(port)
+RUST_LOG=warn "$bin" collector --kafka-brokers "$kafka" --kafka-topic "$run" --otlp-http-addr 127.0.0.1:$http \
+  --otlp-grpc-addr 127.0.0.1:$(port) --zipkin-addr 127.0.0.1:$(port) & pids+=($!); collector=$!
+admins=(); indexer_pids=()
+for i in $(seq "$indexers"); do
+  a=127.0.0.1:$(port); admins+=("$a")
+  RUST_LOG=warn "$bin" indexer --kafka-brokers "$kafka" --kafka-topic "$run" --group "$run" --cql-nodes "$cql" \
+    --keyspace "$run" --admin-addr "$a" & pids+=($!); indexer_pids+=($!)
+done
+query=127.0.0.1:$(port)
+RUST_LOG=warn "$bin" query --cql-nodes "$cql" --keyspace "$run" --query-addr "$query" & pids+=($!); query_pid=$!
+for a in "${admins[@]}" "$query" 127.0.0.1:$http; do until curl -sf "http://$a/ready" >/dev/null; do sleep 0.2; done; done
+
+kafka_pid=$(pgrep -f 'kafka.Kafka' | head -1); cassandra_pid=$(pgrep -f 'CassandraDaemon' | head -1)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A t0
+watch=("collector:$collector" "query:$query_pid" "kafka:$kafka_pid" "cassandra:$cassandra_pid")
+for i in "${!indexer_pids[@]}"; do watch+=("indexer$((i + 1)):${indexer_pids[$i]}"); done
+for w in "${watch[@]}"; do t0[$w]=$(ticks "${w#*:}"); done
+s0=$(date +%s.%N)
+
+total=$(( rate > 0 ? rate * seconds : 120000 * seconds ))
+"$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds "$seconds" --rate "$rate" \
+  --total-spans "$total" >"$work/load.out" 2>/dev/null &
+load=$!
+"$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" \
+  --freshness-probes $(( seconds * 4 - 8 )) --probe-interval-ms 250 >"$work/fresh.out" 2>&1 &
+fresh=$!
+wait $load
+lag() { curl -sf "http://$query/api/status" | python3 -c 'import json,sys; print(sum(p["lag"] for p in json.load(sys.stdin)["partitions"]))'; }
+sleep 1
+until [ "$(lag)" = 0 ]; do sleep 0.5; done
+s1=$(date +%s.%N)
+wait $fresh || true
+hz=$(getconf CLK_TCK)
+spans=$(sed -n 's/.*spans=\([0-9]*\) .*/\1/p' "$work/load.out")
+rows=0
+for a in "${admins[@]}"; do
+  r=$(curl -sf "http://$a/metrics" | awk '/^tracekeeper_cql_rows_written_total/ {s += $2} END {print s + 0}')
+  rows=$((rows + r))
+done
+elapsed=$(python3 -c "print($s1 - $s0)")
+echo "indexers=$indexers offered_rate=$rate $(cat "$work/load.out")"
+python3 - "$spans" "$rows" "$elapsed" <<PY
+import sys
+spans, rows, elapsed = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+print(f"indexed_spans_per_sec={spans / elapsed:.0f} (all {spans} spans searchable after {elapsed:.1f} s)"
+      f" cql_rows_per_span={rows / spans:.2f} cql_writes_per_sec={rows / elapsed:.0f}")
+PY
+for w in "${watch[@]}"; do
+  t=$(ticks "${w#*:}")
+  python3 -c "print(f'cpu {\"${w%%:*}\":>10}: {($t - ${t0[$w]}) / $hz / $elapsed * 100:5.0f}% of one core')"
+done
+cat "$work/fresh.out"
