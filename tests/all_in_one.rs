@@ -283,3 +283,36 @@ async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
     let metrics = reqwest::get(format!("http://{}/metrics", server.otlp_http)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tracekeeper_spans_received_total{protocol=\"otlp_http\"} 3"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_policies_are_versioned_and_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--retention", "48h"]);
+    let poll = async |server: &Server, versions: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (status, body) = server.get_json("/api/retention").await;
+            assert_eq!(status, 200, "{body}");
+            if body["versions"].as_array().is_some_and(|v| v.len() == versions) {
+                return body;
+            }
+            assert!(std::time::Instant::now() < deadline, "expected {versions} versions: {body}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let body = poll(&server, 1).await;
+    assert_eq!(body["policies"]["*"]["retention_secs"], 48 * 3600);
+    assert_eq!(body["policies"]["*"]["version"], 1);
+
+    // The same policy again makes no new version; a changed one does.
+    server.terminate();
+    server.restart();
+    assert_eq!(poll(&server, 1).await["policies"]["*"]["version"], 1);
+    server.terminate();
+    let mut server = Server::start(dir.path(), &["--retention", "24h"]);
+    let body = poll(&server, 2).await;
+    assert_eq!(body["policies"]["*"]["retention_secs"], 24 * 3600);
+    assert_eq!(body["policies"]["*"]["version"], 2);
+    assert!(body["versions"][1]["made_ns"].as_u64() >= body["versions"][0]["made_ns"].as_u64());
+    server.terminate();
+}

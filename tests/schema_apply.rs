@@ -27,7 +27,10 @@ async fn schema_apply_creates_the_tables_and_is_idempotent() {
         .unwrap();
     let mut tables: Vec<String> = rows.rows::<(String,)>().unwrap().map(|r| r.unwrap().0).collect();
     tables.sort();
-    assert_eq!(tables, ["catalog_days", "operations", "partition_owners", "postings", "spans"]);
+    let expected = ["catalog_days", "operations", "partition_owners", "postings"];
+    let expected =
+        [&expected[..], &["retention_lease", "retention_policies", "retention_watermarks", "spans"]].concat();
+    assert_eq!(tables, expected);
     session.query_unpaged(format!("DROP KEYSPACE {keyspace}"), ()).await.unwrap();
 
     let bad = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))

@@ -9,7 +9,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use tracekeeper_model::{Span, TraceId};
-use tracekeeper_retention::{Clock, RetentionPolicies};
+use tracekeeper_retention::{Clock, RetentionPolicies, Watermarks};
 use tracekeeper_storage::schema::POSTING_GROUP_NS;
 use tracekeeper_storage::{IndexTerm, Operation, Posting, SpanReader, StorageError};
 
@@ -85,6 +85,9 @@ pub struct QueryEngine {
     reader: Arc<dyn SpanReader>,
     retention: Arc<RetentionPolicies>,
     clock: Arc<dyn Clock>,
+    /// The retention worker's "expired before" marks; hide data even where this node's
+    /// own policy would still show it (a policy shortened elsewhere).
+    watermarks: Watermarks,
     /// Most spans returned for one trace; the rest are cut with a warning.
     max_trace_spans: usize,
 }
@@ -98,7 +101,13 @@ impl QueryEngine {
         clock: Arc<dyn Clock>,
         max_trace_spans: usize,
     ) -> Self {
-        Self { reader, retention, clock, max_trace_spans: max_trace_spans.max(1) }
+        Self { reader, retention, clock, watermarks: Watermarks::default(), max_trace_spans: max_trace_spans.max(1) }
+    }
+
+    /// Filters every query path by `watermarks` as well as by the policy.
+    pub fn with_watermarks(mut self, watermarks: Watermarks) -> Self {
+        self.watermarks = watermarks;
+        self
     }
 
     pub fn now_ns(&self) -> u64 {
@@ -106,7 +115,7 @@ impl QueryEngine {
     }
 
     fn visible_from(&self, tenant: &str) -> u64 {
-        self.retention.visible_from_ns(tenant, self.clock.now_ns())
+        self.retention.visible_from_ns(tenant, self.clock.now_ns()).max(self.watermarks.expired_before(tenant))
     }
 
     /// The visible spans of a trace (none when it is absent or expired), and whether
@@ -249,6 +258,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
         crate::testing::search_conformance(store.clone(), store).await;
+    }
+
+    #[tokio::test]
+    async fn data_below_the_watermark_is_hidden_on_every_path() {
+        use tracekeeper_retention::{ManualClock, RetentionPolicies, Watermarks};
+        use tracekeeper_storage::testing::{batch, span};
+        use tracekeeper_storage::SpanWriter;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
+        let now = 1_700_000_000_000_000_000u64 + 3_600_000_000_000;
+        let (old, fresh) = (span(1, 1, "old-svc", "op", now - 2_000_000_000), span(2, 1, "new-svc", "op", now - 1_000));
+        store.write(batch("t", vec![old.clone(), fresh.clone()])).await.unwrap();
+        let watermarks = Watermarks::default();
+        let engine = super::QueryEngine::new(
+            store.clone(),
+            Arc::new(RetentionPolicies::default()),
+            Arc::new(ManualClock::new(now)),
+            1000,
+        )
+        .with_watermarks(watermarks.clone());
+        let query = super::TraceQuery {
+            span: Default::default(),
+            start_ns: now - 3_600_000_000_000,
+            end_ns: now,
+            min_trace_duration_ns: None,
+            max_trace_duration_ns: None,
+            limit: 10,
+        };
+        assert_eq!(engine.search("t", &query).await.unwrap().len(), 2);
+        // Just inside stays visible; the policy alone would show both.
+        watermarks.update([("t".to_string(), old.start_ns)].into());
+        assert_eq!(engine.trace("t", old.trace_id).await.unwrap().0.len(), 1, "just inside is visible");
+        watermarks.update([("t".to_string(), old.start_ns + 1)].into());
+        assert!(engine.trace("t", old.trace_id).await.unwrap().0.is_empty(), "just outside is not");
+        assert_eq!(engine.trace("t", fresh.trace_id).await.unwrap().0.len(), 1);
+        assert_eq!(engine.search("t", &query).await.unwrap().len(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

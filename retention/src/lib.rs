@@ -3,6 +3,11 @@
 //! Every time-dependent decision (is this span already expired? what may a query
 //! show?) goes through a [`Clock`], so tests drive time instead of sleeping.
 
+mod watermarks;
+pub mod worker;
+
+pub use watermarks::Watermarks;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

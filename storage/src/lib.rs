@@ -13,6 +13,7 @@
 pub mod api;
 pub mod cql;
 pub mod embedded;
+pub mod lifecycle;
 pub mod ownership;
 pub mod schema;
 
@@ -20,5 +21,6 @@ pub mod schema;
 pub mod testing;
 
 pub use api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBatch};
+pub use lifecycle::{Lifecycle, LifecycleError, PolicyVersion};
 pub use ownership::{LedgerError, OwnershipLedger, PartitionId, PartitionOwner, Progress};
 pub use schema::{IndexTerm, IndexValue};

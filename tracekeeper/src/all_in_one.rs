@@ -12,11 +12,13 @@ use tracekeeper_indexer::{IndexError, Indexer};
 use tracekeeper_ingest::{IngestState, SinkError, SinkOutcome, SpanSink};
 use tracekeeper_model::{Span, Tenancy};
 use tracekeeper_query::{QueryEngine, QueryState};
-use tracekeeper_retention::{Clock, SystemClock};
+use tracekeeper_retention::worker::{Worker, WorkerConfig};
+use tracekeeper_retention::{Clock, SystemClock, Watermarks};
 use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 
 use crate::config::AllInOneConfig;
 use crate::ops::{self, Readiness};
+use crate::retention_api;
 use crate::serve::Servers;
 
 /// Receivers hand spans straight to the indexer.
@@ -75,26 +77,53 @@ pub async fn run(
     let tenancy = Tenancy { multi_tenant: config.receivers.multi_tenancy };
     let indexer = Indexer::new(store.clone(), Arc::clone(&retention), Arc::clone(&clock));
     let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, config.receivers.limits.clone());
+    let watermarks = Watermarks::default();
     let query = Arc::new(QueryState {
-        engine: QueryEngine::new(store.clone(), retention, clock, config.max_trace_spans),
+        engine: QueryEngine::new(store.clone(), retention.clone(), clock.clone(), config.max_trace_spans)
+            .with_watermarks(watermarks.clone()),
         tenancy,
     });
+    // The same worker as `tracekeeper retention`, on the embedded store: it drops whole
+    // buckets once every tenant's retention has passed them.
+    let worker = Worker {
+        store: store.clone(),
+        policies: retention,
+        clock,
+        watermarks,
+        config: WorkerConfig {
+            // One process at a time opens a data directory (fjall locks it), so the
+            // holder's name can be fixed: a restart takes its own lease back at once.
+            holder: "all-in-one".to_string(),
+            interval: RETENTION_INTERVAL,
+            lease_ttl: RETENTION_INTERVAL * 3,
+        },
+    };
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(worker.run(async move {
+        let _ = worker_stopped.await;
+    }));
 
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics));
     servers.receivers(listeners.otlp_http, listeners.zipkin, listeners.otlp_grpc, &ingest);
-    servers.http(listeners.query, tracekeeper_query::router(query), "query");
+    let routes = tracekeeper_query::router(query).merge(retention_api::router(store.clone()));
+    servers.http(listeners.query, routes, "query");
     ready.set_ready();
     tracing::info!(
         otlp_grpc = %config.receivers.otlp_grpc_addr, otlp_http = %config.receivers.otlp_http_addr, zipkin = %config.receivers.zipkin_addr,
         query = %config.query_addr, data_dir = %config.data_dir.display(), "tracekeeper all-in-one is ready"
     );
     shutdown.await;
+    let _ = stop_worker.send(());
+    let _ = worker.await;
     let result = servers.shutdown().await;
     store.flush().context("flushing the store")?;
     tracing::info!("store flushed; bye");
     result
 }
+
+/// How often the embedded retention worker runs.
+const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

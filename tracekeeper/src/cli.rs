@@ -51,6 +51,10 @@ pub enum Command {
     Indexer(IndexerArgs),
     /// Serve the query APIs from the CQL store of the distributed shape.
     Query(QueryArgs),
+    /// Retention worker for the CQL store: advances per-tenant watermarks (hiding
+    /// expired data on every query node at once) and removes expired catalog days. A
+    /// lease makes one of many act.
+    Retention(RetentionArgs),
     /// Manage the CQL schema of the distributed shape.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -168,6 +172,32 @@ pub struct IndexerArgs {
     /// indexers that are merely slow.
     #[arg(long, env = "TRACEKEEPER_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub session_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetentionArgs {
+    /// CQL contact points, comma-separated host:port.
+    #[arg(long, env = "TRACEKEEPER_CQL_NODES", value_delimiter = ',', default_value = "127.0.0.1:9042")]
+    pub cql_nodes: Vec<String>,
+    /// Keyspace holding the data (created by `tracekeeper schema apply`).
+    #[arg(long, env = "TRACEKEEPER_KEYSPACE", default_value = "tracekeeper")]
+    pub keyspace: String,
+    /// Default retention, as a Go duration.
+    #[arg(long, env = "TRACEKEEPER_RETENTION", default_value = "168h")]
+    pub retention: String,
+    /// Per-tenant retention, `tenant=duration`, comma-separated or repeated
+    /// (e.g. `acme=24h,beta=72h`). Shortening one hides that tenant's older data at once.
+    #[arg(long, env = "TRACEKEEPER_TENANT_RETENTION", value_delimiter = ',')]
+    pub tenant_retention: Vec<String>,
+    /// Time between runs, as a Go duration.
+    #[arg(long, env = "TRACEKEEPER_RETENTION_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// How long the lease lasts without renewal; a paused worker loses it after this.
+    #[arg(long, env = "TRACEKEEPER_LEASE_TTL", default_value = "3m", value_parser = parse_duration)]
+    pub lease_ttl: std::time::Duration,
+    /// Listen address for /ready, /metrics and /api/retention.
+    #[arg(long, env = "TRACEKEEPER_ADMIN_ADDR", default_value = "0.0.0.0:14271")]
+    pub admin_addr: SocketAddr,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -172,6 +172,20 @@ pub fn single_retention(text: &str) -> anyhow::Result<RetentionPolicies> {
     Ok(RetentionPolicies { default: duration(text, "retention")?, ..Default::default() })
 }
 
+/// A default retention plus `tenant=duration` overrides, as the retention worker's
+/// flags give them.
+pub fn retention_with_overrides(default: &str, overrides: &[String]) -> anyhow::Result<RetentionPolicies> {
+    let mut policies = single_retention(default)?;
+    for entry in overrides {
+        let (tenant, text) = entry
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("tenant-retention {entry:?}: expected tenant=duration, e.g. acme=24h"))?;
+        tracekeeper_model::validate_tenant(tenant).map_err(|e| anyhow::anyhow!("tenant-retention {entry:?}: {e}"))?;
+        policies.per_tenant.insert(tenant.to_string(), duration(text, &format!("tenant-retention.{tenant}"))?);
+    }
+    Ok(policies)
+}
+
 /// The CQL store the distributed roles read and write.
 pub async fn connect_cql(nodes: &[String], keyspace: &str) -> anyhow::Result<tracekeeper_storage::cql::CqlStore> {
     let config = tracekeeper_storage::cql::CqlConfig {

@@ -10,6 +10,8 @@ mod indexer_service;
 mod loadgen;
 mod ops;
 mod query_service;
+mod retention_api;
+mod retention_service;
 mod serve;
 mod status;
 
@@ -50,6 +52,9 @@ async fn main() -> anyhow::Result<()> {
             indexer_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await
         }
         Command::Query(args) => query_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await,
+        Command::Retention(args) => {
+            retention_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await
+        }
         Command::Schema(cli::SchemaCommand::Apply(args)) => {
             let session = tracekeeper_storage::cql::CqlStore::session(&args.cql_nodes).await?;
             let started = std::time::Instant::now();

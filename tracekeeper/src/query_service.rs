@@ -9,12 +9,15 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracekeeper_model::Tenancy;
 use tracekeeper_query::{QueryEngine, QueryState};
-use tracekeeper_retention::SystemClock;
+use tracekeeper_retention::{SystemClock, Watermarks};
 use tracekeeper_storage::cql::ledger::CqlLedger;
+use tracekeeper_storage::cql::lifecycle::CqlLifecycle;
+use tracekeeper_storage::Lifecycle;
 
 use crate::cli::QueryArgs;
 use crate::config;
 use crate::ops::{self, Readiness};
+use crate::retention_api;
 use crate::serve::Servers;
 use crate::status;
 
@@ -25,16 +28,40 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
     let ledger = Arc::new(
         CqlLedger::new(store.shared_session(), &args.keyspace).await.context("preparing the ownership ledger")?,
     );
+    let lifecycle: Arc<dyn Lifecycle> = Arc::new(
+        CqlLifecycle::new(store.shared_session(), &args.keyspace).await.context("preparing the retention tables")?,
+    );
+    let watermarks = Watermarks::default();
+    let refresh = tokio::spawn(refresh_watermarks(lifecycle.clone(), watermarks.clone()));
     let clock = Arc::new(SystemClock);
     let state = Arc::new(QueryState {
-        engine: QueryEngine::new(Arc::new(store), Arc::new(policies), clock.clone(), args.max_trace_spans),
+        engine: QueryEngine::new(Arc::new(store), Arc::new(policies), clock.clone(), args.max_trace_spans)
+            .with_watermarks(watermarks),
         tenancy: Tenancy { multi_tenant: args.multi_tenancy },
     });
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics));
-    servers.http(listener, tracekeeper_query::router(state).merge(status::router(ledger, None, clock)), "query");
+    let routes = tracekeeper_query::router(state)
+        .merge(status::router(ledger, None, clock))
+        .merge(retention_api::router(lifecycle));
+    servers.http(listener, routes, "query");
     ready.set_ready();
     tracing::info!(query = %args.query_addr, keyspace = %args.keyspace, "tracekeeper query is ready");
     shutdown.await;
+    refresh.abort();
     servers.shutdown().await
 }
+
+/// Keeps this node's view of the retention watermarks fresh: a policy shortened by the
+/// retention worker hides data here within one refresh.
+async fn refresh_watermarks(store: Arc<dyn Lifecycle>, watermarks: Watermarks) {
+    loop {
+        match store.watermarks().await {
+            Ok(marks) => watermarks.update(marks),
+            Err(e) => tracing::warn!(error = %e, "refreshing retention watermarks failed"),
+        }
+        tokio::time::sleep(WATERMARK_REFRESH).await;
+    }
+}
+
+const WATERMARK_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);

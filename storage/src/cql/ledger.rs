@@ -8,10 +8,9 @@ use async_trait::async_trait;
 use scylla::client::session::Session;
 use scylla::response::query_result::QueryResult;
 use scylla::statement::prepared::PreparedStatement;
-use scylla::statement::{Consistency, SerialConsistency};
-use scylla::value::{CqlValue, Row};
+use scylla::statement::Consistency;
 
-use super::{corrupt, unavailable};
+use super::{corrupt, lwt, prepare_lwt, unavailable};
 use crate::api::StorageError;
 use crate::ownership::{LedgerError, OwnershipLedger, PartitionId, PartitionOwner, Progress};
 
@@ -43,15 +42,7 @@ pub struct CqlLedger {
 impl CqlLedger {
     /// Prepares the ledger's statements in keyspace `ks` (schema v002 applied).
     pub async fn new(session: Arc<Session>, ks: &str) -> Result<Self, StorageError> {
-        let prepare = |cql: String, consistency: Consistency| {
-            let session = Arc::clone(&session);
-            async move {
-                let mut ps = session.prepare(cql).await.map_err(unavailable)?;
-                ps.set_consistency(consistency);
-                ps.set_serial_consistency(Some(SerialConsistency::Serial));
-                Ok::<_, StorageError>(ps)
-            }
-        };
+        let prepare = |cql: String, consistency: Consistency| prepare_lwt(&session, cql, consistency);
         let key = "consumer_group = ? AND topic = ? AND partition = ?";
         Ok(Self {
             insert_new: prepare(
@@ -96,14 +87,9 @@ impl CqlLedger {
     }
 }
 
-/// Whether a conditional statement was applied: its first column, `[applied]`.
+/// Whether a conditional statement was applied.
 fn applied(result: QueryResult) -> Result<bool, StorageError> {
-    let rows = result.into_rows_result().map_err(corrupt)?;
-    let row: Row = rows.first_row().map_err(corrupt)?;
-    match row.columns.first() {
-        Some(Some(CqlValue::Boolean(b))) => Ok(*b),
-        other => Err(corrupt(format!("LWT answer without [applied]: {other:?}"))),
-    }
+    Ok(lwt(result)?.0)
 }
 
 fn parse_owners(result: QueryResult) -> Result<Vec<PartitionOwner>, StorageError> {

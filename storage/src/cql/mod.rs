@@ -7,6 +7,7 @@
 //! catalog rows that point at them.
 
 pub mod ledger;
+pub mod lifecycle;
 pub mod schema;
 
 use std::collections::BTreeSet;
@@ -25,7 +26,7 @@ use crate::api::{Operation, Posting, SpanReader, SpanWriter, StorageError, Write
 use crate::schema::{self as logical, IndexTerm, SpanEncoder, TermRef};
 
 const HOUR_NS: u64 = 3_600_000_000_000;
-const DAY_NS: u64 = 24 * HOUR_NS;
+pub(crate) const DAY_NS: u64 = 24 * HOUR_NS;
 /// Writes in flight at once per batch.
 const WRITE_CONCURRENCY: usize = 64;
 
@@ -61,6 +62,35 @@ fn unavailable(e: impl std::fmt::Display) -> StorageError {
 
 fn corrupt(e: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(e.to_string())
+}
+
+/// Prepares a statement of the ledger or the lease: Paxos rounds at SERIAL, the rest
+/// at `consistency`.
+async fn prepare_lwt(
+    session: &Session,
+    cql: String,
+    consistency: Consistency,
+) -> Result<PreparedStatement, StorageError> {
+    let mut ps = session.prepare(cql).await.map_err(unavailable)?;
+    ps.set_consistency(consistency);
+    ps.set_serial_consistency(Some(scylla::statement::SerialConsistency::Serial));
+    Ok(ps)
+}
+
+/// `[applied]` of a conditional statement, and the row's other columns as it
+/// answered them (the current values when it was not applied).
+fn lwt(
+    result: scylla::response::query_result::QueryResult,
+) -> Result<(bool, Vec<Option<scylla::value::CqlValue>>), StorageError> {
+    use scylla::value::CqlValue;
+    let rows = result.into_rows_result().map_err(corrupt)?;
+    let mut row: scylla::value::Row = rows.first_row().map_err(corrupt)?;
+    let applied = match row.columns.first() {
+        Some(Some(CqlValue::Boolean(b))) => *b,
+        other => return Err(corrupt(format!("LWT answer without [applied]: {other:?}"))),
+    };
+    row.columns.remove(0);
+    Ok((applied, row.columns))
 }
 
 /// The partition key of a postings partition.

@@ -8,6 +8,7 @@
 
 mod durability;
 mod keys;
+mod lifecycle;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -58,6 +59,11 @@ pub struct EmbeddedStore {
 
 struct Inner {
     db: Database,
+    meta: Keyspace,
+    /// Serializes the compare-and-set operations on `meta` (lease, watermarks).
+    meta_lock: std::sync::Mutex<()>,
+    /// Tenants with stored data; a new one is registered in `meta` with its first write.
+    tenants: RwLock<BTreeSet<String>>,
     buckets: RwLock<BTreeMap<u64, Keyspace>>,
     bucket_width_ns: u64,
     durability: Durability,
@@ -104,9 +110,17 @@ impl EmbeddedStore {
                 buckets.insert(index, db.keyspace(name, KeyspaceCreateOptions::default).map_err(io)?);
             }
         }
+        let mut tenants = BTreeSet::new();
+        for entry in meta.prefix(lifecycle::TENANT) {
+            let key = entry.key().map_err(io)?;
+            tenants.insert(String::from_utf8_lossy(&key[lifecycle::TENANT.len()..]).into_owned());
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
+                meta,
+                meta_lock: std::sync::Mutex::new(()),
+                tenants: RwLock::new(tenants),
                 buckets: RwLock::new(buckets),
                 bucket_width_ns,
                 durability: config.durability,
@@ -152,6 +166,10 @@ impl Inner {
 
     fn write_sync(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         let mut tx = self.db.batch();
+        let new_tenant = !self.tenants.read().expect("tenant lock").contains(&batch.tenant);
+        if new_tenant {
+            tx.insert(&self.meta, [lifecycle::TENANT, batch.tenant.as_bytes()].concat(), []);
+        }
         let mut encoder = schema::SpanEncoder::default();
         for span in &batch.spans {
             let bucket = self.bucket(span.start_ns / self.bucket_width_ns)?;
@@ -172,6 +190,9 @@ impl Inner {
             }
         }
         tx.commit().map_err(io)?;
+        if new_tenant {
+            self.tenants.write().expect("tenant lock").insert(batch.tenant.clone());
+        }
         if self.durability == Durability::Fsync {
             let ticket = self.group_commit.committed();
             self.group_commit.wait_synced(&self.db, ticket).map_err(io)?;

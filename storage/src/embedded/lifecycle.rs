@@ -1,0 +1,214 @@
+//! [`Lifecycle`] on the embedded store. The lease, watermarks, policy versions and the
+//! tenant registry live in the `meta` keyspace; a compare-and-set is a read and a write
+//! under one lock, which is enough in a single process. Expiry deletes whole bucket
+//! keyspaces: one `delete_keyspace` per bucket, atomic, with no per-row tombstones.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use super::{blocking, io, EmbeddedStore, Inner};
+use crate::api::StorageError;
+use crate::lifecycle::{Lifecycle, LifecycleError, PolicyVersion};
+
+const LEASE_KEY: &[u8] = b"lease";
+const WATERMARK: &[u8] = b"w|";
+const POLICY: &[u8] = b"p|";
+pub(super) const TENANT: &[u8] = b"t|";
+
+fn be_u64(bytes: &[u8]) -> Result<u64, StorageError> {
+    bytes.try_into().map(u64::from_be_bytes).map_err(|_| StorageError::Corrupt("meta value".into()))
+}
+
+struct Lease {
+    epoch: u64,
+    expires_ns: u64,
+    holder: String,
+}
+
+impl Lease {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.holder.len());
+        out.extend_from_slice(&self.epoch.to_be_bytes());
+        out.extend_from_slice(&self.expires_ns.to_be_bytes());
+        out.extend_from_slice(self.holder.as_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, StorageError> {
+        if bytes.len() < 16 {
+            return Err(StorageError::Corrupt("retention lease".into()));
+        }
+        Ok(Self {
+            epoch: be_u64(&bytes[..8])?,
+            expires_ns: be_u64(&bytes[8..16])?,
+            holder: String::from_utf8_lossy(&bytes[16..]).into_owned(),
+        })
+    }
+}
+
+fn policy_prefix(tenant: &str) -> Vec<u8> {
+    let mut key = POLICY.to_vec();
+    key.extend_from_slice(tenant.as_bytes());
+    key.push(0);
+    key
+}
+
+impl Inner {
+    fn lease(&self) -> Result<Option<Lease>, StorageError> {
+        self.meta.get(LEASE_KEY).map_err(io)?.map(|v| Lease::decode(&v)).transpose()
+    }
+
+    fn acquire_sync(&self, holder: &str, now_ns: u64, ttl_ns: u64) -> Result<Option<u64>, StorageError> {
+        let _cas = self.meta_lock.lock().expect("meta lock");
+        let current = self.lease()?;
+        let epoch = match &current {
+            Some(l) if l.holder == holder => l.epoch,
+            Some(l) if l.expires_ns > now_ns => return Ok(None),
+            Some(l) => l.epoch + 1,
+            None => 1,
+        };
+        let lease = Lease { epoch, expires_ns: now_ns.saturating_add(ttl_ns), holder: holder.to_string() };
+        self.meta.insert(LEASE_KEY, lease.encode()).map_err(io)?;
+        Ok(Some(epoch))
+    }
+
+    fn advance_sync(
+        &self,
+        holder: &str,
+        epoch: u64,
+        now_ns: u64,
+        tenant: &str,
+        before_ns: u64,
+    ) -> Result<(), LifecycleError> {
+        let _cas = self.meta_lock.lock().expect("meta lock");
+        match self.lease()? {
+            Some(l) if l.holder == holder && l.epoch == epoch && l.expires_ns > now_ns => {}
+            Some(l) => return Err(LifecycleError::Fenced { holder: l.holder, epoch: l.epoch }),
+            None => return Err(LifecycleError::Fenced { holder: String::new(), epoch: 0 }),
+        }
+        let key = [WATERMARK, tenant.as_bytes()].concat();
+        let current = self.meta.get(&key).map_err(io)?.map(|v| be_u64(&v)).transpose()?.unwrap_or(0);
+        if before_ns > current {
+            self.meta.insert(key, before_ns.to_be_bytes()).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn watermarks_sync(&self) -> Result<BTreeMap<String, u64>, StorageError> {
+        let mut out = BTreeMap::new();
+        for entry in self.meta.prefix(WATERMARK) {
+            let (key, value) = entry.into_inner().map_err(io)?;
+            out.insert(String::from_utf8_lossy(&key[WATERMARK.len()..]).into_owned(), be_u64(&value)?);
+        }
+        Ok(out)
+    }
+
+    fn policies_of(&self, tenant: &str) -> Result<Vec<PolicyVersion>, StorageError> {
+        let prefix = policy_prefix(tenant);
+        let mut out = Vec::new();
+        for entry in self.meta.prefix(&prefix) {
+            let (key, value) = entry.into_inner().map_err(io)?;
+            let version = key[prefix.len()..].try_into().map(u32::from_be_bytes).map_err(|_| io("policy key"))?;
+            if value.len() != 16 {
+                return Err(StorageError::Corrupt("policy value".into()));
+            }
+            out.push(PolicyVersion {
+                tenant: tenant.to_string(),
+                version,
+                retention_secs: be_u64(&value[..8])?,
+                made_ns: be_u64(&value[8..])?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn record_policy_sync(&self, tenant: &str, secs: u64, now_ns: u64) -> Result<PolicyVersion, StorageError> {
+        let _cas = self.meta_lock.lock().expect("meta lock");
+        let latest = self.policies_of(tenant)?.pop();
+        if let Some(latest) = latest.as_ref().filter(|l| l.retention_secs == secs) {
+            return Ok(latest.clone());
+        }
+        let version = latest.map_or(1, |l| l.version + 1);
+        let key = [policy_prefix(tenant).as_slice(), &version.to_be_bytes()].concat();
+        self.meta.insert(key, [secs.to_be_bytes(), now_ns.to_be_bytes()].concat()).map_err(io)?;
+        Ok(PolicyVersion { tenant: tenant.to_string(), version, retention_secs: secs, made_ns: now_ns })
+    }
+
+    fn all_policies_sync(&self) -> Result<Vec<PolicyVersion>, StorageError> {
+        let mut tenants = std::collections::BTreeSet::new();
+        for entry in self.meta.prefix(POLICY) {
+            let key = entry.key().map_err(io)?;
+            let rest = &key[POLICY.len()..];
+            let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+            tenants.insert(String::from_utf8_lossy(&rest[..end]).into_owned());
+        }
+        let mut out = Vec::new();
+        for tenant in tenants {
+            out.extend(self.policies_of(&tenant)?);
+        }
+        Ok(out)
+    }
+
+    /// Drops every bucket that ends at or before `before_ns`.
+    fn expire_sync(&self, before_ns: u64) -> Result<u64, StorageError> {
+        let last_whole = (before_ns / self.bucket_width_ns).checked_sub(1);
+        let Some(last_whole) = last_whole else { return Ok(0) };
+        let doomed: Vec<(u64, fjall::Keyspace)> = {
+            let mut buckets = self.buckets.write().expect("bucket map lock");
+            let indexes: Vec<u64> = buckets.range(..=last_whole).map(|(i, _)| *i).collect();
+            indexes.into_iter().filter_map(|i| buckets.remove(&i).map(|ks| (i, ks))).collect()
+        };
+        let dropped = doomed.len() as u64;
+        for (index, keyspace) in doomed {
+            self.db.delete_keyspace(keyspace).map_err(io)?;
+            tracing::info!(bucket = index, "expired bucket dropped");
+        }
+        Ok(dropped)
+    }
+}
+
+#[async_trait]
+impl Lifecycle for EmbeddedStore {
+    async fn acquire(&self, holder: &str, now_ns: u64, ttl_ns: u64) -> Result<Option<u64>, StorageError> {
+        let holder = holder.to_string();
+        blocking(&self.inner, move |inner| inner.acquire_sync(&holder, now_ns, ttl_ns)).await
+    }
+
+    async fn advance_watermark(
+        &self,
+        holder: &str,
+        epoch: u64,
+        now_ns: u64,
+        tenant: &str,
+        expired_before_ns: u64,
+    ) -> Result<(), LifecycleError> {
+        let (holder, tenant) = (holder.to_string(), tenant.to_string());
+        let outcome = blocking(&self.inner, move |inner| {
+            Ok(inner.advance_sync(&holder, epoch, now_ns, &tenant, expired_before_ns))
+        })
+        .await?;
+        outcome
+    }
+
+    async fn watermarks(&self) -> Result<BTreeMap<String, u64>, StorageError> {
+        blocking(&self.inner, Inner::watermarks_sync).await
+    }
+
+    async fn record_policy(&self, tenant: &str, secs: u64, now_ns: u64) -> Result<PolicyVersion, StorageError> {
+        let tenant = tenant.to_string();
+        blocking(&self.inner, move |inner| inner.record_policy_sync(&tenant, secs, now_ns)).await
+    }
+
+    async fn policies(&self) -> Result<Vec<PolicyVersion>, StorageError> {
+        blocking(&self.inner, Inner::all_policies_sync).await
+    }
+
+    async fn tenants(&self) -> Result<Vec<String>, StorageError> {
+        Ok(self.inner.tenants.read().expect("tenant lock").iter().cloned().collect())
+    }
+
+    async fn expire_before(&self, before_ns: u64) -> Result<u64, StorageError> {
+        blocking(&self.inner, move |inner| inner.expire_sync(before_ns)).await
+    }
+}
