@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
-use support::{now_ns, rich_trace, Server};
+use support::{check_store, now_ns, rich_trace, Server};
 use tracekeeper_model::{jaeger, otlp, Span};
 
 async fn crash_and_check(extra: &[&str]) {
@@ -51,6 +51,11 @@ async fn crash_and_check(extra: &[&str]) {
         assert_eq!(status, 200, "acknowledged trace {} lost", spans[0].trace_id);
         assert_eq!(body["data"][0], serde_json::to_value(jaeger::to_trace(spans, vec![])).unwrap());
     }
+    assert!(server.terminate().success());
+    let report = check_store(&["--data-dir", dir.path().to_str().unwrap()]);
+    let spans: u64 = acked.iter().map(|t| t.len() as u64).sum();
+    let stored = report["tenants"]["single-tenant"]["spans"].as_u64().unwrap();
+    assert!(stored >= spans, "{stored} stored < {spans} acknowledged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,6 +93,12 @@ async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> 
     }
 }
 
+/// `tracekeeper check` is clean and every acknowledged span is stored exactly once.
+fn assert_checker_clean(cluster: &Cluster, acked: &[Vec<Span>]) {
+    let spans: usize = acked.iter().map(Vec::len).sum();
+    assert_eq!(cluster.checked_spans(), spans as u64, "spans stored vs acknowledged");
+}
+
 /// The spans the ledger counted per tenant must equal what collectors acknowledged
 /// (when no request was retried, each acknowledged span was produced exactly once).
 async fn assert_counted_once(query: &Process, acked: &[Vec<Span>], retried: usize) {
@@ -135,6 +141,7 @@ async fn indexer_killed_mid_stream_loses_and_duplicates_nothing() {
     assert!(acked.len() > 50, "only {} traces were sent", acked.len());
     assert_all_served(&query, &acked, Duration::from_secs(90)).await;
     assert_counted_once(&query, &acked, retried).await;
+    assert_checker_clean(&cluster, &acked);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,6 +190,7 @@ async fn paused_indexer_is_fenced_rejoins_and_nothing_is_lost_or_doubled() {
 
     assert_all_served(&query, &acked, Duration::from_secs(90)).await;
     assert_counted_once(&query, &acked, retried).await;
+    assert_checker_clean(&cluster, &acked);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,4 +218,5 @@ async fn broker_outage_gives_retryable_errors_and_loses_nothing_acknowledged() {
     assert!(retried > 0);
     assert_all_served(&query, &acked, Duration::from_secs(120)).await;
     assert_counted_once(&query, &acked, retried).await;
+    assert_checker_clean(&cluster, &acked);
 }

@@ -70,6 +70,8 @@ async fn collector_kafka_indexer_cql_query() {
         }
         assert_eq!(status["tenants"]["single-tenant"]["spans_indexed"], sent, "{status}");
     }
+    let distinct: usize = traces.iter().map(Vec::len).sum();
+    assert_eq!(cluster.checked_spans(), distinct as u64, "the duplicate batch is stored once");
 }
 
 /// What the OpenTelemetry Collector's `kafka` exporter writes with `encoding: otlp_proto`

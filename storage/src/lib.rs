@@ -11,6 +11,7 @@
 //! - `testing` (feature): the conformance suite every backend must pass.
 
 pub mod api;
+pub mod check;
 pub mod cql;
 pub mod embedded;
 pub mod lifecycle;
@@ -21,6 +22,7 @@ pub mod schema;
 pub mod testing;
 
 pub use api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBatch};
+pub use check::{CheckReport, Checkable, Horizons};
 pub use lifecycle::{Lifecycle, LifecycleError, PolicyVersion};
 pub use ownership::{LedgerError, OwnershipLedger, PartitionId, PartitionOwner, Progress};
 pub use schema::{IndexTerm, IndexValue};

@@ -115,3 +115,27 @@ pub async fn conformance(writer: &dyn SpanWriter, reader: &dyn SpanReader) {
     );
     assert_eq!(reader.operations("acme", None, 0).await.unwrap().len(), 3);
 }
+
+/// The checker's contract on one backend, from an empty store: clean data is reported
+/// clean with its counts; a span stored twice and data past its horizon are found.
+pub async fn checker_conformance(writer: &dyn SpanWriter, checker: &dyn crate::Checkable) {
+    let t0 = 1_700_000_000_000_000_000u64;
+    let spans = vec![span(1, 1, "api", "GET /", t0), span(1, 2, "db", "query", t0 + 5), span(2, 1, "api", "GET /", t0)];
+    writer.write(batch("t", spans)).await.unwrap();
+    let keep_all = |_: &str| 0;
+    let horizons = crate::Horizons { visible_from: &keep_all, gone_before: &keep_all };
+    let report = checker.check(&horizons, &|_| {}).await.unwrap();
+    assert_eq!(report.violations(), 0, "{report:?}");
+    let counts = &report.tenants["t"];
+    assert_eq!((counts.spans, counts.traces), (3, 2), "{report:?}");
+    assert!(counts.postings > 0);
+
+    // The same span id again with another start: two rows for one span.
+    writer.write(batch("t", vec![span(2, 1, "api", "GET /", t0 + 2 * DAY_NS)])).await.unwrap();
+    let report = checker.check(&horizons, &|_| {}).await.unwrap();
+    assert_eq!(report.duplicate_spans, 1, "{report:?}");
+
+    let after_all = |_: &str| u64::MAX;
+    let expired = crate::Horizons { visible_from: &keep_all, gone_before: &after_all };
+    assert_eq!(checker.check(&expired, &|_| {}).await.unwrap().expired_present, 4);
+}

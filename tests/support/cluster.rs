@@ -59,6 +59,13 @@ impl Cluster {
         cluster
     }
 
+    /// `tracekeeper check` on this cluster's keyspace: no violation, and returns the
+    /// number of spans stored for the default tenant.
+    pub fn checked_spans(&self) -> u64 {
+        let report = super::check_store(&["--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
+        report["tenants"]["single-tenant"]["spans"].as_u64().unwrap_or(0)
+    }
+
     pub fn collector(&self) -> Server {
         Server::start_collector(&self.kafka, &self.topic, &["--kafka-ack-timeout", "5s"])
     }

@@ -284,3 +284,17 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.write_all(bytes).unwrap();
     enc.finish().unwrap()
 }
+
+/// Runs `tracekeeper check --json` with `args` (the store to scan); fails the test on
+/// any invariant violation and returns the report.
+pub fn check_store(args: &[&str]) -> serde_json::Value {
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_tracekeeper")).arg("check").arg("--json").args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "tracekeeper check found violations or failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).expect("a JSON report")
+}

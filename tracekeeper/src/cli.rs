@@ -55,6 +55,10 @@ pub enum Command {
     /// expired data on every query node at once) and removes expired catalog days. A
     /// lease makes one of many act.
     Retention(RetentionArgs),
+    /// Scan a store (embedded or CQL) for invariant violations: index entries that point
+    /// at unstored traces, spans stored twice, data kept past retention. Exits non-zero
+    /// on any.
+    Check(crate::check::CheckArgs),
     /// Manage the CQL schema of the distributed shape.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -247,6 +251,6 @@ pub struct SchemaApplyArgs {
 }
 
 /// A Go duration flag value such as `10s` or `1m30s`.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     tracekeeper_query::duration::parse_go_duration(text).map(std::time::Duration::from_nanos)
 }

@@ -2,6 +2,7 @@
 //! behaviour lives in the library crates; this file only wires them together.
 
 mod all_in_one;
+mod check;
 mod cli;
 mod collector;
 mod config;
@@ -52,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
             indexer_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await
         }
         Command::Query(args) => query_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await,
+        Command::Check(args) => check::run(args).await,
         Command::Retention(args) => {
             retention_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await
         }

@@ -6,6 +6,7 @@
 //! identical cells. Span rows are written and acknowledged before the postings and
 //! catalog rows that point at them.
 
+mod check;
 pub mod ledger;
 pub mod lifecycle;
 pub mod schema;

@@ -6,6 +6,7 @@
 //! together. Expiry drops whole bucket keyspaces. Why fjall and why this layout:
 //! `docs/adr/0001-embedded-engine.md` and `docs/adr/0002-key-layout.md`.
 
+mod check;
 mod durability;
 mod keys;
 mod lifecycle;

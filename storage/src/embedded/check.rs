@@ -1,0 +1,85 @@
+//! [`Checkable`] on the embedded store: two passes over every bucket, spans first,
+//! then postings.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use tracekeeper_model::TraceId;
+
+use super::{io, keys, EmbeddedStore};
+use crate::api::StorageError;
+use crate::check::{CheckReport, Checkable, Horizons, Scan};
+
+/// The tenant of a key, and the rest of the key after it.
+fn split_tenant(key: &[u8]) -> Option<(String, &[u8])> {
+    let len = usize::from(*key.get(1)?);
+    let tenant = std::str::from_utf8(key.get(2..2 + len)?).ok()?.to_string();
+    Some((tenant, key.get(2 + len..)?))
+}
+
+#[async_trait]
+impl Checkable for EmbeddedStore {
+    async fn check(
+        &self,
+        horizons: &Horizons<'_>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<CheckReport, StorageError> {
+        let buckets: Vec<fjall::Keyspace> =
+            self.inner.buckets.read().expect("bucket map lock").values().cloned().collect();
+        let mut scan = Scan::new(horizons, progress);
+        // A span's key has no time: the same span id in two buckets is a duplicate.
+        let mut seen: HashSet<(String, TraceId, [u8; 8])> = HashSet::new();
+        for bucket in &buckets {
+            for entry in bucket.prefix([keys::SPAN]) {
+                let (key, value) = entry.into_inner().map_err(io)?;
+                let (tenant, rest) = split_tenant(&key).ok_or_else(|| io("span key"))?;
+                let trace = TraceId(rest.get(..16).and_then(|t| t.try_into().ok()).ok_or_else(|| io("span key"))?);
+                let span_id: [u8; 8] =
+                    rest.get(16..24).and_then(|s| s.try_into().ok()).ok_or_else(|| io("span key"))?;
+                let start_ns = crate::schema::decode_span(&value)?.start_ns;
+                let duplicate = !seen.insert((tenant.clone(), trace, span_id));
+                scan.span(&tenant, trace, start_ns, duplicate);
+            }
+        }
+        drop(seen);
+        for bucket in &buckets {
+            for entry in bucket.prefix([keys::POSTING]) {
+                let key = entry.key().map_err(io)?;
+                let (tenant, _) = split_tenant(&key).ok_or_else(|| io("posting key"))?;
+                let (time_ns, trace) = keys::parse_posting_suffix(&key).ok_or_else(|| io("posting key"))?;
+                scan.posting(&tenant, time_ns, trace);
+            }
+        }
+        Ok(scan.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::EmbeddedConfig;
+    use crate::schema::TermRef;
+
+    #[tokio::test]
+    async fn the_checker_finds_what_must_not_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+        crate::testing::checker_conformance(&store, &store).await;
+
+        // An index entry pointing at a trace that was never stored.
+        let time = 1_700_000_000_000_000_000u64;
+        let bucket = store.inner.bucket(time / store.inner.bucket_width_ns).unwrap();
+        let key = keys::posting_key(&keys::term_prefix("t", TermRef::All), time, TraceId([9; 16]));
+        bucket.insert(key, []).unwrap();
+        let keep_all = |_: &str| 0;
+        let horizons = Horizons { visible_from: &keep_all, gone_before: &keep_all };
+        assert_eq!(store.check(&horizons, &|_| {}).await.unwrap().dangling_postings, 1);
+        let hidden = |_: &str| time + 1;
+        let horizons = Horizons { visible_from: &hidden, gone_before: &keep_all };
+        assert_eq!(
+            store.check(&horizons, &|_| {}).await.unwrap().dangling_postings,
+            0,
+            "below the horizon it is hidden"
+        );
+    }
+}
