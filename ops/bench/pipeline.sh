@@ -76,7 +76,7 @@ for a in "${admins[@]}"; do
   rows=$((rows + r))
 done
 elapsed=$(python3 -c "print($s1 - $s0)")
-echo "indexers=$indexers offered_rate=$rate $(cat "$work/load.out")"
+echo "keyspace=$run indexers=$indexers offered_rate=$rate $(cat "$work/load.out")"
 python3 - "$spans" "$rows" "$elapsed" <<PY
 import sys
 spans, rows, elapsed = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Largest and mean partition size of each tracekeeper table in KEYSPACE, from the local
+# stack's Cassandra (nodetool over its JMX port, after a flush). A benchmark aid.
+# Usage: ops/bench/partition-size.sh KEYSPACE
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+keyspace="$1"
+pid=$(pgrep -f CassandraDaemon | head -1)
+jmx=$(tr '\0' '\n' < "/proc/$pid/cmdline" | sed -n 's/^-Dcassandra.jmx.local.port=//p')
+jars="$(ops/stack/fetch.sh)/cassandra/libs"
+java="$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java | head -1)"
+nodetool() { "$java" -cp "$jars/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p "$jmx" "$@"; }
+nodetool flush "$keyspace"
+for table in spans postings operations catalog_days; do
+  nodetool tablestats "$keyspace.$table" |
+    awk -v t="$table" '/Number of partitions \(estimate\)|Compacted partition maximum bytes|Compacted partition mean bytes|Space used \(live\)/ {sub(/^[ \t]+/, ""); print t ": " $0}'
+done
