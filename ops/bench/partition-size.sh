@@ -9,7 +9,14 @@ pid=$(pgrep -f CassandraDaemon | head -1)
 jmx=$(tr '\0' '\n' < "/proc/$pid/cmdline" | sed -n 's/^-Dcassandra.jmx.local.port=//p')
 jars="$(ops/stack/fetch.sh)/cassandra/libs"
 java="$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java | head -1)"
-nodetool() { "$java" -cp "$jars/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p "$jmx" "$@"; }
+# Cassandra's tools need the same module openings as the server (ops/stack/cassandra.sh).
+opens=(--add-exports=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED
+       --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED
+       --add-opens=java.base/java.io=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED
+       --add-exports=java.base/jdk.internal.ref=ALL-UNNAMED --add-opens=java.base/jdk.internal.ref=ALL-UNNAMED)
+nodetool() {
+  "$java" "${opens[@]}" -Dcassandra.logdir=/tmp -cp "$jars/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p "$jmx" "$@"
+}
 nodetool flush "$keyspace"
 for table in spans postings operations catalog_days; do
   nodetool tablestats "$keyspace.$table" |
