@@ -143,9 +143,7 @@ impl AllInOneConfig {
             per_tenant: BTreeMap::new(),
         };
         for (tenant, text) in &file.tenant_retention {
-            tracekeeper_model::validate_tenant(tenant)
-                .map_err(|e| anyhow::anyhow!("tenant-retention key {tenant:?}: {e}"))?;
-            retention.per_tenant.insert(tenant.clone(), duration(text, &format!("tenant-retention.{tenant}"))?);
+            add_tenant_retention(&mut retention, tenant, text)?;
         }
         let bucket_width = match args.bucket_width.as_deref().or(file.bucket_width.as_deref()) {
             Some(text) => duration(text, "bucket-width")?,
@@ -180,10 +178,17 @@ pub fn retention_with_overrides(default: &str, overrides: &[String]) -> anyhow::
         let (tenant, text) = entry
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("tenant-retention {entry:?}: expected tenant=duration, e.g. acme=24h"))?;
-        tracekeeper_model::validate_tenant(tenant).map_err(|e| anyhow::anyhow!("tenant-retention {entry:?}: {e}"))?;
-        policies.per_tenant.insert(tenant.to_string(), duration(text, &format!("tenant-retention.{tenant}"))?);
+        add_tenant_retention(&mut policies, tenant, text)?;
     }
     Ok(policies)
+}
+
+/// One per-tenant override, from the config file's `[tenant-retention]` table or the
+/// `--tenant-retention` flag.
+fn add_tenant_retention(policies: &mut RetentionPolicies, tenant: &str, text: &str) -> anyhow::Result<()> {
+    tracekeeper_model::validate_tenant(tenant).map_err(|e| anyhow::anyhow!("tenant-retention key {tenant:?}: {e}"))?;
+    policies.per_tenant.insert(tenant.to_string(), duration(text, &format!("tenant-retention.{tenant}"))?);
+    Ok(())
 }
 
 /// The CQL store the distributed roles read and write.
