@@ -1,15 +1,18 @@
 //! The retention worker: a singleton by lease. Each run it records the policy versions,
 //! advances every tenant's watermark to "now − retention" (which hides expired data on
-//! every query path at once), then drops whole buckets that no tenant can see.
+//! every query path at once), drops whole buckets that no tenant can see, and purges
+//! early the data of tenants whose policy was shortened (their rows still carry the
+//! longer policy's expiry).
 //!
 //! Each step is idempotent, so a worker killed mid-run resumes without harm; a worker
 //! that lost its lease (paused past expiry) is refused by the epoch check on its next
 //! action and stands by.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracekeeper_storage::lifecycle::DEFAULT_POLICY;
+use tracekeeper_storage::lifecycle::{Expired, PolicyVersion, DEFAULT_POLICY};
 use tracekeeper_storage::{Lifecycle, LifecycleError, StorageError};
 
 use crate::{Clock, RetentionPolicies, Watermarks};
@@ -34,7 +37,9 @@ pub enum RunOutcome {
     Ran {
         epoch: u64,
         tenants: usize,
+        /// Buckets dropped whole, plus tenants' shares of buckets purged early.
         buckets_expired: u64,
+        rows_expired: u64,
     },
 }
 
@@ -44,6 +49,29 @@ pub struct Worker {
     pub clock: Arc<dyn Clock>,
     pub watermarks: Watermarks,
     pub config: WorkerConfig,
+    /// Per tenant, where the next early purge starts: everything before it is purged.
+    /// Lost on restart, which only costs re-reading already empty buckets once.
+    pub purged_before: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Worker {
+    pub fn new(
+        store: Arc<dyn Lifecycle>,
+        policies: Arc<RetentionPolicies>,
+        clock: Arc<dyn Clock>,
+        watermarks: Watermarks,
+        config: WorkerConfig,
+    ) -> Self {
+        Self { store, policies, clock, watermarks, config, purged_before: Mutex::default() }
+    }
+}
+
+/// Adds `more` to `total` and to the expiry counters, labelled by how it was removed.
+fn count(total: &mut Expired, more: Expired, how: &'static str) {
+    total.buckets += more.buckets;
+    total.rows += more.rows;
+    metrics::counter!("tracekeeper_retention_buckets_expired_total", "how" => how).increment(more.buckets);
+    metrics::counter!("tracekeeper_retention_rows_expired_total", "how" => how).increment(more.rows);
 }
 
 impl Worker {
@@ -79,19 +107,60 @@ impl Worker {
             visible_everywhere_from = visible_everywhere_from.min(horizon);
         }
         self.watermarks.update(self.store.watermarks().await?);
-        let mut buckets_expired = 0;
+        let mut expired = Expired::default();
         if visible_everywhere_from != u64::MAX {
             // Deleting is the one step that cannot be undone: renew (and so re-check)
             // the lease right before it.
             if self.store.acquire(&self.config.holder, self.clock.now_ns(), ttl).await? != Some(epoch) {
                 return Ok(self.fenced("another worker", epoch + 1));
             }
-            buckets_expired = self.store.expire_before(visible_everywhere_from).await?;
+            let whole = self.store.expire_before(visible_everywhere_from).await?;
+            count(&mut expired, whole, "whole");
+            let versions = self.store.policies().await?;
+            for tenant in &tenants {
+                let purged = self.purge_shortened(tenant, &versions, now).await?;
+                count(&mut expired, purged, "purge");
+            }
         }
-        metrics::counter!("tracekeeper_retention_buckets_expired_total").increment(buckets_expired);
         metrics::gauge!("tracekeeper_retention_last_run_timestamp_seconds").set(now as f64 / 1e9);
+        metrics::gauge!("tracekeeper_retention_last_run_duration_seconds").set(started.elapsed().as_secs_f64());
         metrics::histogram!("tracekeeper_retention_run_seconds").record(started.elapsed().as_secs_f64());
-        Ok(RunOutcome::Ran { epoch, tenants: tenants.len(), buckets_expired })
+        Ok(RunOutcome::Ran {
+            epoch,
+            tenants: tenants.len(),
+            buckets_expired: expired.buckets,
+            rows_expired: expired.rows,
+        })
+    }
+
+    /// Deletes early what `tenant` stored under a longer policy than today's, from
+    /// where that longer policy would still keep data up to today's horizon.
+    async fn purge_shortened(
+        &self,
+        tenant: &str,
+        versions: &[PolicyVersion],
+        now: u64,
+    ) -> Result<Expired, StorageError> {
+        let current = self.policies.retention_for(tenant).as_secs();
+        let longest = versions
+            .iter()
+            .filter(|v| v.tenant == tenant || v.tenant == DEFAULT_POLICY)
+            .map(|v| v.retention_secs)
+            .max()
+            .unwrap_or(current);
+        if longest <= current {
+            return Ok(Expired::default());
+        }
+        let horizon = self.policies.visible_from_ns(tenant, now);
+        let oldest_stored = now.saturating_sub(longest.saturating_mul(1_000_000_000));
+        let resume = self.purged_before.lock().expect("purge progress lock").get(tenant).copied().unwrap_or(0);
+        let from = oldest_stored.max(resume);
+        if from >= horizon {
+            return Ok(Expired::default());
+        }
+        let (purged, covered_until) = self.store.purge_tenant(tenant, from, horizon).await?;
+        self.purged_before.lock().expect("purge progress lock").insert(tenant.to_string(), covered_until);
+        Ok(purged)
     }
 
     fn fenced(&self, holder: &str, epoch: u64) -> RunOutcome {

@@ -23,6 +23,15 @@ pub struct PolicyVersion {
     pub made_ns: u64,
 }
 
+/// What an expiry or a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Time buckets removed (whole, or one tenant's share of them).
+    pub buckets: u64,
+    /// Stored entries removed. A partition deleted whole counts once, whatever it held.
+    pub rows: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
     /// The lease is held by someone else now: the caller must stop acting.
@@ -45,7 +54,14 @@ pub enum LifecycleError {
 /// - [`expire_before`](Self::expire_before) deletes, in whole units (buckets or
 ///   partitions), data that no tenant can see any more: every stored row that starts
 ///   before `before_ns`. It is idempotent and may be interrupted at any point. It
-///   returns how many units it removed.
+///   returns what it removed.
+/// - [`purge_tenant`](Self::purge_tenant) deletes one tenant's data in the whole
+///   buckets that lie in `[from_ns, before_ns)`: span rows, index entries and catalog
+///   entries, index entries last, so that no visible entry ever points at a deleted
+///   span. It is how a shortened policy frees space before the rows' own expiry. It is
+///   idempotent and may be interrupted at any point; it returns what it removed and
+///   the start of the first bucket it did not cover whole, where the next purge of the
+///   tenant may begin.
 #[async_trait]
 pub trait Lifecycle: Send + Sync {
     async fn acquire(&self, holder: &str, now_ns: u64, ttl_ns: u64) -> Result<Option<u64>, StorageError>;
@@ -75,5 +91,7 @@ pub trait Lifecycle: Send + Sync {
     /// Tenants that have stored data.
     async fn tenants(&self) -> Result<Vec<String>, StorageError>;
 
-    async fn expire_before(&self, before_ns: u64) -> Result<u64, StorageError>;
+    async fn expire_before(&self, before_ns: u64) -> Result<Expired, StorageError>;
+
+    async fn purge_tenant(&self, tenant: &str, from_ns: u64, before_ns: u64) -> Result<(Expired, u64), StorageError>;
 }

@@ -85,19 +85,19 @@ pub async fn run(
     });
     // The same worker as `tracekeeper retention`, on the embedded store: it drops whole
     // buckets once every tenant's retention has passed them.
-    let worker = Worker {
-        store: store.clone(),
-        policies: retention,
+    let worker = Worker::new(
+        store.clone(),
+        retention,
         clock,
         watermarks,
-        config: WorkerConfig {
+        WorkerConfig {
             // One process at a time opens a data directory (fjall locks it), so the
             // holder's name can be fixed: a restart takes its own lease back at once.
             holder: "all-in-one".to_string(),
             interval: RETENTION_INTERVAL,
             lease_ttl: RETENTION_INTERVAL * 3,
         },
-    };
+    );
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(worker.run(async move {
         let _ = worker_stopped.await;

@@ -33,13 +33,13 @@ pub async fn run(
     let mut servers = Servers::new(ops::router(ready.clone(), metrics));
     servers.http(admin, retention_api::router(lifecycle.clone()), "admin");
     let holder = format!("{}-{}", hostname(), std::process::id());
-    let worker = Worker {
-        store: lifecycle,
-        policies: Arc::new(policies),
-        clock: Arc::new(SystemClock),
-        watermarks: Watermarks::default(),
-        config: WorkerConfig { holder: holder.clone(), interval: args.interval, lease_ttl: args.lease_ttl },
-    };
+    let worker = Worker::new(
+        lifecycle,
+        Arc::new(policies),
+        Arc::new(SystemClock),
+        Watermarks::default(),
+        WorkerConfig { holder: holder.clone(), interval: args.interval, lease_ttl: args.lease_ttl },
+    );
     ready.set_ready();
     tracing::info!(%holder, interval = ?args.interval, keyspace = %args.keyspace, "tracekeeper retention worker started");
     worker.run(shutdown).await;

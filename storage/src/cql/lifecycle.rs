@@ -1,6 +1,7 @@
 //! [`Lifecycle`] on CQL: the lease and the watermarks are lightweight transactions.
 //! Span rows and postings expire by their TTL (span start + retention) and TWCS drops
-//! whole SSTables; the worker removes the catalog partitions of expired days.
+//! whole SSTables; the worker removes the catalog partitions of expired days, and
+//! purges a shortened tenant's rows early (`purge.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,9 +13,10 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 use scylla::value::CqlValue;
 
+use super::purge::Purger;
 use super::{corrupt, lwt, prepare_lwt, unavailable, DAY_NS};
 use crate::api::StorageError;
-use crate::lifecycle::{Lifecycle, LifecycleError, PolicyVersion};
+use crate::lifecycle::{Expired, Lifecycle, LifecycleError, PolicyVersion};
 
 const LEASE: &str = "retention";
 
@@ -35,6 +37,7 @@ pub struct CqlLifecycle {
     select_days: PreparedStatement,
     delete_operations: PreparedStatement,
     delete_day: PreparedStatement,
+    purger: Purger,
 }
 
 impl CqlLifecycle {
@@ -124,6 +127,7 @@ impl CqlLifecycle {
             select_days: prepare(format!("SELECT day FROM {ks}.catalog_days WHERE tenant = ? AND day < ?"), q).await?,
             delete_operations: prepare(format!("DELETE FROM {ks}.operations WHERE tenant = ? AND day = ?"), q).await?,
             delete_day: prepare(format!("DELETE FROM {ks}.catalog_days WHERE tenant = ? AND day = ?"), q).await?,
+            purger: Purger::new(Arc::clone(&session), ks).await?,
             session,
         })
     }
@@ -245,17 +249,22 @@ impl Lifecycle for CqlLifecycle {
 
     /// Catalog partitions of days that ended before `before_ns`, whole; span rows and
     /// postings have expired by TTL by then.
-    async fn expire_before(&self, before_ns: u64) -> Result<u64, StorageError> {
+    async fn expire_before(&self, before_ns: u64) -> Result<Expired, StorageError> {
         let first_live_day = (before_ns / DAY_NS) as i64;
-        let mut removed = 0;
+        let mut removed = Expired::default();
         for tenant in self.tenants().await? {
             let days: Vec<(i64,)> = Self::rows(self.run(&self.select_days, (&tenant, first_live_day)).await?)?;
             for (day,) in days {
                 self.run(&self.delete_operations, (&tenant, day)).await?;
                 self.run(&self.delete_day, (&tenant, day)).await?;
-                removed += 1;
+                removed.buckets += 1;
+                removed.rows += 2;
             }
         }
         Ok(removed)
+    }
+
+    async fn purge_tenant(&self, tenant: &str, from_ns: u64, before_ns: u64) -> Result<(Expired, u64), StorageError> {
+        self.purger.purge(tenant, from_ns, before_ns).await
     }
 }

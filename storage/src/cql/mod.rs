@@ -9,10 +9,11 @@
 mod check;
 pub mod ledger;
 pub mod lifecycle;
+mod purge;
 pub mod schema;
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
@@ -26,7 +27,7 @@ use tracekeeper_model::{Span, SpanKind, TraceId};
 use crate::api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBatch};
 use crate::schema::{self as logical, IndexTerm, SpanEncoder, TermRef};
 
-const HOUR_NS: u64 = 3_600_000_000_000;
+pub(crate) const HOUR_NS: u64 = 3_600_000_000_000;
 pub(crate) const DAY_NS: u64 = 24 * HOUR_NS;
 /// Writes in flight at once per batch.
 const WRITE_CONCURRENCY: usize = 64;
@@ -45,7 +46,7 @@ pub struct CqlConfig {
 /// How many shard partitions a term's postings are spread over, per hour: the broadest
 /// terms (every trace, every trace of a service) would otherwise make hot, large
 /// partitions.
-fn shards(term: TermRef<'_>) -> u8 {
+pub(crate) fn shards(term: TermRef<'_>) -> u8 {
     match term {
         TermRef::All => 8,
         TermRef::Service(_) => 4,
@@ -104,6 +105,7 @@ struct Partition<'a> {
 
 struct Statements {
     insert_span: PreparedStatement,
+    insert_bucket_term: PreparedStatement,
     insert_posting: PreparedStatement,
     insert_operation: PreparedStatement,
     insert_day: PreparedStatement,
@@ -120,7 +122,16 @@ pub struct CqlStore {
     keyspace: String,
     consistency: Consistency,
     statements: Arc<Statements>,
+    /// Postings partitions already listed in `bucket_terms` by this process, so that
+    /// each is listed once rather than with every batch. Forgotten wholesale when it
+    /// grows past [`REGISTERED_MAX`]; listing again is harmless.
+    registered: Arc<Mutex<HashSet<RegisteredPartition>>>,
 }
+
+/// (tenant, term id, hour bucket, shard): one postings partition.
+type RegisteredPartition = (String, i64, i64, i32);
+
+const REGISTERED_MAX: usize = 1 << 20;
 
 impl CqlStore {
     pub async fn session(nodes: &[String]) -> Result<Session, StorageError> {
@@ -145,6 +156,10 @@ impl CqlStore {
         let statements = Statements {
             insert_span: prepare(format!(
                 "INSERT INTO {ks}.spans (tenant, trace_id, start_ns, span_id, span) VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+            ))
+            .await?,
+            insert_bucket_term: prepare(format!(
+                "INSERT INTO {ks}.bucket_terms (tenant, bucket, term_id, shard) VALUES (?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
             ))
             .await?,
             insert_posting: prepare(format!(
@@ -177,7 +192,13 @@ impl CqlStore {
             ))
             .await?,
         };
-        Ok(Self { session, keyspace: ks.to_string(), consistency, statements: Arc::new(statements) })
+        Ok(Self {
+            session,
+            keyspace: ks.to_string(),
+            consistency,
+            statements: Arc::new(statements),
+            registered: Arc::default(),
+        })
     }
 
     /// The connection, to share with the ledger and the retention worker.
@@ -294,6 +315,39 @@ impl CqlStore {
 }
 
 impl CqlStore {
+    /// Lists in `bucket_terms` the postings partitions `postings` will write to, before
+    /// they are written, so the retention worker can find every one of them.
+    async fn register_partitions<V>(
+        &self,
+        batch: &WriteBatch,
+        postings: &[((i64, i64, i32), V)],
+    ) -> Result<(), StorageError> {
+        let tenant = batch.tenant.as_str();
+        let fresh: BTreeSet<(i64, i64, i32)> = {
+            let registered = self.registered.lock().expect("registry lock");
+            postings
+                .iter()
+                .map(|(key, _)| *key)
+                .filter(|&(term, bucket, shard)| !registered.contains(&(tenant.to_string(), term, bucket, shard)))
+                .collect()
+        };
+        let rows: Vec<_> = fresh
+            .iter()
+            .filter_map(|&(term, bucket, shard)| {
+                // Outlives every posting of the bucket.
+                let ttl = ttl_secs((bucket as u64 + 1) * HOUR_NS - 1, batch)?;
+                Some((bucket, (tenant, bucket, term, shard, ttl, (bucket as u64 * HOUR_NS / 1000) as i64)))
+            })
+            .collect();
+        self.run_all("bucket_terms", &self.statements.insert_bucket_term, rows, 64).await?;
+        let mut registered = self.registered.lock().expect("registry lock");
+        if registered.len() > REGISTERED_MAX {
+            registered.clear();
+        }
+        registered.extend(fresh.into_iter().map(|(term, bucket, shard)| (tenant.to_string(), term, bucket, shard)));
+        Ok(())
+    }
+
     /// Days in `[first, last]` with data for `tenant`, newest first.
     async fn days(&self, tenant: &str, first: u64, last: u64) -> Result<Vec<u64>, StorageError> {
         let rows = self
@@ -368,6 +422,7 @@ impl SpanWriter for CqlStore {
                 ))
             })
             .collect();
+        self.register_partitions(&batch, &postings).await?;
         self.run_all("postings", &self.statements.insert_posting, postings, 64).await?;
 
         let mut days = BTreeSet::new();

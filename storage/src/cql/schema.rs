@@ -5,10 +5,11 @@ use scylla::client::session::Session;
 use crate::api::StorageError;
 
 /// Every schema version, in order. Each statement is idempotent (IF NOT EXISTS).
-const VERSIONS: [(&str, &str); 3] = [
+const VERSIONS: [(&str, &str); 4] = [
     ("v001", include_str!("../../../schemas/v001.cql")),
     ("v002", include_str!("../../../schemas/v002.cql")),
     ("v003", include_str!("../../../schemas/v003.cql")),
+    ("v004", include_str!("../../../schemas/v004.cql")),
 ];
 
 /// Which CQL database the schema goes to; they differ in keyspace options only.

@@ -2,14 +2,21 @@
 //! tenant registry live in the `meta` keyspace; a compare-and-set is a read and a write
 //! under one lock, which is enough in a single process. Expiry deletes whole bucket
 //! keyspaces: one `delete_keyspace` per bucket, atomic, with no per-row tombstones.
+//!
+//! A bucket is shared by every tenant, so a tenant whose policy was shortened cannot
+//! have its buckets dropped early: its share of each bucket (three key ranges) is
+//! deleted key by key instead, spans first and index entries last. That costs
+//! tombstones, which compaction then collects, but only when an operator shortens a
+//! policy; ordinary expiry stays whole-bucket.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+use super::keys;
 use super::{blocking, io, EmbeddedStore, Inner};
 use crate::api::StorageError;
-use crate::lifecycle::{Lifecycle, LifecycleError, PolicyVersion};
+use crate::lifecycle::{Expired, Lifecycle, LifecycleError, PolicyVersion};
 
 const LEASE_KEY: &[u8] = b"lease";
 const WATERMARK: &[u8] = b"w|";
@@ -151,20 +158,63 @@ impl Inner {
     }
 
     /// Drops every bucket that ends at or before `before_ns`.
-    fn expire_sync(&self, before_ns: u64) -> Result<u64, StorageError> {
+    fn expire_sync(&self, before_ns: u64) -> Result<Expired, StorageError> {
         let last_whole = (before_ns / self.bucket_width_ns).checked_sub(1);
-        let Some(last_whole) = last_whole else { return Ok(0) };
+        let Some(last_whole) = last_whole else { return Ok(Expired::default()) };
         let doomed: Vec<(u64, fjall::Keyspace)> = {
             let mut buckets = self.buckets.write().expect("bucket map lock");
             let indexes: Vec<u64> = buckets.range(..=last_whole).map(|(i, _)| *i).collect();
             indexes.into_iter().filter_map(|i| buckets.remove(&i).map(|ks| (i, ks))).collect()
         };
-        let dropped = doomed.len() as u64;
+        let mut expired = Expired { buckets: doomed.len() as u64, rows: 0 };
         for (index, keyspace) in doomed {
+            expired.rows += keyspace.approximate_len() as u64;
             self.db.delete_keyspace(keyspace).map_err(io)?;
             tracing::info!(bucket = index, "expired bucket dropped");
         }
-        Ok(dropped)
+        Ok(expired)
+    }
+
+    /// Deletes `tenant`'s keys in every bucket lying whole in `[from_ns, before_ns)`.
+    fn purge_sync(&self, tenant: &str, from_ns: u64, before_ns: u64) -> Result<(Expired, u64), StorageError> {
+        const CHUNK: usize = 4096;
+        let width = self.bucket_width_ns;
+        let first = from_ns.div_ceil(width);
+        let end = before_ns / width;
+        let buckets: Vec<(u64, fjall::Keyspace)> = if first < end {
+            let map = self.buckets.read().expect("bucket map lock");
+            map.range(first..end).map(|(i, ks)| (*i, ks.clone())).collect()
+        } else {
+            Vec::new()
+        };
+        let mut expired = Expired::default();
+        for (index, bucket) in buckets {
+            let mut removed = 0u64;
+            for table in [keys::SPAN, keys::CATALOG, keys::POSTING] {
+                loop {
+                    let chunk: Vec<_> = bucket
+                        .prefix(keys::tenant_prefix(table, tenant))
+                        .take(CHUNK)
+                        .map(|entry| entry.key().map_err(io))
+                        .collect::<Result<_, _>>()?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    let mut tx = self.db.batch();
+                    for key in &chunk {
+                        tx.remove(&bucket, key.clone());
+                    }
+                    tx.commit().map_err(io)?;
+                    removed += chunk.len() as u64;
+                }
+            }
+            if removed > 0 {
+                expired.buckets += 1;
+                expired.rows += removed;
+                tracing::info!(bucket = index, tenant, rows = removed, "purged a tenant's share of a bucket");
+            }
+        }
+        Ok((expired, end.max(first).saturating_mul(width)))
     }
 }
 
@@ -208,7 +258,12 @@ impl Lifecycle for EmbeddedStore {
         Ok(self.inner.tenants.read().expect("tenant lock").iter().cloned().collect())
     }
 
-    async fn expire_before(&self, before_ns: u64) -> Result<u64, StorageError> {
+    async fn expire_before(&self, before_ns: u64) -> Result<Expired, StorageError> {
         blocking(&self.inner, move |inner| inner.expire_sync(before_ns)).await
+    }
+
+    async fn purge_tenant(&self, tenant: &str, from_ns: u64, before_ns: u64) -> Result<(Expired, u64), StorageError> {
+        let tenant = tenant.to_string();
+        blocking(&self.inner, move |inner| inner.purge_sync(&tenant, from_ns, before_ns)).await
     }
 }
