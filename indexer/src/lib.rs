@@ -11,7 +11,7 @@ pub mod status;
 use std::sync::Arc;
 
 use tracekeeper_model::Span;
-use tracekeeper_retention::{Clock, RetentionPolicies};
+use tracekeeper_retention::{Clock, RetentionPolicies, Watermarks};
 use tracekeeper_storage::{SpanWriter, StorageError, WriteBatch};
 
 /// What happened to a batch that was indexed.
@@ -32,11 +32,19 @@ pub struct Indexer {
     writer: Arc<dyn SpanWriter>,
     retention: Arc<RetentionPolicies>,
     clock: Arc<dyn Clock>,
+    /// The retention worker's "expired before" marks: a policy shortened elsewhere.
+    watermarks: Watermarks,
 }
 
 impl Indexer {
     pub fn new(writer: Arc<dyn SpanWriter>, retention: Arc<RetentionPolicies>, clock: Arc<dyn Clock>) -> Self {
-        Self { writer, retention, clock }
+        Self { writer, retention, clock, watermarks: Watermarks::default() }
+    }
+
+    /// Refuses spans below `watermarks` as well as those past this node's policy.
+    pub fn with_watermarks(mut self, watermarks: Watermarks) -> Self {
+        self.watermarks = watermarks;
+        self
     }
 
     /// Now, by the indexer's clock.
@@ -45,10 +53,10 @@ impl Indexer {
     }
 
     /// Stores `spans` for `tenant`. Spans already older than the tenant's retention
-    /// are refused rather than stored: they would be invisible at once.
+    /// (or its watermark) are refused rather than stored: they would be invisible at once.
     pub async fn index(&self, tenant: &str, spans: Vec<Span>) -> Result<Indexed, IndexError> {
         let now_ns = self.clock.now_ns();
-        let visible_from = self.retention.visible_from_ns(tenant, now_ns);
+        let visible_from = self.retention.visible_from_ns(tenant, now_ns).max(self.watermarks.expired_before(tenant));
         let (keep, expired): (Vec<Span>, Vec<Span>) = spans.into_iter().partition(|s| s.start_ns >= visible_from);
         let rejected: Vec<String> = expired
             .iter()
@@ -112,5 +120,23 @@ mod tests {
         assert!(outcome.rejected[0].contains("before the retention horizon"), "{}", outcome.rejected[0]);
         assert_eq!(store.trace("t", fresh.trace_id, 10).await.unwrap().0.len(), 1);
         assert!(store.trace("t", tracekeeper_model::TraceId([2; 16]), 10).await.unwrap().0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn spans_below_the_watermark_are_refused_whatever_the_local_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
+        let now = 10 * 86_400_000_000_000u64;
+        let watermarks = Watermarks::default();
+        watermarks.update([("t".to_string(), now - 3_600_000_000_000)].into());
+        let indexer =
+            Indexer::new(store.clone(), Arc::new(RetentionPolicies::default()), Arc::new(ManualClock::new(now)))
+                .with_watermarks(watermarks);
+        let (inside, outside) = (span(1, now - 3_600_000_000_000), span(2, now - 3_600_000_000_001));
+        let outcome = indexer.index("t", vec![inside, outside.clone()]).await.unwrap();
+        assert_eq!((outcome.stored, outcome.rejected.len()), (1, 1));
+        assert!(store.trace("t", outside.trace_id, 10).await.unwrap().0.is_empty());
+        let other = indexer.index("u", vec![span(3, now - 86_400_000_000_000)]).await.unwrap();
+        assert_eq!(other.stored, 1, "another tenant's watermark is its own");
     }
 }

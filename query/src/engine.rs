@@ -131,12 +131,57 @@ impl QueryEngine {
         self.max_trace_spans
     }
 
+    /// Services with visible spans. Catalogs are kept per bucket, so the bucket that
+    /// holds the retention horizon may list services whose spans there all expired:
+    /// those not listed in any later bucket are kept only if their index shows a span
+    /// at or after the horizon.
     pub async fn services(&self, tenant: &str) -> Result<Vec<String>, StorageError> {
-        self.reader.services(tenant, self.visible_from(tenant)).await
+        let from = self.visible_from(tenant);
+        let listed = self.reader.services(tenant, from).await?;
+        let Some(boundary_end) = self.boundary_end(from) else { return Ok(listed) };
+        let sure: HashSet<String> = self.reader.services(tenant, boundary_end).await?.into_iter().collect();
+        let mut out = Vec::with_capacity(listed.len());
+        for service in listed {
+            if sure.contains(&service)
+                || self.visible_in(tenant, IndexTerm::Service(service.clone()), from, boundary_end).await?
+            {
+                out.push(service);
+            }
+        }
+        Ok(out)
     }
 
+    /// Operations with visible spans, with the same horizon rule as [`Self::services`].
+    /// The index knows an operation by service and name, not kind: an operation whose
+    /// spans of one kind expired at the horizon while another kind's live on is still
+    /// listed under both kinds until the horizon leaves that bucket.
     pub async fn operations(&self, tenant: &str, service: Option<&str>) -> Result<Vec<Operation>, StorageError> {
-        self.reader.operations(tenant, service, self.visible_from(tenant)).await
+        let from = self.visible_from(tenant);
+        let listed = self.reader.operations(tenant, service, from).await?;
+        let Some(boundary_end) = self.boundary_end(from) else { return Ok(listed) };
+        let sure: HashSet<Operation> =
+            self.reader.operations(tenant, service, boundary_end).await?.into_iter().collect();
+        let mut out = Vec::with_capacity(listed.len());
+        for op in listed {
+            let term = IndexTerm::Operation { service: op.service.clone(), name: op.name.clone() };
+            if sure.contains(&op) || self.visible_in(tenant, term, from, boundary_end).await? {
+                out.push(op);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The end of the catalog bucket holding `from`, unless `from` starts a bucket
+    /// (then the catalogs are exact already).
+    fn boundary_end(&self, from: u64) -> Option<u64> {
+        let width = self.reader.catalog_bucket_ns().max(1);
+        (!from.is_multiple_of(width)).then(|| (from / width + 1).saturating_mul(width))
+    }
+
+    /// Does `term` have a span starting in `[from, until)`? A posting's time is the
+    /// latest start of the spans it groups, so one in that range proves such a span.
+    async fn visible_in(&self, tenant: &str, term: IndexTerm, from: u64, until: u64) -> Result<bool, StorageError> {
+        Ok(!self.reader.postings(tenant, &term, until - 1, from, None, 1).await?.is_empty())
     }
 
     pub async fn search(&self, tenant: &str, query: &TraceQuery) -> Result<Vec<Found>, StorageError> {
@@ -291,10 +336,16 @@ mod tests {
         // Just inside stays visible; the policy alone would show both.
         watermarks.update([("t".to_string(), old.start_ns)].into());
         assert_eq!(engine.trace("t", old.trace_id).await.unwrap().0.len(), 1, "just inside is visible");
+        assert_eq!(engine.services("t").await.unwrap(), ["new-svc", "old-svc"], "just inside is listed");
         watermarks.update([("t".to_string(), old.start_ns + 1)].into());
         assert!(engine.trace("t", old.trace_id).await.unwrap().0.is_empty(), "just outside is not");
         assert_eq!(engine.trace("t", fresh.trace_id).await.unwrap().0.len(), 1);
         assert_eq!(engine.search("t", &query).await.unwrap().len(), 1);
+        // The catalog keeps both services for the day; only the visible one is listed.
+        assert_eq!(engine.services("t").await.unwrap(), ["new-svc"]);
+        let ops = engine.operations("t", None).await.unwrap();
+        assert_eq!(ops.iter().map(|o| o.service.as_str()).collect::<Vec<_>>(), ["new-svc"]);
+        assert!(engine.operations("t", Some("old-svc")).await.unwrap().is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

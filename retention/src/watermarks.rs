@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use tracekeeper_storage::{Lifecycle, StorageError};
 
 #[derive(Debug, Clone, Default)]
 pub struct Watermarks(Arc<RwLock<BTreeMap<String, u64>>>);
@@ -25,5 +28,24 @@ impl Watermarks {
 
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl Watermarks {
+    /// Reads the store's watermarks once, so that a process starts with them.
+    pub async fn load(&self, store: &dyn Lifecycle) -> Result<(), StorageError> {
+        self.update(store.watermarks().await?);
+        Ok(())
+    }
+
+    /// Keeps this view fresh, every `interval`, until the task is dropped: a policy
+    /// shortened by the retention worker takes effect here within one interval.
+    pub async fn follow(self, store: Arc<dyn Lifecycle>, interval: Duration) {
+        loop {
+            if let Err(e) = self.load(&*store).await {
+                tracing::warn!(error = %e, "refreshing retention watermarks failed");
+            }
+            tokio::time::sleep(interval).await;
+        }
     }
 }

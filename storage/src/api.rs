@@ -105,6 +105,10 @@ pub trait SpanReader: Send + Sync {
     /// `since_ns` may still be listed; one with no stored spans is not.
     async fn services(&self, tenant: &str, since_ns: u64) -> Result<Vec<String>, StorageError>;
 
+    /// Width of the buckets catalogs are kept in: [`Self::services`] and
+    /// [`Self::operations`] are exact for a `since_ns` that is a multiple of it.
+    fn catalog_bucket_ns(&self) -> u64;
+
     /// Distinct operations (of one service, or of all), with the same time rule as
     /// [`Self::services`], sorted.
     async fn operations(

@@ -73,11 +73,25 @@ impl Cluster {
     /// An indexer of this cluster's group; `session_timeout` sets how fast the group
     /// gives up on it.
     pub async fn indexer(&self, session_timeout: &str) -> Process {
+        self.indexer_in_group(&self.group, session_timeout).await
+    }
+
+    /// An indexer of another consumer group: it reads the topic from the start.
+    pub async fn indexer_in_group(&self, group: &str, session_timeout: &str) -> Process {
         let admin = free_addr();
         let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
         command.arg("indexer").args(["--kafka-brokers", &self.kafka, "--kafka-topic", &self.topic]);
-        command.args(["--group", &self.group, "--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
+        command.args(["--group", group, "--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
         command.args(["--admin-addr", &admin, "--session-timeout", session_timeout]);
+        Process::spawn(command, admin).await
+    }
+
+    /// `tracekeeper retention` on this cluster's keyspace, with `extra` flags.
+    pub async fn retention(&self, extra: &[&str]) -> Process {
+        let admin = free_addr();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
+        command.arg("retention").args(["--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
+        command.args(["--admin-addr", &admin]).args(extra);
         Process::spawn(command, admin).await
     }
 

@@ -31,7 +31,8 @@ pub struct CheckArgs {
     #[arg(long, value_delimiter = ',')]
     pub tenant_retention: Vec<String>,
     /// Slack past retention before data that still exists counts as a violation
-    /// (the worker runs periodically; the embedded store adds one bucket width).
+    /// (the worker runs periodically; one bucket width is added: the embedded store's, or
+    /// an hour on CQL).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub grace: Duration,
     /// Print the report as JSON.
@@ -54,7 +55,8 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
             let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
             let lifecycle =
                 tracekeeper_storage::cql::lifecycle::CqlLifecycle::new(store.shared_session(), &args.keyspace).await?;
-            (Arc::new(store), Arc::new(lifecycle), Duration::ZERO)
+            // A shortened policy's rows are purged an hour bucket at a time.
+            (Arc::new(store), Arc::new(lifecycle), Duration::from_secs(3600))
         }
         None => bail!("give the store to check: --data-dir DIR (embedded) or --cql-nodes HOST:PORT (CQL)"),
     };

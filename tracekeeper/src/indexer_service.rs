@@ -11,9 +11,10 @@ use tokio::net::TcpListener;
 use tracekeeper_indexer::kafka::group::GroupView;
 use tracekeeper_indexer::kafka::{ConsumerConfig, Member};
 use tracekeeper_indexer::Indexer;
-use tracekeeper_retention::SystemClock;
+use tracekeeper_retention::{SystemClock, Watermarks};
 use tracekeeper_storage::cql::ledger::CqlLedger;
-use tracekeeper_storage::OwnershipLedger;
+use tracekeeper_storage::cql::lifecycle::CqlLifecycle;
+use tracekeeper_storage::{Lifecycle, OwnershipLedger};
 
 use crate::cli::IndexerArgs;
 use crate::config;
@@ -32,8 +33,16 @@ pub async fn run(
     let ledger: Arc<dyn OwnershipLedger> = Arc::new(
         CqlLedger::new(store.shared_session(), &args.keyspace).await.context("preparing the ownership ledger")?,
     );
+    let lifecycle: Arc<dyn Lifecycle> = Arc::new(
+        CqlLifecycle::new(store.shared_session(), &args.keyspace).await.context("preparing the retention tables")?,
+    );
+    // Spans below a tenant's watermark are refused like spans past the policy, so a
+    // replay of old messages after a policy was shortened stores nothing.
+    let watermarks = Watermarks::default();
+    watermarks.load(&*lifecycle).await.context("reading the retention watermarks")?;
+    let refresh = tokio::spawn(watermarks.clone().follow(lifecycle, crate::query_service::WATERMARK_REFRESH));
     let clock = Arc::new(SystemClock);
-    let indexer = Indexer::new(Arc::new(store), Arc::new(policies), clock.clone());
+    let indexer = Indexer::new(Arc::new(store), Arc::new(policies), clock.clone()).with_watermarks(watermarks);
     let view = GroupView::default();
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics));
@@ -50,6 +59,7 @@ pub async fn run(
     ready.set_ready();
     tracing::info!(brokers = %config.brokers, topic = %config.topic, group = %config.group, keyspace = %args.keyspace, "tracekeeper indexer is consuming");
     let consumed = member.run(shutdown).await;
+    refresh.abort();
     servers.shutdown().await?;
     consumed.context("consuming from Kafka")
 }

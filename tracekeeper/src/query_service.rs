@@ -32,7 +32,7 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
         CqlLifecycle::new(store.shared_session(), &args.keyspace).await.context("preparing the retention tables")?,
     );
     let watermarks = Watermarks::default();
-    let refresh = tokio::spawn(refresh_watermarks(lifecycle.clone(), watermarks.clone()));
+    let refresh = tokio::spawn(watermarks.clone().follow(lifecycle.clone(), WATERMARK_REFRESH));
     let clock = Arc::new(SystemClock);
     let state = Arc::new(QueryState {
         engine: QueryEngine::new(Arc::new(store), Arc::new(policies), clock.clone(), args.max_trace_spans)
@@ -52,16 +52,5 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
     servers.shutdown().await
 }
 
-/// Keeps this node's view of the retention watermarks fresh: a policy shortened by the
-/// retention worker hides data here within one refresh.
-async fn refresh_watermarks(store: Arc<dyn Lifecycle>, watermarks: Watermarks) {
-    loop {
-        match store.watermarks().await {
-            Ok(marks) => watermarks.update(marks),
-            Err(e) => tracing::warn!(error = %e, "refreshing retention watermarks failed"),
-        }
-        tokio::time::sleep(WATERMARK_REFRESH).await;
-    }
-}
-
-const WATERMARK_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a query node (or an indexer) re-reads the retention watermarks.
+pub const WATERMARK_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);

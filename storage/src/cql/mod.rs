@@ -519,6 +519,10 @@ impl SpanReader for CqlStore {
         Ok(out)
     }
 
+    fn catalog_bucket_ns(&self) -> u64 {
+        DAY_NS
+    }
+
     async fn services(&self, tenant: &str, since_ns: u64) -> Result<Vec<String>, StorageError> {
         let ops = self.operations(tenant, None, since_ns).await?;
         let services: BTreeSet<String> = ops.into_iter().map(|o| o.service).collect();

@@ -316,6 +316,10 @@ impl SpanReader for EmbeddedStore {
         blocking(&self.inner, move |inner| inner.postings_sync(&tenant, &term, newest_ns, oldest_ns, after, max)).await
     }
 
+    fn catalog_bucket_ns(&self) -> u64 {
+        self.inner.bucket_width_ns
+    }
+
     async fn services(&self, tenant: &str, since_ns: u64) -> Result<Vec<String>, StorageError> {
         let tenant = tenant.to_string();
         let catalog = blocking(&self.inner, move |inner| inner.catalog_sync(&tenant, since_ns)).await?;

@@ -1,0 +1,138 @@
+//! Retention in the distributed shape, on the real stack: a policy shortened by the
+//! retention worker hides a tenant's old traces on the query node, the worker deletes
+//! them before their TTL, and a replay of the old Kafka messages (the consumer group
+//! rewound to the start of the topic) stores nothing.
+
+mod support;
+
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use support::cluster::{assert_all_served, post_until_acked, Cluster, Process, PARTITIONS};
+use support::{check_store, now_ns, rich_trace};
+use tracekeeper_model::Span;
+
+const SEC: u64 = 1_000_000_000;
+const HOUR: u64 = 3600 * SEC;
+
+async fn wait_until<F: AsyncFn() -> bool>(what: &str, within: Duration, condition: F) {
+    let deadline = Instant::now() + within;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn served(query: &Process, spans: &[Span]) -> bool {
+    let url = format!("/api/traces/{}", spans[0].trace_id.to_hex());
+    reqwest::get(query.url(&url)).await.unwrap().status() == 200
+}
+
+/// Trace ids a search over the last 4 hours returns.
+async fn searched(query: &Process) -> Vec<String> {
+    let start_us = (now_ns() - 4 * HOUR) / 1000;
+    let body = query.json(&format!("/api/traces?service=frontend&start={start_us}&limit=100")).await;
+    body["data"].as_array().unwrap().iter().map(|t| t["traceID"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shortened_policy_hides_deletes_and_survives_a_replay() {
+    let stack = tracekeeper_stack::require().await;
+    let cluster = Cluster::create(&stack.kafka, &stack.cql, "retention").await;
+    let collector = cluster.collector();
+    let mut indexer = cluster.indexer("10s").await;
+    let query = cluster.query().await;
+
+    let now = now_ns();
+    let old: Vec<_> = (0..4).map(|i| rich_trace(700 + i, now - 3 * HOUR + i * SEC)).collect();
+    let fresh: Vec<_> = (0..4).map(|i| rich_trace(750 + i, now - 10 * SEC + i * SEC)).collect();
+    let retries = AtomicUsize::new(0);
+    for spans in old.iter().chain(&fresh) {
+        post_until_acked(&collector, spans, Duration::from_secs(30), &retries).await;
+    }
+    let everything: Vec<_> = old.iter().chain(&fresh).cloned().collect();
+    assert_all_served(&query, &everything, Duration::from_secs(90)).await;
+    assert_eq!(searched(&query).await.len(), old.len() + fresh.len());
+    indexer.kill9();
+
+    // The default tenant now keeps 2 hours: the 3 hour old traces disappear from every
+    // query path within one worker run and one watermark refresh.
+    let worker = cluster.retention(&["--tenant-retention", "single-tenant=2h", "--interval", "1s"]).await;
+    wait_until("old traces hidden", Duration::from_secs(60), async || {
+        let mut hidden = true;
+        for spans in &old {
+            hidden &= !served(&query, spans).await;
+        }
+        hidden
+    })
+    .await;
+    for spans in &fresh {
+        assert!(served(&query, spans).await, "live data stays");
+    }
+    let found = searched(&query).await;
+    assert_eq!(found.len(), fresh.len(), "search shows only live traces: {found:?}");
+    let retention = worker.json("/api/retention").await;
+    assert!(
+        retention["watermarks_expired_before_ns"]["single-tenant"].as_u64().unwrap() >= now - 2 * HOUR,
+        "{retention}"
+    );
+
+    // ... and are deleted before their TTL (7 days) would have removed them.
+    wait_until("old traces purged", Duration::from_secs(60), async || {
+        worker.metric("tracekeeper_retention_rows_expired_total").await > 0.0
+    })
+    .await;
+    let fresh_spans: usize = fresh.iter().map(Vec::len).sum();
+    let policy = ["--tenant-retention", "single-tenant=2h", "--grace", "10m"];
+    let store = ["--cql-nodes", &cluster.cql, "--keyspace", &cluster.keyspace];
+    let report = check_store(&[&store[..], &policy[..]].concat());
+    assert_eq!(report["tenants"]["single-tenant"]["spans"], fresh_spans, "{report}");
+
+    // The operator rewinds the consumer group to the start of the topic (what
+    // `kafka-consumer-groups --reset-offsets --to-earliest` does) and an indexer
+    // replays every message: the old spans are refused (below the watermark), the
+    // fresh ones rewritten identically.
+    rewind_group(&cluster).await;
+    let replayer = cluster.indexer("10s").await;
+    let old_spans: usize = old.iter().map(Vec::len).sum();
+    wait_until("replay refused the old spans", Duration::from_secs(90), async || {
+        replayer.metric("tracekeeper_spans_rejected_total").await >= old_spans as f64
+    })
+    .await;
+    wait_until("replay caught up", Duration::from_secs(30), async || {
+        let status = replayer.json("/api/status").await;
+        // Partitions that never held a message have no ledger row.
+        status["partitions"].as_array().is_some_and(|p| !p.is_empty() && p.iter().all(|p| p["lag"] == 0))
+    })
+    .await;
+    assert_eq!(replayer.metric("tracekeeper_spans_rejected_total").await, old_spans as f64);
+    for spans in &old {
+        assert!(!served(&query, spans).await, "a replay makes nothing visible again");
+    }
+    assert_eq!(searched(&query).await.len(), fresh.len());
+    let report = check_store(&[&store[..], &policy[..]].concat());
+    assert_eq!(report["tenants"]["single-tenant"]["spans"], fresh_spans, "a replay stores nothing old: {report}");
+}
+
+/// Commits offset 0 on every partition for the cluster's group, once the group has no
+/// live member left (the broker refuses commits from outside a live generation).
+async fn rewind_group(cluster: &Cluster) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cluster.kafka)
+        .set("group.id", &cluster.group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut offsets = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        offsets.add_partition_offset(&cluster.topic, partition, Offset::Offset(0)).unwrap();
+    }
+    consumer.assign(&offsets).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+        assert!(Instant::now() < deadline, "rewinding the group: {e}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
