@@ -237,6 +237,38 @@ impl QueryEngine {
     }
 }
 
+impl QueryEngine {
+    /// The visible traces with a posting of `term` in `[start_ns, end_ns]`, newest
+    /// first, at most `max_traces` of them: what the listing APIs (dependencies,
+    /// remote services, tag names and values) read.
+    pub async fn traces_in(
+        &self,
+        tenant: &str,
+        term: IndexTerm,
+        start_ns: u64,
+        end_ns: u64,
+        max_traces: usize,
+    ) -> Result<Vec<Vec<Span>>, StorageError> {
+        let oldest = start_ns.max(self.visible_from(tenant));
+        if oldest > end_ns {
+            return Ok(Vec::new());
+        }
+        let mut postings = MergedPostings::new(&*self.reader, tenant, vec![term], end_ns, oldest);
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        while out.len() < max_traces {
+            let Some(posting) = postings.next().await? else { break };
+            if seen.insert(posting.trace_id) {
+                let (spans, _) = self.trace(tenant, posting.trace_id).await?;
+                if !spans.is_empty() {
+                    out.push(spans);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Newest first, then by trace id for a stable order.
 fn rank(s: &TraceSummary) -> (std::cmp::Reverse<u64>, TraceId) {
     (std::cmp::Reverse(s.start_ns), s.trace_id)

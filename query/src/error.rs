@@ -48,6 +48,30 @@ impl QueryError {
     }
 }
 
+impl QueryError {
+    /// Jaeger api_v3's shape: `{"error":{"httpCode","message"}}`.
+    pub fn into_v3_response(self) -> Response {
+        let status = self.http_status();
+        let body = serde_json::json!({"error": {"httpCode": status.as_u16(), "message": self.public_message()}});
+        (status, Json(body)).into_response()
+    }
+
+    /// Zipkin's shape: the message as plain text.
+    pub fn into_text_response(self) -> Response {
+        let status = self.http_status();
+        (status, self.public_message()).into_response()
+    }
+}
+
+/// Wraps a handler result so that errors take Zipkin's plain-text shape.
+pub struct TextResult(pub Result<Response, QueryError>);
+
+impl IntoResponse for TextResult {
+    fn into_response(self) -> Response {
+        self.0.unwrap_or_else(QueryError::into_text_response)
+    }
+}
+
 /// Wraps a handler result so that errors take the Jaeger shape.
 pub struct JaegerResult(pub Result<Response, QueryError>);
 

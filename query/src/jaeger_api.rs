@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use tracekeeper_model::{jaeger, SpanKind, TraceId};
+use tracekeeper_storage::IndexTerm;
 
 use crate::engine::TraceQuery;
 use crate::error::{JaegerResult, QueryError};
@@ -18,6 +19,7 @@ use crate::predicate::SpanPredicate;
 use crate::QueryState;
 
 const DEFAULT_LOOKBACK_NS: u64 = 2 * 86_400_000_000_000;
+const DEFAULT_DEPENDENCY_LOOKBACK_MS: u64 = 86_400_000;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 
@@ -28,6 +30,7 @@ pub fn router(state: Arc<QueryState>) -> Router {
         .route("/api/operations", get(operations))
         .route("/api/traces", get(find_traces))
         .route("/api/traces/{trace_id}", get(get_trace))
+        .route("/api/dependencies", get(dependencies))
         .with_state(state)
 }
 
@@ -108,7 +111,7 @@ async fn operations(State(state): State<Arc<QueryState>>, headers: HeaderMap, Ra
     )
 }
 
-fn parse_kind(text: Option<&str>) -> Result<Option<SpanKind>, QueryError> {
+pub fn parse_kind(text: Option<&str>) -> Result<Option<SpanKind>, QueryError> {
     text.map(|k| {
         SpanKind::from_jaeger_name(k).ok_or_else(|| {
             QueryError::BadRequest(format!(
@@ -187,6 +190,7 @@ pub fn parse_search(params: &Params, now_ns: u64) -> Result<TraceQuery, QueryErr
             tags,
             min_duration_ns: min,
             max_duration_ns: max,
+            words: Vec::new(),
         },
         start_ns,
         end_ns,
@@ -232,4 +236,42 @@ async fn multi_get(state: &QueryState, tenant: &str, ids: &[&str]) -> Result<Res
         }
     }
     Ok(envelope(data, errors))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DependencyJson {
+    parent: String,
+    child: String,
+    call_count: u64,
+}
+
+/// `GET /api/dependencies?endTs=&lookback=` (ms): the service graph of the window,
+/// computed from the stored traces. `service` keeps the edges that touch it.
+async fn dependencies(
+    State(state): State<Arc<QueryState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> JaegerResult {
+    JaegerResult(
+        async {
+            let tenant = state.tenant(&headers)?;
+            let params = Params::parse(raw.as_deref());
+            let end_ns =
+                params.number::<u64>("endTs")?.map_or(state.engine.now_ns(), |ms| ms.saturating_mul(1_000_000));
+            let lookback_ns =
+                params.number::<u64>("lookback")?.unwrap_or(DEFAULT_DEPENDENCY_LOOKBACK_MS).saturating_mul(1_000_000);
+            let term = params.get("service").map_or(IndexTerm::All, |s| IndexTerm::Service(s.to_string()));
+            let traces =
+                state.engine.traces_in(&tenant, term, end_ns.saturating_sub(lookback_ns), end_ns, usize::MAX).await?;
+            let service = params.get("service");
+            let data: Vec<DependencyJson> = crate::dependencies::links(&traces)
+                .into_iter()
+                .filter(|l| service.is_none_or(|s| l.parent == s || l.child == s))
+                .map(|l| DependencyJson { parent: l.parent, child: l.child, call_count: l.call_count })
+                .collect();
+            Ok(envelope(data, vec![]))
+        }
+        .await,
+    )
 }

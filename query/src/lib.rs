@@ -4,17 +4,22 @@
 //! # Layout
 //! - [`engine`]: exact, newest-first search and trace fetch over any [`SpanReader`].
 //! - [`predicate`]: what a search asks of a span, and the posting lists that cover it.
-//! - [`jaeger_api`]: Jaeger's classic JSON API.
+//! - [`jaeger_api`]: Jaeger's classic JSON API; [`jaeger_v3`]: Jaeger's `/api/v3`.
+//! - [`zipkin_api`]: Zipkin's v2 query API.
+//! - [`dependencies`]: the service graph, computed from stored traces.
 //! - [`error`]: the one place where query errors become HTTP responses.
 //!
 //! [`SpanReader`]: tracekeeper_storage::SpanReader
 
+pub mod dependencies;
 pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod jaeger_api;
+pub mod jaeger_v3;
 pub mod params;
 pub mod predicate;
+pub mod zipkin_api;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -52,5 +57,5 @@ impl QueryState {
 
 /// Every query API on one router.
 pub fn router(state: Arc<QueryState>) -> Router {
-    jaeger_api::router(state)
+    jaeger_api::router(state.clone()).merge(jaeger_v3::router(state.clone())).merge(zipkin_api::router(state))
 }

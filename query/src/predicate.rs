@@ -19,6 +19,9 @@ pub struct SpanPredicate {
     pub tags: Vec<(String, String)>,
     pub min_duration_ns: Option<u64>,
     pub max_duration_ns: Option<u64>,
+    /// Zipkin's bare `annotationQuery` words: each must name an attribute the span has
+    /// or an event (annotation) it carries.
+    pub words: Vec<String>,
 }
 
 /// Tags that Jaeger shows on every OTLP span but that are not stored as attributes:
@@ -72,6 +75,11 @@ impl SpanPredicate {
             && self.min_duration_ns.is_none_or(|min| duration >= min)
             && self.max_duration_ns.is_none_or(|max| duration <= max)
             && self.tags.iter().all(|(k, v)| tag_matches(span, k, v))
+            && self.words.iter().all(|w| {
+                span.events.iter().any(|e| e.name == *w)
+                    || span.attributes.iter().chain(span.resource.attributes.iter()).any(|kv| kv.key == *w)
+                    || derived_tag(span, w).is_some_and(|v| v.is_some())
+            })
     }
 
     /// The posting lists whose union holds every trace this predicate can match: the

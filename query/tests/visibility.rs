@@ -3,45 +3,22 @@
 //! query API; one that starts just outside is on none of them, although both are
 //! still stored.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tracekeeper_model::{Tenancy, TraceId};
-use tracekeeper_query::{QueryEngine, QueryState};
-use tracekeeper_retention::{ManualClock, RetentionPolicies};
+use support::{wall_clock_now, Api, SEC};
+use tracekeeper_model::TraceId;
+use tracekeeper_retention::ManualClock;
 use tracekeeper_storage::testing::span;
 use tracekeeper_storage::{SpanReader, SpanWriter, WriteBatch};
 
-const SEC: u64 = 1_000_000_000;
 const RETENTION: Duration = Duration::from_secs(24 * 3600);
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn start(reader: Arc<dyn SpanReader>, clock: Arc<ManualClock>) -> Self {
-        let policies = RetentionPolicies { default: RETENTION, ..Default::default() };
-        let engine = QueryEngine::new(reader, Arc::new(policies), clock, 1000);
-        let state = Arc::new(QueryState { engine, tenancy: Tenancy { multi_tenant: false } });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, tracekeeper_query::router(state)).await });
-        Self { base, client: reqwest::Client::new() }
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
 
 /// One way to see a trace (and its service and operation) through the APIs.
 #[derive(Debug, Clone, Copy)]
-#[allow(clippy::enum_variant_names)] // until the other APIs' probes join
 enum Probe {
     JaegerTrace,
     JaegerMultiGet,
@@ -50,9 +27,23 @@ enum Probe {
     JaegerServices,
     JaegerServiceOperations,
     JaegerOperations,
+    JaegerDependencies,
+    V3Trace,
+    V3Search,
+    V3Summaries,
+    V3Services,
+    V3Operations,
+    ZipkinTrace,
+    ZipkinTraceMany,
+    ZipkinSearch,
+    ZipkinServices,
+    ZipkinSpanNames,
+    ZipkinRemoteServices,
+    ZipkinDependencies,
+    ZipkinAutocomplete,
 }
 
-const PROBES: [Probe; 7] = [
+const PROBES: [Probe; 21] = [
     Probe::JaegerTrace,
     Probe::JaegerMultiGet,
     Probe::JaegerSearchByService,
@@ -60,7 +51,30 @@ const PROBES: [Probe; 7] = [
     Probe::JaegerServices,
     Probe::JaegerServiceOperations,
     Probe::JaegerOperations,
+    Probe::JaegerDependencies,
+    Probe::V3Trace,
+    Probe::V3Search,
+    Probe::V3Summaries,
+    Probe::V3Services,
+    Probe::V3Operations,
+    Probe::ZipkinTrace,
+    Probe::ZipkinTraceMany,
+    Probe::ZipkinSearch,
+    Probe::ZipkinServices,
+    Probe::ZipkinSpanNames,
+    Probe::ZipkinRemoteServices,
+    Probe::ZipkinDependencies,
+    Probe::ZipkinAutocomplete,
 ];
+
+fn rfc3339(us: u64) -> String {
+    let time = chrono::DateTime::from_timestamp_micros(us as i64).unwrap();
+    time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn array_of_strings(body: &Value) -> Vec<String> {
+    body.as_array().map_or(vec![], |a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+}
 
 fn ids(body: &Value) -> Vec<String> {
     body["data"]
@@ -74,9 +88,22 @@ fn strings(body: &Value, field: Option<&str>) -> Vec<String> {
 }
 
 impl Probe {
-    /// Does `api` show the trace `id` whose only span is `service`/`operation`?
-    async fn sees(self, api: &Api, id: TraceId, service: &str, operation: &str, start_us: u64) -> bool {
+    /// Does `api` show the trace `id` whose spans are `service`/`operation` calling
+    /// `{service}-child`, with a search window from `start_us` to now (`end_us`)?
+    async fn sees(
+        self,
+        api: &Api,
+        id: TraceId,
+        service: &str,
+        operation: &str,
+        (start_us, end_us): (u64, u64),
+    ) -> bool {
         let hex = id.to_hex();
+        let (end_ms, lookback_ms) = (end_us / 1000, (end_us - start_us) / 1000);
+        let v3_window = format!("query.startTimeMin={}&query.startTimeMax={}", rfc3339(start_us), rfc3339(end_us));
+        let zipkin_ids =
+            |body: &Value| body.as_array().map_or(vec![], |t| t.iter().map(|t| t[0]["traceId"].clone()).collect());
+        let v3_ids = |body: &Value| body.to_string().contains(&format!("\"traceId\":\"{hex}\""));
         match self {
             Probe::JaegerTrace => api.get(&format!("/api/traces/{hex}")).await.0 == 200,
             Probe::JaegerMultiGet => ids(&api.get(&format!("/api/traces?traceID={hex}")).await.1).contains(&hex),
@@ -97,38 +124,96 @@ impl Probe {
                 let body = api.get(&format!("/api/operations?service={service}")).await.1;
                 strings(&body, Some("name")).contains(&operation.to_string())
             }
+            Probe::JaegerDependencies => {
+                let body = api.get(&format!("/api/dependencies?endTs={end_ms}&lookback={lookback_ms}")).await.1;
+                strings(&body, Some("parent")).contains(&service.to_string())
+            }
+            Probe::V3Trace => api.get(&format!("/api/v3/traces/{hex}")).await.0 == 200,
+            Probe::V3Search => {
+                v3_ids(&api.get(&format!("/api/v3/traces?query.serviceName={service}&{v3_window}")).await.1)
+            }
+            Probe::V3Summaries => {
+                let path = format!("/api/v3/trace-summaries?query.serviceName={service}&{v3_window}");
+                v3_ids(&api.get(&path).await.1)
+            }
+            Probe::V3Services => {
+                let body = api.get("/api/v3/services").await.1;
+                array_of_strings(&body["services"]).contains(&service.to_string())
+            }
+            Probe::V3Operations => {
+                let body = api.get(&format!("/api/v3/operations?service={service}")).await.1;
+                body["operations"].to_string().contains(operation)
+            }
+            Probe::ZipkinTrace => api.get(&format!("/api/v2/trace/{hex}")).await.0 == 200,
+            Probe::ZipkinTraceMany => {
+                let body = api.get(&format!("/api/v2/traceMany?traceIds={hex},{}", "1".repeat(32))).await.1;
+                zipkin_ids(&body).contains(&Value::String(id.to_jaeger_hex()))
+            }
+            Probe::ZipkinSearch => {
+                let path = format!("/api/v2/traces?serviceName={service}&endTs={end_ms}&lookback={lookback_ms}");
+                zipkin_ids(&api.get(&path).await.1).contains(&Value::String(id.to_jaeger_hex()))
+            }
+            Probe::ZipkinServices => {
+                array_of_strings(&api.get("/api/v2/services").await.1).contains(&service.to_string())
+            }
+            Probe::ZipkinSpanNames => {
+                array_of_strings(&api.get(&format!("/api/v2/spans?serviceName={service}")).await.1)
+                    .contains(&operation.to_string())
+            }
+            Probe::ZipkinRemoteServices => {
+                let path =
+                    format!("/api/v2/remoteServices?serviceName={service}&endTs={end_ms}&lookback={lookback_ms}");
+                array_of_strings(&api.get(&path).await.1).contains(&format!("{service}-peer"))
+            }
+            Probe::ZipkinDependencies => {
+                let body = api.get(&format!("/api/v2/dependencies?endTs={end_ms}&lookback={lookback_ms}")).await.1;
+                body.as_array().is_some_and(|links| links.iter().any(|l| l["parent"] == service))
+            }
+            Probe::ZipkinAutocomplete => {
+                let body = api
+                    .get(&format!("/api/v2/autocompleteValues?key=probe&endTs={end_ms}&lookback={lookback_ms}"))
+                    .await
+                    .1;
+                array_of_strings(&body).contains(&service.to_string())
+            }
         }
     }
 }
 
 async fn just_inside_is_visible_just_outside_is_not(writer: Arc<dyn SpanWriter>, reader: Arc<dyn SpanReader>) {
-    // Now, to the second, so that CQL TTLs (which run on the server's clock) are sane.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() * SEC;
+    let now = wall_clock_now();
     let clock = Arc::new(ManualClock::new(now));
     let horizon = now - RETENTION.as_secs() * SEC;
-    let mut inside = span(1, 1, "inside-svc", "inside-op", horizon);
-    let mut outside = span(2, 1, "outside-svc", "outside-op", horizon - 1);
-    for s in [&mut inside, &mut outside] {
-        let service = s.service_name().to_string();
-        s.attributes.push(tracekeeper_model::KeyValue::string("probe", service));
-    }
+    // Each trace: a span calling a peer, whose child runs in another service (an edge
+    // of the dependency graph). Only the root decides: it is the one at the horizon.
+    let trace = |id: u8, service: &str, operation: &str, start: u64| {
+        let mut root = span(id, 1, service, operation, start);
+        root.attributes.push(tracekeeper_model::KeyValue::string("probe", service));
+        root.attributes.push(tracekeeper_model::KeyValue::string("peer.service", format!("{service}-peer")));
+        let mut child = span(id, 2, &format!("{service}-child"), "handle", start);
+        child.parent_span_id = Some(root.span_id);
+        vec![root, child]
+    };
+    let inside = trace(1, "inside-svc", "inside-op", horizon);
+    let outside = trace(2, "outside-svc", "outside-op", horizon - 1);
     // Stored while both were inside (a minute ago), as an indexer would have; on CQL
     // the rows get about a minute of TTL.
     let batch = WriteBatch {
         tenant: "single-tenant".into(),
-        spans: vec![inside.clone(), outside.clone()],
+        spans: [inside.clone(), outside.clone()].concat(),
         retention_ns: RETENTION.as_nanos() as u64,
         now_ns: now - 60 * SEC,
     };
     writer.write(batch).await.unwrap();
-    assert_eq!(reader.trace("single-tenant", outside.trace_id, 10).await.unwrap().0.len(), 1, "stored");
+    let (inside, outside) = (&inside[0], &outside[0]);
+    assert_eq!(reader.trace("single-tenant", outside.trace_id, 10).await.unwrap().0.len(), 2, "stored");
 
-    let api = Api::start(reader, clock).await;
-    let start_us = (horizon - 3600 * SEC) / 1000;
+    let api = Api::start(reader, clock, RETENTION).await;
+    let window = ((horizon - 3600 * SEC) / 1000, now / 1000);
     for probe in PROBES {
-        assert!(probe.sees(&api, inside.trace_id, "inside-svc", "inside-op", start_us).await, "{probe:?}: just inside");
+        assert!(probe.sees(&api, inside.trace_id, "inside-svc", "inside-op", window).await, "{probe:?}: just inside");
         assert!(
-            !probe.sees(&api, outside.trace_id, "outside-svc", "outside-op", start_us).await,
+            !probe.sees(&api, outside.trace_id, "outside-svc", "outside-op", window).await,
             "{probe:?}: just outside"
         );
     }

@@ -217,6 +217,16 @@ pub fn terms_of(span: &Span) -> impl Iterator<Item = TermRef<'_>> + '_ {
     fixed.into_iter().chain(attrs)
 }
 
+/// A stored span's identity within its trace: the span id, plus a marker byte for the
+/// server half of a Zipkin shared span, which carries its client's span id.
+pub fn row_id(span: &Span) -> Vec<u8> {
+    let mut id = span.span_id.0.to_vec();
+    if tracekeeper_model::zipkin::is_shared(span) {
+        id.push(1);
+    }
+    id
+}
+
 /// A posting to write: (term, time, trace).
 pub type PostingRow<'a> = (TermRef<'a>, u64, TraceId);
 

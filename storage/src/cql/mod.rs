@@ -399,7 +399,7 @@ impl SpanWriter for CqlStore {
                         tenant,
                         s.trace_id.0.to_vec(),
                         s.start_ns as i64,
-                        s.span_id.0.to_vec(),
+                        logical::row_id(s),
                         bytes,
                         ttl,
                         (s.start_ns / 1000) as i64,

@@ -28,14 +28,13 @@ impl Checkable for EmbeddedStore {
             self.inner.buckets.read().expect("bucket map lock").values().cloned().collect();
         let mut scan = Scan::new(horizons, progress);
         // A span's key has no time: the same span id in two buckets is a duplicate.
-        let mut seen: HashSet<(String, TraceId, [u8; 8])> = HashSet::new();
+        let mut seen: HashSet<(String, TraceId, Vec<u8>)> = HashSet::new();
         for bucket in &buckets {
             for entry in bucket.prefix([keys::SPAN]) {
                 let (key, value) = entry.into_inner().map_err(io)?;
                 let (tenant, rest) = split_tenant(&key).ok_or_else(|| io("span key"))?;
                 let trace = TraceId(rest.get(..16).and_then(|t| t.try_into().ok()).ok_or_else(|| io("span key"))?);
-                let span_id: [u8; 8] =
-                    rest.get(16..24).and_then(|s| s.try_into().ok()).ok_or_else(|| io("span key"))?;
+                let span_id = rest.get(16..).filter(|id| id.len() >= 8).ok_or_else(|| io("span key"))?.to_vec();
                 let start_ns = crate::schema::decode_span(&value)?.start_ns;
                 let duplicate = !seen.insert((tenant.clone(), trace, span_id));
                 scan.span(&tenant, trace, start_ns, duplicate);

@@ -1,7 +1,7 @@
 //! Key layout inside one bucket keyspace. Every key starts with a table byte and the
 //! length-prefixed tenant, so tenants never share a key range.
 
-use tracekeeper_model::{SpanId, SpanKind, TraceId};
+use tracekeeper_model::{SpanKind, TraceId};
 
 use crate::schema::TermRef;
 
@@ -23,9 +23,10 @@ pub fn trace_prefix(tenant: &str, trace_id: TraceId) -> Vec<u8> {
     key
 }
 
-pub fn span_key(tenant: &str, trace_id: TraceId, span_id: SpanId) -> Vec<u8> {
+/// `row_id` is [`crate::schema::row_id`]: the span id, and a marker for a shared span.
+pub fn span_key(tenant: &str, trace_id: TraceId, row_id: &[u8]) -> Vec<u8> {
     let mut key = trace_prefix(tenant, trace_id);
-    key.extend_from_slice(&span_id.0);
+    key.extend_from_slice(row_id);
     key
 }
 

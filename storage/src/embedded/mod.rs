@@ -139,6 +139,30 @@ impl EmbeddedStore {
         self.inner.db.disk_space().unwrap_or(0)
     }
 
+    /// Writes every bucket's memtable out as a table and waits for it, so that disk
+    /// usage reflects tables rather than the journal.
+    pub fn flush_memtables(&self) -> Result<(), StorageError> {
+        let buckets: Vec<Keyspace> = self.inner.buckets.read().expect("bucket map lock").values().cloned().collect();
+        for bucket in buckets {
+            bucket.rotate_memtable_and_wait().map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// Compacts the bucket holding `time_ns` into one sorted run, now, on this thread;
+    /// ingest into other buckets (and this one) carries on meanwhile.
+    pub fn compact_bucket_at(&self, time_ns: u64) -> Result<(), StorageError> {
+        let bucket = self.inner.bucket(time_ns / self.inner.bucket_width_ns)?;
+        bucket.rotate_memtable_and_wait().map_err(io)?;
+        bucket.major_compact().map_err(io)
+    }
+
+    /// Bytes on disk of the bucket holding `time_ns` (0 if it does not exist).
+    pub fn bucket_disk_space_at(&self, time_ns: u64) -> u64 {
+        let index = time_ns / self.inner.bucket_width_ns;
+        self.inner.buckets.read().expect("bucket map lock").get(&index).map_or(0, Keyspace::disk_space)
+    }
+
     /// Flushes everything to disk; called on graceful shutdown.
     pub fn flush(&self) -> Result<(), StorageError> {
         self.inner.db.persist(fjall::PersistMode::SyncAll).map_err(io)
@@ -174,7 +198,7 @@ impl Inner {
         let mut encoder = schema::SpanEncoder::default();
         for span in &batch.spans {
             let bucket = self.bucket(span.start_ns / self.bucket_width_ns)?;
-            let key = keys::span_key(&batch.tenant, span.trace_id, span.span_id);
+            let key = keys::span_key(&batch.tenant, span.trace_id, &schema::row_id(span));
             tx.insert(&bucket, key, encoder.encode(span));
         }
         for (term, time_ns, trace_id) in schema::postings_of(&batch.spans) {

@@ -1,0 +1,224 @@
+//! Jaeger's `/api/v3` HTTP gateway, which the Jaeger UI uses for search since the
+//! classic search endpoints were removed: OTLP JSON traces, RFC 3339 times, and errors
+//! as `{"error":{"httpCode","message"}}` (`shared/reference/jaeger.md` §3).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+use tracekeeper_model::otlp_json::encode_traces_data;
+use tracekeeper_model::Span;
+
+use crate::engine::{Found, TraceQuery};
+use crate::error::QueryError;
+use crate::jaeger_api::{parse_kind, parse_trace_id};
+use crate::params::Params;
+use crate::predicate::SpanPredicate;
+use crate::QueryState;
+
+const DEFAULT_SEARCH_DEPTH: usize = 100;
+const MAX_SEARCH_DEPTH: usize = 10_000;
+
+pub fn router(state: Arc<QueryState>) -> Router {
+    Router::new()
+        .route("/api/v3/services", get(services))
+        .route("/api/v3/operations", get(operations))
+        .route("/api/v3/traces", get(find_traces))
+        .route("/api/v3/traces/{trace_id}", get(get_trace))
+        .route("/api/v3/trace-summaries", get(trace_summaries))
+        .with_state(state)
+}
+
+/// Wraps a handler result so that errors take the api_v3 shape.
+pub struct V3Result(pub Result<Response, QueryError>);
+
+impl IntoResponse for V3Result {
+    fn into_response(self) -> Response {
+        self.0.unwrap_or_else(QueryError::into_v3_response)
+    }
+}
+
+async fn services(State(state): State<Arc<QueryState>>, headers: HeaderMap) -> V3Result {
+    V3Result(
+        async {
+            let tenant = state.tenant(&headers)?;
+            Ok(Json(json!({ "services": state.engine.services(&tenant).await? })).into_response())
+        }
+        .await,
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OperationJson {
+    name: String,
+    span_kind: &'static str,
+}
+
+async fn operations(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> V3Result {
+    V3Result(
+        async {
+            let tenant = state.tenant(&headers)?;
+            let params = Params::parse(raw.as_deref());
+            let service = params
+                .get("service")
+                .ok_or_else(|| QueryError::BadRequest("parameter 'service' is required".into()))?;
+            let kind = parse_kind(params.get("spanKind"))?;
+            let operations: Vec<OperationJson> = state
+                .engine
+                .operations(&tenant, Some(service))
+                .await?
+                .into_iter()
+                .filter(|o| kind.is_none_or(|k| o.kind == k))
+                .map(|o| OperationJson { name: o.name, span_kind: o.kind.jaeger_name() })
+                .collect();
+            Ok(Json(json!({ "operations": operations })).into_response())
+        }
+        .await,
+    )
+}
+
+fn rfc3339_ns(params: &Params, key: &str) -> Result<u64, QueryError> {
+    let text = params.get(key).ok_or_else(|| QueryError::BadRequest(format!("parameter '{key}' is required")))?;
+    let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
+        QueryError::BadRequest(format!(
+            "parameter '{key}' must be an RFC 3339 time such as 2026-01-02T15:04:05.999Z: {e}"
+        ))
+    })?;
+    time.timestamp_nanos_opt()
+        .and_then(|ns| u64::try_from(ns).ok())
+        .ok_or_else(|| QueryError::BadRequest(format!("parameter '{key}' is out of range")))
+}
+
+/// Parses the `query.*` parameters of `/api/v3/traces` and `/api/v3/trace-summaries`.
+pub fn parse_search(params: &Params) -> Result<TraceQuery, QueryError> {
+    let start_ns = rfc3339_ns(params, "query.startTimeMin")?;
+    let end_ns = rfc3339_ns(params, "query.startTimeMax")?;
+    if start_ns > end_ns {
+        return Err(QueryError::BadRequest("'query.startTimeMin' must not be after 'query.startTimeMax'".into()));
+    }
+    let mut tags = Vec::new();
+    if let Some(text) = params.get("query.attributes") {
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| {
+            QueryError::BadRequest(format!("parameter 'query.attributes' must be a JSON object of strings: {e}"))
+        })?;
+        for (key, value) in map {
+            let value = match value {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            tags.push((key, value));
+        }
+    }
+    let min = params.duration("query.durationMin")?;
+    let max = params.duration("query.durationMax")?;
+    if let (Some(min), Some(max)) = (min, max) {
+        if min > max {
+            return Err(QueryError::BadRequest(
+                "'query.durationMin' must not be greater than 'query.durationMax'".into(),
+            ));
+        }
+    }
+    let depth = params.number::<usize>("query.searchDepth")?.filter(|d| *d > 0).unwrap_or(DEFAULT_SEARCH_DEPTH);
+    Ok(TraceQuery {
+        span: SpanPredicate {
+            service: params.get("query.serviceName").map(String::from),
+            operation: params.get("query.operationName").map(String::from),
+            kind: parse_kind(params.get("query.spanKind"))?,
+            tags,
+            min_duration_ns: min,
+            max_duration_ns: max,
+            ..Default::default()
+        },
+        start_ns,
+        end_ns,
+        min_trace_duration_ns: None,
+        max_trace_duration_ns: None,
+        limit: depth.min(MAX_SEARCH_DEPTH),
+    })
+}
+
+fn no_traces() -> QueryError {
+    QueryError::NotFound("No traces found".into())
+}
+
+async fn search(state: &QueryState, headers: &HeaderMap, raw: Option<&str>) -> Result<Vec<Found>, QueryError> {
+    let tenant = state.tenant(headers)?;
+    let query = parse_search(&Params::parse(raw))?;
+    let found = state.engine.search(&tenant, &query).await?;
+    if found.is_empty() {
+        return Err(no_traces());
+    }
+    Ok(found)
+}
+
+async fn find_traces(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> V3Result {
+    V3Result(
+        async {
+            let found = search(&state, &headers, raw.as_deref()).await?;
+            let spans: Vec<&Span> = found.iter().flat_map(|f| &f.spans).collect();
+            Ok(Json(json!({ "result": encode_traces_data(spans) })).into_response())
+        }
+        .await,
+    )
+}
+
+async fn get_trace(State(state): State<Arc<QueryState>>, headers: HeaderMap, Path(id): Path<String>) -> V3Result {
+    V3Result(
+        async {
+            let tenant = state.tenant(&headers)?;
+            let (spans, _) = state.engine.trace(&tenant, parse_trace_id(&id)?).await?;
+            if spans.is_empty() {
+                return Err(no_traces());
+            }
+            Ok(Json(json!({ "result": encode_traces_data(&spans) })).into_response())
+        }
+        .await,
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    trace_id: String,
+    root_service_name: String,
+    root_operation_name: String,
+    /// 64-bit integers are strings in proto3 JSON.
+    min_start_time_unix_nano: String,
+    max_start_time_unix_nano: String,
+    span_count: usize,
+    error_span_count: usize,
+    services: Vec<String>,
+}
+
+async fn trace_summaries(
+    State(state): State<Arc<QueryState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> V3Result {
+    V3Result(
+        async {
+            let found = search(&state, &headers, raw.as_deref()).await?;
+            let summaries: Vec<Summary> = found
+                .iter()
+                .map(|f| Summary {
+                    trace_id: f.summary.trace_id.to_hex(),
+                    root_service_name: f.summary.root_service.clone(),
+                    root_operation_name: f.summary.root_name.clone(),
+                    min_start_time_unix_nano: f.summary.start_ns.to_string(),
+                    max_start_time_unix_nano: f.spans.iter().map(|s| s.start_ns).max().unwrap_or(0).to_string(),
+                    span_count: f.summary.span_count,
+                    error_span_count: f.summary.error_count,
+                    services: f.summary.services.iter().map(|(s, _, _)| s.clone()).collect(),
+                })
+                .collect();
+            Ok(Json(json!({ "summaries": summaries })).into_response())
+        }
+        .await,
+    )
+}

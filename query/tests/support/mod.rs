@@ -1,0 +1,42 @@
+//! The query APIs served over a real socket, on any backend, with a manual clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tracekeeper_model::Tenancy;
+use tracekeeper_query::{QueryEngine, QueryState};
+use tracekeeper_retention::{ManualClock, RetentionPolicies};
+use tracekeeper_storage::SpanReader;
+
+pub const SEC: u64 = 1_000_000_000;
+
+pub struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    pub async fn start(reader: Arc<dyn SpanReader>, clock: Arc<ManualClock>, retention: Duration) -> Self {
+        let policies = RetentionPolicies { default: retention, ..Default::default() };
+        let engine = QueryEngine::new(reader, Arc::new(policies), clock, 1000);
+        let state = Arc::new(QueryState { engine, tenancy: Tenancy { multi_tenant: false } });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, tracekeeper_query::router(state)).await });
+        Self { base, client: reqwest::Client::new() }
+    }
+
+    /// Status and body; a body that is not JSON comes back as a JSON string.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+/// Now, to the second: CQL TTLs run on the server's clock, so data must be recent.
+pub fn wall_clock_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() * SEC
+}
