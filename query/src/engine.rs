@@ -185,6 +185,18 @@ impl QueryEngine {
     }
 
     pub async fn search(&self, tenant: &str, query: &TraceQuery) -> Result<Vec<Found>, StorageError> {
+        self.search_where(tenant, query, &|_| true).await
+    }
+
+    /// [`Self::search`], keeping only traces that `trace_filter` also accepts (a
+    /// TraceQL query, for instance): `query.span` must hold on a span of every trace
+    /// the filter accepts, since it picks the candidates.
+    pub async fn search_where(
+        &self,
+        tenant: &str,
+        query: &TraceQuery,
+        trace_filter: &(dyn Fn(&[Span]) -> bool + Send + Sync),
+    ) -> Result<Vec<Found>, StorageError> {
         let oldest = query.start_ns.max(self.visible_from(tenant));
         if query.limit == 0 || oldest > query.end_ns {
             return Ok(Vec::new());
@@ -203,7 +215,7 @@ impl QueryEngine {
             if !seen.insert(posting.trace_id) {
                 continue;
             }
-            if let Some(hit) = self.verify(tenant, posting.trace_id, query, oldest).await? {
+            if let Some(hit) = self.verify(tenant, posting.trace_id, query, oldest, trace_filter).await? {
                 let at = found.partition_point(|f| rank(&f.summary) <= rank(&hit.summary));
                 found.insert(at, hit);
                 found.truncate(query.limit);
@@ -218,6 +230,7 @@ impl QueryEngine {
         trace_id: TraceId,
         query: &TraceQuery,
         oldest: u64,
+        trace_filter: &(dyn Fn(&[Span]) -> bool + Send + Sync),
     ) -> Result<Option<Found>, StorageError> {
         let (spans, truncated) = self.trace(tenant, trace_id).await?;
         let span_hit =
@@ -231,6 +244,9 @@ impl QueryEngine {
         if query.min_trace_duration_ns.is_some_and(|min| summary.duration_ns < min)
             || query.max_trace_duration_ns.is_some_and(|max| summary.duration_ns > max)
         {
+            return Ok(None);
+        }
+        if !trace_filter(&spans) {
             return Ok(None);
         }
         Ok(Some(Found { summary, spans, truncated }))

@@ -139,6 +139,10 @@ async fn get_trace(
             if spans.is_empty() {
                 return Err(QueryError::NotFound("trace not found".into()));
             }
+            // Tempo's clients (Grafana) ask for protobuf on this same path.
+            if crate::tempo_api::wants_protobuf(&headers) {
+                return Ok(crate::tempo_api::trace_protobuf(&spans));
+            }
             Ok(envelope(vec![jaeger::to_trace(&spans, state.truncation_warning(truncated))], vec![]))
         }
         .await,

@@ -6,6 +6,7 @@
 //! - [`predicate`]: what a search asks of a span, and the posting lists that cover it.
 //! - [`jaeger_api`]: Jaeger's classic JSON API; [`jaeger_v3`]: Jaeger's `/api/v3`.
 //! - [`zipkin_api`]: Zipkin's v2 query API.
+//! - [`tempo_api`]: Grafana Tempo's API, searching with the [`traceql`] subset.
 //! - [`dependencies`]: the service graph, computed from stored traces.
 //! - [`error`]: the one place where query errors become HTTP responses.
 //!
@@ -19,6 +20,8 @@ pub mod jaeger_api;
 pub mod jaeger_v3;
 pub mod params;
 pub mod predicate;
+pub mod tempo_api;
+pub mod traceql;
 pub mod zipkin_api;
 
 #[cfg(any(test, feature = "testing"))]
@@ -57,5 +60,8 @@ impl QueryState {
 
 /// Every query API on one router.
 pub fn router(state: Arc<QueryState>) -> Router {
-    jaeger_api::router(state.clone()).merge(jaeger_v3::router(state.clone())).merge(zipkin_api::router(state))
+    jaeger_api::router(state.clone())
+        .merge(jaeger_v3::router(state.clone()))
+        .merge(zipkin_api::router(state.clone()))
+        .merge(tempo_api::router(state))
 }

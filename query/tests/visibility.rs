@@ -41,9 +41,15 @@ enum Probe {
     ZipkinRemoteServices,
     ZipkinDependencies,
     ZipkinAutocomplete,
+    TempoTrace,
+    TempoTraceProtobuf,
+    TempoSearchTraceql,
+    TempoSearchTags,
+    TempoTagValues,
+    TempoTagValuesV2,
 }
 
-const PROBES: [Probe; 21] = [
+const PROBES: [Probe; 27] = [
     Probe::JaegerTrace,
     Probe::JaegerMultiGet,
     Probe::JaegerSearchByService,
@@ -65,7 +71,17 @@ const PROBES: [Probe; 21] = [
     Probe::ZipkinRemoteServices,
     Probe::ZipkinDependencies,
     Probe::ZipkinAutocomplete,
+    Probe::TempoTrace,
+    Probe::TempoTraceProtobuf,
+    Probe::TempoSearchTraceql,
+    Probe::TempoSearchTags,
+    Probe::TempoTagValues,
+    Probe::TempoTagValuesV2,
 ];
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
 
 fn rfc3339(us: u64) -> String {
     let time = chrono::DateTime::from_timestamp_micros(us as i64).unwrap();
@@ -104,6 +120,10 @@ impl Probe {
         let zipkin_ids =
             |body: &Value| body.as_array().map_or(vec![], |t| t.iter().map(|t| t[0]["traceId"].clone()).collect());
         let v3_ids = |body: &Value| body.to_string().contains(&format!("\"traceId\":\"{hex}\""));
+        let tempo_window = format!("start={}&end={}", start_us / 1_000_000, end_us / 1_000_000 + 1);
+        let tempo_ids = |body: &Value| {
+            body["traces"].as_array().map_or(vec![], |t| t.iter().map(|t| t["traceID"].clone()).collect())
+        };
         match self {
             Probe::JaegerTrace => api.get(&format!("/api/traces/{hex}")).await.0 == 200,
             Probe::JaegerMultiGet => ids(&api.get(&format!("/api/traces?traceID={hex}")).await.1).contains(&hex),
@@ -175,6 +195,25 @@ impl Probe {
                     .await
                     .1;
                 array_of_strings(&body).contains(&service.to_string())
+            }
+            Probe::TempoTrace => api.get(&format!("/api/v2/traces/{hex}")).await.0 == 200,
+            Probe::TempoTraceProtobuf => api.get_protobuf(&format!("/api/traces/{hex}")).await == 200,
+            Probe::TempoSearchTraceql => {
+                let q = format!("{{ resource.service.name = \"{service}\" }} > {{ name = \"handle\" }}");
+                let path = format!("/api/search?q={}&{tempo_window}", urlencode(&q));
+                tempo_ids(&api.get(&path).await.1).contains(&Value::String(hex.clone()))
+            }
+            Probe::TempoSearchTags => {
+                let path = format!("/api/search?tags={}&{tempo_window}", urlencode(&format!("probe={service}")));
+                tempo_ids(&api.get(&path).await.1).contains(&Value::String(hex.clone()))
+            }
+            Probe::TempoTagValues => {
+                let body = api.get(&format!("/api/search/tag/probe/values?{tempo_window}")).await.1;
+                array_of_strings(&body["tagValues"]).contains(&service.to_string())
+            }
+            Probe::TempoTagValuesV2 => {
+                let body = api.get(&format!("/api/v2/search/tag/resource.service.name/values?{tempo_window}")).await.1;
+                body["tagValues"].as_array().is_some_and(|v| v.iter().any(|v| v["value"] == service))
             }
         }
     }

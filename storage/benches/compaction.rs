@@ -52,7 +52,10 @@ fn batch(rng: &mut Rng, resources: &[Arc<Resource>], scope: &Arc<Scope>, start_n
                 attributes: vec![
                     KeyValue::string("http.method", "GET"),
                     KeyValue::string("http.route", route),
-                    KeyValue::new("http.status_code", AnyValue::Int(if rng.next().is_multiple_of(50) { 500 } else { 200 })),
+                    KeyValue::new(
+                        "http.status_code",
+                        AnyValue::Int(if rng.next().is_multiple_of(50) { 500 } else { 200 }),
+                    ),
                     KeyValue::string("net.peer.name", format!("10.0.{}.{}", rng.next() % 4, rng.next() % 250)),
                     KeyValue::string("user.id", format!("u{}", rng.next() % 100_000)),
                 ],

@@ -36,6 +36,25 @@ impl Api {
     }
 }
 
+impl Api {
+    /// The status of a GET that asks for protobuf, as Grafana's Tempo data source does;
+    /// a 200 must carry a non-empty protobuf body.
+    pub async fn get_protobuf(&self, path: &str) -> u16 {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("accept", "application/protobuf")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let is_protobuf = response.headers().get("content-type").is_some_and(|v| v == "application/protobuf");
+        let body = response.bytes().await.unwrap();
+        assert!(status != 200 || (is_protobuf && !body.is_empty()), "a 200 must be protobuf");
+        status
+    }
+}
+
 /// Now, to the second: CQL TTLs run on the server's clock, so data must be recent.
 pub fn wall_clock_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() * SEC

@@ -1,0 +1,400 @@
+//! Grafana Tempo's HTTP API, so that Grafana's Tempo data source works: trace by id
+//! (OTLP JSON, or protobuf on `Accept: application/protobuf`), search with TraceQL,
+//! tag names and values (`shared/reference/zipkin-tempo-quickwit.md` §1). Errors are
+//! plain text, as Tempo's are.
+//!
+//! `GET /api/traces/{id}` is also Jaeger's path: JSON there keeps Jaeger's shape, and
+//! Tempo clients get Tempo's through `Accept: application/protobuf` (what Grafana
+//! sends) or `/api/v2/traces/{id}`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tracekeeper_model::otlp::{to_resource_spans, value_to_proto};
+use tracekeeper_model::otlp_json::encode_traces_data;
+use tracekeeper_model::{AnyValue, Span};
+use tracekeeper_storage::IndexTerm;
+
+use crate::engine::{Found, TraceQuery};
+use crate::error::{QueryError, TextResult};
+use crate::jaeger_api::parse_trace_id;
+use crate::params::Params;
+use crate::predicate::SpanPredicate;
+use crate::traceql::{self, Field, TraceView};
+use crate::QueryState;
+
+const DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 10_000;
+const DEFAULT_SPSS: usize = 3;
+/// Without `start`/`end`, search and tag listings cover the last day.
+const DEFAULT_WINDOW_NS: u64 = 86_400_000_000_000;
+/// Most traces read to list tag names and values.
+const LISTING_TRACES: usize = 1_000;
+const INTRINSICS: [&str; 8] =
+    ["duration", "kind", "name", "rootName", "rootServiceName", "status", "statusMessage", "traceDuration"];
+
+pub fn router(state: Arc<QueryState>) -> Router {
+    Router::new()
+        .route("/api/echo", get(|| async { "echo" }))
+        .route("/api/v2/traces/{trace_id}", get(trace_v2))
+        .route("/api/search", get(search))
+        .route("/api/search/tags", get(tags))
+        .route("/api/v2/search/tags", get(tags_v2))
+        .route("/api/search/tag/{tag}/values", get(tag_values))
+        .route("/api/v2/search/tag/{tag}/values", get(tag_values_v2))
+        .with_state(state)
+}
+
+/// Tempo's `Trace` message: the same wire format as OTLP `TracesData`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct TempoTrace {
+    #[prost(message, repeated, tag = "1")]
+    resource_spans: Vec<opentelemetry_proto::tonic::trace::v1::ResourceSpans>,
+}
+
+/// Tempo's `TraceByIDResponse` (metrics, field 2, left out).
+#[derive(Clone, PartialEq, prost::Message)]
+struct TraceByIdResponse {
+    #[prost(message, optional, tag = "1")]
+    trace: Option<TempoTrace>,
+    /// COMPLETE = 0, PARTIAL = 1.
+    #[prost(int32, tag = "3")]
+    status: i32,
+    #[prost(string, tag = "4")]
+    message: String,
+}
+
+pub fn wants_protobuf(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/protobuf"))
+}
+
+fn protobuf(message: &impl prost::Message) -> Response {
+    ([(header::CONTENT_TYPE, "application/protobuf")], message.encode_to_vec()).into_response()
+}
+
+/// `GET /api/traces/{id}` with `Accept: application/protobuf`: Tempo's `Trace`.
+pub fn trace_protobuf(spans: &[Span]) -> Response {
+    protobuf(&TempoTrace { resource_spans: to_resource_spans(spans) })
+}
+
+async fn trace_v2(State(state): State<Arc<QueryState>>, headers: HeaderMap, Path(id): Path<String>) -> TextResult {
+    TextResult(
+        async {
+            let tenant = state.tenant(&headers)?;
+            let (spans, truncated) = state.engine.trace(&tenant, parse_trace_id(&id)?).await?;
+            if spans.is_empty() {
+                return Err(QueryError::NotFound("trace not found".into()));
+            }
+            let message = state.truncation_warning(truncated).join("; ");
+            if wants_protobuf(&headers) {
+                let trace = Some(TempoTrace { resource_spans: to_resource_spans(&spans) });
+                return Ok(protobuf(&TraceByIdResponse { trace, status: i32::from(truncated), message }));
+            }
+            let status = if truncated { "PARTIAL" } else { "COMPLETE" };
+            let mut body = json!({ "trace": encode_traces_data(&spans), "status": status });
+            if truncated {
+                body["message"] = Value::String(message);
+            }
+            Ok(Json(body).into_response())
+        }
+        .await,
+    )
+}
+
+/// `[start, end]` from epoch-second parameters, else the last day.
+fn window(params: &Params, now_ns: u64) -> Result<(u64, u64), QueryError> {
+    let seconds = |key: &str| -> Result<Option<u64>, QueryError> {
+        Ok(params.number::<u64>(key)?.map(|s| s.saturating_mul(1_000_000_000)))
+    };
+    let end = seconds("end")?.unwrap_or(now_ns);
+    let start = seconds("start")?.unwrap_or(end.saturating_sub(DEFAULT_WINDOW_NS));
+    if start > end {
+        return Err(QueryError::BadRequest("parameter 'start' must not be after 'end'".into()));
+    }
+    Ok((start, end))
+}
+
+fn parse_traceql(text: &str) -> Result<traceql::Query, QueryError> {
+    traceql::parse(text).map_err(QueryError::BadRequest)
+}
+
+/// `tags=key=value key2="a b"` (logfmt) as span conditions.
+fn parse_logfmt(text: &str, predicate: &mut SpanPredicate) -> Result<(), QueryError> {
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=').ok_or_else(|| {
+            QueryError::BadRequest(format!("parameter 'tags' must be logfmt key=value pairs, got {rest:?}"))
+        })?;
+        let (value, after) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let end =
+                    quoted.find('"').ok_or_else(|| QueryError::BadRequest("unterminated quote in 'tags'".into()))?;
+                (&quoted[..end], &quoted[end + 1..])
+            }
+            None => after.split_once(' ').unwrap_or((after, "")),
+        };
+        match key.trim() {
+            "service.name" => predicate.service = Some(value.to_string()),
+            "name" => predicate.operation = Some(value.to_string()),
+            key => predicate.tags.push((key.to_string(), value.to_string())),
+        }
+        rest = after.trim_start();
+    }
+    Ok(())
+}
+
+fn kv_json(key: &str, value: &AnyValue) -> Value {
+    json!({ "key": key, "value": serde_json::to_value(value_to_proto(value)).unwrap_or(Value::Null) })
+}
+
+/// The attributes the query reads that `span` has, as OTLP JSON key-values.
+fn matched_attributes(span: &Span, fields: &[&Field]) -> Vec<Value> {
+    let mut out = BTreeMap::new();
+    for field in fields {
+        let (attrs, key) = match field {
+            Field::SpanAttr(k) => (&span.attributes, k),
+            Field::ResourceAttr(k) => (&span.resource.attributes, k),
+            Field::AnyAttr(k) => (&span.attributes, k),
+            _ => continue,
+        };
+        let found = attrs.iter().find(|kv| kv.key == *key).or_else(|| match field {
+            Field::AnyAttr(k) => span.resource.attributes.iter().find(|kv| kv.key == *k),
+            _ => None,
+        });
+        if let Some(kv) = found {
+            out.entry(kv.key.clone()).or_insert_with(|| kv_json(&kv.key, &kv.value));
+        }
+    }
+    out.into_values().collect()
+}
+
+fn trace_json(found: &Found, matched: &[usize], fields: &[&Field], spss: usize) -> Value {
+    let spans: Vec<Value> = matched
+        .iter()
+        .take(spss)
+        .map(|&i| {
+            let span = &found.spans[i];
+            json!({
+                "spanID": span.span_id.to_hex(),
+                "name": span.name,
+                "startTimeUnixNano": span.start_ns.to_string(),
+                "durationNanos": span.duration_ns().to_string(),
+                "attributes": matched_attributes(span, fields),
+            })
+        })
+        .collect();
+    let span_set = json!({ "spans": spans, "matched": matched.len() });
+    let stats: BTreeMap<&str, Value> = found
+        .summary
+        .services
+        .iter()
+        .map(|(service, spans, errors)| (service.as_str(), json!({ "spanCount": spans, "errorCount": errors })))
+        .collect();
+    json!({
+        "traceID": found.summary.trace_id.to_hex(),
+        "rootServiceName": found.summary.root_service,
+        "rootTraceName": found.summary.root_name,
+        "startTimeUnixNano": found.summary.start_ns.to_string(),
+        "durationMs": found.summary.duration_ns / 1_000_000,
+        "spanSet": span_set,
+        "spanSets": [span_set],
+        "serviceStats": stats,
+    })
+}
+
+async fn search(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> TextResult {
+    TextResult(
+        async {
+            let tenant = state.tenant(&headers)?;
+            let params = Params::parse(raw.as_deref());
+            let (start_ns, end_ns) = window(&params, state.engine.now_ns())?;
+            let traceql = params.get("q").map(parse_traceql).transpose()?;
+            let mut span = traceql.as_ref().map(traceql::Query::hint).unwrap_or_default();
+            if traceql.is_none() {
+                if let Some(tags) = params.get("tags") {
+                    parse_logfmt(tags, &mut span)?;
+                }
+            }
+            let limit = params.number::<usize>("limit")?.filter(|l| *l > 0).unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+            let spss = params.number::<usize>("spss")?.filter(|s| *s > 0).unwrap_or(DEFAULT_SPSS);
+            let query = TraceQuery {
+                span: span.clone(),
+                start_ns,
+                end_ns,
+                min_trace_duration_ns: params.duration("minDuration")?,
+                max_trace_duration_ns: params.duration("maxDuration")?,
+                limit,
+            };
+            let matches = |spans: &[Span]| -> Vec<usize> {
+                match (&traceql, TraceView::new(spans)) {
+                    (Some(q), Some(view)) => q.matches(&view),
+                    (Some(_), None) => Vec::new(),
+                    (None, _) => (0..spans.len()).filter(|&i| span.matches(&spans[i])).collect(),
+                }
+            };
+            let found = state.engine.search_where(&tenant, &query, &|spans| !matches(spans).is_empty()).await?;
+            let fields = traceql.as_ref().map(traceql::Query::fields).unwrap_or_default();
+            let traces: Vec<Value> = found.iter().map(|f| trace_json(f, &matches(&f.spans), &fields, spss)).collect();
+            let metrics = json!({ "inspectedTraces": traces.len(), "completedJobs": 1, "totalJobs": 1 });
+            Ok(Json(json!({ "traces": traces, "metrics": metrics })).into_response())
+        }
+        .await,
+    )
+}
+
+/// Keys seen on recent spans, by scope.
+async fn recent_keys(
+    state: &QueryState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<[BTreeSet<String>; 2], QueryError> {
+    let tenant = state.tenant(headers)?;
+    let (start, end) = window(params, state.engine.now_ns())?;
+    let traces = state.engine.traces_in(&tenant, IndexTerm::All, start, end, LISTING_TRACES).await?;
+    let (mut span_keys, mut resource_keys) = (BTreeSet::new(), BTreeSet::new());
+    for span in traces.iter().flatten() {
+        span_keys.extend(span.attributes.iter().map(|kv| kv.key.clone()));
+        resource_keys.extend(span.resource.attributes.iter().map(|kv| kv.key.clone()));
+    }
+    Ok([span_keys, resource_keys])
+}
+
+fn scope_param(params: &Params) -> Result<Option<&str>, QueryError> {
+    match params.get("scope") {
+        None | Some("all" | "none") => Ok(None),
+        Some(s @ ("span" | "resource" | "intrinsic")) => Ok(Some(s)),
+        Some(other) => Err(QueryError::BadRequest(format!(
+            "scope {other:?} is not supported: use span, resource, intrinsic or all"
+        ))),
+    }
+}
+
+async fn tags(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> TextResult {
+    TextResult(
+        async {
+            let params = Params::parse(raw.as_deref());
+            let scope = scope_param(&params)?;
+            let [span_keys, resource_keys] = recent_keys(&state, &headers, &params).await?;
+            let mut names = BTreeSet::new();
+            if scope.is_none_or(|s| s == "span") {
+                names.extend(span_keys);
+            }
+            if scope.is_none_or(|s| s == "resource") {
+                names.extend(resource_keys);
+            }
+            if scope == Some("intrinsic") {
+                names.extend(INTRINSICS.iter().map(|s| s.to_string()));
+            }
+            Ok(Json(json!({ "tagNames": names, "metrics": { "inspectedBytes": "0" } })).into_response())
+        }
+        .await,
+    )
+}
+
+async fn tags_v2(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> TextResult {
+    TextResult(
+        async {
+            let params = Params::parse(raw.as_deref());
+            let scope = scope_param(&params)?;
+            let [span_keys, resource_keys] = recent_keys(&state, &headers, &params).await?;
+            let intrinsics: BTreeSet<String> = INTRINSICS.iter().map(|s| s.to_string()).collect();
+            let scopes: Vec<Value> = [("resource", resource_keys), ("span", span_keys), ("intrinsic", intrinsics)]
+                .into_iter()
+                .filter(|(name, _)| scope.is_none_or(|s| s == *name))
+                .map(|(name, tags)| json!({ "name": name, "tags": tags }))
+                .collect();
+            Ok(Json(json!({ "scopes": scopes, "metrics": { "inspectedBytes": "0" } })).into_response())
+        }
+        .await,
+    )
+}
+
+/// A value as Tempo's v2 tag values list it: (type, text).
+fn typed(value: &AnyValue) -> (&'static str, String) {
+    match value {
+        AnyValue::String(s) => ("string", s.clone()),
+        AnyValue::Int(i) => ("int", i.to_string()),
+        AnyValue::Double(d) => ("float", d.to_string()),
+        AnyValue::Bool(b) => ("bool", b.to_string()),
+        other => ("string", tracekeeper_model::jaeger::value_to_text(other)),
+    }
+}
+
+/// Values of a TraceQL identifier on the spans of recent traces that `q` selects.
+async fn values_of(
+    state: &QueryState,
+    headers: &HeaderMap,
+    params: &Params,
+    field: &Field,
+) -> Result<BTreeSet<(&'static str, String)>, QueryError> {
+    let tenant = state.tenant(headers)?;
+    let (start, end) = window(params, state.engine.now_ns())?;
+    let filter = params.get("q").map(parse_traceql).transpose()?;
+    let traces = state.engine.traces_in(&tenant, IndexTerm::All, start, end, LISTING_TRACES).await?;
+    let mut out = BTreeSet::new();
+    for spans in &traces {
+        let Some(view) = TraceView::new(spans) else { continue };
+        let selected: Vec<usize> = match &filter {
+            Some(q) => q.matches(&view),
+            None => (0..spans.len()).collect(),
+        };
+        for span in selected.into_iter().map(|i| &spans[i]) {
+            let attr = |attrs: &[tracekeeper_model::KeyValue], key: &str| {
+                attrs.iter().find(|kv| kv.key == key).map(|kv| typed(&kv.value))
+            };
+            let value = match field {
+                Field::SpanAttr(k) => attr(&span.attributes, k),
+                Field::ResourceAttr(k) => attr(&span.resource.attributes, k),
+                Field::AnyAttr(k) => attr(&span.attributes, k).or_else(|| attr(&span.resource.attributes, k)),
+                Field::Name => Some(("string", span.name.clone())),
+                Field::Status => Some(("keyword", format!("{:?}", span.status.code).to_lowercase())),
+                Field::Kind => Some(("keyword", format!("{:?}", span.kind).to_lowercase())),
+                Field::StatusMessage => Some(("string", span.status.message.clone())).filter(|(_, m)| !m.is_empty()),
+                _ => return Err(QueryError::BadRequest(format!("tag values are not listed for {field:?}"))),
+            };
+            out.extend(value);
+        }
+    }
+    Ok(out)
+}
+
+async fn tag_values(
+    State(state): State<Arc<QueryState>>,
+    headers: HeaderMap,
+    Path(tag): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> TextResult {
+    TextResult(
+        async {
+            let params = Params::parse(raw.as_deref());
+            let values = values_of(&state, &headers, &params, &Field::AnyAttr(tag)).await?;
+            let values: BTreeSet<String> = values.into_iter().map(|(_, v)| v).collect();
+            Ok(Json(json!({ "tagValues": values })).into_response())
+        }
+        .await,
+    )
+}
+
+async fn tag_values_v2(
+    State(state): State<Arc<QueryState>>,
+    headers: HeaderMap,
+    Path(tag): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> TextResult {
+    TextResult(
+        async {
+            let params = Params::parse(raw.as_deref());
+            let field = traceql::parse_field(&tag).map_err(QueryError::BadRequest)?;
+            let values = values_of(&state, &headers, &params, &field).await?;
+            let values: Vec<Value> = values.into_iter().map(|(t, v)| json!({ "type": t, "value": v })).collect();
+            Ok(Json(json!({ "tagValues": values, "metrics": { "inspectedBytes": "0" } })).into_response())
+        }
+        .await,
+    )
+}

@@ -1,0 +1,355 @@
+//! A lexer and recursive-descent parser for the TraceQL subset. Anything outside the
+//! subset is refused with an error that names the construct.
+
+use tracekeeper_model::{SpanKind, StatusCode};
+
+use super::{Cond, Field, Literal, Op, Query, Spanset};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    LBrace,
+    RBrace,
+    LParen,
+    RParen,
+    Pipe,
+    And,
+    Or,
+    Op(Op),
+    /// `>` and `>>` between spansets (also `>` as a comparison inside one).
+    Gt,
+    Descendant,
+    Word(String),
+    Str(String),
+    Number(String),
+}
+
+fn unsupported(what: &str) -> String {
+    format!("TraceQL: {what} is not supported (supported: spansets {{ }} with span., resource., .attr and intrinsics, = != > >= < <= =~ !~, && || inside and between spansets, >> and >, | count())")
+}
+
+fn lex(text: &str) -> Result<Vec<Token>, String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    let two = |i: usize| chars.get(i..i + 2).map(|c| c.iter().collect::<String>()).unwrap_or_default();
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let pair = two(i);
+        let (token, len) = match pair.as_str() {
+            "&&" => (Token::And, 2),
+            "||" => (Token::Or, 2),
+            ">>" => (Token::Descendant, 2),
+            ">=" => (Token::Op(Op::Ge), 2),
+            "<=" => (Token::Op(Op::Le), 2),
+            "!=" => (Token::Op(Op::Ne), 2),
+            "=~" => (Token::Op(Op::Re), 2),
+            "!~" => (Token::Op(Op::NotRe), 2),
+            "<<" => return Err(unsupported("the ancestor operator '<<'")),
+            "&>" => return Err(unsupported("the union structural operators ('&>>', '&>', ...)")),
+            "&<" | "&~" => return Err(unsupported("the union structural operators ('&<<', '&<', '&~')")),
+            "!>" | "!<" => return Err(unsupported("negated structural operators ('!>>', '!>', ...)")),
+            _ => match c {
+                '{' => (Token::LBrace, 1),
+                '}' => (Token::RBrace, 1),
+                '(' => (Token::LParen, 1),
+                ')' => (Token::RParen, 1),
+                '|' => (Token::Pipe, 1),
+                '=' => (Token::Op(Op::Eq), 1),
+                '>' => (Token::Gt, 1),
+                '<' => (Token::Op(Op::Lt), 1),
+                '~' => return Err(unsupported("the sibling operator '~'")),
+                '+' | '*' | '/' | '%' | '^' => return Err(unsupported(&format!("arithmetic ('{c}')"))),
+                '"' | '`' => {
+                    let (s, len) = string(&chars[i..])?;
+                    (Token::Str(s), len)
+                }
+                c if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) => {
+                    let len = 1 + chars[i + 1..].iter().take_while(|c| c.is_alphanumeric() || **c == '.').count();
+                    (Token::Number(chars[i..i + len].iter().collect()), len)
+                }
+                '-' => return Err(unsupported("arithmetic ('-')")),
+                _ => {
+                    let len =
+                        chars[i..].iter().take_while(|c| !c.is_whitespace() && !"{}()=!<>~&|\"`".contains(**c)).count();
+                    if len == 0 {
+                        return Err(format!("TraceQL: unexpected character {c:?} at {i}"));
+                    }
+                    (Token::Word(chars[i..i + len].iter().collect()), len)
+                }
+            },
+        };
+        tokens.push(token);
+        i += len;
+    }
+    Ok(tokens)
+}
+
+/// A quoted string starting at `chars[0]`, with Go-style escapes in double quotes.
+fn string(chars: &[char]) -> Result<(String, usize), String> {
+    let quote = chars[0];
+    let mut out = String::new();
+    let mut i = 1;
+    while let Some(&c) = chars.get(i) {
+        match c {
+            c if c == quote => return Ok((out, i + 1)),
+            '\\' if quote == '"' => {
+                let escaped = chars.get(i + 1).ok_or("TraceQL: unterminated string")?;
+                out.push(match escaped {
+                    'n' => '\n',
+                    't' => '\t',
+                    other => *other,
+                });
+                i += 2;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Err("TraceQL: unterminated string".into())
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.at).cloned();
+        self.at += 1;
+        token
+    }
+
+    fn expect(&mut self, want: Token, context: &str) -> Result<(), String> {
+        match self.next() {
+            Some(t) if t == want => Ok(()),
+            Some(t) => Err(format!("TraceQL: expected {context}, found {t:?}")),
+            None => Err(format!("TraceQL: expected {context}, found the end of the query")),
+        }
+    }
+
+    /// `||` binds loosest, then `&&`, then the structural `>` and `>>`.
+    fn spanset_or(&mut self) -> Result<Spanset, String> {
+        let mut left = self.spanset_and()?;
+        while self.peek() == Some(&Token::Or) {
+            self.next();
+            left = Spanset::Or(Box::new(left), Box::new(self.spanset_and()?));
+        }
+        Ok(left)
+    }
+
+    fn spanset_and(&mut self) -> Result<Spanset, String> {
+        let mut left = self.spanset_structural()?;
+        while self.peek() == Some(&Token::And) {
+            self.next();
+            left = Spanset::And(Box::new(left), Box::new(self.spanset_structural()?));
+        }
+        Ok(left)
+    }
+
+    fn spanset_structural(&mut self) -> Result<Spanset, String> {
+        let mut left = self.spanset_primary()?;
+        loop {
+            match self.peek() {
+                Some(Token::Gt) => {
+                    self.next();
+                    left = Spanset::Child(Box::new(left), Box::new(self.spanset_primary()?));
+                }
+                Some(Token::Descendant) => {
+                    self.next();
+                    left = Spanset::Descendant(Box::new(left), Box::new(self.spanset_primary()?));
+                }
+                Some(Token::Op(Op::Lt)) => return Err(unsupported("the parent operator '<'")),
+                _ => return Ok(left),
+            }
+        }
+    }
+
+    fn spanset_primary(&mut self) -> Result<Spanset, String> {
+        match self.next() {
+            Some(Token::LBrace) => {
+                if self.peek() == Some(&Token::RBrace) {
+                    self.next();
+                    return Ok(Spanset::Filter(Cond::True));
+                }
+                let cond = self.cond_or()?;
+                self.expect(Token::RBrace, "'}' closing the spanset")?;
+                Ok(Spanset::Filter(cond))
+            }
+            Some(Token::LParen) => {
+                let inner = self.spanset_or()?;
+                self.expect(Token::RParen, "')'")?;
+                Ok(inner)
+            }
+            Some(Token::Word(w)) if w.starts_with(|c: char| c.is_ascii_alphabetic()) => {
+                Err(unsupported(&format!("'{w}' outside a spanset (metrics and aggregates start with '{{ }} |')")))
+            }
+            Some(t) => Err(format!("TraceQL: expected a spanset '{{ ... }}', found {t:?}")),
+            None => Err("TraceQL: expected a spanset '{ ... }', found the end of the query".into()),
+        }
+    }
+
+    fn cond_or(&mut self) -> Result<Cond, String> {
+        let mut left = self.cond_and()?;
+        while self.peek() == Some(&Token::Or) {
+            self.next();
+            left = Cond::Or(Box::new(left), Box::new(self.cond_and()?));
+        }
+        Ok(left)
+    }
+
+    fn cond_and(&mut self) -> Result<Cond, String> {
+        let mut left = self.cond_primary()?;
+        while self.peek() == Some(&Token::And) {
+            self.next();
+            left = Cond::And(Box::new(left), Box::new(self.cond_primary()?));
+        }
+        Ok(left)
+    }
+
+    fn cond_primary(&mut self) -> Result<Cond, String> {
+        if self.peek() == Some(&Token::LParen) {
+            self.next();
+            let inner = self.cond_or()?;
+            self.expect(Token::RParen, "')'")?;
+            return Ok(inner);
+        }
+        let field = match self.next() {
+            Some(Token::Word(w)) => field(&w)?,
+            Some(t) => return Err(format!("TraceQL: expected an attribute or intrinsic, found {t:?}")),
+            None => return Err("TraceQL: expected a condition, found the end of the query".into()),
+        };
+        let op = match self.next() {
+            Some(Token::Op(op)) => op,
+            Some(Token::Gt) => Op::Gt,
+            Some(t) => return Err(format!("TraceQL: expected a comparison operator after {field:?}, found {t:?}")),
+            None => return Err(format!("TraceQL: {field:?} needs a comparison such as = \"value\"")),
+        };
+        let value = match self.next() {
+            Some(Token::Str(s)) => Literal::Str(s),
+            Some(Token::Number(n)) => number(&n)?,
+            Some(Token::Word(w)) => word_literal(&w)?,
+            Some(t) => return Err(format!("TraceQL: expected a value after {op:?}, found {t:?}")),
+            None => return Err("TraceQL: expected a value, found the end of the query".into()),
+        };
+        Cond::compare(field, op, value)
+    }
+
+    fn pipeline(&mut self) -> Result<Option<(Op, i64)>, String> {
+        let mut count = None;
+        while self.peek() == Some(&Token::Pipe) {
+            self.next();
+            match self.next() {
+                Some(Token::Word(w)) if w == "count" => {}
+                Some(Token::Word(w)) => return Err(unsupported(&format!("the pipeline function '{w}()'"))),
+                other => return Err(format!("TraceQL: expected count() after '|', found {other:?}")),
+            }
+            self.expect(Token::LParen, "'(' after count")?;
+            self.expect(Token::RParen, "')': count() takes no argument")?;
+            let op = match self.next() {
+                Some(Token::Op(op)) if !matches!(op, Op::Re | Op::NotRe) => op,
+                Some(Token::Gt) => Op::Gt,
+                other => return Err(format!("TraceQL: expected a comparison after count(), found {other:?}")),
+            };
+            let n = match self.next() {
+                Some(Token::Number(n)) => {
+                    n.parse::<i64>().map_err(|_| format!("TraceQL: count() compares to an integer, not {n}"))?
+                }
+                other => return Err(format!("TraceQL: expected an integer after count() {op:?}, found {other:?}")),
+            };
+            if count.replace((op, n)).is_some() {
+                return Err(unsupported("more than one count() stage"));
+            }
+        }
+        Ok(count)
+    }
+}
+
+/// A field as written in a query: `span.key`, `resource.key`, `.key` or an intrinsic.
+pub fn parse_field(word: &str) -> Result<Field, String> {
+    field(word)
+}
+
+fn field(word: &str) -> Result<Field, String> {
+    for (scope, what) in [("event.", "event"), ("link.", "link"), ("instrumentation.", "instrumentation")] {
+        if word.starts_with(scope) {
+            return Err(unsupported(&format!("the {what} scope ('{word}')")));
+        }
+    }
+    if let Some(key) = word.strip_prefix("span.") {
+        return Ok(Field::SpanAttr(key.to_string()));
+    }
+    if let Some(key) = word.strip_prefix("resource.") {
+        return Ok(Field::ResourceAttr(key.to_string()));
+    }
+    if let Some(key) = word.strip_prefix('.') {
+        return Ok(Field::AnyAttr(key.to_string()));
+    }
+    Ok(match word {
+        "name" | "span:name" => Field::Name,
+        "status" | "span:status" => Field::Status,
+        "statusMessage" | "span:statusMessage" => Field::StatusMessage,
+        "kind" | "span:kind" => Field::Kind,
+        "duration" | "span:duration" => Field::Duration,
+        "traceDuration" | "trace:duration" => Field::TraceDuration,
+        "rootServiceName" | "trace:rootService" => Field::RootService,
+        "rootName" | "trace:rootName" => Field::RootName,
+        "nil" => return Err(unsupported("nil")),
+        w if w.contains(':') => return Err(unsupported(&format!("the intrinsic '{w}'"))),
+        w => return Err(format!("TraceQL: unknown field '{w}': scope attributes as span.{w}, resource.{w} or .{w}")),
+    })
+}
+
+fn number(text: &str) -> Result<Literal, String> {
+    if let Ok(i) = text.parse::<i64>() {
+        return Ok(Literal::Int(i));
+    }
+    if let Ok(f) = text.parse::<f64>() {
+        return Ok(Literal::Float(f));
+    }
+    crate::duration::parse_go_duration(text).map(Literal::Duration).map_err(|e| format!("TraceQL: {e}"))
+}
+
+fn word_literal(word: &str) -> Result<Literal, String> {
+    Ok(match word {
+        "true" => Literal::Bool(true),
+        "false" => Literal::Bool(false),
+        "error" => Literal::Status(StatusCode::Error),
+        "ok" => Literal::Status(StatusCode::Ok),
+        "unset" => Literal::Status(StatusCode::Unset),
+        "server" => Literal::Kind(SpanKind::Server),
+        "client" => Literal::Kind(SpanKind::Client),
+        "producer" => Literal::Kind(SpanKind::Producer),
+        "consumer" => Literal::Kind(SpanKind::Consumer),
+        "internal" => Literal::Kind(SpanKind::Internal),
+        "unspecified" => Literal::Kind(SpanKind::Unspecified),
+        "nil" => return Err(unsupported("nil")),
+        w => return Err(format!("TraceQL: {w:?} is not a value: quote strings, as in \"{w}\"")),
+    })
+}
+
+pub fn parse(text: &str) -> Result<Query, String> {
+    let mut parser = Parser { tokens: lex(text)?, at: 0 };
+    if parser.tokens.is_empty() {
+        return Ok(Query { root: Spanset::Filter(Cond::True), count: None });
+    }
+    let root = parser.spanset_or()?;
+    let count = parser.pipeline()?;
+    if let Some(t) = parser.peek() {
+        return Err(match t {
+            Token::Word(w) if w == "with" => unsupported("query hints ('with (...)')"),
+            t => format!("TraceQL: unexpected {t:?} after the query"),
+        });
+    }
+    Ok(Query { root, count })
+}
