@@ -68,13 +68,7 @@ pub struct Annotation {
 const LOCAL_KEYS: [&str; 3] = ["net.host.ip", "net.host.ipv6", "net.host.port"];
 const REMOTE_KEYS: [&str; 4] = ["peer.service", "net.peer.ip", "net.peer.ipv6", "net.peer.port"];
 const DEBUG_KEY: &str = "zipkin.debug";
-pub const SHARED_KEY: &str = "zipkin.shared";
-
-/// Is this the server half of a Zipkin span shared with its client (same span id)?
-/// Storage keeps both halves, so it must tell them apart.
-pub fn is_shared(span: &Span) -> bool {
-    span.attributes.iter().any(|kv| kv.key == SHARED_KEY && kv.value == AnyValue::Bool(true))
-}
+const SHARED_KEY: &str = "zipkin.shared";
 
 /// Parses a `POST /api/v2/spans` JSON body. A body that is not a JSON list of spans is
 /// an error; a span with bad ids or no timestamp is rejected on its own.

@@ -197,7 +197,7 @@ impl Probe {
                 array_of_strings(&body).contains(&service.to_string())
             }
             Probe::TempoTrace => api.get(&format!("/api/v2/traces/{hex}")).await.0 == 200,
-            Probe::TempoTraceProtobuf => api.get_protobuf(&format!("/api/traces/{hex}")).await == 200,
+            Probe::TempoTraceProtobuf => api.get_protobuf(&format!("/api/traces/{hex}")).await.0 == 200,
             Probe::TempoSearchTraceql => {
                 let q = format!("{{ resource.service.name = \"{service}\" }} > {{ name = \"handle\" }}");
                 let path = format!("/api/search?q={}&{tempo_window}", urlencode(&q));

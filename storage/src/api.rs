@@ -110,7 +110,7 @@ pub trait SpanReader: Send + Sync {
     fn catalog_bucket_ns(&self) -> u64;
 
     /// Distinct operations (of one service, or of all), with the same time rule as
-    /// [`Self::services`], sorted.
+    /// [`Self::services`], sorted by [`Operation`]'s order (service, name, kind).
     async fn operations(
         &self,
         tenant: &str,

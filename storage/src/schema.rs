@@ -217,11 +217,14 @@ pub fn terms_of(span: &Span) -> impl Iterator<Item = TermRef<'_>> + '_ {
     fixed.into_iter().chain(attrs)
 }
 
-/// A stored span's identity within its trace: the span id, plus a marker byte for the
-/// server half of a Zipkin shared span, which carries its client's span id.
+/// A stored span's identity within its trace: the span id, plus a marker byte for
+/// server spans. Zipkin tracers often report an RPC's client and server halves under
+/// one span id (shared spans, not all of them flagged `shared`); the marker keeps both
+/// halves. OTLP span ids are unique within a trace, so for OTLP data the marker never
+/// merges or splits spans.
 pub fn row_id(span: &Span) -> Vec<u8> {
     let mut id = span.span_id.0.to_vec();
-    if tracekeeper_model::zipkin::is_shared(span) {
+    if span.kind == tracekeeper_model::SpanKind::Server {
         id.push(1);
     }
     id

@@ -37,9 +37,9 @@ impl Api {
 }
 
 impl Api {
-    /// The status of a GET that asks for protobuf, as Grafana's Tempo data source does;
-    /// a 200 must carry a non-empty protobuf body.
-    pub async fn get_protobuf(&self, path: &str) -> u16 {
+    /// Status and body of a GET that asks for protobuf, as Grafana's Tempo data source
+    /// does; a 200 must carry a non-empty protobuf body.
+    pub async fn get_protobuf(&self, path: &str) -> (u16, Vec<u8>) {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
@@ -51,7 +51,7 @@ impl Api {
         let is_protobuf = response.headers().get("content-type").is_some_and(|v| v == "application/protobuf");
         let body = response.bytes().await.unwrap();
         assert!(status != 200 || (is_protobuf && !body.is_empty()), "a 200 must be protobuf");
-        status
+        (status, body.to_vec())
     }
 }
 

@@ -359,11 +359,13 @@ impl SpanReader for EmbeddedStore {
     ) -> Result<Vec<Operation>, StorageError> {
         let tenant = tenant.to_string();
         let catalog = blocking(&self.inner, move |inner| inner.catalog_sync(&tenant, since_ns)).await?;
-        Ok(catalog
+        let mut operations: Vec<Operation> = catalog
             .into_iter()
             .filter(|(s, _, _)| service.is_none_or(|want| want == s))
             .map(|(service, kind, name)| Operation { service, name, kind })
-            .collect())
+            .collect();
+        operations.sort();
+        Ok(operations)
     }
 }
 
