@@ -7,12 +7,15 @@
 
 pub mod kafka;
 pub mod status;
+pub mod trace_limit;
 
 use std::sync::Arc;
 
 use tracekeeper_model::Span;
 use tracekeeper_retention::{Clock, RetentionPolicies, Watermarks};
-use tracekeeper_storage::{SpanWriter, StorageError, WriteBatch};
+use tracekeeper_storage::{SpanReader, SpanWriter, StorageError, WriteBatch};
+
+use crate::trace_limit::TraceLimit;
 
 /// What happened to a batch that was indexed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -34,11 +37,18 @@ pub struct Indexer {
     clock: Arc<dyn Clock>,
     /// The retention worker's "expired before" marks: a policy shortened elsewhere.
     watermarks: Watermarks,
+    trace_limit: Option<TraceLimit>,
 }
 
 impl Indexer {
     pub fn new(writer: Arc<dyn SpanWriter>, retention: Arc<RetentionPolicies>, clock: Arc<dyn Clock>) -> Self {
-        Self { writer, retention, clock, watermarks: Watermarks::default() }
+        Self { writer, retention, clock, watermarks: Watermarks::default(), trace_limit: None }
+    }
+
+    /// Refuses spans beyond `max_spans` per trace, counting stored spans in `reader`.
+    pub fn with_trace_limit(mut self, reader: Arc<dyn SpanReader>, max_spans: usize) -> Self {
+        self.trace_limit = Some(TraceLimit::new(reader, max_spans));
+        self
     }
 
     /// Refuses spans below `watermarks` as well as those past this node's policy.
@@ -58,7 +68,7 @@ impl Indexer {
         let now_ns = self.clock.now_ns();
         let visible_from = self.retention.visible_from_ns(tenant, now_ns).max(self.watermarks.expired_before(tenant));
         let (keep, expired): (Vec<Span>, Vec<Span>) = spans.into_iter().partition(|s| s.start_ns >= visible_from);
-        let rejected: Vec<String> = expired
+        let mut rejected: Vec<String> = expired
             .iter()
             .map(|s| {
                 format!(
@@ -71,6 +81,25 @@ impl Indexer {
             metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "expired")
                 .increment(expired.len() as u64);
         }
+        let keep = match &self.trace_limit {
+            Some(limit) => {
+                let (keep, too_many) = limit.admit(tenant, keep).await?;
+                if !too_many.is_empty() {
+                    metrics::counter!("tracekeeper_spans_dropped_total", "reason" => "trace_too_large", "tenant" => tenant.to_string())
+                        .increment(too_many.len() as u64);
+                    rejected.extend(too_many.iter().map(|s| {
+                        format!(
+                            "span {}/{}: the trace already has the most spans a trace may store ({}; --max-trace-spans)",
+                            s.trace_id,
+                            s.span_id,
+                            limit.max_spans()
+                        )
+                    }));
+                }
+                keep
+            }
+            None => keep,
+        };
         let stored = keep.len();
         if stored > 0 {
             let started = std::time::Instant::now();
@@ -138,5 +167,31 @@ mod tests {
         assert!(store.trace("t", outside.trace_id, 10).await.unwrap().0.is_empty());
         let other = indexer.index("u", vec![span(3, now - 86_400_000_000_000)]).await.unwrap();
         assert_eq!(other.stored, 1, "another tenant's watermark is its own");
+    }
+
+    #[tokio::test]
+    async fn spans_beyond_the_trace_limit_are_refused_and_replays_still_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
+        let now = 10 * 86_400_000_000_000u64;
+        let limited = || {
+            Indexer::new(store.clone(), Arc::new(RetentionPolicies::default()), Arc::new(ManualClock::new(now)))
+                .with_trace_limit(store.clone(), 3)
+        };
+        let indexer = limited();
+        let nth = |n: u8| tracekeeper_storage::testing::span(7, n, "svc", "op", now - u64::from(n));
+        let first = indexer.index("t", vec![nth(1), nth(2)]).await.unwrap();
+        assert_eq!((first.stored, first.rejected.len()), (2, 0));
+        let second = indexer.index("t", vec![nth(3), nth(4), nth(5)]).await.unwrap();
+        assert_eq!((second.stored, second.rejected.len()), (1, 2));
+        assert!(second.rejected[0].contains("most spans a trace may store (3"), "{}", second.rejected[0]);
+        let replay = indexer.index("t", vec![nth(1), nth(2), nth(3)]).await.unwrap();
+        assert_eq!((replay.stored, replay.rejected.len()), (3, 0), "spans already stored are accepted again");
+        // A new indexer (after a restart) counts what the store holds.
+        let restarted = limited().index("t", vec![nth(6), nth(2)]).await.unwrap();
+        assert_eq!((restarted.stored, restarted.rejected.len()), (1, 1));
+        assert_eq!(store.trace("t", nth(1).trace_id, 100).await.unwrap().0.len(), 3);
+        let other = limited().index("u", vec![nth(4)]).await.unwrap();
+        assert_eq!(other.stored, 1, "the limit is per tenant and trace");
     }
 }

@@ -87,6 +87,11 @@ pub trait SpanReader: Send + Sync {
     async fn trace(&self, tenant: &str, trace_id: TraceId, max_spans: usize)
         -> Result<(Vec<Span>, bool), StorageError>;
 
+    /// The identities ([`crate::schema::row_id`]) of up to `max` stored spans of the
+    /// trace, in no particular order: how ingest counts a trace's spans without
+    /// reading them.
+    async fn span_rows(&self, tenant: &str, trace_id: TraceId, max: usize) -> Result<Vec<Vec<u8>>, StorageError>;
+
     /// Postings of `term` whose time lies in `[oldest_ns, newest_ns]`, newest first
     /// (ties by trace id ascending), starting strictly after `after` in that order,
     /// at most `max` of them. The same trace may appear more than once.

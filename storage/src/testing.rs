@@ -114,6 +114,19 @@ pub async fn conformance(writer: &dyn SpanWriter, reader: &dyn SpanReader) {
         ]
     );
     assert_eq!(reader.operations("acme", None, 0).await.unwrap().len(), 3);
+
+    // Span rows: counted without reading spans, rewrites not counted twice, and the
+    // server half of a shared Zipkin span (same id) is a row of its own.
+    let mut client = span(0x51, 1, "a", "call", t0);
+    client.kind = SpanKind::Client;
+    let rows = vec![client.clone(), span(0x51, 1, "b", "serve", t0 + 1), span(0x51, 2, "a", "x", t0 + 2)];
+    writer.write(batch("rows", rows.clone())).await.unwrap();
+    writer.write(batch("rows", rows)).await.unwrap();
+    let id = TraceId([0x51; 16]);
+    assert_eq!(reader.span_rows("rows", id, 100).await.unwrap().len(), 3);
+    assert_eq!(reader.span_rows("rows", id, 2).await.unwrap().len(), 2);
+    assert!(reader.span_rows("other", id, 100).await.unwrap().is_empty());
+    assert_eq!(reader.trace("rows", id, 100).await.unwrap().0.len(), 3);
 }
 
 /// The checker's contract on one backend, from an empty store: clean data is reported

@@ -76,8 +76,9 @@ pub async fn run(
     let retention = Arc::new(config.retention.clone());
     let tenancy = Tenancy { multi_tenant: config.receivers.multi_tenancy };
     let watermarks = Watermarks::default();
-    let indexer =
-        Indexer::new(store.clone(), Arc::clone(&retention), Arc::clone(&clock)).with_watermarks(watermarks.clone());
+    let indexer = Indexer::new(store.clone(), Arc::clone(&retention), Arc::clone(&clock))
+        .with_watermarks(watermarks.clone())
+        .with_trace_limit(store.clone(), config.max_trace_spans);
     let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, config.receivers.limits.clone());
     let query = Arc::new(QueryState {
         engine: QueryEngine::new(store.clone(), retention.clone(), clock.clone(), config.max_trace_spans)

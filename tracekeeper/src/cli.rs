@@ -118,8 +118,9 @@ pub struct AllInOneArgs {
     /// Fixed when the data directory is created [default: 24h].
     #[arg(long, env = "TRACEKEEPER_BUCKET_WIDTH")]
     pub bucket_width: Option<String>,
-    /// Most spans returned for one trace; larger traces are cut with a warning
-    /// [default: 100000].
+    /// Most spans one trace may hold: spans beyond it are refused at ingest (counted
+    /// per tenant, reported in partial_success) and a fetch returns at most this many,
+    /// with a warning [default: 100000].
     #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS")]
     pub max_trace_spans: Option<usize>,
 }
@@ -176,6 +177,10 @@ pub struct IndexerArgs {
     /// indexers that are merely slow.
     #[arg(long, env = "TRACEKEEPER_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub session_timeout: std::time::Duration,
+    /// Most spans one trace may store; spans beyond it are refused and counted per
+    /// tenant.
+    #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS", default_value_t = 100_000)]
+    pub max_trace_spans: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]

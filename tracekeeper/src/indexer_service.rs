@@ -42,7 +42,10 @@ pub async fn run(
     watermarks.load(&*lifecycle).await.context("reading the retention watermarks")?;
     let refresh = tokio::spawn(watermarks.clone().follow(lifecycle, crate::query_service::WATERMARK_REFRESH));
     let clock = Arc::new(SystemClock);
-    let indexer = Indexer::new(Arc::new(store), Arc::new(policies), clock.clone()).with_watermarks(watermarks);
+    let store = Arc::new(store);
+    let indexer = Indexer::new(store.clone(), Arc::new(policies), clock.clone())
+        .with_watermarks(watermarks)
+        .with_trace_limit(store, args.max_trace_spans);
     let view = GroupView::default();
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics));

@@ -110,6 +110,7 @@ struct Statements {
     insert_operation: PreparedStatement,
     insert_day: PreparedStatement,
     select_trace: PreparedStatement,
+    select_span_rows: PreparedStatement,
     select_postings: PreparedStatement,
     select_postings_tie: PreparedStatement,
     select_days: PreparedStatement,
@@ -175,6 +176,10 @@ impl CqlStore {
             ))
             .await?,
             select_trace: prepare(format!("SELECT span FROM {ks}.spans WHERE tenant = ? AND trace_id = ? LIMIT ?")).await?,
+            select_span_rows: prepare(format!(
+                "SELECT span_id FROM {ks}.spans WHERE tenant = ? AND trace_id = ? LIMIT ?"
+            ))
+            .await?,
             select_postings: prepare(format!(
                 "SELECT time_ns, trace_id FROM {ks}.postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ? \
                  AND time_ns <= ? AND time_ns >= ? LIMIT ?"
@@ -446,6 +451,22 @@ impl SpanWriter for CqlStore {
 
 #[async_trait]
 impl SpanReader for CqlStore {
+    async fn span_rows(&self, tenant: &str, trace_id: TraceId, max: usize) -> Result<Vec<Vec<u8>>, StorageError> {
+        let limit = i32::try_from(max).unwrap_or(i32::MAX);
+        let mut ps = self.statements.select_span_rows.clone();
+        ps.set_page_size(5000);
+        self.session
+            .execute_iter(ps, (tenant, trace_id.0.to_vec(), limit))
+            .await
+            .map_err(unavailable)?
+            .rows_stream::<(Vec<u8>,)>()
+            .map_err(corrupt)?
+            .map_ok(|(id,)| id)
+            .try_collect()
+            .await
+            .map_err(unavailable)
+    }
+
     async fn trace(
         &self,
         tenant: &str,

@@ -340,6 +340,20 @@ impl SpanReader for EmbeddedStore {
         blocking(&self.inner, move |inner| inner.postings_sync(&tenant, &term, newest_ns, oldest_ns, after, max)).await
     }
 
+    async fn span_rows(&self, tenant: &str, trace_id: TraceId, max: usize) -> Result<Vec<Vec<u8>>, StorageError> {
+        let prefix = keys::trace_prefix(tenant, trace_id);
+        blocking(&self.inner, move |inner| {
+            let mut rows = Vec::new();
+            for bucket in inner.buckets_between(0, u64::MAX) {
+                for item in bucket.prefix(&prefix).take(max.saturating_sub(rows.len())) {
+                    rows.push(item.key().map_err(io)?[prefix.len()..].to_vec());
+                }
+            }
+            Ok(rows)
+        })
+        .await
+    }
+
     fn catalog_bucket_ns(&self) -> u64 {
         self.inner.bucket_width_ns
     }
