@@ -3,9 +3,11 @@
 # INDEXERS indexers → Cassandra ← query. A benchmark: it prints numbers, it asserts
 # nothing.
 #
-# Usage: ops/bench/pipeline.sh INDEXERS SECONDS RATE
+# Usage: ops/bench/pipeline.sh INDEXERS SECONDS RATE [QUERY_ITERATIONS]
 #   RATE  spans/s offered (0: as fast as the collector takes them, to saturate the
 #         indexers).
+#   QUERY_ITERATIONS  when given, then times the common queries against the query
+#         node that many times each (`loadgen --query-bench`).
 # Prints: spans/s indexed (until every partition's lag is 0), CQL rows per span and
 # writes/s, CPU of each process, and freshness (ack → searchable) p50/p99 from probes
 # sent alongside the load.
@@ -13,7 +15,7 @@
 # stack.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-indexers="${1:-1}"; seconds="${2:-30}"; rate="${3:-0}"
+indexers="${1:-1}"; seconds="${2:-30}"; rate="${3:-0}"; query_iterations="${4:-}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tracekeeper/target}"
 export TRACEKEEPER_OPS_DIR="$PWD/ops/stack"
 cargo build --release -q -p tracekeeper -p tracekeeper-stack
@@ -88,3 +90,6 @@ for w in "${watch[@]}"; do
   python3 -c "print(f'cpu {\"${w%%:*}\":>10}: {($t - ${t0[$w]}) / $hz / $elapsed * 100:5.0f}% of one core')"
 done
 cat "$work/fresh.out"
+if [ -n "$query_iterations" ]; then
+  "$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" --query-bench "$query_iterations"
+fi

@@ -49,6 +49,11 @@ pub struct LoadgenArgs {
     pub freshness_probes: Option<usize>,
     #[arg(long, default_value_t = 250)]
     pub probe_interval_ms: u64,
+    /// Instead of load: store a 1,000-span trace, then time the common queries
+    /// (trace by id, search by service, tag, duration, TraceQL) this many times each
+    /// against --query, and print p50 and p99 per query.
+    #[arg(long)]
+    pub query_bench: Option<usize>,
 }
 
 /// xorshift64*: deterministic and dependency-free; quality is irrelevant here.
@@ -151,6 +156,20 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     if let Some(n) = args.fetch_trace_spans {
         return fetch_latency(&args, n).await;
     }
+    if let Some(iterations) = args.query_bench {
+        let id = store_trace(&args, 1000).await?;
+        // Let a distributed pipeline index it.
+        let client = reqwest::Client::new();
+        let url = format!("{}/api/traces/{id}", args.query);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !client.get(&url).send().await?.status().is_success() {
+            if Instant::now() > deadline {
+                bail!("the 1,000-span trace was not served within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        return crate::query_bench::measure(&args.query, &id, iterations).await;
+    }
     if let Some(n) = args.freshness_probes {
         let interval = Duration::from_millis(args.probe_interval_ms);
         return crate::freshness::measure(&args.endpoint, &args.query, n, interval).await;
@@ -248,7 +267,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fetch_latency(args: &LoadgenArgs, spans: usize) -> anyhow::Result<()> {
+/// Sends one trace of `spans` spans; returns its id.
+async fn store_trace(args: &LoadgenArgs, spans: usize) -> anyhow::Result<String> {
     let mut rng = Rng(now_ns() | 1);
     let trace = trace(&mut rng, now_ns(), spans);
     let id = hex_of(&trace[0].1.trace_id);
@@ -265,6 +285,12 @@ async fn fetch_latency(args: &LoadgenArgs, spans: usize) -> anyhow::Result<()> {
             bail!("storing the trace failed: {}", resp.status());
         }
     }
+    Ok(id)
+}
+
+async fn fetch_latency(args: &LoadgenArgs, spans: usize) -> anyhow::Result<()> {
+    let id = store_trace(args, spans).await?;
+    let client = reqwest::Client::new();
     let url = format!("{}/api/traces/{id}", args.query);
     let mut latencies = Vec::with_capacity(args.fetches);
     for _ in 0..args.fetches {

@@ -10,6 +10,7 @@ mod freshness;
 mod indexer_service;
 mod loadgen;
 mod ops;
+mod query_bench;
 mod query_service;
 mod retention_api;
 mod retention_service;

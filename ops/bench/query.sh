@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Query latency on the embedded store: all-in-one loaded with SPANS spans by loadgen
+# (as fast as it takes them), then the common queries timed ITERATIONS times each
+# (trace by id of 1,000 spans, search by service, tag, duration, TraceQL), then the
+# peak RSS of fetching one 50,000-span trace. A benchmark: it prints numbers, it
+# asserts nothing. For the CQL backend: ops/bench/pipeline.sh ... QUERY_ITERATIONS.
+#
+# Usage: ops/bench/query.sh [SPANS] [ITERATIONS]   (defaults: 1000000 100)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+spans="${1:-1000000}"; iterations="${2:-100}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tracekeeper/target}"
+cargo build --release -q -p tracekeeper
+bin="$CARGO_TARGET_DIR/release/tracekeeper"
+data=$(mktemp -d)
+trap 'kill $pid 2>/dev/null || true; rm -rf "$data"' EXIT
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+http=$(port); grpc=$(port); zipkin=$(port); query=$(port)
+RUST_LOG=warn "$bin" all-in-one --data-dir "$data" \
+  --otlp-http-addr 127.0.0.1:$http --otlp-grpc-addr 127.0.0.1:$grpc \
+  --zipkin-addr 127.0.0.1:$zipkin --query-addr 127.0.0.1:$query &
+pid=$!
+until curl -sf "http://127.0.0.1:$query/ready" >/dev/null; do sleep 0.1; done
+
+echo "loading $spans spans..."
+"$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds 100000 --total-spans "$spans"
+echo "on disk: $(du -sb "$data" | cut -f1) bytes; server RSS $(awk '/VmRSS/ {print int($2/1024)}' /proc/$pid/status) MiB"
+"$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://127.0.0.1:$query" --query-bench "$iterations"
+
+before=$(awk '/VmRSS/ {print int($2/1024)}' /proc/$pid/status)
+echo 5 > "/proc/$pid/clear_refs"  # resets the peak (VmHWM) to the current RSS
+"$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://127.0.0.1:$query" \
+  --fetch-trace-spans 50000 --fetches 5
+echo "50,000-span trace: server RSS before ${before} MiB, peak while storing and fetching it $(awk '/VmHWM/ {print int($2/1024)}' /proc/$pid/status) MiB"

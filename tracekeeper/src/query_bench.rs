@@ -1,0 +1,58 @@
+//! `tracekeeper loadgen --query-bench N`: latency of the query paths people use most,
+//! against data `loadgen` stored (services `service-0..9`, 1 span in 50 with
+//! `http.status_code=500`). Stores one 1,000-span trace first, then times each query
+//! N times in turn and prints p50 and p99 per query. A benchmark: it asserts nothing
+//! beyond the answers being well-formed.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// (name, path) of each timed query; `{trace}` is the stored 1,000-span trace.
+const QUERIES: [(&str, &str); 6] = [
+    ("trace_by_id_1000_spans", "/api/traces/{trace}"),
+    ("search_by_service", "/api/traces?service=service-3&limit=20"),
+    ("search_by_tag", "/api/traces?tag=http.status_code:500&limit=20"),
+    ("search_by_duration", "/api/traces?minDuration=5ms&limit=20"),
+    ("search_service_and_duration", "/api/traces?service=service-7&minDuration=4ms&limit=20"),
+    (
+        "traceql_two_conditions",
+        "/api/search?q=%7B%20resource.service.name%20%3D%20%22service-2%22%20%26%26%20span.http.status_code%20%3D%20500%20%7D&limit=20",
+    ),
+];
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3
+}
+
+pub async fn measure(query: &str, trace_id: &str, iterations: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let mut latencies: Vec<Vec<Duration>> = vec![Vec::with_capacity(iterations); QUERIES.len()];
+    let mut results: Vec<usize> = vec![0; QUERIES.len()];
+    for _ in 0..iterations {
+        for (i, (name, path)) in QUERIES.iter().enumerate() {
+            let url = format!("{query}{}", path.replace("{trace}", trace_id));
+            let t = Instant::now();
+            let response = client.get(&url).send().await.with_context(|| format!("{name}: GET {url}"))?;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.with_context(|| format!("{name}: reading"))?;
+            latencies[i].push(t.elapsed());
+            if !status.is_success() {
+                bail!("{name}: {status}: {body}");
+            }
+            let found = body["data"].as_array().or(body["traces"].as_array()).map_or(0, Vec::len);
+            results[i] = found;
+        }
+    }
+    for (i, (name, _)) in QUERIES.iter().enumerate() {
+        latencies[i].sort();
+        println!(
+            "query={name} iterations={iterations} results={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+            results[i],
+            percentile(&latencies[i], 0.5),
+            percentile(&latencies[i], 0.99),
+            latencies[i].last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        );
+    }
+    Ok(())
+}
