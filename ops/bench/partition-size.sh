@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Largest and mean partition size of each tracekeeper table in KEYSPACE, from the local
 # stack's Cassandra (nodetool over its JMX port, after a flush). A benchmark aid.
-# Usage: ops/bench/partition-size.sh KEYSPACE
+# With SPANS (the number of spans stored), also the bytes per span on disk before and
+# after a major compaction of the keyspace (`nodetool compact`).
+# Usage: ops/bench/partition-size.sh KEYSPACE [SPANS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-keyspace="$1"
+keyspace="$1"; spans="${2:-}"
 pid=$(pgrep -f CassandraDaemon | head -1)
 jmx=$(tr '\0' '\n' < "/proc/$pid/cmdline" | sed -n 's/^-Dcassandra.jmx.local.port=//p')
 jars="$(ops/stack/fetch.sh)/cassandra/libs"
@@ -22,3 +24,15 @@ for table in spans postings operations catalog_days; do
   nodetool tablestats "$keyspace.$table" |
     awk -v t="$table" '/Number of partitions \(estimate\)|Compacted partition maximum bytes|Compacted partition mean bytes|Space used \(live\)/ {sub(/^[ \t]+/, ""); print t ": " $0}'
 done
+if [ -n "$spans" ]; then
+  live() {
+    for table in spans postings operations catalog_days bucket_terms; do
+      nodetool tablestats "$keyspace.$table" | awk '/Space used \(live\)/ {print $4}'
+    done | awk '{s += $1} END {print s}'
+  }
+  before=$(live)
+  started=$(date +%s)
+  nodetool compact "$keyspace"
+  after=$(live)
+  echo "bytes_per_span before_compaction=$((before / spans)) after_compaction=$((after / spans)) (live bytes $before -> $after; compaction took $(( $(date +%s) - started )) s)"
+fi

@@ -3,11 +3,11 @@
 //! under one lock, which is enough in a single process. Expiry deletes whole bucket
 //! keyspaces: one `delete_keyspace` per bucket, atomic, with no per-row tombstones.
 //!
-//! A bucket is shared by every tenant, so a tenant whose policy was shortened cannot
-//! have its buckets dropped early: its share of each bucket (three key ranges) is
-//! deleted key by key instead, spans first and index entries last. That costs
-//! tombstones, which compaction then collects, but only when an operator shortens a
-//! policy; ordinary expiry stays whole-bucket.
+//! A bucket is shared by every tenant. When a tenant whose policy was shortened is the
+//! only one in a bucket (any single-tenant store), the bucket is dropped whole. Else
+//! its share (three key ranges) is deleted key by key, spans first and index entries
+//! last: tombstones, which compaction then collects, but only when an operator
+//! shortens a policy; ordinary expiry stays whole-bucket.
 
 use std::collections::BTreeMap;
 
@@ -189,6 +189,11 @@ impl Inner {
         };
         let mut expired = Expired::default();
         for (index, bucket) in buckets {
+            if let Some(rows) = self.drop_if_only(index, &bucket, tenant)? {
+                expired.buckets += 1;
+                expired.rows += rows;
+                continue;
+            }
             let mut removed = 0u64;
             for table in [keys::SPAN, keys::CATALOG, keys::POSTING] {
                 loop {
@@ -215,6 +220,35 @@ impl Inner {
             }
         }
         Ok((expired, end.max(first).saturating_mul(width)))
+    }
+
+    /// Drops the bucket whole when it holds `tenant`'s data only (a single-tenant
+    /// store, say), with writes held off meanwhile; returns the rows dropped.
+    fn drop_if_only(&self, index: u64, bucket: &fjall::Keyspace, tenant: &str) -> Result<Option<u64>, StorageError> {
+        let _gate = self.drop_gate.write().expect("drop gate");
+        for table in [keys::SPAN, keys::CATALOG, keys::POSTING] {
+            let ours = keys::tenant_prefix(table, tenant);
+            let mut after = ours.clone();
+            // The first key past every key that starts with `ours`.
+            while let Some(last) = after.pop() {
+                if last < u8::MAX {
+                    after.push(last + 1);
+                    break;
+                }
+            }
+            let other_before = bucket.prefix([table]).next().map(|e| e.key().map_err(io)).transpose()?;
+            let other_after = bucket.range(after..).next().map(|e| e.key().map_err(io)).transpose()?;
+            if other_before.is_some_and(|k| !k.starts_with(&ours))
+                || other_after.is_some_and(|k| k.first() == Some(&table))
+            {
+                return Ok(None);
+            }
+        }
+        let Some(keyspace) = self.buckets.write().expect("bucket map lock").remove(&index) else { return Ok(None) };
+        let rows = keyspace.approximate_len() as u64;
+        self.db.delete_keyspace(keyspace).map_err(io)?;
+        tracing::info!(bucket = index, tenant, "dropped a bucket that held only this tenant's data");
+        Ok(Some(rows))
     }
 }
 

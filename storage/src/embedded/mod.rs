@@ -66,6 +66,10 @@ struct Inner {
     /// Tenants with stored data; a new one is registered in `meta` with its first write.
     tenants: RwLock<BTreeSet<String>>,
     buckets: RwLock<BTreeMap<u64, Keyspace>>,
+    /// Writes hold it shared while they build and commit a batch; dropping a bucket
+    /// that other tenants may still write to holds it exclusively, so no acknowledged
+    /// write lands in a keyspace being deleted.
+    drop_gate: RwLock<()>,
     bucket_width_ns: u64,
     durability: Durability,
     group_commit: GroupCommit,
@@ -123,6 +127,7 @@ impl EmbeddedStore {
                 meta_lock: std::sync::Mutex::new(()),
                 tenants: RwLock::new(tenants),
                 buckets: RwLock::new(buckets),
+                drop_gate: RwLock::new(()),
                 bucket_width_ns,
                 durability: config.durability,
                 group_commit: GroupCommit::default(),
@@ -190,6 +195,7 @@ impl Inner {
     }
 
     fn write_sync(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        let gate = self.drop_gate.read().expect("drop gate");
         let mut tx = self.db.batch();
         let new_tenant = !self.tenants.read().expect("tenant lock").contains(&batch.tenant);
         if new_tenant {
@@ -215,6 +221,7 @@ impl Inner {
             }
         }
         tx.commit().map_err(io)?;
+        drop(gate);
         if new_tenant {
             self.tenants.write().expect("tenant lock").insert(batch.tenant.clone());
         }
