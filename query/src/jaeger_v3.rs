@@ -22,6 +22,18 @@ use crate::predicate::SpanPredicate;
 use crate::QueryState;
 
 const DEFAULT_SEARCH_DEPTH: usize = 100;
+
+/// Each parameter by its current camelCase name, then the snake_case (and older)
+/// aliases Jaeger still accepts and many clients send.
+const SERVICE: &[&str] = &["query.serviceName", "query.service_name"];
+const OPERATION: &[&str] = &["query.operationName", "query.operation_name"];
+const START_MIN: &[&str] = &["query.startTimeMin", "query.start_time_min"];
+const START_MAX: &[&str] = &["query.startTimeMax", "query.start_time_max"];
+const DURATION_MIN: &[&str] = &["query.durationMin", "query.duration_min"];
+const DURATION_MAX: &[&str] = &["query.durationMax", "query.duration_max"];
+const SEARCH_DEPTH: &[&str] = &["query.searchDepth", "query.search_depth", "query.num_traces"];
+const ATTRIBUTES: &[&str] = &["query.attributes"];
+const SPAN_KIND: &[&str] = &["spanKind", "span_kind"];
 const MAX_SEARCH_DEPTH: usize = 10_000;
 
 pub fn router(state: Arc<QueryState>) -> Router {
@@ -68,7 +80,7 @@ async fn operations(State(state): State<Arc<QueryState>>, headers: HeaderMap, Ra
             let service = params
                 .get("service")
                 .ok_or_else(|| QueryError::BadRequest("parameter 'service' is required".into()))?;
-            let kind = parse_kind(params.get("spanKind"))?;
+            let kind = parse_kind(params.first_of(SPAN_KIND).map(|(_, v)| v))?;
             let operations: Vec<OperationJson> = state
                 .engine
                 .operations(&tenant, Some(service))
@@ -83,8 +95,10 @@ async fn operations(State(state): State<Arc<QueryState>>, headers: HeaderMap, Ra
     )
 }
 
-fn rfc3339_ns(params: &Params, key: &str) -> Result<u64, QueryError> {
-    let text = params.get(key).ok_or_else(|| QueryError::BadRequest(format!("parameter '{key}' is required")))?;
+fn rfc3339_ns(params: &Params, names: &[&str]) -> Result<u64, QueryError> {
+    let (key, text) = params
+        .first_of(names)
+        .ok_or_else(|| QueryError::BadRequest(format!("parameter '{}' is required", names[0])))?;
     let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
         QueryError::BadRequest(format!(
             "parameter '{key}' must be an RFC 3339 time such as 2026-01-02T15:04:05.999Z: {e}"
@@ -97,13 +111,13 @@ fn rfc3339_ns(params: &Params, key: &str) -> Result<u64, QueryError> {
 
 /// Parses the `query.*` parameters of `/api/v3/traces` and `/api/v3/trace-summaries`.
 pub fn parse_search(params: &Params) -> Result<TraceQuery, QueryError> {
-    let start_ns = rfc3339_ns(params, "query.startTimeMin")?;
-    let end_ns = rfc3339_ns(params, "query.startTimeMax")?;
+    let start_ns = rfc3339_ns(params, START_MIN)?;
+    let end_ns = rfc3339_ns(params, START_MAX)?;
     if start_ns > end_ns {
         return Err(QueryError::BadRequest("'query.startTimeMin' must not be after 'query.startTimeMax'".into()));
     }
     let mut tags = Vec::new();
-    if let Some(text) = params.get("query.attributes") {
+    if let Some((_, text)) = params.first_of(ATTRIBUTES) {
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| {
             QueryError::BadRequest(format!("parameter 'query.attributes' must be a JSON object of strings: {e}"))
         })?;
@@ -115,8 +129,11 @@ pub fn parse_search(params: &Params) -> Result<TraceQuery, QueryError> {
             tags.push((key, value));
         }
     }
-    let min = params.duration("query.durationMin")?;
-    let max = params.duration("query.durationMax")?;
+    let duration = |names: &[&str]| match params.first_of(names) {
+        Some((key, _)) => params.duration(key),
+        None => Ok(None),
+    };
+    let (min, max) = (duration(DURATION_MIN)?, duration(DURATION_MAX)?);
     if let (Some(min), Some(max)) = (min, max) {
         if min > max {
             return Err(QueryError::BadRequest(
@@ -124,12 +141,16 @@ pub fn parse_search(params: &Params) -> Result<TraceQuery, QueryError> {
             ));
         }
     }
-    let depth = params.number::<usize>("query.searchDepth")?.filter(|d| *d > 0).unwrap_or(DEFAULT_SEARCH_DEPTH);
+    let depth = match params.first_of(SEARCH_DEPTH) {
+        Some((key, _)) => params.number::<usize>(key)?,
+        None => None,
+    };
+    let depth = depth.filter(|d| *d > 0).unwrap_or(DEFAULT_SEARCH_DEPTH);
     Ok(TraceQuery {
         span: SpanPredicate {
-            service: params.get("query.serviceName").map(String::from),
-            operation: params.get("query.operationName").map(String::from),
-            kind: parse_kind(params.get("query.spanKind"))?,
+            service: params.first_of(SERVICE).map(|(_, v)| v.to_string()),
+            operation: params.first_of(OPERATION).map(|(_, v)| v.to_string()),
+            kind: parse_kind(params.first_of(&["query.spanKind", "query.span_kind"]).map(|(_, v)| v))?,
             tags,
             min_duration_ns: min,
             max_duration_ns: max,

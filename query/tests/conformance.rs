@@ -109,6 +109,7 @@ fn calls(data: &Data) -> Vec<(String, u16)> {
         chrono::DateTime::from_timestamp_micros(us as i64).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
     };
     let v3 = format!("query.startTimeMin={}&query.startTimeMax={}", urlencode(&rfc(start_us)), urlencode(&rfc(now_us)));
+    let v3_snake = v3.replace("startTimeMin", "start_time_min").replace("startTimeMax", "start_time_max");
     let zipkin_ids: Vec<String> = {
         let mut ids: Vec<String> = data.zipkin.iter().map(|z| z["traceId"].as_str().unwrap().to_string()).collect();
         ids.dedup();
@@ -139,6 +140,8 @@ fn calls(data: &Data) -> Vec<(String, u16)> {
         (format!("/api/v3/traces?query.serviceName=shop&{v3}"), 200),
         (format!("/api/v3/trace-summaries?query.serviceName=frontend&{v3}"), 200),
         (format!("/api/v3/traces?query.serviceName=nobody&{v3}"), 404),
+        // The snake_case aliases many clients send.
+        (format!("/api/v3/traces?query.service_name=payments&query.num_traces=1&{v3_snake}"), 200),
         ("/api/v3/traces?query.serviceName=shop".into(), 400),
         // Zipkin v2
         ("/api/v2/services".into(), 200),
@@ -245,6 +248,18 @@ async fn every_api_answers_the_same_on_both_backends() {
         data.now / SEC - 3600,
         data.now / SEC + 1
     );
+    let snake = calls(&data).into_iter().find(|(p, _)| p.contains("query.service_name")).unwrap().0;
+    let (_, body) = apis[0].get(&snake).await;
+    let mut trace_ids: Vec<&str> = body["result"]["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["scopeSpans"].as_array().unwrap())
+        .flat_map(|s| s["spans"].as_array().unwrap())
+        .map(|s| s["traceId"].as_str().unwrap())
+        .collect();
+    trace_ids.dedup();
+    assert_eq!(trace_ids.len(), 1, "query.num_traces=1 is honoured: {body}");
     let (_, found) = apis[0].get(&tempo).await;
     let traces = found["traces"].as_array().unwrap();
     assert_eq!(traces.len(), 1, "one checkout had its charge declined: {found}");
