@@ -42,6 +42,7 @@ const INTRINSICS: [&str; 8] =
 pub fn router(state: Arc<QueryState>) -> Router {
     Router::new()
         .route("/api/echo", get(|| async { "echo" }))
+        .route("/api/status/buildinfo", get(buildinfo))
         .route("/api/v2/traces/{trace_id}", get(trace_v2))
         .route("/api/search", get(search))
         .route("/api/search/tags", get(tags))
@@ -49,6 +50,23 @@ pub fn router(state: Arc<QueryState>) -> Router {
         .route("/api/search/tag/{tag}/values", get(tag_values))
         .route("/api/v2/search/tag/{tag}/values", get(tag_values_v2))
         .with_state(state)
+}
+
+/// The Tempo API level served, for Grafana's feature checks: 2.1 has TraceQL search
+/// and the tag APIs, and predates streaming over gRPC, which is not served here (so
+/// Grafana keeps to HTTP).
+const TEMPO_API_LEVEL: &str = "2.1.0";
+
+/// `GET /api/status/buildinfo`, which Grafana reads when it loads the data source.
+async fn buildinfo() -> Json<Value> {
+    Json(json!({
+        "version": TEMPO_API_LEVEL,
+        "revision": concat!("tracekeeper-", env!("CARGO_PKG_VERSION")),
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+    }))
 }
 
 /// Tempo's `Trace` message: the same wire format as OTLP `TracesData`.

@@ -159,6 +159,7 @@ fn calls(data: &Data) -> Vec<(String, u16)> {
         ("/api/v2/trace/abc".into(), 400),
         // Tempo
         ("/api/echo".into(), 200),
+        ("/api/status/buildinfo".into(), 200),
         (tempo("{ resource.service.name = \"shop\" && span.http.status_code = 500 }"), 200),
         (tempo("{ name = \"GET /checkout\" } >> { status = error }"), 200),
         (tempo("{ kind = client } | count() > 1"), 200),
