@@ -64,7 +64,7 @@ pub fn from_resource_spans(resource_spans: Vec<pt::ResourceSpans>) -> Decoded {
     out
 }
 
-fn resource_from_proto(resource: Option<pr::Resource>, schema_url: String) -> Resource {
+pub fn resource_from_proto(resource: Option<pr::Resource>, schema_url: String) -> Resource {
     let resource = resource.unwrap_or_default();
     Resource {
         attributes: attributes_from_proto(resource.attributes),
@@ -73,7 +73,7 @@ fn resource_from_proto(resource: Option<pr::Resource>, schema_url: String) -> Re
     }
 }
 
-fn scope_from_proto(scope: Option<pc::InstrumentationScope>, schema_url: String) -> Scope {
+pub fn scope_from_proto(scope: Option<pc::InstrumentationScope>, schema_url: String) -> Scope {
     let scope = scope.unwrap_or_default();
     Scope {
         name: scope.name,
@@ -88,7 +88,8 @@ fn describe(trace_id: &[u8], span_id: &[u8]) -> String {
     format!("span {}/{}", hex::encode(trace_id), hex::encode(span_id))
 }
 
-fn span_from_proto(span: pt::Span, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, String> {
+/// One span, validated (ids, times) and attached to its resource and scope.
+pub fn span_from_proto(span: pt::Span, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, String> {
     let who = || describe(&span.trace_id, &span.span_id);
     let id_err = |e: IdError| format!("{}: {e}", who());
     let trace_id = TraceId::from_bytes(&span.trace_id).map_err(id_err)?;

@@ -305,6 +305,71 @@ pub fn encode_span(span: &Span) -> Vec<u8> {
     groups.pop().expect("one span gives one group").encode_to_vec()
 }
 
+/// Decodes stored rows, sharing one `Resource` and one `Scope` among the spans whose
+/// stored encodings are equal. A trace's spans come from a few processes, so each is
+/// decoded once, and a 50,000-span trace holds a few resources rather than 50,000
+/// copies.
+#[derive(Default)]
+pub struct SpanDecoder {
+    resources: Vec<(Vec<u8>, std::sync::Arc<tracekeeper_model::Resource>)>,
+    scopes: Vec<(Vec<u8>, std::sync::Arc<tracekeeper_model::Scope>)>,
+}
+
+/// Most distinct resources (and scopes) a decoder remembers.
+const DECODER_CACHE: usize = 64;
+
+/// The length-delimited fields 1, 2 and 3 of a message, or `None` when it has any
+/// other field (then the caller decodes it the slow way).
+fn fields(mut bytes: &[u8]) -> Option<[&[u8]; 3]> {
+    use prost::encoding::{decode_key, decode_varint, WireType};
+    let mut out: [&[u8]; 3] = [&[], &[], &[]];
+    while !bytes.is_empty() {
+        let (tag, wire) = decode_key(&mut bytes).ok()?;
+        if wire != WireType::LengthDelimited || !(1..=3).contains(&tag) {
+            return None;
+        }
+        let len = usize::try_from(decode_varint(&mut bytes).ok()?).ok()?;
+        let value = bytes.get(..len)?;
+        out[tag as usize - 1] = value;
+        bytes = &bytes[len..];
+    }
+    Some(out)
+}
+
+fn shared<T>(
+    cache: &mut Vec<(Vec<u8>, std::sync::Arc<T>)>,
+    key: Vec<u8>,
+    decode: impl FnOnce() -> Result<T, StorageError>,
+) -> Result<std::sync::Arc<T>, StorageError> {
+    if let Some((_, item)) = cache.iter().find(|(k, _)| *k == key) {
+        return Ok(std::sync::Arc::clone(item));
+    }
+    let item = std::sync::Arc::new(decode()?);
+    if cache.len() < DECODER_CACHE {
+        cache.push((key, std::sync::Arc::clone(&item)));
+    }
+    Ok(item)
+}
+
+impl SpanDecoder {
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<Span, StorageError> {
+        let corrupt = |e: prost::DecodeError| StorageError::Corrupt(e.to_string());
+        let Some([resource, scope_spans, resource_schema]) = fields(bytes) else { return decode_span(bytes) };
+        let Some([scope, span, scope_schema]) = fields(scope_spans) else { return decode_span(bytes) };
+        let resource = shared(&mut self.resources, [resource, b"\0", resource_schema].concat(), || {
+            let proto = opentelemetry_proto::tonic::resource::v1::Resource::decode(resource).map_err(corrupt)?;
+            let schema = String::from_utf8_lossy(resource_schema).into_owned();
+            Ok(otlp::resource_from_proto(Some(proto), schema))
+        })?;
+        let scope = shared(&mut self.scopes, [scope, b"\0", scope_schema].concat(), || {
+            let proto = opentelemetry_proto::tonic::common::v1::InstrumentationScope::decode(scope).map_err(corrupt)?;
+            Ok(otlp::scope_from_proto(Some(proto), String::from_utf8_lossy(scope_schema).into_owned()))
+        })?;
+        let span = opentelemetry_proto::tonic::trace::v1::Span::decode(span).map_err(corrupt)?;
+        otlp::span_from_proto(span, &resource, &scope).map_err(StorageError::Corrupt)
+    }
+}
+
 pub fn decode_span(bytes: &[u8]) -> Result<Span, StorageError> {
     let rs = ResourceSpans::decode(bytes).map_err(|e| StorageError::Corrupt(e.to_string()))?;
     let mut decoded = otlp::from_resource_spans(vec![rs]);
@@ -318,6 +383,24 @@ pub fn decode_span(bytes: &[u8]) -> Result<Span, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sharing_decoder_decodes_what_the_plain_one_does() {
+        let spans = [
+            crate::testing::span(1, 1, "a", "x", 10),
+            crate::testing::span(1, 2, "a", "y", 11),
+            crate::testing::span(1, 3, "b", "z", 12),
+        ];
+        let mut decoder = SpanDecoder::default();
+        let decoded: Vec<Span> = spans.iter().map(|s| decoder.decode(&encode_span(s)).unwrap()).collect();
+        for (d, s) in decoded.iter().zip(&spans) {
+            assert_eq!(d, s);
+            assert_eq!(*d, decode_span(&encode_span(s)).unwrap());
+        }
+        assert!(std::sync::Arc::ptr_eq(&decoded[0].resource, &decoded[1].resource), "one resource, shared");
+        assert!(!std::sync::Arc::ptr_eq(&decoded[0].resource, &decoded[2].resource));
+        assert!(decoder.decode(b"\xff\xff").is_err(), "garbage is reported, not decoded");
+    }
 
     #[test]
     fn batch_encoder_matches_the_plain_encoding() {

@@ -484,8 +484,9 @@ impl SpanReader for CqlStore {
             .rows_stream::<(Vec<u8>,)>()
             .map_err(corrupt)?;
         let mut spans = Vec::new();
+        let mut decoder = logical::SpanDecoder::default();
         while let Some((bytes,)) = rows.try_next().await.map_err(unavailable)? {
-            spans.push(logical::decode_span(&bytes)?);
+            spans.push(decoder.decode(&bytes)?);
         }
         let truncated = spans.len() > max_spans;
         spans.truncate(max_spans);

@@ -235,10 +235,11 @@ impl Inner {
     fn trace_sync(&self, tenant: &str, trace_id: TraceId, max_spans: usize) -> Result<(Vec<Span>, bool), StorageError> {
         let prefix = keys::trace_prefix(tenant, trace_id);
         let mut spans = Vec::new();
+        let mut decoder = schema::SpanDecoder::default();
         for bucket in self.buckets_between(0, u64::MAX) {
             for item in bucket.prefix(&prefix) {
                 let (_, value) = item.into_inner().map_err(io)?;
-                spans.push(schema::decode_span(&value)?);
+                spans.push(decoder.decode(&value)?);
             }
         }
         spans.sort_by_key(|s| (s.start_ns, s.span_id));
