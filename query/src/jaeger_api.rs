@@ -83,11 +83,30 @@ async fn service_operations(
     )
 }
 
+/// An operation as both Jaeger APIs list it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct OperationJson {
+pub struct OperationJson {
     name: String,
     span_kind: &'static str,
+}
+
+/// The operations of `service`, of one kind when `span_kind` names it.
+pub async fn operations_of(
+    state: &QueryState,
+    tenant: &str,
+    service: &str,
+    span_kind: Option<&str>,
+) -> Result<Vec<OperationJson>, QueryError> {
+    let kind = parse_kind(span_kind)?;
+    Ok(state
+        .engine
+        .operations(tenant, Some(service))
+        .await?
+        .into_iter()
+        .filter(|o| kind.is_none_or(|k| o.kind == k))
+        .map(|o| OperationJson { name: o.name, span_kind: o.kind.jaeger_name() })
+        .collect())
 }
 
 async fn operations(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> JaegerResult {
@@ -98,14 +117,7 @@ async fn operations(State(state): State<Arc<QueryState>>, headers: HeaderMap, Ra
             let service = params
                 .get("service")
                 .ok_or_else(|| QueryError::BadRequest("parameter 'service' is required".into()))?;
-            let kind = parse_kind(params.get("spanKind"))?;
-            let ops = state.engine.operations(&tenant, Some(service)).await?;
-            let data: Vec<OperationJson> = ops
-                .into_iter()
-                .filter(|o| kind.is_none_or(|k| o.kind == k))
-                .map(|o| OperationJson { name: o.name, span_kind: o.kind.jaeger_name() })
-                .collect();
-            Ok(envelope(data, vec![]))
+            Ok(envelope(operations_of(&state, &tenant, service, params.get("spanKind")).await?, vec![]))
         }
         .await,
     )

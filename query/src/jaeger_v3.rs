@@ -16,7 +16,7 @@ use tracekeeper_model::Span;
 
 use crate::engine::{Found, TraceQuery};
 use crate::error::QueryError;
-use crate::jaeger_api::{parse_kind, parse_trace_id};
+use crate::jaeger_api::{operations_of, parse_kind, parse_trace_id};
 use crate::params::Params;
 use crate::predicate::SpanPredicate;
 use crate::QueryState;
@@ -65,13 +65,6 @@ async fn services(State(state): State<Arc<QueryState>>, headers: HeaderMap) -> V
     )
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OperationJson {
-    name: String,
-    span_kind: &'static str,
-}
-
 async fn operations(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> V3Result {
     V3Result(
         async {
@@ -80,15 +73,8 @@ async fn operations(State(state): State<Arc<QueryState>>, headers: HeaderMap, Ra
             let service = params
                 .get("service")
                 .ok_or_else(|| QueryError::BadRequest("parameter 'service' is required".into()))?;
-            let kind = parse_kind(params.first_of(SPAN_KIND).map(|(_, v)| v))?;
-            let operations: Vec<OperationJson> = state
-                .engine
-                .operations(&tenant, Some(service))
-                .await?
-                .into_iter()
-                .filter(|o| kind.is_none_or(|k| o.kind == k))
-                .map(|o| OperationJson { name: o.name, span_kind: o.kind.jaeger_name() })
-                .collect();
+            let operations =
+                operations_of(&state, &tenant, service, params.first_of(SPAN_KIND).map(|(_, v)| v)).await?;
             Ok(Json(json!({ "operations": operations })).into_response())
         }
         .await,

@@ -10,6 +10,7 @@ mod check;
 pub mod ledger;
 pub mod lifecycle;
 mod purge;
+mod registry;
 pub mod schema;
 
 use std::collections::{BTreeSet, HashSet};
@@ -126,13 +127,8 @@ pub struct CqlStore {
     /// Postings partitions already listed in `bucket_terms` by this process, so that
     /// each is listed once rather than with every batch. Forgotten wholesale when it
     /// grows past [`REGISTERED_MAX`]; listing again is harmless.
-    registered: Arc<Mutex<HashSet<RegisteredPartition>>>,
+    registered: Arc<Mutex<HashSet<registry::RegisteredPartition>>>,
 }
-
-/// (tenant, term id, hour bucket, shard): one postings partition.
-type RegisteredPartition = (String, i64, i64, i32);
-
-const REGISTERED_MAX: usize = 1 << 20;
 
 impl CqlStore {
     pub async fn session(nodes: &[String]) -> Result<Session, StorageError> {
@@ -320,39 +316,6 @@ impl CqlStore {
 }
 
 impl CqlStore {
-    /// Lists in `bucket_terms` the postings partitions `postings` will write to, before
-    /// they are written, so the retention worker can find every one of them.
-    async fn register_partitions<V>(
-        &self,
-        batch: &WriteBatch,
-        postings: &[((i64, i64, i32), V)],
-    ) -> Result<(), StorageError> {
-        let tenant = batch.tenant.as_str();
-        let fresh: BTreeSet<(i64, i64, i32)> = {
-            let registered = self.registered.lock().expect("registry lock");
-            postings
-                .iter()
-                .map(|(key, _)| *key)
-                .filter(|&(term, bucket, shard)| !registered.contains(&(tenant.to_string(), term, bucket, shard)))
-                .collect()
-        };
-        let rows: Vec<_> = fresh
-            .iter()
-            .filter_map(|&(term, bucket, shard)| {
-                // Outlives every posting of the bucket.
-                let ttl = ttl_secs((bucket as u64 + 1) * HOUR_NS - 1, batch)?;
-                Some((bucket, (tenant, bucket, term, shard, ttl, (bucket as u64 * HOUR_NS / 1000) as i64)))
-            })
-            .collect();
-        self.run_all("bucket_terms", &self.statements.insert_bucket_term, rows, 64).await?;
-        let mut registered = self.registered.lock().expect("registry lock");
-        if registered.len() > REGISTERED_MAX {
-            registered.clear();
-        }
-        registered.extend(fresh.into_iter().map(|(term, bucket, shard)| (tenant.to_string(), term, bucket, shard)));
-        Ok(())
-    }
-
     /// Days in `[first, last]` with data for `tenant`, newest first.
     async fn days(&self, tenant: &str, first: u64, last: u64) -> Result<Vec<u64>, StorageError> {
         let rows = self
