@@ -273,13 +273,9 @@ async fn dependencies(
         async {
             let tenant = state.tenant(&headers)?;
             let params = Params::parse(raw.as_deref());
-            let end_ns =
-                params.number::<u64>("endTs")?.map_or(state.engine.now_ns(), |ms| ms.saturating_mul(1_000_000));
-            let lookback_ns =
-                params.number::<u64>("lookback")?.unwrap_or(DEFAULT_DEPENDENCY_LOOKBACK_MS).saturating_mul(1_000_000);
+            let (start_ns, end_ns) = params.ms_window(state.engine.now_ns(), DEFAULT_DEPENDENCY_LOOKBACK_MS)?;
             let term = params.get("service").map_or(IndexTerm::All, |s| IndexTerm::Service(s.to_string()));
-            let traces =
-                state.engine.traces_in(&tenant, term, end_ns.saturating_sub(lookback_ns), end_ns, usize::MAX).await?;
+            let traces = state.engine.traces_in(&tenant, term, start_ns, end_ns, usize::MAX).await?;
             let service = params.get("service");
             let data: Vec<DependencyJson> = crate::dependencies::links(&traces)
                 .into_iter()

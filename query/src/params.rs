@@ -31,6 +31,14 @@ impl Params {
             .transpose()
     }
 
+    /// `[endTs − lookback, endTs]` in ns, from the millisecond parameters Jaeger's
+    /// dependencies and Zipkin's API take; `endTs` defaults to `now_ns`.
+    pub fn ms_window(&self, now_ns: u64, default_lookback_ms: u64) -> Result<(u64, u64), QueryError> {
+        let end_ns = self.number::<u64>("endTs")?.map_or(now_ns, |ms| ms.saturating_mul(1_000_000));
+        let lookback_ns = self.number::<u64>("lookback")?.unwrap_or(default_lookback_ms).saturating_mul(1_000_000);
+        Ok((end_ns.saturating_sub(lookback_ns), end_ns))
+    }
+
     pub fn duration(&self, key: &str) -> Result<Option<u64>, QueryError> {
         self.get(key)
             .map(|v| {

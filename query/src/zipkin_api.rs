@@ -53,9 +53,7 @@ fn required<'a>(params: &'a Params, key: &str) -> Result<&'a str, QueryError> {
 
 /// `[endTs − lookback, endTs]` in ns, from ms parameters.
 fn window(params: &Params, now_ns: u64) -> Result<(u64, u64), QueryError> {
-    let end_ns = params.number::<u64>("endTs")?.map_or(now_ns, |ms| ms.saturating_mul(1_000_000));
-    let lookback_ns = params.number::<u64>("lookback")?.unwrap_or(DEFAULT_LOOKBACK_MS).saturating_mul(1_000_000);
-    Ok((end_ns.saturating_sub(lookback_ns), end_ns))
+    params.ms_window(now_ns, DEFAULT_LOOKBACK_MS)
 }
 
 async fn services(State(state): State<Arc<QueryState>>, headers: HeaderMap) -> TextResult {
