@@ -4,75 +4,21 @@
 //! `processes` map, spans refer to it by `processID`, the parent is a `CHILD_OF`
 //! reference and links are `FOLLOWS_FROM`. For OTLP data we add the tags Jaeger's own
 //! OTLP translator adds (`span.kind`, `otel.status_code`, `error`, ...).
+//!
+//! The JSON is written straight from borrowed spans: building an owned tree first cost
+//! most of the time of fetching a large trace, in allocations alone. [`SpanJson`] and
+//! [`Processes`] let a caller stream a trace a few spans at a time.
 
 use std::sync::Arc;
 
 use base64::Engine;
-use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
 
 use crate::span::{AnyValue, KeyValue, Resource, Span, SpanKind, StatusCode};
 
 /// The largest integer a JavaScript number holds exactly.
 const JS_MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Trace {
-    #[serde(rename = "traceID")]
-    pub trace_id: String,
-    pub spans: Vec<JaegerSpan>,
-    pub processes: std::collections::BTreeMap<String, Process>,
-    pub warnings: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct JaegerSpan {
-    #[serde(rename = "traceID")]
-    pub trace_id: String,
-    #[serde(rename = "spanID")]
-    pub span_id: String,
-    pub flags: u32,
-    pub operation_name: String,
-    pub references: Vec<Reference>,
-    pub start_time: u64,
-    pub duration: u64,
-    pub tags: Vec<Tag>,
-    pub logs: Vec<Log>,
-    #[serde(rename = "processID")]
-    pub process_id: String,
-    pub warnings: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Reference {
-    pub ref_type: &'static str,
-    #[serde(rename = "traceID")]
-    pub trace_id: String,
-    #[serde(rename = "spanID")]
-    pub span_id: String,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Tag {
-    pub key: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub value: serde_json::Value,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Log {
-    pub timestamp: u64,
-    pub fields: Vec<Tag>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Process {
-    pub service_name: String,
-    pub tags: Vec<Tag>,
-}
 
 /// Text for values Jaeger has no type for (arrays, maps) and for Zipkin's string tags.
 pub fn value_to_text(value: &AnyValue) -> String {
@@ -101,131 +47,285 @@ fn value_to_json(value: &AnyValue) -> serde_json::Value {
     }
 }
 
-pub fn tag(key: &str, value: &AnyValue) -> Tag {
-    let (kind, value) = match value {
-        AnyValue::String(s) => ("string", serde_json::Value::String(s.clone())),
-        AnyValue::Bool(b) => ("bool", serde_json::Value::Bool(*b)),
-        // Beyond 2^53 a JS number would silently round, so the UI gets the digits.
-        AnyValue::Int(i) if i.abs() > JS_MAX_SAFE_INTEGER => ("int64", serde_json::Value::String(i.to_string())),
-        AnyValue::Int(i) => ("int64", serde_json::Value::from(*i)),
-        AnyValue::Double(d) => match serde_json::Number::from_f64(*d) {
-            Some(n) => ("float64", serde_json::Value::Number(n)),
-            None => ("float64", serde_json::Value::String(d.to_string())),
-        },
-        AnyValue::Bytes(_) => ("binary", serde_json::Value::String(value_to_text(value))),
-        other => ("string", serde_json::Value::String(value_to_text(other))),
-    };
-    Tag { key: key.to_string(), kind, value }
+/// An id as lower-case hex, without allocating.
+struct Hex<'a>(&'a [u8]);
+
+impl Serialize for Hex<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 32];
+        let out = &mut buf[..self.0.len() * 2];
+        hex::encode_to_slice(self.0, out).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(std::str::from_utf8(out).map_err(serde::ser::Error::custom)?)
+    }
 }
 
-fn tags(attrs: &[KeyValue]) -> Vec<Tag> {
-    attrs.iter().map(|kv| tag(&kv.key, &kv.value)).collect()
+/// The trace id as Jaeger prints it: 16 digits when the high half is zero, else 32.
+fn jaeger_trace_id(id: &crate::TraceId) -> Hex<'_> {
+    if id.0[..8] == [0; 8] {
+        Hex(&id.0[8..])
+    } else {
+        Hex(&id.0)
+    }
 }
 
-fn string_tag(key: &str, value: impl Into<String>) -> Tag {
-    tag(key, &AnyValue::String(value.into()))
+/// One Jaeger tag: `{"key", "type", "value"}`.
+enum TagJson<'a> {
+    Value(&'a str, &'a AnyValue),
+    Text(&'a str, &'a str),
+    Bool(&'a str, bool),
 }
 
-/// Converts the spans of one trace. `warnings` are trace-level (truncation and the like).
-pub fn to_trace(spans: &[Span], warnings: Vec<String>) -> Trace {
-    let mut process_of: Vec<(Arc<Resource>, String)> = Vec::new();
-    let mut processes = std::collections::BTreeMap::new();
-    let mut out = Vec::with_capacity(spans.len());
-    for span in spans {
-        let process_id = match process_of.iter().find(|(r, _)| Arc::ptr_eq(r, &span.resource) || **r == *span.resource)
-        {
-            Some((_, id)) => id.clone(),
-            None => {
-                let id = format!("p{}", process_of.len() + 1);
-                processes.insert(
-                    id.clone(),
-                    Process {
-                        service_name: span.service_name().to_string(),
-                        tags: tags(
-                            &span
-                                .resource
-                                .attributes
-                                .iter()
-                                .filter(|kv| kv.key != "service.name")
-                                .cloned()
-                                .collect::<Vec<_>>(),
-                        ),
-                    },
-                );
-                process_of.push((Arc::clone(&span.resource), id.clone()));
-                id
+impl Serialize for TagJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        match *self {
+            TagJson::Text(key, text) => {
+                map.serialize_entry("key", key)?;
+                map.serialize_entry("type", "string")?;
+                map.serialize_entry("value", text)?;
             }
-        };
-        out.push(to_span(span, process_id));
-    }
-    Trace {
-        trace_id: spans.first().map(|s| s.trace_id.to_jaeger_hex()).unwrap_or_default(),
-        spans: out,
-        processes,
-        warnings: (!warnings.is_empty()).then_some(warnings),
+            TagJson::Bool(key, b) => {
+                map.serialize_entry("key", key)?;
+                map.serialize_entry("type", "bool")?;
+                map.serialize_entry("value", &b)?;
+            }
+            TagJson::Value(key, value) => {
+                map.serialize_entry("key", key)?;
+                match value {
+                    AnyValue::String(s) => {
+                        map.serialize_entry("type", "string")?;
+                        map.serialize_entry("value", s)?;
+                    }
+                    AnyValue::Bool(b) => {
+                        map.serialize_entry("type", "bool")?;
+                        map.serialize_entry("value", b)?;
+                    }
+                    // Beyond 2^53 a JS number would silently round, so the UI gets the digits.
+                    AnyValue::Int(i) if i.abs() > JS_MAX_SAFE_INTEGER => {
+                        map.serialize_entry("type", "int64")?;
+                        map.serialize_entry("value", &i.to_string())?;
+                    }
+                    AnyValue::Int(i) => {
+                        map.serialize_entry("type", "int64")?;
+                        map.serialize_entry("value", i)?;
+                    }
+                    AnyValue::Double(d) => {
+                        map.serialize_entry("type", "float64")?;
+                        if d.is_finite() {
+                            map.serialize_entry("value", d)?;
+                        } else {
+                            map.serialize_entry("value", &d.to_string())?;
+                        }
+                    }
+                    AnyValue::Bytes(_) => {
+                        map.serialize_entry("type", "binary")?;
+                        map.serialize_entry("value", &value_to_text(value))?;
+                    }
+                    other => {
+                        map.serialize_entry("type", "string")?;
+                        map.serialize_entry("value", &value_to_text(other))?;
+                    }
+                }
+            }
+        }
+        map.end()
     }
 }
 
-fn to_span(span: &Span, process_id: String) -> JaegerSpan {
-    let mut references = Vec::new();
-    if let Some(parent) = span.parent_span_id {
-        references.push(Reference {
-            ref_type: "CHILD_OF",
-            trace_id: span.trace_id.to_jaeger_hex(),
-            span_id: parent.to_hex(),
-        });
+fn attribute_tags(attrs: &[KeyValue]) -> impl Iterator<Item = TagJson<'_>> {
+    attrs.iter().map(|kv| TagJson::Value(&kv.key, &kv.value))
+}
+
+/// Serializes the items an iterator-making closure yields as a JSON array.
+struct Seq<F>(F);
+
+impl<F, I> Serialize for Seq<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq((self.0)())
     }
-    for link in &span.links {
-        references.push(Reference {
-            ref_type: "FOLLOWS_FROM",
-            trace_id: link.trace_id.to_jaeger_hex(),
-            span_id: link.span_id.to_hex(),
-        });
-    }
-    let mut span_tags = tags(&span.attributes);
-    if !span.scope.name.is_empty() {
-        span_tags.push(string_tag("otel.scope.name", span.scope.name.clone()));
-    }
-    if !span.scope.version.is_empty() {
-        span_tags.push(string_tag("otel.scope.version", span.scope.version.clone()));
-    }
-    if span.kind != SpanKind::Unspecified {
-        span_tags.push(string_tag("span.kind", span.kind.jaeger_name()));
-    }
-    match span.status.code {
-        StatusCode::Unset => {}
-        StatusCode::Ok => span_tags.push(string_tag("otel.status_code", "OK")),
-        StatusCode::Error => {
-            span_tags.push(string_tag("otel.status_code", "ERROR"));
-            span_tags.push(tag("error", &AnyValue::Bool(true)));
+}
+
+/// The Jaeger process ids (`p1`, `p2`, ...) of a trace's resources, in order of first
+/// appearance. Serializes as the trace's `processes` map.
+#[derive(Debug, Default)]
+pub struct Processes {
+    resources: Vec<Arc<Resource>>,
+}
+
+impl Processes {
+    /// The 1-based number of `resource`'s process, assigning the next one to a resource
+    /// not seen before.
+    pub fn number_of(&mut self, resource: &Arc<Resource>) -> usize {
+        // Spans decoded together share one Arc per resource, so the pointer test
+        // almost always settles it.
+        let found = self.resources.iter().position(|r| Arc::ptr_eq(r, resource) || **r == **resource);
+        match found {
+            Some(i) => i + 1,
+            None => {
+                self.resources.push(Arc::clone(resource));
+                self.resources.len()
+            }
         }
     }
-    if !span.status.message.is_empty() {
-        span_tags.push(string_tag("otel.status_description", span.status.message.clone()));
+}
+
+struct ProcessJson<'a>(&'a Resource);
+
+impl Serialize for ProcessJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut process = serializer.serialize_struct("Process", 2)?;
+        process.serialize_field("serviceName", self.0.service_name())?;
+        let attrs = &self.0.attributes;
+        process.serialize_field("tags", &Seq(|| attribute_tags(attrs).filter(|t| !is_service_name(t))))?;
+        process.end()
     }
-    if !span.trace_state.is_empty() {
-        span_tags.push(string_tag("w3c.tracestate", span.trace_state.clone()));
+}
+
+fn is_service_name(tag: &TagJson<'_>) -> bool {
+    matches!(tag, TagJson::Value("service.name", _))
+}
+
+impl Serialize for Processes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.resources.len()))?;
+        for (i, resource) in self.resources.iter().enumerate() {
+            map.serialize_entry(&format_args!("p{}", i + 1), &ProcessJson(resource))?;
+        }
+        map.end()
     }
-    JaegerSpan {
-        trace_id: span.trace_id.to_jaeger_hex(),
-        span_id: span.span_id.to_hex(),
-        flags: span.flags,
-        operation_name: span.name.clone(),
-        references,
-        start_time: span.start_ns / 1000,
-        duration: span.duration_ns() / 1000,
-        tags: span_tags,
-        logs: span
-            .events
-            .iter()
-            .map(|e| {
-                let mut fields = vec![string_tag("event", e.name.clone())];
-                fields.extend(tags(&e.attributes));
-                Log { timestamp: e.time_ns / 1000, fields }
-            })
-            .collect(),
-        process_id,
-        warnings: None,
+}
+
+/// One span in Jaeger's shape; `process` is its number from [`Processes::number_of`].
+pub struct SpanJson<'a> {
+    pub span: &'a Span,
+    pub process: usize,
+}
+
+struct Reference<'a> {
+    kind: &'static str,
+    trace_id: &'a crate::TraceId,
+    span_id: &'a crate::SpanId,
+}
+
+impl Serialize for Reference<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut reference = serializer.serialize_struct("Reference", 3)?;
+        reference.serialize_field("refType", self.kind)?;
+        reference.serialize_field("traceID", &jaeger_trace_id(self.trace_id))?;
+        reference.serialize_field("spanID", &Hex(&self.span_id.0))?;
+        reference.end()
+    }
+}
+
+/// The tags Jaeger's OTLP translator adds after a span's own attributes.
+fn derived_tags(span: &Span) -> impl Iterator<Item = TagJson<'_>> {
+    let scope = &span.scope;
+    let status = match span.status.code {
+        StatusCode::Unset => None,
+        StatusCode::Ok => Some("OK"),
+        StatusCode::Error => Some("ERROR"),
+    };
+    [
+        (!scope.name.is_empty()).then_some(TagJson::Text("otel.scope.name", &scope.name)),
+        (!scope.version.is_empty()).then_some(TagJson::Text("otel.scope.version", &scope.version)),
+        (span.kind != SpanKind::Unspecified).then(|| TagJson::Text("span.kind", span.kind.jaeger_name())),
+        status.map(|code| TagJson::Text("otel.status_code", code)),
+        (span.status.code == StatusCode::Error).then_some(TagJson::Bool("error", true)),
+        (!span.status.message.is_empty()).then_some(TagJson::Text("otel.status_description", &span.status.message)),
+        (!span.trace_state.is_empty()).then_some(TagJson::Text("w3c.tracestate", &span.trace_state)),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+struct LogJson<'a>(&'a crate::Event);
+
+impl Serialize for LogJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let event = self.0;
+        let mut log = serializer.serialize_struct("Log", 2)?;
+        log.serialize_field("timestamp", &(event.time_ns / 1000))?;
+        log.serialize_field(
+            "fields",
+            &Seq(|| std::iter::once(TagJson::Text("event", &event.name)).chain(attribute_tags(&event.attributes))),
+        )?;
+        log.end()
+    }
+}
+
+impl Serialize for SpanJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let span = self.span;
+        let mut out = serializer.serialize_struct("Span", 12)?;
+        out.serialize_field("traceID", &jaeger_trace_id(&span.trace_id))?;
+        out.serialize_field("spanID", &Hex(&span.span_id.0))?;
+        out.serialize_field("flags", &span.flags)?;
+        out.serialize_field("operationName", &span.name)?;
+        let references = || {
+            let parent = span.parent_span_id.as_ref().map(|parent| Reference {
+                kind: "CHILD_OF",
+                trace_id: &span.trace_id,
+                span_id: parent,
+            });
+            let links = span.links.iter().map(|link| Reference {
+                kind: "FOLLOWS_FROM",
+                trace_id: &link.trace_id,
+                span_id: &link.span_id,
+            });
+            parent.into_iter().chain(links)
+        };
+        out.serialize_field("references", &Seq(references))?;
+        out.serialize_field("startTime", &(span.start_ns / 1000))?;
+        out.serialize_field("duration", &(span.duration_ns() / 1000))?;
+        out.serialize_field("tags", &Seq(|| attribute_tags(&span.attributes).chain(derived_tags(span))))?;
+        out.serialize_field("logs", &Seq(|| span.events.iter().map(LogJson)))?;
+        out.serialize_field("processID", &format_args!("p{}", self.process))?;
+        out.serialize_field("warnings", &None::<()>)?;
+        out.end()
+    }
+}
+
+/// One whole trace in Jaeger's shape. `warnings` are trace-level (truncation and the
+/// like); none serializes as `null`, as Jaeger does.
+pub struct TraceJson<'a> {
+    pub spans: &'a [Span],
+    pub warnings: Vec<String>,
+}
+
+/// The Jaeger JSON of one trace's spans.
+pub fn to_trace(spans: &[Span], warnings: Vec<String>) -> TraceJson<'_> {
+    TraceJson { spans, warnings }
+}
+
+impl TraceJson<'_> {
+    /// Process numbers of the spans, in span order, and the processes they refer to.
+    fn processes(&self) -> (Vec<usize>, Processes) {
+        let mut processes = Processes::default();
+        let numbers = self.spans.iter().map(|s| processes.number_of(&s.resource)).collect();
+        (numbers, processes)
+    }
+}
+
+/// The Jaeger trace id of a trace's spans (of the first; empty for none).
+pub fn trace_id_text(spans: &[Span]) -> String {
+    spans.first().map(|s| s.trace_id.to_jaeger_hex()).unwrap_or_default()
+}
+
+impl Serialize for TraceJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (numbers, processes) = self.processes();
+        let mut trace = serializer.serialize_struct("Trace", 4)?;
+        trace.serialize_field("traceID", &trace_id_text(self.spans))?;
+        let spans = || self.spans.iter().zip(&numbers).map(|(span, &process)| SpanJson { span, process });
+        trace.serialize_field("spans", &Seq(spans))?;
+        trace.serialize_field("processes", &processes)?;
+        trace.serialize_field("warnings", &(!self.warnings.is_empty()).then_some(&self.warnings))?;
+        trace.end()
     }
 }
 
@@ -297,5 +397,47 @@ mod tests {
         assert_eq!(tag("otel.scope.version")["value"], "1.0");
         assert_eq!(tag("w3c.tracestate")["value"], "k=v");
         assert!(trace["warnings"].is_null());
+    }
+
+    #[test]
+    fn tag_values_keep_their_jaeger_types() {
+        let mut s = span();
+        s.attributes = vec![
+            KeyValue::new("small", AnyValue::Int(-5)),
+            KeyValue::new("nan", AnyValue::Double(f64::NAN)),
+            KeyValue::new("half", AnyValue::Double(0.5)),
+            KeyValue::new("raw", AnyValue::Bytes(vec![0xff, 0])),
+            KeyValue::new("list", AnyValue::Array(vec![AnyValue::Int(1), AnyValue::String("a\"b".into())])),
+            KeyValue::new("none", AnyValue::Empty),
+        ];
+        let trace = serde_json::to_value(to_trace(&[s], vec!["cut".into()])).unwrap();
+        let tags = &trace["spans"][0]["tags"];
+        let expect = [
+            ("small", "int64", serde_json::json!(-5)),
+            ("nan", "float64", serde_json::json!("NaN")),
+            ("half", "float64", serde_json::json!(0.5)),
+            ("raw", "binary", serde_json::json!("/wA=")),
+            ("list", "string", serde_json::json!("[1,\"a\\\"b\"]")),
+            ("none", "string", serde_json::json!("")),
+        ];
+        for (i, (key, kind, value)) in expect.iter().enumerate() {
+            assert_eq!(tags[i], serde_json::json!({"key": key, "type": kind, "value": value}), "tag {key}");
+        }
+        assert_eq!(trace["warnings"], serde_json::json!(["cut"]));
+    }
+
+    #[test]
+    fn resources_become_numbered_processes_in_order_of_first_use() {
+        let a = span();
+        let mut b = span();
+        b.resource =
+            Arc::new(Resource { attributes: vec![KeyValue::string("service.name", "db")], ..Default::default() });
+        let mut a_again = span();
+        a_again.resource = Arc::new((*a.resource).clone());
+        let trace = serde_json::to_value(to_trace(&[a, b, a_again], vec![])).unwrap();
+        let ids: Vec<_> = trace["spans"].as_array().unwrap().iter().map(|s| s["processID"].clone()).collect();
+        assert_eq!(ids, ["p1", "p2", "p1"]);
+        assert_eq!(trace["processes"]["p2"], serde_json::json!({"serviceName": "db", "tags": []}));
+        assert_eq!(trace["processes"].as_object().unwrap().len(), 2);
     }
 }

@@ -35,16 +35,16 @@ pub fn router(state: Arc<QueryState>) -> Router {
 }
 
 #[derive(Serialize)]
-struct Envelope<T: Serialize> {
-    data: T,
-    total: usize,
-    limit: usize,
-    offset: usize,
-    errors: Option<Vec<ApiError>>,
+pub(crate) struct Envelope<T: Serialize> {
+    pub data: T,
+    pub total: usize,
+    pub limit: usize,
+    pub offset: usize,
+    pub errors: Option<Vec<ApiError>>,
 }
 
 #[derive(Serialize)]
-struct ApiError {
+pub(crate) struct ApiError {
     code: u16,
     msg: String,
     #[serde(rename = "traceID", skip_serializing_if = "Option::is_none")]
@@ -155,7 +155,7 @@ async fn get_trace(
             if crate::tempo_api::wants_protobuf(&headers) {
                 return Ok(crate::tempo_api::trace_protobuf(&spans));
             }
-            Ok(envelope(vec![jaeger::to_trace(&spans, state.truncation_warning(truncated))], vec![]))
+            Ok(crate::jaeger_stream::trace_response(spans, state.truncation_warning(truncated)))
         }
         .await,
     )
@@ -233,14 +233,14 @@ async fn find_traces(
             let found = state.engine.search(&tenant, &query).await?;
             let data =
                 found.iter().map(|f| jaeger::to_trace(&f.spans, state.truncation_warning(f.truncated))).collect();
-            Ok(envelope::<jaeger::Trace>(data, vec![]))
+            Ok(envelope::<jaeger::TraceJson>(data, vec![]))
         }
         .await,
     )
 }
 
 async fn multi_get(state: &QueryState, tenant: &str, ids: &[&str]) -> Result<Response, QueryError> {
-    let mut data = Vec::new();
+    let mut found = Vec::new();
     let mut errors = Vec::new();
     for text in ids {
         let id = parse_trace_id(text)?;
@@ -248,10 +248,11 @@ async fn multi_get(state: &QueryState, tenant: &str, ids: &[&str]) -> Result<Res
         if spans.is_empty() {
             errors.push(ApiError { code: 404, msg: "trace not found".into(), trace_id: Some(id.to_jaeger_hex()) });
         } else {
-            data.push(jaeger::to_trace(&spans, state.truncation_warning(truncated)));
+            found.push((spans, state.truncation_warning(truncated)));
         }
     }
-    Ok(envelope(data, errors))
+    let data = found.iter().map(|(spans, warnings)| jaeger::to_trace(spans, warnings.clone())).collect();
+    Ok(envelope::<jaeger::TraceJson>(data, errors))
 }
 
 #[derive(Serialize)]

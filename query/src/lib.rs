@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`engine`]: exact, newest-first search and trace fetch over any [`SpanReader`].
 //! - [`predicate`]: what a search asks of a span, and the posting lists that cover it.
-//! - [`jaeger_api`]: Jaeger's classic JSON API; [`jaeger_v3`]: Jaeger's `/api/v3`.
+//! - [`jaeger_api`]: Jaeger's classic JSON API (a trace by id is streamed by
+//!   `jaeger_stream`); [`jaeger_v3`]: Jaeger's `/api/v3`.
 //! - [`zipkin_api`]: Zipkin's v2 query API.
 //! - [`tempo_api`]: Grafana Tempo's API, searching with the [`traceql`] subset.
 //! - [`dependencies`]: the service graph, computed from stored traces.
@@ -17,6 +18,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod jaeger_api;
+mod jaeger_stream;
 pub mod jaeger_v3;
 pub mod params;
 pub mod predicate;

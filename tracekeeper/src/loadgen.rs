@@ -39,6 +39,11 @@ pub struct LoadgenArgs {
     pub fetch_trace_spans: Option<usize>,
     #[arg(long, default_value_t = 200)]
     pub fetches: usize,
+    /// With --fetch-trace-spans: fetch this already stored trace (of that many spans)
+    /// instead of storing a new one, e.g. to measure the server's memory while it only
+    /// answers reads.
+    #[arg(long)]
+    pub trace_id: Option<String>,
     /// Most spans per second to send; 0 sends as fast as the server answers.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
@@ -292,21 +297,29 @@ async fn store_trace(args: &LoadgenArgs, spans: usize) -> anyhow::Result<String>
 }
 
 async fn fetch_latency(args: &LoadgenArgs, spans: usize) -> anyhow::Result<()> {
-    let id = store_trace(args, spans).await?;
+    let id = match &args.trace_id {
+        Some(id) => id.clone(),
+        None => store_trace(args, spans).await?,
+    };
     let client = reqwest::Client::new();
     let url = format!("{}/api/traces/{id}", args.query);
     let mut latencies = Vec::with_capacity(args.fetches);
     for _ in 0..args.fetches {
         let t = Instant::now();
-        let body = client.get(&url).send().await?.bytes().await?;
+        let response = client.get(&url).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
         latencies.push(t.elapsed());
+        if !status.is_success() {
+            bail!("fetching trace {id}: {status}");
+        }
         if body.len() < spans * 100 {
             bail!("the fetched trace is too small ({} bytes)", body.len());
         }
     }
     latencies.sort();
     println!(
-        "trace_spans={spans} fetches={} fetch_p50_ms={:.2} fetch_p99_ms={:.2}",
+        "trace_id={id} trace_spans={spans} fetches={} fetch_p50_ms={:.2} fetch_p99_ms={:.2}",
         args.fetches,
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3

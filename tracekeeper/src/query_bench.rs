@@ -35,8 +35,11 @@ pub async fn measure(query: &str, trace_id: &str, iterations: usize) -> anyhow::
             let t = Instant::now();
             let response = client.get(&url).send().await.with_context(|| format!("{name}: GET {url}"))?;
             let status = response.status();
-            let body: serde_json::Value = response.json().await.with_context(|| format!("{name}: reading"))?;
+            // Latency is to the last byte; parsing is the client's business.
+            let bytes = response.bytes().await.with_context(|| format!("{name}: reading"))?;
             latencies[i].push(t.elapsed());
+            let body: serde_json::Value =
+                serde_json::from_slice(&bytes).with_context(|| format!("{name}: the answer is not JSON"))?;
             if !status.is_success() {
                 bail!("{name}: {status}: {body}");
             }
