@@ -12,12 +12,13 @@
 # writes/s, CPU of each process, and freshness (ack → searchable) p50/p99 from probes
 # sent alongside the load.
 # Uses TRACEKEEPER_TEST_KAFKA / TRACEKEEPER_TEST_CQL when set, else starts the local
-# stack.
+# stack, with a 4G Cassandra heap unless TRACEKEEPER_CASSANDRA_HEAP says otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 indexers="${1:-1}"; seconds="${2:-30}"; rate="${3:-0}"; query_iterations="${4:-}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tracekeeper/target}"
 export TRACEKEEPER_OPS_DIR="$PWD/ops/stack"
+export TRACEKEEPER_CASSANDRA_HEAP="${TRACEKEEPER_CASSANDRA_HEAP:-4G}"
 cargo build --release -q -p tracekeeper -p tracekeeper-stack
 bin="$CARGO_TARGET_DIR/release/tracekeeper"
 work=$(mktemp -d)
@@ -92,4 +93,14 @@ done
 cat "$work/fresh.out"
 if [ -n "$query_iterations" ]; then
   "$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" --query-bench "$query_iterations"
+  # Peak RSS of the query node fetching a 50,000-span trace (stored and fetched once
+  # first, so that only the reads are in the figure).
+  stored=$("$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" \
+    --fetch-trace-spans 50000 --fetches 1)
+  echo "$stored"
+  trace_id=$(sed -n 's/.*trace_id=\([0-9a-f]*\).*/\1/p' <<<"$stored")
+  before=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$query_pid/status")
+  echo 5 > "/proc/$query_pid/clear_refs"
+  "$bin" loadgen --query "http://$query" --fetch-trace-spans 50000 --trace-id "$trace_id" --fetches 5
+  echo "50,000-span trace: query node RSS before ${before} MiB, peak while fetching it $(awk '/VmHWM/ {print int($2/1024)}' "/proc/$query_pid/status") MiB"
 fi

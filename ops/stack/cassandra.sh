@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs a single-node Apache Cassandra 5.0 in the foreground, CQL on 127.0.0.1:PORT,
-# data in DIR. Usage: ops/stack/cassandra.sh DIR PORT STORAGE_PORT JMX_PORT [HEAP, default 1G]
+# data in DIR. Usage: ops/stack/cassandra.sh DIR PORT STORAGE_PORT JMX_PORT [HEAP]
+# HEAP defaults to $TRACEKEEPER_CASSANDRA_HEAP, else 1G (enough for tests; benchmarks
+# give it more). With the 1G default the young generation is pinned at 128M.
 set -euo pipefail
-dir="$1"; port="$2"; storage_port="$3"; jmx_port="$4"; heap="${5:-1G}"
+dir="$1"; port="$2"; storage_port="$3"; jmx_port="$4"; heap="${5:-${TRACEKEEPER_CASSANDRA_HEAP:-1G}}"
 here="$(cd "$(dirname "$0")" && pwd)"
 jars="$("$here/fetch.sh")/cassandra/libs"
 java="${TRACEKEEPER_JAVA:-$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java 2>/dev/null | head -1)}"
@@ -52,7 +54,8 @@ for e in java.base/jdk.internal.misc java.management.rmi/com.sun.jmx.remote.inte
          java.rmi/sun.rmi.registry java.rmi/sun.rmi.server java.sql/java.sql java.base/java.lang.ref jdk.unsupported/sun.misc; do
   flags+=("--add-exports=$e=ALL-UNNAMED")
 done
-exec "$java" -Xms"$heap" -Xmx"$heap" -Xmn128M -Xss256k -XX:+UseG1GC -XX:+UseThreadPriorities -XX:ActiveProcessorCount=2 \
+young=(); [ "$heap" = 1G ] && young=(-Xmn128M)
+exec "$java" -Xms"$heap" -Xmx"$heap" "${young[@]}" -Xss256k -XX:+UseG1GC -XX:+UseThreadPriorities -XX:ActiveProcessorCount=2 \
   -Djava.net.preferIPv4Stack=true -Djdk.attach.allowAttachSelf=true -Djava.io.tmpdir="$dir/tmp" \
   -Dio.netty.tryReflectionSetAccessible=true -Dio.netty.allocator.useCacheForAllThreads=true -Dio.netty.allocator.maxOrder=11 \
   "${flags[@]}" -javaagent:"$jars/jamm-0.4.0.jar" \

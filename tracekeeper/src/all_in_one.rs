@@ -105,7 +105,8 @@ pub async fn run(
         let _ = worker_stopped.await;
     }));
 
-    let ready = Readiness::default();
+    let health = store.clone();
+    let ready = Readiness::default().with_health(move || health.health().map_err(|e| e.to_string()));
     let mut servers = Servers::new(ops::router(ready.clone(), metrics));
     servers.receivers(listeners.otlp_http, listeners.zipkin, listeners.otlp_grpc, &ingest);
     let routes = tracekeeper_query::router(query).merge(retention_api::router(store.clone()));

@@ -297,12 +297,15 @@ async fn store_trace(args: &LoadgenArgs, spans: usize) -> anyhow::Result<String>
 }
 
 async fn fetch_latency(args: &LoadgenArgs, spans: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
     let id = match &args.trace_id {
         Some(id) => id.clone(),
         None => store_trace(args, spans).await?,
     };
-    let client = reqwest::Client::new();
     let url = format!("{}/api/traces/{id}", args.query);
+    if args.trace_id.is_none() {
+        wait_until_whole(&client, &url, spans).await?;
+    }
     let mut latencies = Vec::with_capacity(args.fetches);
     for _ in 0..args.fetches {
         let t = Instant::now();
@@ -325,6 +328,25 @@ async fn fetch_latency(args: &LoadgenArgs, spans: usize) -> anyhow::Result<()> {
         percentile(&latencies, 0.99).as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// Waits (up to two minutes) until all `spans` spans of the trace at `url` can be read:
+/// a distributed pipeline indexes a large trace over a few seconds.
+async fn wait_until_whole(client: &reqwest::Client, url: &str, spans: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let response = client.get(url).send().await?;
+        if response.status().is_success() {
+            let body: serde_json::Value = serde_json::from_slice(&response.bytes().await?)?;
+            if body["data"][0]["spans"].as_array().map_or(0, Vec::len) >= spans {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{url} did not have all {spans} spans within two minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn hex_of(bytes: &[u8]) -> String {

@@ -8,31 +8,42 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-/// Process-wide readiness: set once every listener accepts work.
+/// A check of something the process cannot work without; `Err` says what is wrong.
+pub type HealthCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Process-wide readiness: set once every listener accepts work, and withdrawn while
+/// the health check (if any) fails.
 #[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    listening: Arc<AtomicBool>,
+    health: Option<HealthCheck>,
+}
 
 impl Readiness {
     pub fn set_ready(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.listening.store(true, Ordering::SeqCst);
+    }
+
+    /// Makes `/ready` answer 503, with the check's message, while `check` fails.
+    pub fn with_health(mut self, check: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Self {
+        self.health = Some(Arc::new(check));
+        self
+    }
+
+    fn status(&self) -> (StatusCode, String) {
+        if !self.listening.load(Ordering::SeqCst) {
+            return (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into());
+        }
+        match self.health.as_ref().map_or(Ok(()), |check| check()) {
+            Ok(()) => (StatusCode::OK, "ready\n".into()),
+            Err(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {problem}\n")),
+        }
     }
 }
 
 pub fn router(ready: Readiness, metrics: PrometheusHandle) -> Router {
     Router::new()
-        .route(
-            "/ready",
-            get(move || {
-                let ready = ready.0.load(Ordering::SeqCst);
-                async move {
-                    if ready {
-                        (StatusCode::OK, "ready\n")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-                    }
-                }
-            }),
-        )
+        .route("/ready", get(move || std::future::ready(ready.status())))
         .route("/metrics", get(move || std::future::ready(metrics.render())))
 }
 
@@ -41,4 +52,42 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    async fn ready_answer(ready: Readiness) -> (u16, String) {
+        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, router(ready, metrics)).await });
+        let response = reqwest::get(format!("http://{addr}/ready")).await.unwrap();
+        let answer = (response.status().as_u16(), response.text().await.unwrap());
+        server.abort();
+        answer
+    }
+
+    #[tokio::test]
+    async fn ready_follows_listeners_then_health() {
+        let healthy = Arc::new(AtomicBool::new(true));
+        let flag = Arc::clone(&healthy);
+        let ready = Readiness::default().with_health(move || {
+            if flag.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err("the disk is full".into())
+            }
+        });
+        assert_eq!(ready_answer(ready.clone()).await, (503, "starting\n".into()));
+        ready.set_ready();
+        assert_eq!(ready_answer(ready.clone()).await, (200, "ready\n".into()));
+        healthy.store(false, Ordering::SeqCst);
+        assert_eq!(ready_answer(ready.clone()).await, (503, "not ready: the disk is full\n".into()));
+        healthy.store(true, Ordering::SeqCst);
+        assert_eq!(ready_answer(ready).await, (200, "ready\n".into()));
+    }
 }

@@ -75,7 +75,16 @@ struct Inner {
     group_commit: GroupCommit,
 }
 
-fn io(e: impl std::fmt::Display) -> StorageError {
+/// What an operator is told once the engine has stopped after a fatal write failure.
+const POISONED: &str = "the embedded store stopped accepting writes after a fatal write error \
+     (is the disk full?); fix the cause, then restart tracekeeper";
+
+fn io<E: std::fmt::Display + 'static>(e: E) -> StorageError {
+    // After a failed flush or compaction (a full disk, a failing device) fjall refuses
+    // every write until the process restarts, with an error that does not say why.
+    if let Some(fjall::Error::Poisoned) = (&e as &dyn std::any::Any).downcast_ref::<fjall::Error>() {
+        return StorageError::Io(POISONED.to_string());
+    }
     StorageError::Io(e.to_string())
 }
 
@@ -166,6 +175,13 @@ impl EmbeddedStore {
     pub fn bucket_disk_space_at(&self, time_ns: u64) -> u64 {
         let index = time_ns / self.inner.bucket_width_ns;
         self.inner.buckets.read().expect("bucket map lock").get(&index).map_or(0, Keyspace::disk_space)
+    }
+
+    /// Whether the engine still accepts writes: an error once a fatal write failure has
+    /// stopped it. Cheap enough for every readiness probe (it hands the journal's
+    /// buffer to the OS, which every write does anyway).
+    pub fn health(&self) -> Result<(), StorageError> {
+        self.inner.db.persist(fjall::PersistMode::Buffer).map_err(io)
     }
 
     /// Flushes everything to disk; called on graceful shutdown.
@@ -421,5 +437,16 @@ mod tests {
         }
         let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
         assert_eq!(store.trace("t", span.trace_id, usize::MAX).await.unwrap().0, vec![span]);
+    }
+
+    #[tokio::test]
+    async fn a_working_store_is_healthy_and_a_stopped_engine_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+        store.write(testing::batch("t", vec![testing::span(1, 1, "svc", "op", 1)])).await.unwrap();
+        assert!(store.health().is_ok());
+        let stopped = io(fjall::Error::Poisoned).to_string();
+        assert!(stopped.contains("is the disk full?") && stopped.contains("restart"), "{stopped}");
+        assert_eq!(io("other").to_string(), "storage I/O error: other");
     }
 }
