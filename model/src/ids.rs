@@ -49,10 +49,15 @@ impl TraceId {
 
     /// The form Jaeger prints: 16 digits when the high half is zero, else 32.
     pub fn to_jaeger_hex(&self) -> String {
+        hex::encode(self.jaeger_bytes())
+    }
+
+    /// The bytes Jaeger prints: the low half alone when the high half is zero.
+    pub fn jaeger_bytes(&self) -> &[u8] {
         if self.0[..8] == [0; 8] {
-            hex::encode(&self.0[8..])
+            &self.0[8..]
         } else {
-            hex::encode(self.0)
+            &self.0
         }
     }
 }

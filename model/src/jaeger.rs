@@ -59,15 +59,6 @@ impl Serialize for Hex<'_> {
     }
 }
 
-/// The trace id as Jaeger prints it: 16 digits when the high half is zero, else 32.
-fn jaeger_trace_id(id: &crate::TraceId) -> Hex<'_> {
-    if id.0[..8] == [0; 8] {
-        Hex(&id.0[8..])
-    } else {
-        Hex(&id.0)
-    }
-}
-
 /// One Jaeger tag: `{"key", "type", "value"}`.
 enum TagJson<'a> {
     Value(&'a str, &'a AnyValue),
@@ -216,7 +207,7 @@ impl Serialize for Reference<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut reference = serializer.serialize_struct("Reference", 3)?;
         reference.serialize_field("refType", self.kind)?;
-        reference.serialize_field("traceID", &jaeger_trace_id(self.trace_id))?;
+        reference.serialize_field("traceID", &Hex(self.trace_id.jaeger_bytes()))?;
         reference.serialize_field("spanID", &Hex(&self.span_id.0))?;
         reference.end()
     }
@@ -262,7 +253,7 @@ impl Serialize for SpanJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let span = self.span;
         let mut out = serializer.serialize_struct("Span", 12)?;
-        out.serialize_field("traceID", &jaeger_trace_id(&span.trace_id))?;
+        out.serialize_field("traceID", &Hex(span.trace_id.jaeger_bytes()))?;
         out.serialize_field("spanID", &Hex(&span.span_id.0))?;
         out.serialize_field("flags", &span.flags)?;
         out.serialize_field("operationName", &span.name)?;

@@ -165,16 +165,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     }
     if let Some(iterations) = args.query_bench {
         let id = store_trace(&args, 1000).await?;
-        // Let a distributed pipeline index it.
-        let client = reqwest::Client::new();
         let url = format!("{}/api/traces/{id}", args.query);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !client.get(&url).send().await?.status().is_success() {
-            if Instant::now() > deadline {
-                bail!("the 1,000-span trace was not served within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_until_whole(&reqwest::Client::new(), &url, 1000).await?;
         return crate::query_bench::measure(&args.query, &id, iterations).await;
     }
     if let Some(n) = args.freshness_probes {
