@@ -66,59 +66,53 @@ enum TagJson<'a> {
     Bool(&'a str, bool),
 }
 
+/// A tag's value as Jaeger types it.
+enum TagValue<'a> {
+    Text(&'a str),
+    Owned(String),
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+}
+
+impl Serialize for TagValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TagValue::Text(text) => serializer.serialize_str(text),
+            TagValue::Owned(text) => serializer.serialize_str(text),
+            TagValue::Bool(b) => serializer.serialize_bool(*b),
+            TagValue::Int(i) => serializer.serialize_i64(*i),
+            TagValue::Float(d) => serializer.serialize_f64(*d),
+        }
+    }
+}
+
+/// Jaeger's type name and value for an attribute value.
+fn typed(value: &AnyValue) -> (&'static str, TagValue<'_>) {
+    match value {
+        AnyValue::String(s) => ("string", TagValue::Text(s)),
+        AnyValue::Bool(b) => ("bool", TagValue::Bool(*b)),
+        // Beyond 2^53 a JS number would silently round, so the UI gets the digits.
+        AnyValue::Int(i) if i.abs() > JS_MAX_SAFE_INTEGER => ("int64", TagValue::Owned(i.to_string())),
+        AnyValue::Int(i) => ("int64", TagValue::Int(*i)),
+        AnyValue::Double(d) if d.is_finite() => ("float64", TagValue::Float(*d)),
+        AnyValue::Double(d) => ("float64", TagValue::Owned(d.to_string())),
+        AnyValue::Bytes(_) => ("binary", TagValue::Owned(value_to_text(value))),
+        other => ("string", TagValue::Owned(value_to_text(other))),
+    }
+}
+
 impl Serialize for TagJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (key, (kind, value)) = match *self {
+            TagJson::Text(key, text) => (key, ("string", TagValue::Text(text))),
+            TagJson::Bool(key, b) => (key, ("bool", TagValue::Bool(b))),
+            TagJson::Value(key, value) => (key, typed(value)),
+        };
         let mut map = serializer.serialize_map(Some(3))?;
-        match *self {
-            TagJson::Text(key, text) => {
-                map.serialize_entry("key", key)?;
-                map.serialize_entry("type", "string")?;
-                map.serialize_entry("value", text)?;
-            }
-            TagJson::Bool(key, b) => {
-                map.serialize_entry("key", key)?;
-                map.serialize_entry("type", "bool")?;
-                map.serialize_entry("value", &b)?;
-            }
-            TagJson::Value(key, value) => {
-                map.serialize_entry("key", key)?;
-                match value {
-                    AnyValue::String(s) => {
-                        map.serialize_entry("type", "string")?;
-                        map.serialize_entry("value", s)?;
-                    }
-                    AnyValue::Bool(b) => {
-                        map.serialize_entry("type", "bool")?;
-                        map.serialize_entry("value", b)?;
-                    }
-                    // Beyond 2^53 a JS number would silently round, so the UI gets the digits.
-                    AnyValue::Int(i) if i.abs() > JS_MAX_SAFE_INTEGER => {
-                        map.serialize_entry("type", "int64")?;
-                        map.serialize_entry("value", &i.to_string())?;
-                    }
-                    AnyValue::Int(i) => {
-                        map.serialize_entry("type", "int64")?;
-                        map.serialize_entry("value", i)?;
-                    }
-                    AnyValue::Double(d) => {
-                        map.serialize_entry("type", "float64")?;
-                        if d.is_finite() {
-                            map.serialize_entry("value", d)?;
-                        } else {
-                            map.serialize_entry("value", &d.to_string())?;
-                        }
-                    }
-                    AnyValue::Bytes(_) => {
-                        map.serialize_entry("type", "binary")?;
-                        map.serialize_entry("value", &value_to_text(value))?;
-                    }
-                    other => {
-                        map.serialize_entry("type", "string")?;
-                        map.serialize_entry("value", &value_to_text(other))?;
-                    }
-                }
-            }
-        }
+        map.serialize_entry("key", key)?;
+        map.serialize_entry("type", kind)?;
+        map.serialize_entry("value", &value)?;
         map.end()
     }
 }
