@@ -8,11 +8,16 @@
 # - one Kafka broker and one Cassandra serve the whole run: taken from
 #   TRACEKEEPER_TEST_KAFKA / TRACEKEEPER_TEST_CQL when set, left to testcontainers when a
 #   Docker daemon answers, and otherwise started here as local JVM processes (jars from
-#   Maven Central, cached under ~/.cache/tracekeeper/jars) and stopped at the end.
+#   Maven Central, cached under ~/.cache/tracekeeper/jars) and stopped at the end;
+# - TRACEKEEPER_CACHE moves all of these caches: TRACEKEEPER_CACHE=$(mktemp -d) ops/test.sh
+#   is the run a new machine makes (only the Rust toolchain and apt packages are shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cache="${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}"
+# Everything this command caches lives under $cache (target dir, venv, jars, Maven's
+# repository, npm packages), so TRACEKEEPER_CACHE=$(mktemp -d) is a new machine's run.
+export TRACEKEEPER_CACHE="$cache"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 # Where the stack's launch scripts are, given at run time: a binary reused from the
 # shared target directory may have been built from another (since deleted) clone.

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 sync_mode="${1:-process}"
 seconds="${2:-20}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tracekeeper/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}/target}"
 cargo build --release -q -p tracekeeper
 bin="$CARGO_TARGET_DIR/release/tracekeeper"
 data=$(mktemp -d)

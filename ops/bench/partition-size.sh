@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 keyspace="$1"; spans="${2:-}"
 pid=$(pgrep -f CassandraDaemon | head -1)
 jmx=$(tr '\0' '\n' < "/proc/$pid/cmdline" | sed -n 's/^-Dcassandra.jmx.local.port=//p')
-jars="$(ops/stack/fetch.sh)/cassandra/libs"
+jars="$(ops/stack/fetch.sh cassandra)/libs"
 java="$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java | head -1)"
 # Cassandra's tools need the same module openings as the server (ops/stack/cassandra.sh).
 opens=(--add-exports=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED

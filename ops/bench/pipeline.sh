@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 indexers="${1:-1}"; seconds="${2:-30}"; rate="${3:-0}"; query_iterations="${4:-}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tracekeeper/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}/target}"
 export TRACEKEEPER_OPS_DIR="$PWD/ops/stack"
 export TRACEKEEPER_CASSANDRA_HEAP="${TRACEKEEPER_CASSANDRA_HEAP:-4G}"
 cargo build --release -q -p tracekeeper -p tracekeeper-stack

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 spans="${1:-1000000}"; iterations="${2:-100}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tracekeeper/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}/target}"
 cargo build --release -q -p tracekeeper
 bin="$CARGO_TARGET_DIR/release/tracekeeper"
 data=$(mktemp -d)

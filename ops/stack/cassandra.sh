@@ -6,7 +6,7 @@
 set -euo pipefail
 dir="$1"; port="$2"; storage_port="$3"; jmx_port="$4"; heap="${5:-${TRACEKEEPER_CASSANDRA_HEAP:-1G}}"
 here="$(cd "$(dirname "$0")" && pwd)"
-jars="$("$here/fetch.sh")/cassandra/libs"
+jars="$("$here/fetch.sh" cassandra)/libs"
 java="${TRACEKEEPER_JAVA:-$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java 2>/dev/null | head -1)}"
 java="${java:-java}"
 mkdir -p "$dir/data" "$dir/commitlog" "$dir/hints" "$dir/saved_caches" "$dir/logs" "$dir/tmp"

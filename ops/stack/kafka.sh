@@ -4,7 +4,7 @@
 set -euo pipefail
 dir="$1"; port="$2"; ctrl="$3"; heap="${4:-512m}"
 here="$(cd "$(dirname "$0")" && pwd)"
-jars="$("$here/fetch.sh")/kafka/libs"
+jars="$("$here/fetch.sh" kafka)/libs"
 java="${TRACEKEEPER_JAVA:-$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java 2>/dev/null | head -1)}"
 java="${java:-java}"
 mkdir -p "$dir/data" "$dir/logs"
