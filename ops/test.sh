@@ -9,6 +9,8 @@
 #   TRACEKEEPER_TEST_KAFKA / TRACEKEEPER_TEST_CQL when set, left to testcontainers when a
 #   Docker daemon answers, and otherwise started here as local JVM processes (jars from
 #   Maven Central, cached under ~/.cache/tracekeeper/jars) and stopped at the end;
+# - the web UI's tests run last, under node --test in Debian's chromium (installed
+#   with playwright-core by ops/ui-deps.sh when missing); they need no arguments given;
 # - TRACEKEEPER_CACHE moves all of these caches: TRACEKEEPER_CACHE=$(mktemp -d) ops/test.sh
 #   is the run a new machine makes (only the Rust toolchain and apt packages are shared).
 set -euo pipefail
@@ -36,6 +38,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 export TRACEKEEPER_TEST_PYTHON="$venv/bin/python3"
+
+# The UI tests' browser (Debian's chromium) and driver (playwright-core, in $cache/node).
+node_dir=$(ops/ui-deps.sh "$cache")
 
 stack_pid=""
 stop_stack() {
@@ -73,3 +78,13 @@ fi
 
 echo "==> cargo test --workspace $*"
 cargo test --workspace "$@"
+
+# The web UI in a real browser against the binary cargo test just built. A run with
+# cargo test arguments (a developer's subset) leaves them out.
+if [ $# -eq 0 ]; then
+  stop_stack
+  stack_pid=""
+  echo "==> UI tests: node --test ui/tests/ (Chromium; screenshots in $cache/ui-screenshots)"
+  TRACEKEEPER_BIN="$CARGO_TARGET_DIR/debug/tracekeeper" TRACEKEEPER_NODE_DIR="$node_dir" \
+    TRACEKEEPER_SCREENSHOTS="$cache/ui-screenshots" node --test --test-concurrency=1 ui/tests/
+fi

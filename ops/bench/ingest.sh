@@ -6,18 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 sync_mode="${1:-process}"
 seconds="${2:-20}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}/target}"
-cargo build --release -q -p tracekeeper
-bin="$CARGO_TARGET_DIR/release/tracekeeper"
-data=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$data"' EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-http=$(port); grpc=$(port); zipkin=$(port); query=$(port)
-RUST_LOG=warn "$bin" all-in-one --data-dir "$data" --sync "$sync_mode" \
-  --otlp-http-addr 127.0.0.1:$http --otlp-grpc-addr 127.0.0.1:$grpc \
-  --zipkin-addr 127.0.0.1:$zipkin --query-addr 127.0.0.1:$query &
-pid=$!
-until curl -sf "http://127.0.0.1:$query/ready" >/dev/null; do sleep 0.1; done
+ALL_IN_ONE_FLAGS=(--sync "$sync_mode")
+. ops/bench/all-in-one.sh
 
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)

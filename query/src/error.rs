@@ -63,6 +63,12 @@ impl QueryError {
     }
 }
 
+/// A path under `/api` that no API answers: Jaeger's JSON error envelope, so that API
+/// clients get JSON and never the web UI's page.
+pub fn api_not_found(path: &str) -> Response {
+    QueryError::NotFound(format!("no API at {path}")).into_jaeger_response()
+}
+
 /// Wraps a handler result so that errors take Zipkin's plain-text shape.
 pub struct TextResult(pub Result<Response, QueryError>);
 

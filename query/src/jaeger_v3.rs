@@ -198,9 +198,18 @@ struct Summary {
     /// 64-bit integers are strings in proto3 JSON.
     min_start_time_unix_nano: String,
     max_start_time_unix_nano: String,
+    max_end_time_unix_nano: String,
     span_count: usize,
     error_span_count: usize,
-    services: Vec<String>,
+    services: Vec<ServiceSummary>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceSummary {
+    name: String,
+    span_count: usize,
+    error_span_count: usize,
 }
 
 async fn trace_summaries(
@@ -219,9 +228,19 @@ async fn trace_summaries(
                     root_operation_name: f.summary.root_name.clone(),
                     min_start_time_unix_nano: f.summary.start_ns.to_string(),
                     max_start_time_unix_nano: f.spans.iter().map(|s| s.start_ns).max().unwrap_or(0).to_string(),
+                    max_end_time_unix_nano: (f.summary.start_ns + f.summary.duration_ns).to_string(),
                     span_count: f.summary.span_count,
                     error_span_count: f.summary.error_count,
-                    services: f.summary.services.iter().map(|(s, _, _)| s.clone()).collect(),
+                    services: f
+                        .summary
+                        .services
+                        .iter()
+                        .map(|(name, span_count, error_span_count)| ServiceSummary {
+                            name: name.clone(),
+                            span_count: *span_count,
+                            error_span_count: *error_span_count,
+                        })
+                        .collect(),
                 })
                 .collect();
             Ok(Json(json!({ "summaries": summaries })).into_response())

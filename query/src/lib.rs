@@ -36,7 +36,7 @@ use axum::Router;
 use tracekeeper_model::{Tenancy, TENANT_HEADER};
 
 pub use engine::{QueryEngine, TraceQuery, TraceSummary};
-pub use error::QueryError;
+pub use error::{api_not_found, QueryError};
 
 pub struct QueryState {
     pub engine: QueryEngine,

@@ -123,6 +123,21 @@ pub struct AllInOneArgs {
     /// with a warning [default: 100000].
     #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS")]
     pub max_trace_spans: Option<usize>,
+    #[command(flatten)]
+    pub ui: UiArgs,
+}
+
+/// The web UI on the query listener.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UiArgs {
+    /// Serve the web UI at / on the query port; --ui=false serves the APIs only
+    /// [default: true].
+    #[arg(long, env = "TRACEKEEPER_UI", num_args = 0..=1, default_missing_value = "true")]
+    pub ui: Option<bool>,
+    /// Path prefix for a reverse proxy, e.g. /tracing: the UI and the query APIs move
+    /// under it (/tracing/api/...), /ready and /metrics stay at the root [default: none].
+    #[arg(long, env = "TRACEKEEPER_UI_BASE_PATH")]
+    pub ui_base_path: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -229,6 +244,8 @@ pub struct QueryArgs {
     /// Most spans returned for one trace; larger traces are cut with a warning.
     #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS", default_value_t = 100_000)]
     pub max_trace_spans: usize,
+    #[command(flatten)]
+    pub ui: UiArgs,
 }
 
 #[derive(Debug, Subcommand)]

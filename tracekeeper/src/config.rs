@@ -15,7 +15,7 @@ use tracekeeper_ingest::IngestLimits;
 use tracekeeper_retention::{RetentionPolicies, DEFAULT_RETENTION};
 use tracekeeper_storage::embedded::Durability;
 
-use crate::cli::{AllInOneArgs, CollectorArgs, ReceiverArgs};
+use crate::cli::{AllInOneArgs, CollectorArgs, ReceiverArgs, UiArgs};
 
 /// The config file. Keys are the long flag names; unknown keys are an error, so a
 /// typo is caught instead of silently ignored.
@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub retention: Option<String>,
     pub bucket_width: Option<String>,
     pub max_trace_spans: Option<usize>,
+    pub ui: Option<bool>,
+    pub ui_base_path: Option<String>,
     pub kafka_brokers: Option<String>,
     pub kafka_topic: Option<String>,
     pub kafka_ack_timeout: Option<String>,
@@ -121,6 +123,17 @@ pub struct AllInOneConfig {
     pub retention: RetentionPolicies,
     pub bucket_width: Duration,
     pub max_trace_spans: usize,
+    pub ui: tracekeeper_ui::UiConfig,
+}
+
+/// The web UI's settings, from flags (or variables) first, then the config file.
+pub fn ui_config(args: &UiArgs, file: &FileConfig, multi_tenancy: bool) -> anyhow::Result<tracekeeper_ui::UiConfig> {
+    let base = args.ui_base_path.as_deref().or(file.ui_base_path.as_deref()).unwrap_or("");
+    Ok(tracekeeper_ui::UiConfig {
+        enabled: args.ui.or(file.ui).unwrap_or(true),
+        base_path: tracekeeper_ui::normalize_base_path(base)?,
+        multi_tenancy,
+    })
 }
 
 fn duration(text: &str, what: &str) -> anyhow::Result<Duration> {
@@ -152,8 +165,10 @@ impl AllInOneConfig {
         if bucket_width < Duration::from_secs(60) {
             bail!("bucket-width must be at least 1m, got {bucket_width:?}");
         }
+        let receivers = ReceiverConfig::resolve(&args.receivers, &file)?;
         Ok(Self {
-            receivers: ReceiverConfig::resolve(&args.receivers, &file)?,
+            ui: ui_config(&args.ui, &file, receivers.multi_tenancy)?,
+            receivers,
             query_addr: args.query_addr.or(file.query_addr).unwrap_or_else(|| addr("0.0.0.0:16686")),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./tracekeeper-data")),
             durability: args.sync.or(file.sync).unwrap_or_default(),

@@ -23,6 +23,7 @@ use crate::status;
 
 pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let policies = config::single_retention(&args.retention)?;
+    let ui = config::ui_config(&args.ui, &config::FileConfig::default(), args.multi_tenancy)?;
     let listener = TcpListener::bind(args.query_addr).await.with_context(|| format!("binding {}", args.query_addr))?;
     let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
     let ledger = Arc::new(
@@ -41,9 +42,10 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
     });
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics));
-    let routes = tracekeeper_query::router(state)
+    let api = tracekeeper_query::router(state)
         .merge(status::router(ledger, None, clock))
         .merge(retention_api::router(lifecycle));
+    let routes = tracekeeper_ui::mount(api, &ui, tracekeeper_query::api_not_found);
     servers.http(listener, routes, "query");
     ready.set_ready();
     tracing::info!(query = %args.query_addr, keyspace = %args.keyspace, "tracekeeper query is ready");

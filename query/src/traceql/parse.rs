@@ -114,9 +114,19 @@ fn string(chars: &[char]) -> Result<(String, usize), String> {
     Err("TraceQL: unterminated string".into())
 }
 
+/// Deepest nesting of parentheses a query may have. The parser, the
+/// evaluator and the tree's drop all recurse over the query, so both the nesting and
+/// the size of the tree are bounded: a hostile query gets a 400, never a stack overflow.
+pub const MAX_NESTING: usize = 32;
+/// Most conditions and spansets one query may hold; a `&&` chain nests as deep as it
+/// is long.
+pub const MAX_TERMS: usize = 256;
+
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    depth: usize,
+    terms: usize,
 }
 
 impl Parser {
@@ -128,6 +138,22 @@ impl Parser {
         let token = self.tokens.get(self.at).cloned();
         self.at += 1;
         token
+    }
+
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(format!("TraceQL: the query nests parentheses deeper than {MAX_NESTING} levels"));
+        }
+        Ok(())
+    }
+
+    fn term(&mut self) -> Result<(), String> {
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(format!("TraceQL: the query holds more than {MAX_TERMS} conditions and spansets"));
+        }
+        Ok(())
     }
 
     fn expect(&mut self, want: Token, context: &str) -> Result<(), String> {
@@ -176,6 +202,7 @@ impl Parser {
     }
 
     fn spanset_primary(&mut self) -> Result<Spanset, String> {
+        self.term()?;
         match self.next() {
             Some(Token::LBrace) => {
                 if self.peek() == Some(&Token::RBrace) {
@@ -187,8 +214,10 @@ impl Parser {
                 Ok(Spanset::Filter(cond))
             }
             Some(Token::LParen) => {
+                self.enter()?;
                 let inner = self.spanset_or()?;
                 self.expect(Token::RParen, "')'")?;
+                self.depth -= 1;
                 Ok(inner)
             }
             Some(Token::Word(w)) if w.starts_with(|c: char| c.is_ascii_alphabetic()) => {
@@ -218,10 +247,13 @@ impl Parser {
     }
 
     fn cond_primary(&mut self) -> Result<Cond, String> {
+        self.term()?;
         if self.peek() == Some(&Token::LParen) {
             self.next();
+            self.enter()?;
             let inner = self.cond_or()?;
             self.expect(Token::RParen, "')'")?;
+            self.depth -= 1;
             return Ok(inner);
         }
         let field = match self.next() {
@@ -339,7 +371,7 @@ fn word_literal(word: &str) -> Result<Literal, String> {
 }
 
 pub fn parse(text: &str) -> Result<Query, String> {
-    let mut parser = Parser { tokens: lex(text)?, at: 0 };
+    let mut parser = Parser { tokens: lex(text)?, at: 0, depth: 0, terms: 0 };
     if parser.tokens.is_empty() {
         return Ok(Query { root: Spanset::Filter(Cond::True), count: None });
     }

@@ -194,3 +194,21 @@ fn malformed_queries_say_what_is_wrong() {
         assert!(error.contains(says), "{query}: {error}");
     }
 }
+
+#[test]
+fn hostile_nesting_and_length_are_refused_not_overflowed() {
+    let deep_spansets = format!("{}{{ }}{}", "(".repeat(5000), ")".repeat(5000));
+    assert!(refused(&deep_spansets).contains("deeper than 32"), "{}", refused(&deep_spansets));
+    let deep_conditions = format!("{{ {}name = \"a\"{} }}", "(".repeat(5000), ")".repeat(5000));
+    assert!(refused(&deep_conditions).contains("deeper than 32"));
+    let long_chain = format!("{{ {} }}", vec!["name = \"a\""; 10_000].join(" && "));
+    assert!(refused(&long_chain).contains("more than 256"), "{}", refused(&long_chain));
+    let many_spansets = vec!["{ }"; 1_000].join(" >> ");
+    assert!(refused(&many_spansets).contains("more than 256"));
+
+    // At the limits, queries still parse and run.
+    let at_depth = format!("{}{{ name = \"charge\" }}{}", "(".repeat(32), ")".repeat(32));
+    assert_eq!(run(&at_depth), run("{ name = \"charge\" }"));
+    let at_length = format!("{{ {} }}", vec!["name = \"charge\""; 255].join(" || "));
+    assert_eq!(run(&at_length), run("{ name = \"charge\" }"));
+}

@@ -1,0 +1,16 @@
+# Sourced by the benchmarks: builds the release binary and starts one all-in-one on
+# free loopback ports with a fresh data directory, removed (and the server stopped)
+# on exit. Extra all-in-one flags come from the array ALL_IN_ONE_FLAGS.
+# Sets: bin, data, pid, http, grpc, zipkin, query.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}/target}"
+cargo build --release -q -p tracekeeper
+bin="$CARGO_TARGET_DIR/release/tracekeeper"
+data=$(mktemp -d)
+trap 'kill $pid 2>/dev/null || true; rm -rf "$data"' EXIT
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+http=$(port); grpc=$(port); zipkin=$(port); query=$(port)
+RUST_LOG=warn "$bin" all-in-one --data-dir "$data" "${ALL_IN_ONE_FLAGS[@]}" \
+  --otlp-http-addr 127.0.0.1:$http --otlp-grpc-addr 127.0.0.1:$grpc \
+  --zipkin-addr 127.0.0.1:$zipkin --query-addr 127.0.0.1:$query &
+pid=$!
+until curl -sf "http://127.0.0.1:$query/ready" >/dev/null; do sleep 0.1; done
