@@ -1,6 +1,8 @@
 """Emits one trace through the official OpenTelemetry Python SDK and prints its id.
 
-Driven by tests/otel_sdk.rs: argv[1] is "http" or "grpc", argv[2] the endpoint.
+Driven by tests/otel_sdk.rs and tests/tls.rs: argv[1] is "http" or "grpc", argv[2] the
+endpoint, and an optional argv[3] a CA file: then the export goes over TLS and trusts
+only that CA.
 """
 import sys
 
@@ -11,9 +13,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 protocol, endpoint = sys.argv[1], sys.argv[2]
+ca = sys.argv[3] if len(sys.argv) > 3 else None
+scheme = "https" if ca else "http"
 if protocol == "http":
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    exporter = OTLPSpanExporter(endpoint=f"http://{endpoint}/v1/traces")
+    exporter = OTLPSpanExporter(endpoint=f"{scheme}://{endpoint}/v1/traces", certificate_file=ca or None)
+elif ca:
+    import grpc
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    with open(ca, "rb") as f:
+        credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+    exporter = OTLPSpanExporter(endpoint=f"https://{endpoint}", insecure=False, credentials=credentials)
 else:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     exporter = OTLPSpanExporter(endpoint=f"http://{endpoint}", insecure=True)

@@ -107,11 +107,11 @@ pub async fn run(
 
     let health = store.clone();
     let ready = Readiness::default().with_health(move || health.health().map_err(|e| e.to_string()));
-    let mut servers = Servers::new(ops::router(ready.clone(), metrics));
-    servers.receivers(listeners.otlp_http, listeners.zipkin, listeners.otlp_grpc, &ingest);
+    let mut servers = Servers::new(ops::router(ready.clone(), metrics), config.receivers.serving.clone());
+    servers.receivers(listeners.otlp_http, listeners.zipkin, listeners.otlp_grpc, &ingest)?;
     let api = tracekeeper_query::router(query).merge(retention_api::router(store.clone()));
     let routes = tracekeeper_ui::mount(api, &config.ui, tracekeeper_query::api_not_found);
-    servers.http(listeners.query, routes, "query");
+    servers.http(listeners.query, routes, "query")?;
     ready.set_ready();
     tracing::info!(
         otlp_grpc = %config.receivers.otlp_grpc_addr, otlp_http = %config.receivers.otlp_http_addr, zipkin = %config.receivers.zipkin_addr,

@@ -94,6 +94,8 @@ pub struct ReceiverArgs {
     /// data belongs to the tenant "single-tenant" [default: false].
     #[arg(long, env = "TRACEKEEPER_MULTI_TENANCY", num_args = 0..=1, default_missing_value = "true")]
     pub multi_tenancy: Option<bool>,
+    #[command(flatten)]
+    pub serving: ServingArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -125,6 +127,30 @@ pub struct AllInOneArgs {
     pub max_trace_spans: Option<usize>,
     #[command(flatten)]
     pub ui: UiArgs,
+}
+
+/// How every listener of the role serves: TLS, and the limits of the serving layer.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServingArgs {
+    /// PEM certificate chain: every listener of this process serves TLS with it (needs
+    /// --tls-key). The files are re-read when they change [default: plaintext].
+    #[arg(long, env = "TRACEKEEPER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TRACEKEEPER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: clients must present a certificate it signed (mutual TLS)
+    /// [default: no client certificates].
+    #[arg(long, env = "TRACEKEEPER_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Longest a request may take before it is answered 503 (gRPC: DEADLINE_EXCEEDED),
+    /// as a Go duration [default: 60s].
+    #[arg(long, env = "TRACEKEEPER_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<String>,
+    /// Most requests served at once on one listener; beyond it clients get 503 with
+    /// Retry-After (gRPC: UNAVAILABLE) [default: 4096].
+    #[arg(long, env = "TRACEKEEPER_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<usize>,
 }
 
 /// The web UI on the query listener.
@@ -196,6 +222,8 @@ pub struct IndexerArgs {
     /// tenant.
     #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS", default_value_t = 100_000)]
     pub max_trace_spans: usize,
+    #[command(flatten)]
+    pub serving: ServingArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -222,6 +250,8 @@ pub struct RetentionArgs {
     /// Listen address for /ready, /metrics and /api/retention.
     #[arg(long, env = "TRACEKEEPER_ADMIN_ADDR", default_value = "0.0.0.0:14271")]
     pub admin_addr: SocketAddr,
+    #[command(flatten)]
+    pub serving: ServingArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -246,6 +276,8 @@ pub struct QueryArgs {
     pub max_trace_spans: usize,
     #[command(flatten)]
     pub ui: UiArgs,
+    #[command(flatten)]
+    pub serving: ServingArgs,
 }
 
 #[derive(Debug, Subcommand)]

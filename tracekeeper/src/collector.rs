@@ -26,8 +26,8 @@ pub async fn run(
     let sink = KafkaSink::new(&config.kafka).map_err(anyhow::Error::msg)?;
     let ingest = IngestState::new(Arc::new(sink), Tenancy { multi_tenant: r.multi_tenancy }, r.limits.clone());
     let ready = Readiness::default();
-    let mut servers = Servers::new(ops::router(ready.clone(), metrics));
-    servers.receivers(otlp_http, zipkin, otlp_grpc, &ingest);
+    let mut servers = Servers::new(ops::router(ready.clone(), metrics), r.serving.clone());
+    servers.receivers(otlp_http, zipkin, otlp_grpc, &ingest)?;
     ready.set_ready();
     tracing::info!(
         otlp_grpc = %r.otlp_grpc_addr, otlp_http = %r.otlp_http_addr, zipkin = %r.zipkin_addr,

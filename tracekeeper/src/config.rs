@@ -15,7 +15,9 @@ use tracekeeper_ingest::IngestLimits;
 use tracekeeper_retention::{RetentionPolicies, DEFAULT_RETENTION};
 use tracekeeper_storage::embedded::Durability;
 
-use crate::cli::{AllInOneArgs, CollectorArgs, ReceiverArgs, UiArgs};
+use tracekeeper_serve::{Limits, ServingConfig, TlsFiles};
+
+use crate::cli::{AllInOneArgs, CollectorArgs, ReceiverArgs, ServingArgs, UiArgs};
 
 /// The config file. Keys are the long flag names; unknown keys are an error, so a
 /// typo is caught instead of silently ignored.
@@ -37,6 +39,11 @@ pub struct FileConfig {
     pub max_trace_spans: Option<usize>,
     pub ui: Option<bool>,
     pub ui_base_path: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub request_timeout: Option<String>,
+    pub max_concurrent_requests: Option<usize>,
     pub kafka_brokers: Option<String>,
     pub kafka_topic: Option<String>,
     pub kafka_ack_timeout: Option<String>,
@@ -60,6 +67,34 @@ pub struct ReceiverConfig {
     pub zipkin_addr: SocketAddr,
     pub limits: IngestLimits,
     pub multi_tenancy: bool,
+    pub serving: ServingConfig,
+}
+
+/// TLS and the serving layer's limits, from flags (or variables), then the file.
+pub fn serving_config(args: &ServingArgs, file: &FileConfig) -> anyhow::Result<ServingConfig> {
+    let defaults = ServingConfig::default();
+    let cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
+    let key = args.tls_key.clone().or_else(|| file.tls_key.clone());
+    let client_ca = args.tls_client_ca.clone().or_else(|| file.tls_client_ca.clone());
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key, client_ca }),
+        (None, None) if client_ca.is_none() => None,
+        (None, None) => bail!("tls-client-ca needs tls-cert and tls-key: mutual TLS is TLS first"),
+        (Some(_), None) => bail!("tls-cert needs tls-key"),
+        (None, Some(_)) => bail!("tls-key needs tls-cert"),
+    };
+    let request_timeout = match args.request_timeout.as_deref().or(file.request_timeout.as_deref()) {
+        Some(text) => duration(text, "request-timeout")?,
+        None => defaults.limits.request_timeout,
+    };
+    let max_concurrent_requests = args
+        .max_concurrent_requests
+        .or(file.max_concurrent_requests)
+        .unwrap_or(defaults.limits.max_concurrent_requests);
+    if request_timeout.is_zero() || max_concurrent_requests == 0 {
+        bail!("request-timeout and max-concurrent-requests must be positive");
+    }
+    Ok(ServingConfig { tls, limits: Limits { request_timeout, max_concurrent_requests } })
 }
 
 impl ReceiverConfig {
@@ -77,6 +112,7 @@ impl ReceiverConfig {
             zipkin_addr: args.zipkin_addr.or(file.zipkin_addr).unwrap_or_else(|| addr("0.0.0.0:9411")),
             limits,
             multi_tenancy: args.multi_tenancy.or(file.multi_tenancy).unwrap_or(false),
+            serving: serving_config(&args.serving, file)?,
         })
     }
 }

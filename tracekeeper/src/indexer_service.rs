@@ -48,8 +48,9 @@ pub async fn run(
         .with_trace_limit(store, args.max_trace_spans);
     let view = GroupView::default();
     let ready = Readiness::default();
-    let mut servers = Servers::new(ops::router(ready.clone(), metrics));
-    servers.http(admin, status::router(ledger.clone(), Some(view.clone()), clock), "admin");
+    let serving = config::serving_config(&args.serving, &config::FileConfig::default())?;
+    let mut servers = Servers::new(ops::router(ready.clone(), metrics), serving);
+    servers.http(admin, status::router(ledger.clone(), Some(view.clone()), clock), "admin")?;
     let config = ConsumerConfig {
         brokers: args.kafka_brokers.clone(),
         topic: args.kafka_topic.clone(),

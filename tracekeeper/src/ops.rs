@@ -50,6 +50,11 @@ pub fn router(ready: Readiness, metrics: PrometheusHandle) -> Router {
 /// The recorder all `metrics::` calls report to, installed once per process.
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(tracekeeper_serve::REQUEST_DURATION.into()),
+            tracekeeper_serve::DURATION_BUCKETS,
+        )
+        .map_err(|e| anyhow::anyhow!("configuring the request-duration histogram: {e}"))?
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))
 }

@@ -41,12 +41,13 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
         tenancy: Tenancy { multi_tenant: args.multi_tenancy },
     });
     let ready = Readiness::default();
-    let mut servers = Servers::new(ops::router(ready.clone(), metrics));
+    let serving = config::serving_config(&args.serving, &config::FileConfig::default())?;
+    let mut servers = Servers::new(ops::router(ready.clone(), metrics), serving);
     let api = tracekeeper_query::router(state)
         .merge(status::router(ledger, None, clock))
         .merge(retention_api::router(lifecycle));
     let routes = tracekeeper_ui::mount(api, &ui, tracekeeper_query::api_not_found);
-    servers.http(listener, routes, "query");
+    servers.http(listener, routes, "query")?;
     ready.set_ready();
     tracing::info!(query = %args.query_addr, keyspace = %args.keyspace, "tracekeeper query is ready");
     shutdown.await;

@@ -30,8 +30,9 @@ pub async fn run(
         CqlLifecycle::new(store.shared_session(), &args.keyspace).await.context("preparing the retention tables")?,
     );
     let ready = Readiness::default();
-    let mut servers = Servers::new(ops::router(ready.clone(), metrics));
-    servers.http(admin, retention_api::router(lifecycle.clone()), "admin");
+    let serving = config::serving_config(&args.serving, &config::FileConfig::default())?;
+    let mut servers = Servers::new(ops::router(ready.clone(), metrics), serving);
+    servers.http(admin, retention_api::router(lifecycle.clone()), "admin")?;
     let holder = format!("{}-{}", hostname(), std::process::id());
     let worker = Worker::new(
         lifecycle,

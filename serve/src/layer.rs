@@ -1,0 +1,238 @@
+//! The request layer every listener of every role goes through, HTTP and gRPC alike:
+//! a request span in the logs, per-route metrics (rate, errors, duration as a
+//! histogram), a concurrency limit, a timeout, and a panic caught as a 500 for that
+//! request alone. Refusals are written in the listener's protocol: an HTTP status with
+//! a plain-text reason, or a trailers-only gRPC status.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::MatchedPath;
+use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use futures::FutureExt;
+use tokio::sync::Semaphore;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+/// Histogram of request durations, seconds, labelled by listener and route.
+pub const REQUEST_DURATION: &str = "tracekeeper_http_request_duration_seconds";
+/// Requests answered, by listener, route, method and status code.
+pub const REQUESTS: &str = "tracekeeper_http_requests_total";
+/// Requests refused before a handler ran, by listener and reason.
+pub const REFUSED: &str = "tracekeeper_http_requests_refused_total";
+/// Buckets for [`REQUEST_DURATION`]: 1 ms to 60 s.
+pub const DURATION_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// How refusals are written: plain HTTP, or gRPC's status in the headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Grpc,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    Overloaded,
+    TimedOut,
+    Panicked,
+}
+
+/// A response body the layer can build its refusals from.
+pub trait RefusalBody: Sized {
+    fn text(message: String) -> Self;
+}
+
+impl RefusalBody for axum::body::Body {
+    fn text(message: String) -> Self {
+        axum::body::Body::from(message)
+    }
+}
+
+impl RefusalBody for tonic::body::Body {
+    fn text(_message: String) -> Self {
+        // A trailers-only gRPC response: the message travels in `grpc-message`.
+        tonic::body::Body::default()
+    }
+}
+
+/// Limits of one listener.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+}
+
+#[derive(Clone)]
+pub struct ServingLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    listener: &'static str,
+    protocol: Protocol,
+    limits: Limits,
+    in_flight: Arc<Semaphore>,
+}
+
+impl ServingLayer {
+    /// One layer per listener: its concurrency limit is its own.
+    pub fn new(listener: &'static str, protocol: Protocol, limits: Limits) -> Self {
+        let in_flight = Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1)));
+        Self { shared: Arc::new(Shared { listener, protocol, limits, in_flight }) }
+    }
+}
+
+impl<S> Layer<S> for ServingLayer {
+    type Service = Serving<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Serving { inner, shared: self.shared.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Serving<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// The label for a request's route: the router's pattern where there is one, the gRPC
+/// method for gRPC, and "unmatched" otherwise, so that no client can grow the number of
+/// series by sending new paths.
+fn route_of<B>(request: &Request<B>, protocol: Protocol) -> String {
+    if let Some(path) = request.extensions().get::<MatchedPath>() {
+        return path.as_str().to_string();
+    }
+    match protocol {
+        Protocol::Grpc if request.uri().path() == GRPC_EXPORT => GRPC_EXPORT.to_string(),
+        _ => "unmatched".to_string(),
+    }
+}
+
+const GRPC_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+impl Shared {
+    fn refuse<RB: RefusalBody>(&self, refusal: Refusal) -> Response<RB> {
+        let (status, grpc_code, message) = match refusal {
+            Refusal::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "14",
+                format!(
+                    "tracekeeper is at its limit of {} requests at once on the {} listener; retry shortly",
+                    self.limits.max_concurrent_requests, self.listener
+                ),
+            ),
+            Refusal::TimedOut => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "4",
+                format!("the request took longer than the {:?} limit (--request-timeout)", self.limits.request_timeout),
+            ),
+            Refusal::Panicked => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "13", "internal error while serving this request".to_string())
+            }
+        };
+        let reason = match refusal {
+            Refusal::Overloaded => "overloaded",
+            Refusal::TimedOut => "timeout",
+            Refusal::Panicked => "panic",
+        };
+        metrics::counter!(REFUSED, "listener" => self.listener, "reason" => reason).increment(1);
+        let mut response = match self.protocol {
+            Protocol::Http => {
+                let mut r = Response::new(RB::text(format!("{message}\n")));
+                *r.status_mut() = status;
+                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                r
+            }
+            Protocol::Grpc => {
+                let mut r = Response::new(RB::text(message.clone()));
+                let headers = r.headers_mut();
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                headers.insert("grpc-status", HeaderValue::from_static(grpc_code));
+                if let Ok(value) = HeaderValue::from_str(&message) {
+                    headers.insert("grpc-message", value);
+                }
+                r
+            }
+        };
+        if !matches!(refusal, Refusal::Panicked) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Serving<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    RB: RefusalBody + Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<RB>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let shared = self.shared.clone();
+        // The clone that was made ready is the one that serves (tower's contract).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let route = route_of(&request, shared.protocol);
+        let method = request.method().to_string();
+        let span = tracing::info_span!("request", listener = shared.listener, %method, %route);
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let Ok(_permit) = shared.in_flight.clone().try_acquire_owned() else {
+                    tracing::warn!("refused: too many requests at once");
+                    return Ok(shared.refuse(Refusal::Overloaded));
+                };
+                let call = AssertUnwindSafe(inner.call(request)).catch_unwind();
+                let response = match tokio::time::timeout(shared.limits.request_timeout, call).await {
+                    Ok(Ok(result)) => result?,
+                    Ok(Err(panic)) => {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        tracing::error!(panic = %what, "a handler panicked; answered 500 for this request only");
+                        shared.refuse(Refusal::Panicked)
+                    }
+                    Err(_) => {
+                        tracing::warn!(limit = ?shared.limits.request_timeout, "request timed out");
+                        shared.refuse(Refusal::TimedOut)
+                    }
+                };
+                let status = grpc_or_http_status(&response, shared.protocol);
+                let elapsed = started.elapsed();
+                metrics::histogram!(REQUEST_DURATION, "listener" => shared.listener, "route" => route.clone())
+                    .record(elapsed.as_secs_f64());
+                metrics::counter!(REQUESTS, "listener" => shared.listener, "route" => route, "method" => method, "status" => status.clone())
+                    .increment(1);
+                tracing::debug!(%status, elapsed_ms = elapsed.as_millis() as u64, "served");
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// The HTTP status, or for gRPC the `grpc-status` when the answer is trailers-only.
+fn grpc_or_http_status<RB>(response: &Response<RB>, protocol: Protocol) -> String {
+    match (protocol, response.headers().get("grpc-status")) {
+        (Protocol::Grpc, Some(code)) => format!("grpc-{}", code.to_str().unwrap_or("?")),
+        _ => response.status().as_u16().to_string(),
+    }
+}

@@ -1,0 +1,150 @@
+//! One serving layer for every listener of every role (all-in-one, collector, indexer,
+//! query, retention), HTTP and gRPC alike:
+//!
+//! 1. TLS (rustls) when configured, with optional client certificates, reloaded when
+//!    the files change ([`tls`]);
+//! 2. a request timeout;
+//! 3. a concurrency limit per listener;
+//! 4. request metrics per route: a counter by status and a duration histogram;
+//! 5. a request span in the logs;
+//! 6. a panic in a handler answered as a 500 for that request only ([`layer`]).
+//!
+//! Refusals (overload, timeout, panic) are written in the listener's protocol.
+
+pub mod layer;
+pub mod tls;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use layer::{Limits, Protocol, ServingLayer, DURATION_BUCKETS, REQUEST_DURATION};
+pub use tls::{TlsError, TlsFiles, TlsSource};
+
+/// How every listener of a process serves.
+#[derive(Debug, Clone)]
+pub struct ServingConfig {
+    /// TLS material; plaintext when `None`.
+    pub tls: Option<TlsFiles>,
+    pub limits: Limits,
+}
+
+/// Default per-request deadline.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default most requests in flight on one listener.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 4096;
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            limits: Limits {
+                request_timeout: DEFAULT_REQUEST_TIMEOUT,
+                max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{listener} listener TLS: {source}")]
+    Tls { listener: &'static str, source: TlsError },
+    #[error("{listener} listener: {source}")]
+    Io { listener: &'static str, source: std::io::Error },
+    #[error("{listener} gRPC server: {source}")]
+    Grpc { listener: &'static str, source: tonic::transport::Error },
+}
+
+/// A bound socket with its TLS (if any) already loaded, so that bad certificate files
+/// stop the process at start-up rather than in a background task.
+pub struct Prepared {
+    name: &'static str,
+    socket: Socket,
+    limits: Limits,
+}
+
+enum Socket {
+    Plain(TcpListener),
+    Tls(tls::TlsListener),
+}
+
+impl ServingConfig {
+    fn prepare(&self, listener: TcpListener, name: &'static str, alpn: &[&[u8]]) -> Result<Prepared, ServeError> {
+        let socket = match &self.tls {
+            None => Socket::Plain(listener),
+            Some(files) => {
+                let source = TlsSource::load(files.clone(), alpn.iter().map(|p| p.to_vec()).collect())
+                    .map_err(|source| ServeError::Tls { listener: name, source })?;
+                Socket::Tls(
+                    tls::TlsListener::new(listener, source, name)
+                        .map_err(|source| ServeError::Io { listener: name, source })?,
+                )
+            }
+        };
+        Ok(Prepared { name, socket, limits: self.limits.clone() })
+    }
+
+    /// An HTTP/1.1 listener (JSON, protobuf and the web UI).
+    pub fn http(&self, listener: TcpListener, name: &'static str) -> Result<Prepared, ServeError> {
+        self.prepare(listener, name, &[b"http/1.1"])
+    }
+
+    /// A gRPC listener (HTTP/2).
+    pub fn grpc(&self, listener: TcpListener, name: &'static str) -> Result<Prepared, ServeError> {
+        self.prepare(listener, name, &[b"h2"])
+    }
+}
+
+impl Prepared {
+    /// Serves `router` behind the serving layer until `shutdown`, then lets requests
+    /// in flight finish.
+    pub async fn serve_http(
+        self,
+        router: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let name = self.name;
+        let app = router.layer(ServingLayer::new(name, Protocol::Http, self.limits));
+        let result = match self.socket {
+            Socket::Plain(tcp) => axum::serve(tcp, app).with_graceful_shutdown(shutdown).await,
+            Socket::Tls(tls) => axum::serve(tls, app).with_graceful_shutdown(shutdown).await,
+        };
+        result.map_err(|source| ServeError::Io { listener: name, source })
+    }
+
+    /// Serves a tonic service behind the same layer.
+    pub async fn serve_grpc<S>(
+        self,
+        service: S,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError>
+    where
+        S: tower::Service<
+                axum::http::Request<tonic::body::Body>,
+                Response = axum::http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let name = self.name;
+        let server = tonic::transport::Server::builder()
+            .layer(ServingLayer::new(name, Protocol::Grpc, self.limits))
+            .add_service(service);
+        let result = match self.socket {
+            Socket::Plain(tcp) => server.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), shutdown).await,
+            Socket::Tls(tls) => server.serve_with_incoming_shutdown(tls.into_stream(), shutdown).await,
+        };
+        result.map_err(|source| ServeError::Grpc { listener: name, source })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,260 @@
+//! TLS on every listener of all-in-one, through real clients: curl for OTLP/HTTP,
+//! Zipkin, the query API and /metrics; the official OpenTelemetry Python SDK over
+//! OTLP/HTTP and OTLP/gRPC with a CA file. Then mutual TLS, and a bad certificate
+//! refused at start-up by name. Needs curl and the SDK (ops/test.sh installs it).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use serde_json::Value;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // OpenSSL takes a leaf whose subject equals its issuer for self-signed.
+        params.distinguished_name.push(DnType::CommonName, "tracekeeper test CA");
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        for (name, san) in [("server", "127.0.0.1"), ("client", "tracekeeper-test-client")] {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(vec![san.to_string()]).unwrap();
+            params.distinguished_name.push(DnType::CommonName, name);
+            let cert = params.signed_by(&key, &ca).unwrap();
+            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        }
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("curl is required for this test ({e}): apt-get install curl"))
+}
+
+struct Tls {
+    child: Child,
+    _data: tempfile::TempDir,
+    otlp_http: String,
+    otlp_grpc: String,
+    zipkin: String,
+    query: String,
+}
+
+impl Drop for Tls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Tls {
+    fn start(pki: &Pki, extra: &[&str]) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let [otlp_grpc, otlp_http, zipkin, query] = [0; 4].map(|_| format!("127.0.0.1:{}", free_port()));
+        let child = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
+            .args(["all-in-one", "--data-dir", data.path().to_str().unwrap()])
+            .args(["--otlp-grpc-addr", &otlp_grpc, "--otlp-http-addr", &otlp_http])
+            .args(["--zipkin-addr", &zipkin, "--query-addr", &query])
+            .args(["--tls-cert", pki.path("server.pem").to_str().unwrap()])
+            .args(["--tls-key", pki.path("server.key").to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut server = Self { child, _data: data, otlp_http, otlp_grpc, zipkin, query };
+        server.wait_ready(pki, extra.contains(&"--tls-client-ca"));
+        server
+    }
+
+    fn client_args(pki: &Pki, with_client_cert: bool) -> Vec<String> {
+        let mut args = vec!["--cacert".to_string(), pki.path("ca.pem").display().to_string()];
+        if with_client_cert {
+            args.extend(["--cert".to_string(), pki.path("client.pem").display().to_string()]);
+            args.extend(["--key".to_string(), pki.path("client.key").display().to_string()]);
+        }
+        args
+    }
+
+    fn wait_ready(&mut self, pki: &Pki, mtls: bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = format!("https://{}/ready", self.query);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("tracekeeper exited before it was ready: {status}");
+            }
+            let mut args = Self::client_args(pki, mtls);
+            args.extend(["-o".into(), "/dev/null".into(), "-w".into(), "%{http_code}".into(), url.clone()]);
+            let out = curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            if String::from_utf8_lossy(&out.stdout) == "200" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tracekeeper was not ready over TLS within 30 s: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn get_json(&self, pki: &Pki, path: &str) -> Value {
+        let mut args = Self::client_args(pki, false);
+        args.push(format!("https://{}{}", self.query, path));
+        let out = curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    fn wait_for_trace(&self, pki: &Pki, trace_id: &str, spans: usize) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let body = self.get_json(pki, &format!("/api/traces/{trace_id}"));
+            if body["data"][0]["spans"].as_array().is_some_and(|s| s.len() == spans) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "trace {trace_id} did not arrive with {spans} spans: {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn sdk_emit(protocol: &str, endpoint: &str, ca: &Path) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/otel_sdk_emit.py");
+    let python = std::env::var("TRACEKEEPER_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    // requests lets REQUESTS_CA_BUNDLE (and CURL_CA_BUNDLE) override a session's own CA
+    // file, which is how the OTLP/HTTP exporter passes `certificate_file`: clear them so
+    // that the CA given is the one used.
+    let output = Command::new(&python)
+        .arg(script)
+        .args([protocol, endpoint, ca.to_str().unwrap()])
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .output()
+        .unwrap_or_else(|e| panic!("{python} is required ({e}); run the suite with ops/test.sh, which installs it"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "the OpenTelemetry Python SDK is missing: use ops/test.sh\n{stderr}"
+    );
+    assert!(output.status.success(), "the SDK script failed:\n{stderr}");
+    // The SDK logs a failed export and carries on: its words go with any failure.
+    assert!(!stderr.contains("Failed to export"), "the SDK could not export over {protocol}:\n{stderr}");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+const OTLP_JSON: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"curl-tls"}}]},
+ "scopeSpans":[{"spans":[{"traceId":"5b8aa5a2d2c872e8321cf37308d69df2","spanId":"051581bf3cb55c13","name":"GET /tls",
+ "kind":2,"startTimeUnixNano":"NOW","endTimeUnixNano":"END"}]}]}]}"#;
+
+#[test]
+fn every_listener_serves_tls_to_real_clients() {
+    let pki = Pki::new();
+    let server = Tls::start(&pki, &[]);
+    let ca = pki.path("ca.pem");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let body = OTLP_JSON.replace("NOW", &now.to_string()).replace("END", &(now + 1_000_000).to_string());
+
+    // OTLP/HTTP and Zipkin with curl, trusting only our CA.
+    let post_json = |body: &str, url: String| {
+        let out = curl(&[
+            "--cacert",
+            ca.to_str().unwrap(),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &url,
+        ]);
+        format!("{} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    assert_eq!(post_json(&body, format!("https://{}/v1/traces", server.otlp_http)).trim(), "200");
+    let zipkin = format!(
+        r#"[{{"traceId":"0000000000000000000000000000abcd","id":"000000000000abcd","name":"zipkin-tls","timestamp":{},"duration":5,"localEndpoint":{{"serviceName":"zipkin-tls"}}}}]"#,
+        now / 1000
+    );
+    assert_eq!(post_json(&zipkin, format!("https://{}/api/v2/spans", server.zipkin)).trim(), "202");
+
+    // The official SDK over OTLP/HTTP and OTLP/gRPC, with the CA file.
+    let over_http = sdk_emit("http", &server.otlp_http, &ca);
+    let over_grpc = sdk_emit("grpc", &server.otlp_grpc, &ca);
+
+    // Everything comes back through the query API, over TLS.
+    server.wait_for_trace(&pki, "5b8aa5a2d2c872e8321cf37308d69df2", 1);
+    server.wait_for_trace(&pki, "0000000000000000000000000000abcd", 1);
+    server.wait_for_trace(&pki, &over_http, 2);
+    server.wait_for_trace(&pki, &over_grpc, 2);
+
+    // Without the CA, or in plaintext, nothing is served.
+    let untrusted = curl(&[&format!("https://{}/api/services", server.query)]);
+    assert!(!untrusted.status.success(), "a client that does not trust the CA must fail the handshake");
+    let plain = curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("http://{}/api/services", server.query)]);
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200", "plaintext is not served on a TLS port");
+
+    // The serving layer counted the gRPC export under its route.
+    let mut args = Tls::client_args(&pki, false);
+    args.push(format!("https://{}/metrics", server.otlp_http));
+    let metrics = String::from_utf8(curl(&args.iter().map(String::as_str).collect::<Vec<_>>()).stdout).unwrap();
+    assert!(
+        metrics.contains(r#"listener="otlp-grpc",route="/opentelemetry.proto.collector.trace.v1.TraceService/Export""#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tracekeeper_http_request_duration_seconds_bucket"));
+}
+
+#[test]
+fn mutual_tls_requires_a_client_certificate() {
+    let pki = Pki::new();
+    let ca = pki.path("ca.pem").display().to_string();
+    let server = Tls::start(&pki, &["--tls-client-ca", &ca]);
+    let url = format!("https://{}/api/services", server.query);
+    let anonymous = curl(&["--cacert", &ca, "-o", "/dev/null", "-w", "%{http_code}", &url]);
+    assert_ne!(String::from_utf8_lossy(&anonymous.stdout), "200", "no client certificate, no answer");
+    let mut args = Tls::client_args(&pki, true);
+    args.extend(["-o".into(), "/dev/null".into(), "-w".into(), "%{http_code}".into(), url]);
+    let known = curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(String::from_utf8_lossy(&known.stdout), "200", "{}", String::from_utf8_lossy(&known.stderr));
+}
+
+#[test]
+fn a_missing_certificate_stops_start_up_and_names_the_file() {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
+        .args(["all-in-one", "--data-dir", data.path().to_str().unwrap()])
+        .args(["--otlp-grpc-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--otlp-http-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--zipkin-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--query-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--tls-cert", "/nonexistent/server.pem", "--tls-key", "/nonexistent/server.key"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/server.pem"), "{stderr}");
+}
