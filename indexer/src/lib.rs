@@ -194,4 +194,42 @@ mod tests {
         let other = limited().index("u", vec![nth(4)]).await.unwrap();
         assert_eq!(other.stored, 1, "the limit is per tenant and trace");
     }
+
+    /// Many batches at once over more traces than the limiter remembers: traces are
+    /// forgotten between the two looks of a concurrent batch. Nothing may panic (which
+    /// would poison the lock and fail every later ingest), and a sequential batch after
+    /// the storm still sees the limit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_batches_over_a_tiny_memory_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
+        let now = 10 * 86_400_000_000_000u64;
+        let mut indexer =
+            Indexer::new(store.clone(), Arc::new(RetentionPolicies::default()), Arc::new(ManualClock::new(now)));
+        indexer.trace_limit = Some(TraceLimit::with_memory(store.clone(), 3, 1));
+        let indexer = Arc::new(indexer);
+        let tasks: Vec<_> = (0..400u32)
+            .map(|i| {
+                let indexer = indexer.clone();
+                tokio::spawn(async move {
+                    let trace = (i % 20) as u8;
+                    let spans = (0..2u8)
+                        .map(|k| {
+                            tracekeeper_storage::testing::span(trace, (i % 100) as u8 * 2 + k, "svc", "op", now - 10)
+                        })
+                        .collect();
+                    indexer.index("t", spans).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            let outcome = task.await.expect("no panic while admitting").expect("indexed");
+            assert!(outcome.stored <= 2);
+        }
+        let after = indexer
+            .index("t", (0..5u8).map(|k| tracekeeper_storage::testing::span(99, k, "svc", "op", now - 10)).collect())
+            .await
+            .unwrap();
+        assert_eq!((after.stored, after.rejected.len()), (3, 2), "the limiter still works after the storm");
+    }
 }

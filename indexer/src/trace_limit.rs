@@ -7,7 +7,7 @@
 //! span already stored is always accepted again, so replays stay idempotent.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tracekeeper_model::{Span, TraceId};
 use tracekeeper_storage::schema::row_id;
@@ -21,6 +21,7 @@ type TraceKey = (String, TraceId);
 pub struct TraceLimit {
     reader: Arc<dyn SpanReader>,
     max_spans: usize,
+    remembered: usize,
     seen: Mutex<Seen>,
 }
 
@@ -31,52 +32,90 @@ struct Seen {
     order: VecDeque<TraceKey>,
 }
 
+impl Seen {
+    fn missing(&self, keys: &HashSet<TraceKey>) -> Vec<TraceKey> {
+        keys.iter().filter(|k| !self.traces.contains_key(*k)).cloned().collect()
+    }
+
+    /// Forgets the oldest traces beyond `remembered`, but never one of `keep` (the
+    /// batch being admitted): the memory may run over by one batch, never under.
+    fn forget_oldest(&mut self, remembered: usize, keep: &HashSet<TraceKey>) {
+        let mut kept = VecDeque::new();
+        while self.order.len() + kept.len() > remembered {
+            let Some(oldest) = self.order.pop_front() else { break };
+            if keep.contains(&oldest) {
+                kept.push_back(oldest);
+            } else {
+                self.traces.remove(&oldest);
+            }
+        }
+        for key in kept.into_iter().rev() {
+            self.order.push_front(key);
+        }
+    }
+}
+
 impl TraceLimit {
     pub fn new(reader: Arc<dyn SpanReader>, max_spans: usize) -> Self {
-        Self { reader, max_spans: max_spans.max(1), seen: Mutex::default() }
+        Self::with_memory(reader, max_spans, REMEMBERED_TRACES)
+    }
+
+    /// As [`TraceLimit::new`], remembering at most `remembered` traces.
+    pub fn with_memory(reader: Arc<dyn SpanReader>, max_spans: usize, remembered: usize) -> Self {
+        Self { reader, max_spans: max_spans.max(1), remembered: remembered.max(1), seen: Mutex::default() }
     }
 
     pub fn max_spans(&self) -> usize {
         self.max_spans
     }
 
+    /// The memory survives a panic elsewhere while it was held: it is a cache of what
+    /// the store holds, and every entry in it is whole.
+    fn seen(&self) -> MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Splits `spans` into those the trace has room for (or already holds) and
     /// those beyond the limit.
     pub async fn admit(&self, tenant: &str, spans: Vec<Span>) -> Result<(Vec<Span>, Vec<Span>), StorageError> {
-        let mut unknown: Vec<TraceId> = {
-            let seen = self.seen.lock().expect("trace limit lock");
-            spans.iter().map(|s| s.trace_id).filter(|t| !seen.traces.contains_key(&(tenant.to_string(), *t))).collect()
-        };
-        unknown.sort();
-        unknown.dedup();
-        let mut stored = Vec::with_capacity(unknown.len());
-        for trace_id in unknown {
-            stored.push((trace_id, self.reader.span_rows(tenant, trace_id, self.max_spans).await?));
-        }
-        let mut seen = self.seen.lock().expect("trace limit lock");
-        for (trace_id, rows) in stored {
-            let key = (tenant.to_string(), trace_id);
-            if !seen.traces.contains_key(&key) {
-                seen.traces.insert(key.clone(), rows.into_iter().collect());
-                seen.order.push_back(key);
+        let keys: HashSet<TraceKey> = spans.iter().map(|s| (tenant.to_string(), s.trace_id)).collect();
+        let mut missing = self.seen().missing(&keys);
+        loop {
+            // The store is read without the lock held; another batch may forget a trace
+            // of this one meanwhile, so look again after taking the lock.
+            let mut fetched = Vec::with_capacity(missing.len());
+            for key in missing {
+                let rows = self.reader.span_rows(tenant, key.1, self.max_spans).await?;
+                fetched.push((key, rows));
             }
-        }
-        let (mut kept, mut dropped) = (Vec::with_capacity(spans.len()), Vec::new());
-        for span in spans {
-            let rows = seen.traces.get_mut(&(tenant.to_string(), span.trace_id)).expect("looked up above");
-            let row = row_id(&span);
-            if rows.contains(&row) || rows.len() < self.max_spans {
-                rows.insert(row);
-                kept.push(span);
-            } else {
-                dropped.push(span);
+            let mut seen = self.seen();
+            for (key, rows) in fetched {
+                if !seen.traces.contains_key(&key) {
+                    seen.traces.insert(key.clone(), rows.into_iter().collect());
+                    seen.order.push_back(key);
+                }
             }
-        }
-        while seen.order.len() > REMEMBERED_TRACES {
-            if let Some(oldest) = seen.order.pop_front() {
-                seen.traces.remove(&oldest);
+            missing = seen.missing(&keys);
+            if !missing.is_empty() {
+                continue;
             }
+            let (mut kept, mut dropped) = (Vec::with_capacity(spans.len()), Vec::new());
+            for span in spans {
+                let row = row_id(&span);
+                let Some(rows) = seen.traces.get_mut(&(tenant.to_string(), span.trace_id)) else {
+                    // Unreachable: every key of the batch is present under this lock.
+                    dropped.push(span);
+                    continue;
+                };
+                if rows.contains(&row) || rows.len() < self.max_spans {
+                    rows.insert(row);
+                    kept.push(span);
+                } else {
+                    dropped.push(span);
+                }
+            }
+            seen.forget_oldest(self.remembered, &keys);
+            return Ok((kept, dropped));
         }
-        Ok((kept, dropped))
     }
 }
