@@ -136,3 +136,150 @@ async fn rewind_group(cluster: &Cluster) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+const DAY: u64 = 24 * HOUR;
+
+/// Posts `spans` for `tenant` until the collector acknowledges them.
+async fn post_as(collector: &support::Server, tenant: &str, spans: &[Span]) {
+    let body = prost::Message::encode_to_vec(&tracekeeper_model::otlp::to_request(spans));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, reply) =
+            collector.post_otlp(body.clone(), "application/x-protobuf", &[("X-Scope-OrgID", tenant)]).await;
+        match status {
+            200 => return,
+            429 | 503 if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(250)).await,
+            other => panic!("unexpected status {other}: {}", String::from_utf8_lossy(&reply)),
+        }
+    }
+}
+
+async fn served_to(query: &Process, tenant: &str, spans: &[Span]) -> bool {
+    let url = query.url(&format!("/api/traces/{}", spans[0].trace_id.to_hex()));
+    reqwest::Client::new().get(url).header("X-Scope-OrgID", tenant).send().await.unwrap().status() == 200
+}
+
+/// TTL in seconds of the first span row of `spans`, read from Cassandra.
+async fn row_ttl(cluster: &Cluster, tenant: &str, spans: &[Span]) -> i64 {
+    let session =
+        scylla::client::session_builder::SessionBuilder::new().known_node(&cluster.cql).build().await.unwrap();
+    let cql = format!("SELECT TTL(span) FROM {}.spans WHERE tenant = ? AND trace_id = ? LIMIT 1", cluster.keyspace);
+    let rows =
+        session.query_unpaged(cql, (tenant, spans[0].trace_id.0.to_vec())).await.unwrap().into_rows_result().unwrap();
+    let (ttl,): (Option<i32>,) = rows.single_row().unwrap();
+    i64::from(ttl.expect("the row has a TTL"))
+}
+
+/// Three tenants whose retention is shorter than, equal to and longer than the default
+/// (168h), through collector → Kafka → indexer → Cassandra ← query: each keeps exactly
+/// its own window, its rows carry its own TTL, and a policy changed on the retention
+/// worker reaches the indexer and the query node without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenant_keeps_its_own_window_through_the_pipeline() {
+    let stack = tracekeeper_stack::require().await;
+    let cluster = Cluster::create(&stack.kafka, &stack.cql, "tenants").await;
+    let worker = cluster
+        .retention(&[
+            "--retention",
+            "168h",
+            "--tenant-retention",
+            "short=24h,long=720h",
+            "--interval",
+            "1s",
+            "--lease-ttl",
+            "3s",
+        ])
+        .await;
+    wait_until("policies recorded", Duration::from_secs(30), async || {
+        let versions = worker.json("/api/retention").await;
+        versions.to_string().contains("\"long\"")
+    })
+    .await;
+    // The indexer and the query node are started with the default only: they must read
+    // the tenants' own policies from the store.
+    let collector = support::Server::start_collector(&cluster.kafka, &cluster.topic, &["--multi-tenancy"]);
+    let indexer = cluster.indexer("10s").await;
+    let query = cluster.query_with(&["--multi-tenancy"]).await;
+
+    let now = now_ns();
+    let ages = [12 * HOUR, 100 * HOUR, 300 * HOUR];
+    let mut sent = Vec::new();
+    for (t, tenant) in ["short", "equal", "long"].into_iter().enumerate() {
+        for (a, age) in ages.iter().enumerate() {
+            let spans = rich_trace(900 + (t * 10 + a) as u64, now - age);
+            post_as(&collector, tenant, &spans).await;
+            sent.push((tenant, *age, spans));
+        }
+    }
+    let window = |tenant: &str| match tenant {
+        "short" => DAY,
+        "long" => 30 * DAY,
+        _ => 7 * DAY,
+    };
+    for (tenant, age, spans) in &sent {
+        if *age < window(tenant) {
+            wait_until(&format!("{tenant}'s {}h old trace served", age / HOUR), Duration::from_secs(90), async || {
+                served_to(&query, tenant, spans).await
+            })
+            .await;
+        }
+    }
+    wait_until("indexer caught up", Duration::from_secs(60), async || {
+        let status = indexer.json("/api/status").await;
+        status["partitions"].as_array().is_some_and(|p| !p.is_empty() && p.iter().all(|p| p["lag"] == 0))
+    })
+    .await;
+    for (tenant, age, spans) in &sent {
+        let expected = *age < window(tenant);
+        assert_eq!(served_to(&query, tenant, spans).await, expected, "{tenant}'s {}h old trace", age / HOUR);
+    }
+    let refused: usize = sent.iter().filter(|(t, a, _)| *a >= window(t)).map(|(_, _, s)| s.len()).sum();
+    assert_eq!(
+        indexer.metric("tracekeeper_spans_rejected_total").await,
+        refused as f64,
+        "only spans past their own tenant's window are refused"
+    );
+
+    // Each row's TTL is its tenant's retention less the span's age (less the seconds
+    // the test has taken since).
+    for (tenant, age, spans) in sent.iter().filter(|(t, a, _)| *a < window(t)) {
+        let expected = ((window(tenant) - age) / SEC) as i64;
+        let ttl = row_ttl(&cluster, tenant, spans).await;
+        assert!(
+            ttl <= expected && ttl > expected - 600,
+            "{tenant}'s {}h row: TTL {ttl}s, expected about {expected}s",
+            age / HOUR
+        );
+    }
+
+    // The long tenant's policy is shortened on the worker alone (a new worker, once the
+    // old one's short lease has lapsed): within a run and a refresh, the query node hides
+    // its 300h trace and the indexer refuses new spans of that age, with no restart.
+    drop(worker);
+    let _worker = cluster
+        .retention(&[
+            "--retention",
+            "168h",
+            "--tenant-retention",
+            "short=24h,long=240h",
+            "--interval",
+            "1s",
+            "--lease-ttl",
+            "3s",
+        ])
+        .await;
+    let (_, _, long_300h) = sent.iter().find(|(t, a, _)| *t == "long" && *a == 300 * HOUR).unwrap();
+    wait_until("long's 300h trace hidden", Duration::from_secs(60), async || {
+        !served_to(&query, "long", long_300h).await
+    })
+    .await;
+    let (_, _, long_100h) = sent.iter().find(|(t, a, _)| *t == "long" && *a == 100 * HOUR).unwrap();
+    assert!(served_to(&query, "long", long_100h).await, "inside the new window stays visible");
+    let late = rich_trace(990, now_ns() - 250 * HOUR);
+    let before = indexer.metric("tracekeeper_spans_rejected_total").await;
+    post_as(&collector, "long", &late).await;
+    wait_until("the indexer refuses a span past the new window", Duration::from_secs(60), async || {
+        indexer.metric("tracekeeper_spans_rejected_total").await >= before + late.len() as f64
+    })
+    .await;
+}

@@ -12,7 +12,7 @@ pub mod trace_limit;
 use std::sync::Arc;
 
 use tracekeeper_model::Span;
-use tracekeeper_retention::{Clock, RetentionPolicies, Watermarks};
+use tracekeeper_retention::{Clock, Policies, Watermarks};
 use tracekeeper_storage::{SpanReader, SpanWriter, StorageError, WriteBatch};
 
 use crate::trace_limit::TraceLimit;
@@ -33,7 +33,7 @@ pub enum IndexError {
 
 pub struct Indexer {
     writer: Arc<dyn SpanWriter>,
-    retention: Arc<RetentionPolicies>,
+    retention: Policies,
     clock: Arc<dyn Clock>,
     /// The retention worker's "expired before" marks: a policy shortened elsewhere.
     watermarks: Watermarks,
@@ -41,8 +41,8 @@ pub struct Indexer {
 }
 
 impl Indexer {
-    pub fn new(writer: Arc<dyn SpanWriter>, retention: Arc<RetentionPolicies>, clock: Arc<dyn Clock>) -> Self {
-        Self { writer, retention, clock, watermarks: Watermarks::default(), trace_limit: None }
+    pub fn new(writer: Arc<dyn SpanWriter>, retention: impl Into<Policies>, clock: Arc<dyn Clock>) -> Self {
+        Self { writer, retention: retention.into(), clock, watermarks: Watermarks::default(), trace_limit: None }
     }
 
     /// Refuses spans beyond `max_spans` per trace, counting stored spans in `reader`.
@@ -66,7 +66,8 @@ impl Indexer {
     /// (or its watermark) are refused rather than stored: they would be invisible at once.
     pub async fn index(&self, tenant: &str, spans: Vec<Span>) -> Result<Indexed, IndexError> {
         let now_ns = self.clock.now_ns();
-        let visible_from = self.retention.visible_from_ns(tenant, now_ns).max(self.watermarks.expired_before(tenant));
+        let retention = self.retention.current();
+        let visible_from = retention.visible_from_ns(tenant, now_ns).max(self.watermarks.expired_before(tenant));
         let (keep, expired): (Vec<Span>, Vec<Span>) = spans.into_iter().partition(|s| s.start_ns >= visible_from);
         let mut rejected: Vec<String> = expired
             .iter()
@@ -107,7 +108,7 @@ impl Indexer {
                 .write(WriteBatch {
                     tenant: tenant.to_string(),
                     spans: keep,
-                    retention_ns: self.retention.retention_ns(tenant),
+                    retention_ns: retention.retention_ns(tenant),
                     now_ns,
                 })
                 .await?;
@@ -123,7 +124,7 @@ impl Indexer {
 mod tests {
     use std::time::Duration;
 
-    use tracekeeper_retention::ManualClock;
+    use tracekeeper_retention::{ManualClock, RetentionPolicies};
     use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
     use tracekeeper_storage::SpanReader;
 

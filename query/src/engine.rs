@@ -9,7 +9,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use tracekeeper_model::{Span, TraceId};
-use tracekeeper_retention::{Clock, RetentionPolicies, Watermarks};
+use tracekeeper_retention::{Clock, Policies, Watermarks};
 use tracekeeper_storage::schema::POSTING_GROUP_NS;
 use tracekeeper_storage::{IndexTerm, Operation, Posting, SpanReader, StorageError};
 
@@ -83,7 +83,7 @@ pub struct Found {
 
 pub struct QueryEngine {
     reader: Arc<dyn SpanReader>,
-    retention: Arc<RetentionPolicies>,
+    retention: Policies,
     clock: Arc<dyn Clock>,
     /// The retention worker's "expired before" marks; hide data even where this node's
     /// own policy would still show it (a policy shortened elsewhere).
@@ -97,11 +97,17 @@ const POSTING_PAGE: usize = 512;
 impl QueryEngine {
     pub fn new(
         reader: Arc<dyn SpanReader>,
-        retention: Arc<RetentionPolicies>,
+        retention: impl Into<Policies>,
         clock: Arc<dyn Clock>,
         max_trace_spans: usize,
     ) -> Self {
-        Self { reader, retention, clock, watermarks: Watermarks::default(), max_trace_spans: max_trace_spans.max(1) }
+        Self {
+            reader,
+            retention: retention.into(),
+            clock,
+            watermarks: Watermarks::default(),
+            max_trace_spans: max_trace_spans.max(1),
+        }
     }
 
     /// Filters every query path by `watermarks` as well as by the policy.
@@ -115,7 +121,10 @@ impl QueryEngine {
     }
 
     fn visible_from(&self, tenant: &str) -> u64 {
-        self.retention.visible_from_ns(tenant, self.clock.now_ns()).max(self.watermarks.expired_before(tenant))
+        self.retention
+            .current()
+            .visible_from_ns(tenant, self.clock.now_ns())
+            .max(self.watermarks.expired_before(tenant))
     }
 
     /// The visible spans of a trace (none when it is absent or expired), and whether

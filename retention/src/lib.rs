@@ -3,9 +3,11 @@
 //! Every time-dependent decision (is this span already expired? what may a query
 //! show?) goes through a [`Clock`], so tests drive time instead of sleeping.
 
+mod policies;
 mod watermarks;
 pub mod worker;
 
+pub use policies::Policies;
 pub use watermarks::Watermarks;
 
 use std::collections::BTreeMap;

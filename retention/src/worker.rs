@@ -88,6 +88,13 @@ impl Worker {
         for (tenant, retention) in &self.policies.per_tenant {
             self.store.record_policy(tenant, retention.as_secs(), now).await?;
         }
+        // A tenant whose override was removed from the config now has the default:
+        // record that, or every node would keep the old override it reads from here.
+        let recorded: std::collections::BTreeSet<String> =
+            self.store.policies().await?.into_iter().map(|v| v.tenant).collect();
+        for tenant in recorded.iter().filter(|t| *t != DEFAULT_POLICY && !self.policies.per_tenant.contains_key(*t)) {
+            self.store.record_policy(tenant, self.policies.default.as_secs(), now).await?;
+        }
         let mut tenants = self.store.tenants().await?;
         tenants.extend(self.policies.per_tenant.keys().cloned());
         tenants.sort();

@@ -96,9 +96,15 @@ impl Cluster {
     }
 
     pub async fn query(&self) -> Process {
+        self.query_with(&[]).await
+    }
+
+    /// `tracekeeper query` with `extra` flags.
+    pub async fn query_with(&self, extra: &[&str]) -> Process {
         let addr = free_addr();
         let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
         command.arg("query").args(["--query-addr", &addr, "--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
+        command.args(extra);
         Process::spawn(command, addr).await
     }
 }

@@ -207,7 +207,9 @@ pub struct IndexerArgs {
     /// Keyspace to write (created by `tracekeeper schema apply`).
     #[arg(long, env = "TRACEKEEPER_KEYSPACE", default_value = "tracekeeper")]
     pub keyspace: String,
-    /// How long data is kept, as a Go duration: rows get TTL = span start + retention − now.
+    /// How long data is kept, as a Go duration, until the retention worker has recorded
+    /// its policies in the store; from then on each tenant's own policy is read from
+    /// there (every 5 s). Rows get TTL = span start + the tenant's retention − now.
     #[arg(long, env = "TRACEKEEPER_RETENTION", default_value = "168h")]
     pub retention: String,
     /// Listen address for /ready, /metrics and /api/status.
@@ -268,7 +270,8 @@ pub struct QueryArgs {
     /// Require the X-Scope-OrgID header and keep each tenant's data apart.
     #[arg(long, env = "TRACEKEEPER_MULTI_TENANCY", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub multi_tenancy: bool,
-    /// How long data is visible, as a Go duration; must match what the indexers write.
+    /// How long data is visible, as a Go duration, until the retention worker has
+    /// recorded its policies in the store; then each tenant's own policy (every 5 s).
     #[arg(long, env = "TRACEKEEPER_RETENTION", default_value = "168h")]
     pub retention: String,
     /// Most spans returned for one trace; larger traces are cut with a warning.

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tracekeeper_indexer::kafka::group::GroupView;
 use tracekeeper_indexer::kafka::{ConsumerConfig, Member};
 use tracekeeper_indexer::Indexer;
-use tracekeeper_retention::{SystemClock, Watermarks};
+use tracekeeper_retention::{Policies, SystemClock, Watermarks};
 use tracekeeper_storage::cql::ledger::CqlLedger;
 use tracekeeper_storage::cql::lifecycle::CqlLifecycle;
 use tracekeeper_storage::{Lifecycle, OwnershipLedger};
@@ -27,7 +27,9 @@ pub async fn run(
     metrics: PrometheusHandle,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let policies = config::single_retention(&args.retention)?;
+    // The flag stands until the retention worker has recorded policies in the store;
+    // from then on each tenant's own policy applies (and follows changes).
+    let policies = Policies::from(config::single_retention(&args.retention)?);
     let admin = TcpListener::bind(args.admin_addr).await.with_context(|| format!("binding {}", args.admin_addr))?;
     let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
     let ledger: Arc<dyn OwnershipLedger> = Arc::new(
@@ -40,10 +42,12 @@ pub async fn run(
     // replay of old messages after a policy was shortened stores nothing.
     let watermarks = Watermarks::default();
     watermarks.load(&*lifecycle).await.context("reading the retention watermarks")?;
-    let refresh = tokio::spawn(watermarks.clone().follow(lifecycle, crate::query_service::WATERMARK_REFRESH));
+    policies.load(&*lifecycle).await.context("reading the retention policies")?;
+    let refresh = tokio::spawn(watermarks.clone().follow(lifecycle.clone(), crate::query_service::WATERMARK_REFRESH));
+    let refresh_policies = tokio::spawn(policies.clone().follow(lifecycle, crate::query_service::WATERMARK_REFRESH));
     let clock = Arc::new(SystemClock);
     let store = Arc::new(store);
-    let indexer = Indexer::new(store.clone(), Arc::new(policies), clock.clone())
+    let indexer = Indexer::new(store.clone(), policies, clock.clone())
         .with_watermarks(watermarks)
         .with_trace_limit(store, args.max_trace_spans);
     let view = GroupView::default();
@@ -64,6 +68,7 @@ pub async fn run(
     tracing::info!(brokers = %config.brokers, topic = %config.topic, group = %config.group, keyspace = %args.keyspace, "tracekeeper indexer is consuming");
     let consumed = member.run(shutdown).await;
     refresh.abort();
+    refresh_policies.abort();
     servers.shutdown().await?;
     consumed.context("consuming from Kafka")
 }

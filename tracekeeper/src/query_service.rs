@@ -9,7 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracekeeper_model::Tenancy;
 use tracekeeper_query::{QueryEngine, QueryState};
-use tracekeeper_retention::{SystemClock, Watermarks};
+use tracekeeper_retention::{Policies, SystemClock, Watermarks};
 use tracekeeper_storage::cql::ledger::CqlLedger;
 use tracekeeper_storage::cql::lifecycle::CqlLifecycle;
 use tracekeeper_storage::Lifecycle;
@@ -22,7 +22,8 @@ use crate::serve::Servers;
 use crate::status;
 
 pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let policies = config::single_retention(&args.retention)?;
+    // As on the indexers: the flag until the store holds policies, then each tenant's own.
+    let policies = Policies::from(config::single_retention(&args.retention)?);
     let ui = config::ui_config(&args.ui, &config::FileConfig::default(), args.multi_tenancy)?;
     let listener = TcpListener::bind(args.query_addr).await.with_context(|| format!("binding {}", args.query_addr))?;
     let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
@@ -33,10 +34,12 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
         CqlLifecycle::new(store.shared_session(), &args.keyspace).await.context("preparing the retention tables")?,
     );
     let watermarks = Watermarks::default();
+    policies.load(&*lifecycle).await.context("reading the retention policies")?;
     let refresh = tokio::spawn(watermarks.clone().follow(lifecycle.clone(), WATERMARK_REFRESH));
+    let refresh_policies = tokio::spawn(policies.clone().follow(lifecycle.clone(), WATERMARK_REFRESH));
     let clock = Arc::new(SystemClock);
     let state = Arc::new(QueryState {
-        engine: QueryEngine::new(Arc::new(store), Arc::new(policies), clock.clone(), args.max_trace_spans)
+        engine: QueryEngine::new(Arc::new(store), policies, clock.clone(), args.max_trace_spans)
             .with_watermarks(watermarks),
         tenancy: Tenancy { multi_tenant: args.multi_tenancy },
     });
@@ -52,6 +55,7 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
     tracing::info!(query = %args.query_addr, keyspace = %args.keyspace, "tracekeeper query is ready");
     shutdown.await;
     refresh.abort();
+    refresh_policies.abort();
     servers.shutdown().await
 }
 

@@ -8,7 +8,7 @@ import { Server, launchBrowser, traceId, spanId, span, resourceSpans, nowNs } fr
 const query = process.env.BENCH_QUERY;
 const otlp = process.env.BENCH_OTLP;
 const sizes = (process.env.BENCH_SIZES || '1000,10000,100000').split(',').map(Number);
-const server = Object.assign(new Server(), { query, otlpHttp: otlp });
+const server = Object.assign(new Server(), { query, otlpHttp: otlp, base: '' });
 
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);

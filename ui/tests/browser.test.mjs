@@ -312,6 +312,60 @@ describe('web UI', { timeout: 600_000 }, () => {
     await done(page, 'trace-dark');
   });
 
+  test('two results picked on the search page open the comparison; a scatter point opens its trace', async () => {
+    const page = await newPage();
+    await page.goto(`${server.query}/search?service=frontend&lookback=1h`);
+    await page.waitForSelector('#result-list li');
+    assert.ok(await page.isDisabled('#compare-selected'));
+    for (const id of [T1, T2]) await page.check(`#result-list li[data-trace-id="${id}"] input[type=checkbox]`);
+    await page.click('#compare-selected');
+    await page.waitForURL(/\/compare\/[0-9a-f]+\/[0-9a-f]+$/);
+    const [a, b] = new URL(page.url()).pathname.split('/').slice(-2);
+    assert.deepEqual([a, b].sort(), [T1, T2].sort());
+    await page.waitForSelector('#diff-table');
+    await page.goto(`${server.query}/search?service=frontend&lookback=1h`);
+    await page.click(`#scatter circle[data-trace-id="${T2}"]`);
+    await page.waitForURL(new RegExp(`/trace/${T2}$`));
+    await page.waitForSelector('[data-ready]');
+    await done(page);
+  });
+
+  test('dragging across the minimap zooms the timeline; a double-click shows it all', async () => {
+    const page = await newPage();
+    await page.goto(`${server.query}/trace/${T1}`);
+    await page.waitForSelector('[data-ready]');
+    const lastTick = () => page.$eval('.tl-ticks .tick:last-child', (e) => e.textContent);
+    assert.equal(await lastTick(), '100ms');
+    const box = await page.locator('#minimap').boundingBox();
+    await page.mouse.move(box.x + 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    // The window now ends half-way through the 100ms trace.
+    await page.waitForFunction(() => /^(4\d|5\d)(\.\d+)?ms$/.test(document.querySelector('.tl-ticks .tick:last-child').textContent));
+    assert.ok(await page.isVisible('#minimap-window'));
+    await page.dblclick('#minimap');
+    await page.waitForFunction(() => document.querySelector('.tl-ticks .tick:last-child').textContent === '100ms');
+    await done(page);
+  });
+
+  test('a child that starts before its parent carries a clock-skew warning', async () => {
+    const skewed = traceId();
+    const base = nowNs(2);
+    await server.ingest(resourceSpans([
+      ['gateway', span({ trace: skewed, id: spanId(1), name: 'proxy', start: 10_000, duration: 20_000 }, base)],
+      ['worker', span({ trace: skewed, id: spanId(2), parent: spanId(1), name: 'early', start: 5_000, duration: 2_000 }, base)],
+      ['worker', span({ trace: skewed, id: spanId(3), parent: spanId(1), name: 'inside', start: 12_000, duration: 2_000 }, base)],
+    ]), ACME);
+    await server.waitForTrace(skewed, 3, ACME);
+    const page = await newPage();
+    await page.goto(`${server.query}/trace/${skewed}`);
+    await page.waitForSelector('[data-ready]');
+    const warned = await page.$$eval('.tl-row:not([hidden])', (rows) => rows.filter((r) => !r.querySelector('.tl-warn').hidden).map((r) => r.querySelector('.tl-op').textContent));
+    assert.deepEqual(warned, ['early']);
+    await done(page);
+  });
+
   test('assets are compressed and cached; unknown API paths stay JSON 404s', async () => {
     const html = await (await fetch(`${server.query}/trace/${T1}`)).text();
     const asset = /href="([^"]+style\.css)"/.exec(html)[1];
@@ -385,6 +439,17 @@ describe('web UI: large traces, a cut trace, a base path, turned off', { timeout
     assert.equal(await page.innerText('#trace-span-count'), '50');
     assert.match(await page.innerText('#trace-warning'), /trace truncated: only the first 50 spans/);
     await done(page, 'trace-truncated');
+  });
+
+  test('a server that goes away is reported in plain words', async () => {
+    const gone = await Server.start([]);
+    const page = await newPage('');
+    await page.goto(`${gone.query}/search?lookback=1h`);
+    await page.waitForSelector('#results .empty, #result-list');
+    await gone.stop();
+    await page.click('#find');
+    assert.match(await (await page.waitForSelector('.error-box')).innerText(), /Cannot reach tracekeeper/);
+    await done(page);
   });
 
   test('--ui=false serves no UI but keeps the APIs', async () => {
