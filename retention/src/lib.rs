@@ -55,6 +55,26 @@ impl Clock for ManualClock {
     }
 }
 
+/// Keeps a process's view of the store's retention state fresh, every `interval`, until
+/// the task is dropped: the watermarks (a policy shortened hides data at once) and the
+/// policies themselves (each tenant's TTL and window).
+pub async fn follow(
+    store: std::sync::Arc<dyn tracekeeper_storage::Lifecycle>,
+    interval: Duration,
+    watermarks: Watermarks,
+    policies: Policies,
+) {
+    loop {
+        if let Err(e) = watermarks.load(&*store).await {
+            tracing::warn!(error = %e, "refreshing retention watermarks failed");
+        }
+        if let Err(e) = policies.load(&*store).await {
+            tracing::warn!(error = %e, "refreshing retention policies failed");
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
 /// Retention per tenant: a default and overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionPolicies {

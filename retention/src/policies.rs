@@ -68,16 +68,6 @@ impl Policies {
         }
         Ok(())
     }
-
-    /// Keeps this view fresh, every `interval`, until the task is dropped.
-    pub async fn follow(self, store: Arc<dyn Lifecycle>, interval: Duration) {
-        loop {
-            if let Err(e) = self.load(&*store).await {
-                tracing::warn!(error = %e, "refreshing retention policies failed");
-            }
-            tokio::time::sleep(interval).await;
-        }
-    }
 }
 
 #[cfg(test)]

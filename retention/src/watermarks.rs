@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
 use tracekeeper_storage::{Lifecycle, StorageError};
 
@@ -36,16 +35,5 @@ impl Watermarks {
     pub async fn load(&self, store: &dyn Lifecycle) -> Result<(), StorageError> {
         self.update(store.watermarks().await?);
         Ok(())
-    }
-
-    /// Keeps this view fresh, every `interval`, until the task is dropped: a policy
-    /// shortened by the retention worker takes effect here within one interval.
-    pub async fn follow(self, store: Arc<dyn Lifecycle>, interval: Duration) {
-        loop {
-            if let Err(e) = self.load(&*store).await {
-                tracing::warn!(error = %e, "refreshing retention watermarks failed");
-            }
-            tokio::time::sleep(interval).await;
-        }
     }
 }

@@ -43,8 +43,12 @@ pub async fn run(
     let watermarks = Watermarks::default();
     watermarks.load(&*lifecycle).await.context("reading the retention watermarks")?;
     policies.load(&*lifecycle).await.context("reading the retention policies")?;
-    let refresh = tokio::spawn(watermarks.clone().follow(lifecycle.clone(), crate::query_service::WATERMARK_REFRESH));
-    let refresh_policies = tokio::spawn(policies.clone().follow(lifecycle, crate::query_service::WATERMARK_REFRESH));
+    let refresh = tokio::spawn(tracekeeper_retention::follow(
+        lifecycle,
+        crate::query_service::WATERMARK_REFRESH,
+        watermarks.clone(),
+        policies.clone(),
+    ));
     let clock = Arc::new(SystemClock);
     let store = Arc::new(store);
     let indexer = Indexer::new(store.clone(), policies, clock.clone())
@@ -68,7 +72,6 @@ pub async fn run(
     tracing::info!(brokers = %config.brokers, topic = %config.topic, group = %config.group, keyspace = %args.keyspace, "tracekeeper indexer is consuming");
     let consumed = member.run(shutdown).await;
     refresh.abort();
-    refresh_policies.abort();
     servers.shutdown().await?;
     consumed.context("consuming from Kafka")
 }

@@ -35,8 +35,12 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
     );
     let watermarks = Watermarks::default();
     policies.load(&*lifecycle).await.context("reading the retention policies")?;
-    let refresh = tokio::spawn(watermarks.clone().follow(lifecycle.clone(), WATERMARK_REFRESH));
-    let refresh_policies = tokio::spawn(policies.clone().follow(lifecycle.clone(), WATERMARK_REFRESH));
+    let refresh = tokio::spawn(tracekeeper_retention::follow(
+        lifecycle.clone(),
+        WATERMARK_REFRESH,
+        watermarks.clone(),
+        policies.clone(),
+    ));
     let clock = Arc::new(SystemClock);
     let state = Arc::new(QueryState {
         engine: QueryEngine::new(Arc::new(store), policies, clock.clone(), args.max_trace_spans)
@@ -55,7 +59,6 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
     tracing::info!(query = %args.query_addr, keyspace = %args.keyspace, "tracekeeper query is ready");
     shutdown.await;
     refresh.abort();
-    refresh_policies.abort();
     servers.shutdown().await
 }
 
