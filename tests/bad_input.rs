@@ -26,6 +26,12 @@ fn one_good_one_bad(seed: u64, breaks: impl Fn(&mut pt::Span)) -> (Vec<u8>, Stri
     (request.encode_to_vec(), spans[0].trace_id.to_hex())
 }
 
+/// Moves a span `by` nanoseconds into the future.
+fn shift(span: &mut pt::Span, by: u64) {
+    span.start_time_unix_nano += by;
+    span.end_time_unix_nano += by;
+}
+
 async fn span_count(server: &Server, trace: &str) -> usize {
     let (status, body) = server.get_json(&format!("/api/traces/{trace}")).await;
     if status == 404 {
@@ -45,6 +51,8 @@ async fn invalid_spans_get_partial_success_and_the_valid_ones_are_stored() {
         ("all-zero span id", Box::new(|s| s.span_id = vec![0; 8]), "span id is all zeros"),
         ("long span id", Box::new(|s| s.span_id = vec![1; 9]), "span id must be 8 bytes, got 9"),
         ("end before start", Box::new(|s| s.end_time_unix_nano = s.start_time_unix_nano - 1), "is before start time"),
+        ("two hours ahead", Box::new(|s| shift(s, 2 * 3_600_000_000_000)), "more than 3600s after now"),
+        ("fifty years ahead", Box::new(|s| shift(s, 50 * 365 * 86_400_000_000_000)), "--max-future-skew"),
     ];
     for (i, (name, breaks, message)) in cases.into_iter().enumerate() {
         let (body, trace) = one_good_one_bad(1000 + i as u64, breaks);
@@ -190,4 +198,24 @@ async fn zipkin_errors_are_readable_and_partial_batches_keep_valid_spans() {
     let text = resp.text().await.unwrap();
     assert!(text.contains("1 span(s) rejected") && text.contains("span id is not hex"), "{text}");
     assert_eq!(span_count(&server, "00000000000000aa").await, 1);
+}
+
+/// The query that used to overflow the stack and abort the whole process: TraceQL with
+/// thousands of nested parentheses, over the real socket. A 400 that says why, and the
+/// process still answers.
+#[tokio::test]
+async fn a_deeply_nested_traceql_query_is_a_400_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let deep = format!("{}{{ }}{}", "(".repeat(5000), ")".repeat(5000));
+    let long = format!("{{ {} }}", vec!["name = \"a\""; 300].join(" && "));
+    for query in [deep, long] {
+        let url = server.query_url("/api/search");
+        let response = reqwest::Client::new().get(url).query(&[("q", query.as_str())]).send().await.unwrap();
+        assert_eq!(response.status(), 400);
+        let message = response.text().await.unwrap();
+        assert!(message.contains("deeper than 32") || message.contains("more than 256"), "{message}");
+    }
+    let (status, _) = server.get_json("/api/services").await;
+    assert_eq!(status, 200, "the process is still up");
 }

@@ -10,6 +10,7 @@ pub mod status;
 pub mod trace_limit;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracekeeper_model::Span;
 use tracekeeper_retention::{Clock, Policies, Watermarks};
@@ -38,11 +39,30 @@ pub struct Indexer {
     /// The retention worker's "expired before" marks: a policy shortened elsewhere.
     watermarks: Watermarks,
     trace_limit: Option<TraceLimit>,
+    max_future_skew: Duration,
 }
+
+/// How far ahead of now a span may start by default (`--max-future-skew`). Beyond it a
+/// span would open a time bucket that outlives everything else and top every
+/// newest-first search, so it is refused like a span past retention.
+pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(3600);
 
 impl Indexer {
     pub fn new(writer: Arc<dyn SpanWriter>, retention: impl Into<Policies>, clock: Arc<dyn Clock>) -> Self {
-        Self { writer, retention: retention.into(), clock, watermarks: Watermarks::default(), trace_limit: None }
+        Self {
+            writer,
+            retention: retention.into(),
+            clock,
+            watermarks: Watermarks::default(),
+            trace_limit: None,
+            max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
+        }
+    }
+
+    /// Refuses spans that start more than `skew` after now.
+    pub fn with_max_future_skew(mut self, skew: Duration) -> Self {
+        self.max_future_skew = skew;
+        self
     }
 
     /// Refuses spans beyond `max_spans` per trace, counting stored spans in `reader`.
@@ -68,16 +88,27 @@ impl Indexer {
         let now_ns = self.clock.now_ns();
         let retention = self.retention.current();
         let visible_from = retention.visible_from_ns(tenant, now_ns).max(self.watermarks.expired_before(tenant));
+        let latest = now_ns.saturating_add(u64::try_from(self.max_future_skew.as_nanos()).unwrap_or(u64::MAX));
+        let (spans, future): (Vec<Span>, Vec<Span>) = spans.into_iter().partition(|s| s.start_ns <= latest);
         let (keep, expired): (Vec<Span>, Vec<Span>) = spans.into_iter().partition(|s| s.start_ns >= visible_from);
-        let mut rejected: Vec<String> = expired
+        let mut rejected: Vec<String> = future
             .iter()
             .map(|s| {
                 format!(
-                    "span {}/{}: starts at {} ns, before the retention horizon {} ns of tenant {tenant:?}",
-                    s.trace_id, s.span_id, s.start_ns, visible_from
+                    "span {}/{}: starts at {} ns, more than {:?} after now ({} ns); check the sender's clock (--max-future-skew)",
+                    s.trace_id, s.span_id, s.start_ns, self.max_future_skew, now_ns
                 )
             })
             .collect();
+        if !future.is_empty() {
+            metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "future").increment(future.len() as u64);
+        }
+        rejected.extend(expired.iter().map(|s| {
+            format!(
+                "span {}/{}: starts at {} ns, before the retention horizon {} ns of tenant {tenant:?}",
+                s.trace_id, s.span_id, s.start_ns, visible_from
+            )
+        }));
         if !expired.is_empty() {
             metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "expired")
                 .increment(expired.len() as u64);
@@ -194,6 +225,25 @@ mod tests {
         assert_eq!(store.trace("t", nth(1).trace_id, 100).await.unwrap().0.len(), 3);
         let other = limited().index("u", vec![nth(4)]).await.unwrap();
         assert_eq!(other.stored, 1, "the limit is per tenant and trace");
+    }
+
+    #[tokio::test]
+    async fn spans_too_far_in_the_future_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
+        let now = 10 * 86_400_000_000_000u64;
+        let indexer =
+            Indexer::new(store.clone(), Arc::new(RetentionPolicies::default()), Arc::new(ManualClock::new(now)))
+                .with_max_future_skew(Duration::from_secs(3600));
+        let edge = span(1, now + 3_600_000_000_000);
+        let beyond = span(2, now + 3_600_000_000_001);
+        let fifty_years = span(3, now + 50 * 365 * 86_400_000_000_000);
+        let outcome = indexer.index("t", vec![edge.clone(), beyond.clone(), fifty_years]).await.unwrap();
+        assert_eq!((outcome.stored, outcome.rejected.len()), (1, 2));
+        assert!(outcome.rejected[0].contains("more than 3600s after now"), "{}", outcome.rejected[0]);
+        assert!(outcome.rejected[0].contains("--max-future-skew"));
+        assert_eq!(store.trace("t", edge.trace_id, 10).await.unwrap().0.len(), 1);
+        assert!(store.trace("t", beyond.trace_id, 10).await.unwrap().0.is_empty());
     }
 
     /// Many batches at once over more traces than the limiter remembers: traces are

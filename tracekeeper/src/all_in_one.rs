@@ -78,7 +78,8 @@ pub async fn run(
     let watermarks = Watermarks::default();
     let indexer = Indexer::new(store.clone(), Arc::clone(&retention), Arc::clone(&clock))
         .with_watermarks(watermarks.clone())
-        .with_trace_limit(store.clone(), config.max_trace_spans);
+        .with_trace_limit(store.clone(), config.max_trace_spans)
+        .with_max_future_skew(config.max_future_skew);
     let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, config.receivers.limits.clone());
     let query = Arc::new(QueryState {
         engine: QueryEngine::new(store.clone(), retention.clone(), clock.clone(), config.max_trace_spans)

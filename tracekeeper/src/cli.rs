@@ -125,6 +125,10 @@ pub struct AllInOneArgs {
     /// with a warning [default: 100000].
     #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS")]
     pub max_trace_spans: Option<usize>,
+    /// Spans starting further ahead of now than this (a sender's clock gone wrong) are
+    /// refused and reported in partial_success, as a Go duration [default: 1h].
+    #[arg(long, env = "TRACEKEEPER_MAX_FUTURE_SKEW")]
+    pub max_future_skew: Option<String>,
     #[command(flatten)]
     pub ui: UiArgs,
 }
@@ -224,6 +228,10 @@ pub struct IndexerArgs {
     /// tenant.
     #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS", default_value_t = 100_000)]
     pub max_trace_spans: usize,
+    /// Spans starting further ahead of now than this are refused and counted
+    /// (reason "future"), as a Go duration.
+    #[arg(long, env = "TRACEKEEPER_MAX_FUTURE_SKEW", default_value = "1h", value_parser = parse_duration)]
+    pub max_future_skew: std::time::Duration,
     #[command(flatten)]
     pub serving: ServingArgs,
 }

@@ -37,6 +37,7 @@ pub struct FileConfig {
     pub retention: Option<String>,
     pub bucket_width: Option<String>,
     pub max_trace_spans: Option<usize>,
+    pub max_future_skew: Option<String>,
     pub ui: Option<bool>,
     pub ui_base_path: Option<String>,
     pub tls_cert: Option<PathBuf>,
@@ -159,6 +160,7 @@ pub struct AllInOneConfig {
     pub retention: RetentionPolicies,
     pub bucket_width: Duration,
     pub max_trace_spans: usize,
+    pub max_future_skew: Duration,
     pub ui: tracekeeper_ui::UiConfig,
 }
 
@@ -211,6 +213,10 @@ impl AllInOneConfig {
             retention,
             bucket_width,
             max_trace_spans: args.max_trace_spans.or(file.max_trace_spans).unwrap_or(100_000),
+            max_future_skew: match args.max_future_skew.as_deref().or(file.max_future_skew.as_deref()) {
+                Some(text) => duration(text, "max-future-skew")?,
+                None => tracekeeper_indexer::DEFAULT_MAX_FUTURE_SKEW,
+            },
         })
     }
 }

@@ -53,7 +53,8 @@ pub async fn run(
     let store = Arc::new(store);
     let indexer = Indexer::new(store.clone(), policies, clock.clone())
         .with_watermarks(watermarks)
-        .with_trace_limit(store, args.max_trace_spans);
+        .with_trace_limit(store, args.max_trace_spans)
+        .with_max_future_skew(args.max_future_skew);
     let view = GroupView::default();
     let ready = Readiness::default();
     let serving = config::serving_config(&args.serving, &config::FileConfig::default())?;

@@ -343,9 +343,13 @@ fn parse_postings(result: scylla::response::query_result::QueryResult) -> Result
 
 /// Seconds a row written now should live: until its time plus the tenant's retention.
 /// `None` when that moment has passed (the row would be expired on arrival).
+/// The longest TTL Apache Cassandra and ScyllaDB accept: 20 years. A longer one is
+/// refused by the server, and the write would be retried forever.
+pub const MAX_TTL_SECS: u64 = 20 * 365 * 24 * 3600;
+
 fn ttl_secs(time_ns: u64, batch: &WriteBatch) -> Option<i32> {
     let expires = time_ns.saturating_add(batch.retention_ns);
-    let left = expires.checked_sub(batch.now_ns)? / 1_000_000_000;
+    let left = (expires.checked_sub(batch.now_ns)? / 1_000_000_000).min(MAX_TTL_SECS);
     (left > 0).then(|| i32::try_from(left).unwrap_or(i32::MAX))
 }
 
@@ -580,5 +584,12 @@ mod tests {
         assert_eq!(ttl_secs(1_000_000_000_000, &batch(1_000_000_000_000)), Some(100));
         assert_eq!(ttl_secs(1_000_000_000_000, &batch(1_060_000_000_000)), Some(40), "a replay does not extend life");
         assert_eq!(ttl_secs(1_000_000_000_000, &batch(1_100_000_000_000)), None, "already expired: not written");
+    }
+
+    #[test]
+    fn ttl_never_exceeds_what_cql_servers_accept() {
+        let century = WriteBatch { tenant: "t".into(), spans: vec![], retention_ns: u64::MAX / 2, now_ns: 1_000 };
+        assert_eq!(ttl_secs(1_000, &century), Some(MAX_TTL_SECS as i32));
+        assert_eq!(ttl_secs(u64::MAX, &century), Some(MAX_TTL_SECS as i32), "no overflow at the end of time");
     }
 }
