@@ -49,6 +49,10 @@ pub fn validate_tenant(tenant: &str) -> Result<(), String> {
     if tenant == "." || tenant == ".." {
         return Err("tenant id must not be '.' or '..'".into());
     }
+    // "*" names the default retention policy and "every tenant" in tokens files.
+    if tenant == "*" {
+        return Err("tenant id must not be '*', which means every tenant".into());
+    }
     Ok(())
 }
 
@@ -65,5 +69,7 @@ mod tests {
         assert_eq!(on.resolve(None), Err(TenantError::Missing));
         assert!(matches!(on.resolve(Some(b"a/b")), Err(TenantError::Invalid(_))));
         assert!(matches!(on.resolve(Some(b"")), Err(TenantError::Invalid(_))));
+        assert!(matches!(on.resolve(Some(b"*")), Err(TenantError::Invalid(m)) if m.contains("every tenant")));
+        assert_eq!(on.resolve(Some(b"a*b")).unwrap(), "a*b", "'*' inside a name is fine");
     }
 }

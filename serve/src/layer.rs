@@ -18,6 +18,8 @@ use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use crate::auth::{access_for, Access, Authenticator, Refused};
+
 /// Histogram of request durations, seconds, labelled by listener and route.
 pub const REQUEST_DURATION: &str = "tracekeeper_http_request_duration_seconds";
 /// Requests answered, by listener, route, method and status code.
@@ -35,11 +37,12 @@ pub enum Protocol {
     Grpc,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Refusal {
     Overloaded,
     TimedOut,
     Panicked,
+    Auth(Refused),
 }
 
 /// A response body the layer can build its refusals from.
@@ -77,13 +80,28 @@ struct Shared {
     protocol: Protocol,
     limits: Limits,
     in_flight: Arc<Semaphore>,
+    auth: Option<Arc<Authenticator>>,
 }
 
 impl ServingLayer {
     /// One layer per listener: its concurrency limit is its own.
     pub fn new(listener: &'static str, protocol: Protocol, limits: Limits) -> Self {
         let in_flight = Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1)));
-        Self { shared: Arc::new(Shared { listener, protocol, limits, in_flight }) }
+        Self { shared: Arc::new(Shared { listener, protocol, limits, in_flight, auth: None }) }
+    }
+
+    /// Checks every request's credentials, scope and tenant against `auth`.
+    pub fn with_auth(self, auth: Option<Arc<Authenticator>>) -> Self {
+        let Shared { listener, protocol, limits, in_flight, .. } = &*self.shared;
+        Self {
+            shared: Arc::new(Shared {
+                listener,
+                protocol: *protocol,
+                limits: limits.clone(),
+                in_flight: in_flight.clone(),
+                auth,
+            }),
+        }
     }
 }
 
@@ -118,7 +136,9 @@ const GRPC_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/
 
 impl Shared {
     fn refuse<RB: RefusalBody>(&self, refusal: Refusal) -> Response<RB> {
-        let (status, grpc_code, message) = match refusal {
+        let (status, grpc_code, message) = match &refusal {
+            Refusal::Auth(Refused::Unauthenticated(why)) => (StatusCode::UNAUTHORIZED, "16", why.to_string()),
+            Refusal::Auth(Refused::Forbidden(why)) => (StatusCode::FORBIDDEN, "7", why.clone()),
             Refusal::Overloaded => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "14",
@@ -136,10 +156,12 @@ impl Shared {
                 (StatusCode::INTERNAL_SERVER_ERROR, "13", "internal error while serving this request".to_string())
             }
         };
-        let reason = match refusal {
+        let reason = match &refusal {
             Refusal::Overloaded => "overloaded",
             Refusal::TimedOut => "timeout",
             Refusal::Panicked => "panic",
+            Refusal::Auth(Refused::Unauthenticated(_)) => "unauthenticated",
+            Refusal::Auth(Refused::Forbidden(_)) => "forbidden",
         };
         metrics::counter!(REFUSED, "listener" => self.listener, "reason" => reason).increment(1);
         let mut response = match self.protocol {
@@ -160,8 +182,16 @@ impl Shared {
                 r
             }
         };
-        if !matches!(refusal, Refusal::Panicked) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match refusal {
+            Refusal::Overloaded | Refusal::TimedOut => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Refusal::Auth(Refused::Unauthenticated(_)) if self.protocol == Protocol::Http => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tracekeeper\""));
+            }
+            _ => {}
         }
         response
     }
@@ -183,7 +213,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let shared = self.shared.clone();
         // The clone that was made ready is the one that serves (tower's contract).
         let clone = self.inner.clone();
@@ -194,6 +224,18 @@ where
         Box::pin(
             async move {
                 let started = Instant::now();
+                if let (Some(auth), Access::Needs(scope)) =
+                    (&shared.auth, access_for(shared.listener, request.uri().path()))
+                {
+                    if let Err(refused) = auth.authorize(request.headers_mut(), scope) {
+                        tracing::info!(?refused, "refused");
+                        let response = shared.refuse(Refusal::Auth(refused));
+                        let status = grpc_or_http_status(&response, shared.protocol);
+                        metrics::counter!(REQUESTS, "listener" => shared.listener, "route" => route, "method" => method, "status" => status)
+                            .increment(1);
+                        return Ok(response);
+                    }
+                }
                 let Ok(_permit) = shared.in_flight.clone().try_acquire_owned() else {
                     tracing::warn!("refused: too many requests at once");
                     return Ok(shared.refuse(Refusal::Overloaded));

@@ -3,24 +3,28 @@
 //!
 //! 1. TLS (rustls) when configured, with optional client certificates, reloaded when
 //!    the files change ([`tls`]);
-//! 2. a request timeout;
-//! 3. a concurrency limit per listener;
-//! 4. request metrics per route: a counter by status and a duration histogram;
-//! 5. a request span in the logs;
-//! 6. a panic in a handler answered as a 500 for that request only ([`layer`]).
+//! 2. authentication and the tenant, from a tokens file ([`auth`]);
+//! 3. a request timeout;
+//! 4. a concurrency limit per listener;
+//! 5. request metrics per route: a counter by status and a duration histogram;
+//! 6. a request span in the logs;
+//! 7. a panic in a handler answered as a 500 for that request only ([`layer`]).
 //!
 //! Refusals (overload, timeout, panic) are written in the listener's protocol.
 
+pub mod auth;
 pub mod layer;
 pub mod tls;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+pub use auth::{Authenticator, Scope};
 pub use layer::{Limits, Protocol, ServingLayer, DURATION_BUCKETS, REQUEST_DURATION};
 pub use tls::{TlsError, TlsFiles, TlsSource};
 
@@ -30,6 +34,8 @@ pub struct ServingConfig {
     /// TLS material; plaintext when `None`.
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
+    /// Who may do what; every request is let through when `None` (`--auth=none`).
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 /// Default per-request deadline.
@@ -41,6 +47,7 @@ impl Default for ServingConfig {
     fn default() -> Self {
         Self {
             tls: None,
+            auth: None,
             limits: Limits {
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -65,6 +72,7 @@ pub struct Prepared {
     name: &'static str,
     socket: Socket,
     limits: Limits,
+    auth: Option<Arc<Authenticator>>,
 }
 
 enum Socket {
@@ -85,7 +93,7 @@ impl ServingConfig {
                 )
             }
         };
-        Ok(Prepared { name, socket, limits: self.limits.clone() })
+        Ok(Prepared { name, socket, limits: self.limits.clone(), auth: self.auth.clone() })
     }
 
     /// An HTTP/1.1 listener (JSON, protobuf and the web UI).
@@ -108,7 +116,7 @@ impl Prepared {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let name = self.name;
-        let app = router.layer(ServingLayer::new(name, Protocol::Http, self.limits));
+        let app = router.layer(ServingLayer::new(name, Protocol::Http, self.limits).with_auth(self.auth));
         let result = match self.socket {
             Socket::Plain(tcp) => axum::serve(tcp, app).with_graceful_shutdown(shutdown).await,
             Socket::Tls(tls) => axum::serve(tls, app).with_graceful_shutdown(shutdown).await,
@@ -136,7 +144,7 @@ impl Prepared {
     {
         let name = self.name;
         let server = tonic::transport::Server::builder()
-            .layer(ServingLayer::new(name, Protocol::Grpc, self.limits))
+            .layer(ServingLayer::new(name, Protocol::Grpc, self.limits).with_auth(self.auth))
             .add_service(service);
         let result = match self.socket {
             Socket::Plain(tcp) => server.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), shutdown).await,

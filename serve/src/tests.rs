@@ -35,6 +35,7 @@ fn metrics_handle() -> &'static metrics_exporter_prometheus::PrometheusHandle {
 fn config(timeout_ms: u64, max: usize, tls: Option<TlsFiles>) -> ServingConfig {
     ServingConfig {
         tls,
+        auth: None,
         limits: Limits { request_timeout: Duration::from_millis(timeout_ms), max_concurrent_requests: max },
     }
 }

@@ -64,6 +64,9 @@ pub enum Command {
     Schema(SchemaCommand),
     /// Benchmark tool: send realistic OTLP/HTTP load, or measure trace-fetch latency.
     Loadgen(crate::loadgen::LoadgenArgs),
+    /// Tokens for --auth-tokens-file: make one, or hash a secret.
+    #[command(subcommand)]
+    Auth(AuthCommand),
 }
 
 /// Settings every role with span receivers shares.
@@ -155,6 +158,20 @@ pub struct ServingArgs {
     /// Retry-After (gRPC: UNAVAILABLE) [default: 4096].
     #[arg(long, env = "TRACEKEEPER_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<usize>,
+    /// TOML file of hashed bearer tokens and Basic credentials, each with the tenants it
+    /// may act for and its scopes (write, read, admin); reloaded when it changes. See
+    /// `tracekeeper auth --help` [default: none, every request is let through].
+    #[arg(long, env = "TRACEKEEPER_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Makes a new random bearer token and prints it with its SHA-256, the line that
+    /// goes in the tokens file (the token itself is shown once and stored nowhere).
+    NewToken,
+    /// Reads a secret (token or password) from standard input and prints its SHA-256.
+    Hash,
 }
 
 /// The web UI on the query listener.

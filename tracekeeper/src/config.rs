@@ -45,6 +45,7 @@ pub struct FileConfig {
     pub tls_client_ca: Option<PathBuf>,
     pub request_timeout: Option<String>,
     pub max_concurrent_requests: Option<usize>,
+    pub auth_tokens_file: Option<PathBuf>,
     pub kafka_brokers: Option<String>,
     pub kafka_topic: Option<String>,
     pub kafka_ack_timeout: Option<String>,
@@ -72,7 +73,7 @@ pub struct ReceiverConfig {
 }
 
 /// TLS and the serving layer's limits, from flags (or variables), then the file.
-pub fn serving_config(args: &ServingArgs, file: &FileConfig) -> anyhow::Result<ServingConfig> {
+pub fn serving_config(args: &ServingArgs, file: &FileConfig, multi_tenant: bool) -> anyhow::Result<ServingConfig> {
     let defaults = ServingConfig::default();
     let cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
     let key = args.tls_key.clone().or_else(|| file.tls_key.clone());
@@ -95,7 +96,11 @@ pub fn serving_config(args: &ServingArgs, file: &FileConfig) -> anyhow::Result<S
     if request_timeout.is_zero() || max_concurrent_requests == 0 {
         bail!("request-timeout and max-concurrent-requests must be positive");
     }
-    Ok(ServingConfig { tls, limits: Limits { request_timeout, max_concurrent_requests } })
+    let auth = match args.auth_tokens_file.as_ref().or(file.auth_tokens_file.as_ref()) {
+        Some(path) => Some(std::sync::Arc::new(tracekeeper_serve::Authenticator::load(path, multi_tenant)?)),
+        None => None,
+    };
+    Ok(ServingConfig { tls, auth, limits: Limits { request_timeout, max_concurrent_requests } })
 }
 
 impl ReceiverConfig {
@@ -113,7 +118,7 @@ impl ReceiverConfig {
             zipkin_addr: args.zipkin_addr.or(file.zipkin_addr).unwrap_or_else(|| addr("0.0.0.0:9411")),
             limits,
             multi_tenancy: args.multi_tenancy.or(file.multi_tenancy).unwrap_or(false),
-            serving: serving_config(&args.serving, file)?,
+            serving: serving_config(&args.serving, file, args.multi_tenancy.or(file.multi_tenancy).unwrap_or(false))?,
         })
     }
 }
@@ -165,12 +170,18 @@ pub struct AllInOneConfig {
 }
 
 /// The web UI's settings, from flags (or variables) first, then the config file.
-pub fn ui_config(args: &UiArgs, file: &FileConfig, multi_tenancy: bool) -> anyhow::Result<tracekeeper_ui::UiConfig> {
+pub fn ui_config(
+    args: &UiArgs,
+    file: &FileConfig,
+    multi_tenancy: bool,
+    auth: bool,
+) -> anyhow::Result<tracekeeper_ui::UiConfig> {
     let base = args.ui_base_path.as_deref().or(file.ui_base_path.as_deref()).unwrap_or("");
     Ok(tracekeeper_ui::UiConfig {
         enabled: args.ui.or(file.ui).unwrap_or(true),
         base_path: tracekeeper_ui::normalize_base_path(base)?,
         multi_tenancy,
+        auth,
     })
 }
 
@@ -205,7 +216,7 @@ impl AllInOneConfig {
         }
         let receivers = ReceiverConfig::resolve(&args.receivers, &file)?;
         Ok(Self {
-            ui: ui_config(&args.ui, &file, receivers.multi_tenancy)?,
+            ui: ui_config(&args.ui, &file, receivers.multi_tenancy, receivers.serving.auth.is_some())?,
             receivers,
             query_addr: args.query_addr.or(file.query_addr).unwrap_or_else(|| addr("0.0.0.0:16686")),
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./tracekeeper-data")),

@@ -66,5 +66,30 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Loadgen(args) => loadgen::run(args).await,
+        Command::Auth(command) => auth_command(command),
     }
+}
+
+fn auth_command(command: cli::AuthCommand) -> anyhow::Result<()> {
+    use tracekeeper_serve::auth::sha256;
+    let hex = |bytes: [u8; 32]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    match command {
+        cli::AuthCommand::NewToken => {
+            let mut raw = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+                .map_err(|_| anyhow::anyhow!("the system's random source failed"))?;
+            let token = format!("tk_{}", hex(raw));
+            println!("token:  {token}");
+            println!("sha256: {}", hex(sha256(token.as_bytes())));
+            eprintln!("Give the token to the client; put only the sha256 in the tokens file.");
+        }
+        cli::AuthCommand::Hash => {
+            let mut secret = String::new();
+            std::io::stdin().read_line(&mut secret)?;
+            let secret = secret.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(!secret.is_empty(), "no secret on standard input");
+            println!("{}", hex(sha256(secret.as_bytes())));
+        }
+    }
+    Ok(())
 }

@@ -24,7 +24,12 @@ use crate::status;
 pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     // As on the indexers: the flag until the store holds policies, then each tenant's own.
     let policies = Policies::from(config::single_retention(&args.retention)?);
-    let ui = config::ui_config(&args.ui, &config::FileConfig::default(), args.multi_tenancy)?;
+    let ui = config::ui_config(
+        &args.ui,
+        &config::FileConfig::default(),
+        args.multi_tenancy,
+        args.serving.auth_tokens_file.is_some(),
+    )?;
     let listener = TcpListener::bind(args.query_addr).await.with_context(|| format!("binding {}", args.query_addr))?;
     let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
     let ledger = Arc::new(
@@ -48,7 +53,7 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
         tenancy: Tenancy { multi_tenant: args.multi_tenancy },
     });
     let ready = Readiness::default();
-    let serving = config::serving_config(&args.serving, &config::FileConfig::default())?;
+    let serving = config::serving_config(&args.serving, &config::FileConfig::default(), args.multi_tenancy)?;
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), serving);
     let api = tracekeeper_query::router(state)
         .merge(status::router(ledger, None, clock))

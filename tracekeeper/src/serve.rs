@@ -20,6 +20,10 @@ pub struct Servers {
 
 impl Servers {
     pub fn new(ops: Router, serving: ServingConfig) -> Self {
+        if let Some(auth) = &serving.auth {
+            // Ends by itself once the last listener using these tokens is gone.
+            auth.watch();
+        }
         Self { ops, serving, stop: watch::channel(false).0, tasks: Vec::new() }
     }
 

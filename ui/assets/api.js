@@ -4,11 +4,22 @@
 
 const settingsEl = document.querySelector('meta[name="tracekeeper-settings"]');
 export const settings = Object.assign(
-  { base: '', build: '', multiTenancy: false, version: '' },
+  { base: '', build: '', multiTenancy: false, auth: false, version: '' },
   settingsEl ? JSON.parse(settingsEl.content) : {},
 );
 
 const TENANT_KEY = 'tracekeeper.tenant';
+// The token lives for the browser tab only, never on disk.
+const TOKEN_KEY = 'tracekeeper.token';
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || '';
+}
+
+export function setToken(value) {
+  if (value) sessionStorage.setItem(TOKEN_KEY, value);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
 
 export function tenant() {
   return localStorage.getItem(TENANT_KEY) || '';
@@ -27,8 +38,11 @@ export class ApiError extends Error {
 }
 
 function headers() {
+  const out = {};
   const t = tenant();
-  return t && settings.multiTenancy ? { 'X-Scope-OrgID': t } : {};
+  if (t && settings.multiTenancy) out['X-Scope-OrgID'] = t;
+  if (settings.auth && token()) out.Authorization = `Bearer ${token()}`;
+  return out;
 }
 
 function serverMessage(status, text) {
@@ -55,7 +69,8 @@ async function call(path, { signal } = {}) {
   const text = await response.text();
   const message = serverMessage(response.status, text);
   if (response.status === 400) throw new ApiError(400, `The server refused the request: ${message}`);
-  if (response.status === 401 || response.status === 403) throw new ApiError(response.status, `Not allowed: ${message}`);
+  if (response.status === 401) throw new ApiError(401, `Sign-in needed: ${message}. Enter a token at the top right.`);
+  if (response.status === 403) throw new ApiError(403, `Not allowed: ${message}`);
   if (response.status === 404) throw new ApiError(404, message);
   if (response.status === 429) {
     const retry = response.headers.get('Retry-After');

@@ -3,7 +3,7 @@
 // so a link can be shared and a reload lands on the same view.
 
 import { h, clear } from './dom.js';
-import { settings, tenant, setTenant } from './api.js';
+import { settings, tenant, setTenant, token, setToken } from './api.js';
 import { parseTraceFile } from './model.js';
 import { renderSearch } from './search.js';
 import { renderTrace } from './trace.js';
@@ -105,6 +105,16 @@ function tenantPicker() {
   return h('label', { class: 'tenant' }, 'Tenant ', input);
 }
 
+function tokenField() {
+  if (!settings.auth) return null;
+  const input = h('input', { id: 'token', type: 'password', class: 'tenant-input', value: token(), placeholder: 'token', title: 'Bearer token (kept for this tab only)', autocomplete: 'off' });
+  input.addEventListener('change', () => {
+    setToken(input.value.trim());
+    route();
+  });
+  return h('label', { class: 'tenant' }, 'Token ', input);
+}
+
 function themeToggle() {
   const stored = localStorage.getItem('tracekeeper.theme');
   const dark = stored ? stored === 'dark' : matchMedia('(prefers-color-scheme: dark)').matches;
@@ -124,7 +134,7 @@ function init() {
   const link = (path, label) => h('a', { href: settings.base + path, 'data-link': true, dataset: { prefix: path } }, label);
   nav.append(link('/search', 'Search'), link('/compare', 'Compare'), link('/dependencies', 'Service map'));
   document.querySelector('.brand').setAttribute('href', `${settings.base}/search`);
-  document.getElementById('topbar-right').append(...[tenantPicker(), fileButton(), themeToggle()].filter(Boolean));
+  document.getElementById('topbar-right').append(...[tokenField(), tenantPicker(), fileButton(), themeToggle()].filter(Boolean));
   document.addEventListener('click', (e) => {
     const a = e.target.closest?.('a[data-link]');
     if (!a || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || a.target) return;

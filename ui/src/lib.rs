@@ -29,6 +29,8 @@ pub struct UiConfig {
     pub base_path: String,
     /// Whether the server keeps tenants apart, so the UI offers a tenant picker.
     pub multi_tenancy: bool,
+    /// Whether the APIs need credentials, so the UI asks for a token.
+    pub auth: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -125,6 +127,7 @@ fn index_html(config: &UiConfig) -> String {
         "base": config.base_path,
         "build": build_id(),
         "multiTenancy": config.multi_tenancy,
+        "auth": config.auth,
         "version": env!("CARGO_PKG_VERSION"),
     });
     // The settings sit in an attribute: escape what would end it or start markup.

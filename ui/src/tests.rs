@@ -13,7 +13,7 @@ fn api_not_found(path: &str) -> Response {
 
 fn app(enabled: bool, base: &str) -> Router {
     let api = Router::new().route("/api/services", get(|| async { "services" }));
-    let config = UiConfig { enabled, base_path: base.to_string(), multi_tenancy: true };
+    let config = UiConfig { enabled, base_path: base.to_string(), multi_tenancy: true, auth: false };
     mount(api, &config, api_not_found)
 }
 

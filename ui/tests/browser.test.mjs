@@ -452,6 +452,29 @@ describe('web UI: large traces, a cut trace, a base path, turned off', { timeout
     await done(page);
   });
 
+  test('with tokens required, the page asks for one and then searches', async () => {
+    const { createHash } = await import('node:crypto');
+    const { writeFileSync, mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'tk-auth-'));
+    const tokens = join(dir, 'tokens.toml');
+    const hash = (s) => createHash('sha256').update(s).digest('hex');
+    writeFileSync(tokens, `[[token]]\nname = "ui"\nsha256 = "${hash('ui-secret')}"\ntenants = ["*"]\nscopes = ["read", "write"]\n`);
+    const guarded = await Server.start(['--auth-tokens-file', tokens]);
+    try {
+      const page = await newPage('');
+      await page.goto(`${guarded.query}/search?lookback=1h`);
+      assert.match(await (await page.waitForSelector('.error-box')).innerText(), /Sign-in needed: credentials required/);
+      await page.fill('#token', 'ui-secret');
+      await page.press('#token', 'Enter');
+      await page.waitForSelector('#no-results');
+      assert.equal(await page.locator('.error-box').count(), 0);
+      await done(page);
+    } finally {
+      await guarded.stop();
+    }
+  });
+
   test('--ui=false serves no UI but keeps the APIs', async () => {
     const off = await Server.start(['--ui=false']);
     try {

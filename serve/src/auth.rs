@@ -1,0 +1,311 @@
+//! Authentication and tenancy for every listener: a tokens file maps each bearer token
+//! (or Basic username and password) to the tenants it may act for and its scopes
+//! (`write`, `read`, `admin`). Secrets are stored only as SHA-256 hashes, so they must
+//! be long random strings (`tracekeeper auth hash` prints the hash of one). The file is
+//! re-read when it changes; a broken new file is logged and the previous one kept.
+//!
+//! ```toml
+//! [[token]]
+//! name = "acme-ingest"
+//! sha256 = "5e88…"          # of the bearer token
+//! tenants = ["acme"]        # or ["*"] for every tenant
+//! scopes = ["write"]
+//!
+//! [[basic]]
+//! name = "zipkin-reporter"
+//! username = "reporter"
+//! password_sha256 = "…"
+//! tenants = ["acme"]
+//! scopes = ["write"]
+//! ```
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use base64::Engine;
+use serde::Deserialize;
+
+/// The header that names the tenant (Tempo's and Grafana's convention).
+pub const TENANT_HEADER: &str = "X-Scope-OrgID";
+/// How often the tokens file is checked for changes.
+pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Send spans.
+    Write,
+    /// Search and read traces.
+    Read,
+    /// Status, retention and metrics.
+    Admin,
+}
+
+/// What a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Needs(Scope),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    #[serde(default)]
+    token: Vec<TokenEntry>,
+    #[serde(default)]
+    basic: Vec<BasicEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    name: String,
+    sha256: String,
+    tenants: Vec<String>,
+    scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BasicEntry {
+    name: String,
+    username: String,
+    password_sha256: String,
+    tenants: Vec<String>,
+    scopes: Vec<Scope>,
+}
+
+/// Who a request is, once its credentials check out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    /// `None`: every tenant.
+    pub tenants: Option<BTreeSet<String>>,
+    pub scopes: BTreeSet<Scope>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFileError {
+    #[error("reading tokens file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("tokens file {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// Why a request was refused; the message is safe to send to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// 401 / UNAUTHENTICATED.
+    Unauthenticated(&'static str),
+    /// 403 / PERMISSION_DENIED.
+    Forbidden(String),
+}
+
+#[derive(Default)]
+struct Table {
+    tokens: HashMap<[u8; 32], Principal>,
+    basic: HashMap<String, ([u8; 32], Principal)>,
+}
+
+pub fn sha256(secret: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+fn parse_hash(text: &str, what: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(text.trim()).map_err(|_| format!("{what}: not 64 hexadecimal characters"))?;
+    bytes.try_into().map_err(|_| format!("{what}: a SHA-256 hash is 64 hexadecimal characters"))
+}
+
+fn principal(name: &str, tenants: &[String], scopes: &[Scope]) -> Result<Principal, String> {
+    if tenants.is_empty() || scopes.is_empty() {
+        return Err(format!("{name:?} needs at least one tenant and one scope"));
+    }
+    let tenants = if tenants.iter().any(|t| t == "*") {
+        None
+    } else {
+        for tenant in tenants {
+            tracekeeper_model::validate_tenant(tenant).map_err(|e| format!("{name:?}: tenant {tenant:?}: {e}"))?;
+        }
+        Some(tenants.iter().cloned().collect())
+    };
+    Ok(Principal { name: name.to_string(), tenants, scopes: scopes.iter().copied().collect() })
+}
+
+fn load(path: &Path) -> Result<Table, AuthFileError> {
+    let invalid = |reason: String| AuthFileError::Invalid { path: path.to_path_buf(), reason };
+    let text =
+        std::fs::read_to_string(path).map_err(|source| AuthFileError::Read { path: path.to_path_buf(), source })?;
+    let file: TokensFile = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let mut table = Table::default();
+    for entry in &file.token {
+        let hash = parse_hash(&entry.sha256, &format!("token {:?}", entry.name)).map_err(invalid)?;
+        let who = principal(&entry.name, &entry.tenants, &entry.scopes).map_err(invalid)?;
+        if table.tokens.insert(hash, who).is_some() {
+            return Err(invalid(format!("token {:?} has the same hash as another token", entry.name)));
+        }
+    }
+    for entry in &file.basic {
+        let hash = parse_hash(&entry.password_sha256, &format!("basic {:?}", entry.name)).map_err(invalid)?;
+        let who = principal(&entry.name, &entry.tenants, &entry.scopes).map_err(invalid)?;
+        if table.basic.insert(entry.username.clone(), (hash, who)).is_some() {
+            return Err(invalid(format!("username {:?} appears twice", entry.username)));
+        }
+    }
+    Ok(table)
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())))
+}
+
+/// The tokens in force, re-read from their file when it changes.
+pub struct Authenticator {
+    path: PathBuf,
+    /// Whether tenants are kept apart; when not, tokens carry scopes only.
+    multi_tenant: bool,
+    table: RwLock<Arc<Table>>,
+    stamp: Mutex<Option<(SystemTime, u64)>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("path", &self.path).field("multi_tenant", &self.multi_tenant).finish()
+    }
+}
+
+impl Authenticator {
+    pub fn load(path: &Path, multi_tenant: bool) -> Result<Self, AuthFileError> {
+        let stamp = stamp(path);
+        let table = load(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            multi_tenant,
+            table: RwLock::new(Arc::new(table)),
+            stamp: Mutex::new(stamp),
+        })
+    }
+
+    /// Re-reads the file if it changed; a broken file keeps the previous tokens.
+    pub fn reload_if_changed(&self) -> Result<bool, AuthFileError> {
+        let now = stamp(&self.path);
+        let mut last = self.stamp.lock().unwrap_or_else(PoisonError::into_inner);
+        if *last == now {
+            return Ok(false);
+        }
+        let table = load(&self.path)?;
+        *last = now;
+        *self.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+        Ok(true)
+    }
+
+    /// Checks the file every [`RELOAD_CHECK`] for as long as the task lives.
+    pub fn watch(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let auth = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RELOAD_CHECK);
+            loop {
+                tick.tick().await;
+                let Some(auth) = auth.upgrade() else { return };
+                match auth.reload_if_changed() {
+                    Ok(true) => tracing::info!(file = %auth.path.display(), "tokens reloaded"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "tokens file changed but cannot be used; keeping the previous tokens")
+                    }
+                }
+            }
+        })
+    }
+
+    fn identify(&self, headers: &HeaderMap) -> Result<Principal, Refused> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or(Refused::Unauthenticated("credentials required: send Authorization: Bearer <token>"))?;
+        let value = value.to_str().map_err(|_| Refused::Unauthenticated("the Authorization header is not text"))?;
+        let table = self.table.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let found = if scheme.eq_ignore_ascii_case("bearer") {
+            table.tokens.get(&sha256(rest.trim().as_bytes())).cloned()
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).unwrap_or_default();
+            let text = String::from_utf8(decoded).unwrap_or_default();
+            text.split_once(':').and_then(|(user, password)| {
+                table
+                    .basic
+                    .get(user)
+                    .filter(|(hash, _)| *hash == sha256(password.as_bytes()))
+                    .map(|(_, who)| who.clone())
+            })
+        } else {
+            return Err(Refused::Unauthenticated("unsupported Authorization scheme: use Bearer or Basic"));
+        };
+        found.ok_or(Refused::Unauthenticated("invalid credentials"))
+    }
+
+    /// Checks a request's credentials, scope and tenant. With multi-tenancy on, a read
+    /// or write request's tenant header must name a tenant the credentials allow; when it is missing and
+    /// they allow exactly one, that one is filled in, so handlers see it.
+    pub fn authorize(&self, headers: &mut HeaderMap, needs: Scope) -> Result<Principal, Refused> {
+        let who = self.identify(headers)?;
+        if !who.scopes.contains(&needs) {
+            return Err(Refused::Forbidden(
+                format!("these credentials ({}) lack the {needs:?} scope", who.name).to_lowercase(),
+            ));
+        }
+        // Admin endpoints (status, retention, metrics) span tenants by nature.
+        if !self.multi_tenant || needs == Scope::Admin {
+            return Ok(who);
+        }
+        match headers.get(TENANT_HEADER).map(|v| v.to_str().map(str::to_string)) {
+            Some(Ok(tenant)) => {
+                if who.tenants.as_ref().is_some_and(|allowed| !allowed.contains(&tenant)) {
+                    return Err(Refused::Forbidden(format!("these credentials may not act for tenant {tenant:?}")));
+                }
+            }
+            Some(Err(_)) => return Err(Refused::Forbidden("the X-Scope-OrgID header is not text".into())),
+            None => match who.tenants.as_ref().filter(|t| t.len() == 1).and_then(|t| t.iter().next()) {
+                Some(only) => {
+                    if let Ok(value) = HeaderValue::from_str(only) {
+                        headers.insert(TENANT_HEADER, value);
+                    }
+                }
+                None => {
+                    return Err(Refused::Forbidden(
+                        "these credentials allow several tenants: name one in X-Scope-OrgID".into(),
+                    ))
+                }
+            },
+        }
+        Ok(who)
+    }
+}
+
+/// What a path on a listener needs. Probes (`/ready`) are public everywhere; `/metrics`
+/// and the status and retention APIs need `admin`; span receivers need `write`; the
+/// query APIs need `read`; the web UI's page and files are public (they hold no data,
+/// and the page asks for a token before it calls an API).
+pub fn access_for(listener: &str, path: &str) -> Access {
+    if path.ends_with("/ready") {
+        return Access::Public;
+    }
+    if path.ends_with("/metrics") || path.contains("/api/status") || path.contains("/api/retention") {
+        return Access::Needs(Scope::Admin);
+    }
+    match listener {
+        "otlp-http" | "otlp-grpc" | "zipkin" => Access::Needs(Scope::Write),
+        "query" if path.contains("/api/") || path.ends_with("/api") => Access::Needs(Scope::Read),
+        "query" => Access::Public,
+        _ => Access::Needs(Scope::Admin),
+    }
+}
+
+#[cfg(test)]
+#[path = "auth_tests.rs"]
+mod tests;

@@ -1,0 +1,166 @@
+use std::io::Write;
+
+use super::*;
+
+fn hex(bytes: [u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn tokens() -> String {
+    format!(
+        r#"
+[[token]]
+name = "acme-writer"
+sha256 = "{}"
+tenants = ["acme"]
+scopes = ["write"]
+
+[[token]]
+name = "reader"
+sha256 = "{}"
+tenants = ["acme", "globex"]
+scopes = ["read"]
+
+[[token]]
+name = "ops"
+sha256 = "{}"
+tenants = ["*"]
+scopes = ["admin", "read"]
+
+[[basic]]
+name = "reporter"
+username = "zipkin"
+password_sha256 = "{}"
+tenants = ["acme"]
+scopes = ["write"]
+"#,
+        hex(sha256(b"w-secret")),
+        hex(sha256(b"r-secret")),
+        hex(sha256(b"o-secret")),
+        hex(sha256(b"p@ss:word"))
+    )
+}
+
+fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(*k, HeaderValue::from_str(v).unwrap());
+    }
+    h
+}
+
+#[test]
+fn credentials_scopes_and_tenants_decide() {
+    let f = file(&tokens());
+    let auth = Authenticator::load(f.path(), true).unwrap();
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    let mut h = headers(&[]);
+    assert!(matches!(auth.authorize(&mut h, Scope::Write), Err(Refused::Unauthenticated(_))));
+    let mut h = headers(&[("authorization", &bearer("nope"))]);
+    assert_eq!(auth.authorize(&mut h, Scope::Write), Err(Refused::Unauthenticated("invalid credentials")));
+    let mut h = headers(&[("authorization", "Digest abc")]);
+    assert!(
+        matches!(auth.authorize(&mut h, Scope::Write), Err(Refused::Unauthenticated(m)) if m.contains("Bearer or Basic"))
+    );
+
+    // A single-tenant token fills in its tenant, and may not name another.
+    let mut h = headers(&[("authorization", &bearer("w-secret"))]);
+    assert_eq!(auth.authorize(&mut h, Scope::Write).unwrap().name, "acme-writer");
+    assert_eq!(h[TENANT_HEADER], "acme");
+    let mut h = headers(&[("authorization", &bearer("w-secret")), (TENANT_HEADER, "globex")]);
+    assert!(matches!(auth.authorize(&mut h, Scope::Write), Err(Refused::Forbidden(m)) if m.contains("\"globex\"")));
+    let mut h = headers(&[("authorization", &bearer("w-secret"))]);
+    assert!(matches!(auth.authorize(&mut h, Scope::Read), Err(Refused::Forbidden(m)) if m.contains("read scope")));
+
+    // Several tenants: the request must say which.
+    let mut h = headers(&[("authorization", &bearer("r-secret"))]);
+    assert!(matches!(auth.authorize(&mut h, Scope::Read), Err(Refused::Forbidden(m)) if m.contains("name one")));
+    let mut h = headers(&[("authorization", &bearer("r-secret")), (TENANT_HEADER, "globex")]);
+    assert!(auth.authorize(&mut h, Scope::Read).is_ok());
+    let mut h = headers(&[("authorization", &bearer("o-secret")), (TENANT_HEADER, "anyone")]);
+    assert!(auth.authorize(&mut h, Scope::Admin).is_ok(), "'*' allows every tenant");
+
+    // Basic: the password may contain ':'.
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("zipkin:p@ss:word"));
+    let mut h = headers(&[("authorization", &basic)]);
+    assert_eq!(auth.authorize(&mut h, Scope::Write).unwrap().name, "reporter");
+    let wrong = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("zipkin:guess"));
+    let mut h = headers(&[("authorization", &wrong)]);
+    assert!(matches!(auth.authorize(&mut h, Scope::Write), Err(Refused::Unauthenticated(_))));
+}
+
+#[test]
+fn without_multi_tenancy_only_scopes_count() {
+    let f = file(&tokens());
+    let auth = Authenticator::load(f.path(), false).unwrap();
+    let mut h = headers(&[("authorization", "Bearer r-secret")]);
+    assert!(auth.authorize(&mut h, Scope::Read).is_ok());
+    assert!(h.get(TENANT_HEADER).is_none());
+}
+
+#[test]
+fn a_bad_tokens_file_is_refused_by_name_and_a_good_change_is_picked_up() {
+    for (text, says) in [
+        ("[[token]]\nname='a'\nsha256='zz'\ntenants=['x']\nscopes=['read']\n", "not 64 hexadecimal"),
+        ("[[token]]\nname='a'\nsha256='00'\ntenants=['x']\nscopes=['read']\ncolour='red'\n", "unknown field"),
+        (
+            &format!("[[token]]\nname='a'\nsha256='{}'\ntenants=[]\nscopes=['read']\n", hex(sha256(b"x"))),
+            "at least one tenant",
+        ),
+        (
+            &format!("[[token]]\nname='a'\nsha256='{}'\ntenants=['x']\nscopes=['root']\n", hex(sha256(b"x"))),
+            "unknown variant",
+        ),
+        (
+            &format!("[[token]]\nname='a'\nsha256='{}'\ntenants=['a/b']\nscopes=['read']\n", hex(sha256(b"x"))),
+            "not allowed",
+        ),
+    ] {
+        let f = file(text);
+        let error = Authenticator::load(f.path(), true).unwrap_err().to_string();
+        assert!(error.contains(says) && error.contains(&f.path().display().to_string()), "{error}");
+    }
+
+    let f = file(&tokens());
+    let auth = Authenticator::load(f.path(), false).unwrap();
+    assert!(!auth.reload_if_changed().unwrap(), "nothing changed");
+    let only_ops =
+        format!("[[token]]\nname='ops'\nsha256='{}'\ntenants=['*']\nscopes=['admin']\n", hex(sha256(b"o-secret")));
+    std::fs::write(f.path(), only_ops).unwrap();
+    assert!(auth.reload_if_changed().unwrap());
+    let mut h = headers(&[("authorization", "Bearer r-secret")]);
+    assert!(
+        matches!(auth.authorize(&mut h, Scope::Read), Err(Refused::Unauthenticated(_))),
+        "a removed token stops working"
+    );
+    std::fs::write(f.path(), "not toml at all [").unwrap();
+    assert!(auth.reload_if_changed().is_err());
+    let mut h = headers(&[("authorization", "Bearer o-secret")]);
+    assert!(auth.authorize(&mut h, Scope::Admin).is_ok(), "a broken file keeps the previous tokens");
+}
+
+#[test]
+fn paths_map_to_the_scope_they_need() {
+    assert_eq!(access_for("query", "/ready"), Access::Public);
+    assert_eq!(access_for("otlp-http", "/ready"), Access::Public);
+    assert_eq!(access_for("otlp-http", "/v1/traces"), Access::Needs(Scope::Write));
+    assert_eq!(
+        access_for("otlp-grpc", "/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
+        Access::Needs(Scope::Write)
+    );
+    assert_eq!(access_for("zipkin", "/metrics"), Access::Needs(Scope::Admin));
+    assert_eq!(access_for("query", "/api/traces/abc"), Access::Needs(Scope::Read));
+    assert_eq!(access_for("query", "/tk/api/search"), Access::Needs(Scope::Read));
+    assert_eq!(access_for("query", "/api/status"), Access::Needs(Scope::Admin));
+    assert_eq!(access_for("query", "/api/retention"), Access::Needs(Scope::Admin));
+    assert_eq!(access_for("query", "/trace/abc"), Access::Public);
+    assert_eq!(access_for("admin", "/api/status"), Access::Needs(Scope::Admin));
+    assert_eq!(access_for("admin", "/anything"), Access::Needs(Scope::Admin));
+}

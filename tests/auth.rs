@@ -1,0 +1,180 @@
+//! Authenticated tenants through the real binary: a missing, wrong or under-scoped
+//! credential is refused on every listener (OTLP/HTTP, OTLP/gRPC, Zipkin, the query
+//! APIs, the admin endpoints), the right one works, one tenant's reader cannot reach
+//! another tenant's traces on any query path, and a changed tokens file takes effect
+//! without a restart.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message;
+use support::{now_ns, rich_trace, Server};
+use tracekeeper_model::otlp;
+use tracekeeper_serve::auth::sha256;
+
+fn hex(bytes: [u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn entry(kind: &str, name: &str, secret: &str, tenants: &str, scopes: &str) -> String {
+    match kind {
+        "token" => format!(
+            "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\ntenants = [{tenants}]\nscopes = [{scopes}]\n",
+            hex(sha256(secret.as_bytes()))
+        ),
+        _ => format!(
+            "[[basic]]\nname = \"{name}\"\nusername = \"{name}\"\npassword_sha256 = \"{}\"\ntenants = [{tenants}]\nscopes = [{scopes}]\n",
+            hex(sha256(secret.as_bytes()))
+        ),
+    }
+}
+
+fn tokens_file() -> String {
+    [
+        entry("token", "acme-writer", "w-acme", "\"acme\"", "\"write\""),
+        entry("token", "acme-reader", "r-acme", "\"acme\"", "\"read\""),
+        entry("token", "globex-reader", "r-globex", "\"globex\"", "\"read\""),
+        entry("token", "ops", "ops-secret", "\"*\"", "\"admin\""),
+        entry("basic", "reporter", "zipkin-pw", "\"acme\"", "\"write\""),
+    ]
+    .concat()
+}
+
+async fn get(server: &Server, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut request = reqwest::Client::new().get(server.query_url(path));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_listener_checks_credentials_scopes_and_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, tokens_file()).unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--multi-tenancy", "--auth-tokens-file", tokens.to_str().unwrap()]);
+    let spans = rich_trace(42, now_ns() - 1_000_000_000);
+    let trace = spans[0].trace_id.to_hex();
+    let body = otlp::to_request(&spans).encode_to_vec();
+    let proto = "application/x-protobuf";
+
+    // OTLP/HTTP: no credentials, wrong ones, the wrong scope, the wrong tenant.
+    assert_eq!(server.post_otlp(body.clone(), proto, &[]).await.0, 401);
+    assert_eq!(server.post_otlp(body.clone(), proto, &[("Authorization", "Bearer guess")]).await.0, 401);
+    assert_eq!(server.post_otlp(body.clone(), proto, &[("Authorization", "Bearer r-acme")]).await.0, 403);
+    let other_tenant = [("Authorization", "Bearer w-acme"), ("X-Scope-OrgID", "globex")];
+    assert_eq!(server.post_otlp(body.clone(), proto, &other_tenant).await.0, 403);
+    // The right token: its one tenant is filled in.
+    assert_eq!(server.post_otlp(body.clone(), proto, &[("Authorization", "Bearer w-acme")]).await.0, 200);
+
+    // OTLP/gRPC: UNAUTHENTICATED, PERMISSION_DENIED, then accepted.
+    let mut client = TraceServiceClient::connect(format!("http://{}", server.otlp_grpc)).await.unwrap();
+    let request = |auth: Option<&str>| {
+        let mut r = tonic::Request::new(otlp::to_request(&rich_trace(43, now_ns() - 1_000_000_000)));
+        if let Some(auth) = auth {
+            r.metadata_mut().insert("authorization", auth.parse().unwrap());
+        }
+        r
+    };
+    assert_eq!(client.export(request(None)).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert_eq!(client.export(request(Some("Bearer r-acme"))).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    client.export(request(Some("Bearer w-acme"))).await.unwrap();
+
+    // Zipkin with Basic credentials, as reporters send them.
+    let zipkin = format!(
+        r#"[{{"traceId":"0000000000000000000000000000beef","id":"000000000000beef","name":"z","timestamp":{},"duration":5,"localEndpoint":{{"serviceName":"zipkin-auth"}}}}]"#,
+        now_ns() / 1000 - 1_000_000
+    );
+    let post_zipkin = |auth: Option<(&'static str, &'static str)>| {
+        let mut r = reqwest::Client::new()
+            .post(format!("http://{}/api/v2/spans", server.zipkin))
+            .header("content-type", "application/json")
+            .body(zipkin.clone());
+        if let Some((user, pw)) = auth {
+            r = r.basic_auth(user, Some(pw));
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(post_zipkin(None).await, 401);
+    assert_eq!(post_zipkin(Some(("reporter", "wrong"))).await, 401);
+    assert_eq!(post_zipkin(Some(("reporter", "zipkin-pw"))).await, 202);
+
+    // Query: the reader of acme sees acme's trace; globex's reader sees nothing of it
+    // on any path, and cannot claim acme in the header.
+    let acme = [("Authorization", "Bearer r-acme")];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&server, &format!("/api/traces/{trace}"), &acme).await != 200 {
+        assert!(Instant::now() < deadline, "acme's trace never became readable");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let globex = [("Authorization", "Bearer r-globex")];
+    let claiming = [("Authorization", "Bearer r-globex"), ("X-Scope-OrgID", "acme")];
+    let start_us = (now_ns() - 3_600_000_000_000) / 1000;
+    let (begin, end) = ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
+    let paths = [
+        format!("/api/traces/{trace}"),
+        format!("/api/traces?service=frontend&start={start_us}"),
+        "/api/services".to_string(),
+        format!("/api/v3/traces/{trace}"),
+        format!(
+            "/api/v3/trace-summaries?query.serviceName=frontend&query.startTimeMin={begin}&query.startTimeMax={end}"
+        ),
+        format!("/api/v2/trace/{trace}"),
+        "/api/v2/services".to_string(),
+        format!("/api/v2/traces/{trace}"),
+        "/api/search?tags=service.name%3Dfrontend".to_string(),
+        "/api/dependencies".to_string(),
+    ];
+    for path in &paths {
+        assert_eq!(get(&server, path, &[]).await, 401, "{path} without credentials");
+        assert_eq!(get(&server, path, &claiming).await, 403, "{path} claiming another tenant");
+        assert_eq!(
+            get(&server, path, &[("Authorization", "Bearer w-acme")]).await,
+            403,
+            "{path} with a write-only token"
+        );
+        let status = get(&server, path, &acme).await;
+        assert!(status == 200 || status == 404, "{path} as acme's reader: {status}");
+    }
+    let reply = reqwest::Client::new()
+        .get(server.query_url("/api/services"))
+        .header("Authorization", "Bearer r-globex")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!reply.contains("frontend"), "globex sees none of acme's services: {reply}");
+    assert_eq!(get(&server, &format!("/api/traces/{trace}"), &globex).await, 404);
+
+    // Admin endpoints need admin; probes and the UI's page need nothing.
+    for path in ["/api/retention", "/metrics"] {
+        assert_eq!(get(&server, path, &acme).await, 403, "{path}");
+        assert_eq!(get(&server, path, &[("Authorization", "Bearer ops-secret")]).await, 200, "{path}");
+    }
+    assert_eq!(get(&server, "/ready", &[]).await, 200);
+    assert_eq!(get(&server, "/search", &[]).await, 200);
+
+    // A token removed from the file stops working without a restart.
+    let without_reader: String = tokens_file()
+        .split("[[")
+        .filter(|e| !e.is_empty() && !e.contains("acme-reader"))
+        .map(|e| format!("[[{e}"))
+        .collect();
+    std::fs::write(&tokens, without_reader).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get(&server, "/api/services", &acme).await != 401 {
+        assert!(Instant::now() < deadline, "the removed token still works");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        get(&server, "/api/services", &[("Authorization", "Bearer ops-secret")]).await,
+        403,
+        "ops has no read scope"
+    );
+}
