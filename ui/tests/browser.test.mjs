@@ -120,6 +120,28 @@ describe('web UI', { timeout: 600_000 }, () => {
     await done(page);
   });
 
+  test('TraceQL mode and a custom range find the same traces as the form', async () => {
+    const page = await newPage();
+    const q = encodeURIComponent('{ resource.service.name = "frontend" && span.http.status_code = 500 }');
+    await page.goto(`${server.query}/search?mode=traceql&q=${q}&lookback=1h`);
+    await page.waitForSelector('#result-list li');
+    assert.equal(await page.locator('#result-list li').count(), 1);
+    assert.equal(await page.getAttribute('#result-list li', 'data-trace-id'), T1);
+    assert.match(await page.innerText('#result-list li'), /frontend: GET \/checkout/);
+    assert.equal(await page.inputValue('#f-mode'), 'traceql');
+
+    const local = (ms) => new Date(ms - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+    const [from, to] = [local(Date.now() - 30 * 60_000), local(Date.now() + 60_000)];
+    await page.goto(`${server.query}/search?service=frontend&lookback=custom&start=${from}&end=${to}`);
+    await page.waitForSelector('#result-list li');
+    assert.equal(await page.locator('#result-list li').count(), 2);
+    assert.ok(await page.isVisible('#f-start'));
+    const past = [local(Date.now() - 120 * 60_000), local(Date.now() - 90 * 60_000)];
+    await page.goto(`${server.query}/search?service=frontend&lookback=custom&start=${past[0]}&end=${past[1]}`);
+    await page.waitForSelector('#no-results');
+    await done(page);
+  });
+
   test('a 400 from the server and a bad field are shown in plain words', async () => {
     const page = await newPage();
     await page.goto(`${server.query}/search?mode=traceql&q=${encodeURIComponent('{ .a = }')}&lookback=1h`);
