@@ -219,3 +219,54 @@ async fn a_deeply_nested_traceql_query_is_a_400_not_a_crash() {
     let (status, _) = server.get_json("/api/services").await;
     assert_eq!(status, 200, "the process is still up");
 }
+
+/// Attribute values nested far deeper than any real instrumentation writes: the
+/// protobuf decoder stops at 100 levels and the JSON one at 128, so every recursive
+/// step after them (conversion, storage encoding, the APIs' encoders) is bounded too.
+/// A deep value is a 400 naming the problem, a moderately nested one is stored and read
+/// back, and the process stays up either way.
+#[tokio::test]
+async fn deeply_nested_attribute_values_are_refused_and_moderate_ones_kept() {
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value as PValue, AnyValue as PAny, ArrayValue, KeyValue};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let nested = |depth: usize| {
+        let mut value = PAny { value: Some(PValue::StringValue("leaf".into())) };
+        for _ in 0..depth {
+            value = PAny { value: Some(PValue::ArrayValue(ArrayValue { values: vec![value] })) };
+        }
+        value
+    };
+    let request_with = |seed: u64, depth: usize| {
+        let spans = rich_trace(seed, now_ns() - 1_000_000_000);
+        let mut request = otlp::to_request(&spans[..1]);
+        request.resource_spans[0].scope_spans[0].spans[0]
+            .attributes
+            .push(KeyValue { key: "deep".into(), value: Some(nested(depth)), ..Default::default() });
+        (request, spans[0].trace_id.to_hex())
+    };
+
+    // 150 levels: past the decoder's 100, and still shallow enough for this test's own
+    // (recursive) encoder.
+    let (deep, _) = request_with(3000, 150);
+    let (status, body) = server.post_otlp(deep.encode_to_vec(), "application/x-protobuf", &[]).await;
+    assert_eq!(status, 400);
+    let reply = RpcStatus::decode(body.as_slice()).unwrap();
+    assert!(reply.message.contains("recursion limit"), "{}", reply.message);
+
+    let json = format!("{{\"resourceSpans\":[{{\"scopeSpans\":[{{\"spans\":[{{\"attributes\":[{{\"key\":\"deep\",\"value\":{}\"leaf\"{}}}]}}]}}]}}]}}",
+        "{\"arrayValue\":{\"values\":[".repeat(5_000), "]}}".repeat(5_000));
+    let (status, body) = server.post_otlp(json.into_bytes(), "application/json", &[]).await;
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("recursion limit"), "{}", String::from_utf8_lossy(&body));
+
+    let (moderate, trace) = request_with(3001, 40);
+    let (status, _) = server.post_otlp(moderate.encode_to_vec(), "application/x-protobuf", &[]).await;
+    assert_eq!(status, 200);
+    let (status, body) = server.get_json(&format!("/api/traces/{trace}")).await;
+    assert_eq!(status, 200);
+    let tag = body["data"][0]["spans"][0]["tags"].as_array().unwrap().iter().find(|t| t["key"] == "deep").cloned();
+    let text = tag.expect("the nested attribute is kept")["value"].to_string();
+    assert_eq!(text.matches("leaf").count(), 1);
+    assert!(text.matches('[').count() >= 40, "all 40 levels survive: {text}");
+}
