@@ -240,9 +240,11 @@ async fn deeply_nested_attribute_values_are_refused_and_moderate_ones_kept() {
     let request_with = |seed: u64, depth: usize| {
         let spans = rich_trace(seed, now_ns() - 1_000_000_000);
         let mut request = otlp::to_request(&spans[..1]);
-        request.resource_spans[0].scope_spans[0].spans[0]
-            .attributes
-            .push(KeyValue { key: "deep".into(), value: Some(nested(depth)), ..Default::default() });
+        request.resource_spans[0].scope_spans[0].spans[0].attributes.push(KeyValue {
+            key: "deep".into(),
+            value: Some(nested(depth)),
+            ..Default::default()
+        });
         (request, spans[0].trace_id.to_hex())
     };
 

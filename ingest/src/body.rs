@@ -1,5 +1,7 @@
 //! Request bodies: read with a size limit, then gunzipped with the same limit, so a
-//! small compressed body cannot expand into an unbounded one.
+//! small compressed body cannot expand into an unbounded one. The in-flight budget
+//! counts what is held in memory: the body as received, and then its decompressed form
+//! as it grows, so many small gzip bodies cannot each expand unseen.
 
 use std::io::Read;
 
@@ -39,18 +41,36 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, IngestError
     })
 }
 
-/// Decompresses `raw` when it is gzip, refusing output over `limit` bytes.
-pub fn decode(raw: Bytes, encoding: ContentEncoding, limit: usize) -> Result<Bytes, IngestError> {
+/// How much decompressed output is reserved at a time.
+const INFLATE_CHUNK: usize = 64 * 1024;
+
+/// Decompresses `raw` when it is gzip, refusing output over `limit` bytes. `reserve`
+/// is asked for room for every chunk of output before it is kept; when it refuses, so
+/// does the decode.
+pub fn decode(
+    raw: Bytes,
+    encoding: ContentEncoding,
+    limit: usize,
+    mut reserve: impl FnMut(usize) -> Result<(), IngestError>,
+) -> Result<Bytes, IngestError> {
     match encoding {
         ContentEncoding::Identity => Ok(raw),
         ContentEncoding::Gzip => {
-            let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
-            flate2::read::MultiGzDecoder::new(raw.as_ref())
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| IngestError::BadBody(format!("the gzip body could not be decompressed: {e}")))?;
-            if out.len() > limit {
-                return Err(IngestError::TooLarge(limit));
+            let mut decoder = flate2::read::MultiGzDecoder::new(raw.as_ref()).take(limit as u64 + 1);
+            let mut out = Vec::new();
+            let mut chunk = vec![0u8; INFLATE_CHUNK];
+            loop {
+                let n = decoder
+                    .read(&mut chunk)
+                    .map_err(|e| IngestError::BadBody(format!("the gzip body could not be decompressed: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                if out.len() + n > limit {
+                    return Err(IngestError::TooLarge(limit));
+                }
+                reserve(n)?;
+                out.extend_from_slice(&chunk[..n]);
             }
             Ok(Bytes::from(out))
         }
@@ -71,8 +91,11 @@ impl RequestBody {
         let compression = content_encoding(headers)?;
         let limit = state.limits.max_body_bytes;
         let raw = read_limited(body, limit).await?;
-        let _permit = state.reserve(raw.len())?;
-        let bytes = decode(raw, compression, limit)?;
-        Ok(Self { tenant, bytes, _permit })
+        let mut permit = state.reserve(raw.len())?;
+        let bytes = decode(raw, compression, limit, |n| {
+            permit.merge(state.reserve(n)?);
+            Ok(())
+        })?;
+        Ok(Self { tenant, bytes, _permit: permit })
     }
 }

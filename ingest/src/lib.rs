@@ -161,4 +161,30 @@ mod tests {
         drop(first);
         assert!(state.reserve(1000).is_ok(), "room is given back when a request finishes");
     }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// Small gzip bodies that expand: the budget counts what they expand to, so the
+    /// second one is refused while the first is held, though both are tiny on the wire.
+    #[tokio::test]
+    async fn the_in_flight_budget_counts_decompressed_bytes() {
+        let limits = IngestLimits { max_body_bytes: 1 << 20, max_inflight_bytes: 256 << 10 };
+        let state = IngestState::new(Arc::new(NullSink), Tenancy::default(), limits);
+        let bomb = gzip(&vec![0u8; 200 << 10]);
+        assert!(bomb.len() < 1024, "{} bytes on the wire", bomb.len());
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(axum::http::header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        let first = body::RequestBody::read(&state, &headers, axum::body::Body::from(bomb.clone())).await.unwrap();
+        assert_eq!(first.bytes.len(), 200 << 10);
+        let second = body::RequestBody::read(&state, &headers, axum::body::Body::from(bomb.clone())).await;
+        assert!(matches!(second, Err(IngestError::Overloaded)), "the second expansion does not fit");
+        drop(first);
+        let third = body::RequestBody::read(&state, &headers, axum::body::Body::from(bomb)).await;
+        assert!(third.is_ok(), "room comes back with the first request");
+    }
 }
