@@ -316,3 +316,45 @@ async fn retention_policies_are_versioned_and_served() {
     assert!(body["versions"][1]["made_ns"].as_u64() >= body["versions"][0]["made_ns"].as_u64());
     server.terminate();
 }
+
+/// The dependency graph reads at most the newest 10,000 traces of its window, and an
+/// answer built from fewer traces than the window holds says so in a header; below
+/// the cap there is no such header and every call counts.
+#[tokio::test]
+async fn dependencies_are_bounded_and_say_when_they_are_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let now = now_ns() - 60_000_000_000;
+    let first = rich_trace(1, now);
+    let (status, _) = server.post_otlp(otlp::to_request(&first).encode_to_vec(), "application/x-protobuf", &[]).await;
+    assert_eq!(status, 200);
+    let deps = |path: String| {
+        let url = server.query_url(&path);
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            let partial = response.headers().get("x-tracekeeper-partial").map(|v| v.to_str().unwrap().to_string());
+            let body: Value = response.json().await.unwrap();
+            // Jaeger wraps the links in its envelope; Zipkin answers the bare list.
+            let links = body.as_array().or_else(|| body["data"].as_array()).unwrap();
+            let calls: u64 = links.iter().map(|d| d["callCount"].as_u64().unwrap()).sum();
+            (calls, partial)
+        }
+    };
+    let (per_trace, partial) = deps("/api/dependencies".to_string()).await;
+    assert!(per_trace > 0, "a rich trace crosses services");
+    assert_eq!(partial, None);
+
+    for batch in 0..20u64 {
+        let spans: Vec<Span> =
+            (0..500u64).flat_map(|i| rich_trace(10 + batch * 500 + i, now + 1 + batch * 500 + i)).collect();
+        let (status, _) =
+            server.post_otlp(otlp::to_request(&spans).encode_to_vec(), "application/x-protobuf", &[]).await;
+        assert_eq!(status, 200);
+    }
+    let zipkin = format!("/api/v2/dependencies?endTs={}&lookback=86400000", now_ns() / 1_000_000 + 60_000);
+    for path in ["/api/dependencies".to_string(), zipkin] {
+        let (calls, partial) = deps(path.clone()).await;
+        assert_eq!(calls, 10_000 * per_trace, "{path}: exactly the newest 10,000 traces count");
+        assert!(partial.as_deref().is_some_and(|p| p.contains("newest 10000 traces")), "{path}: {partial:?}");
+    }
+}

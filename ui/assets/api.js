@@ -84,6 +84,12 @@ export async function getJSON(path, options) {
   return (await call(path, options)).json();
 }
 
+/** The body, and the server's note when its answer covers less than was asked. */
+export async function getJSONWithNote(path, options) {
+  const response = await call(path, options);
+  return { body: await response.json(), note: response.headers.get('x-tracekeeper-partial') || '' };
+}
+
 export async function getText(path, options) {
   return (await call(path, options)).text();
 }

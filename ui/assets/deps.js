@@ -3,7 +3,7 @@
 // services nobody calls; clicking one searches its traces.
 
 import { h, svg, clear, go } from './dom.js';
-import { getJSON, qs } from './api.js';
+import { getJSONWithNote, qs } from './api.js';
 import { colorFor } from './format.js';
 
 const WINDOWS = [['1h', 3600e3], ['6h', 6 * 3600e3], ['24h', 86400e3], ['7d', 7 * 86400e3]];
@@ -16,8 +16,8 @@ export function renderDependencies(el, params) {
   select.addEventListener('change', () => go(`/dependencies?lookback=${select.value}`));
   const body = h('div', { id: 'deps-body' }, h('p', { class: 'muted' }, 'Loading the service map…'));
   el.append(h('div', { class: 'pad' }, h('div', { class: 'row' }, h('h2', {}, 'Service map'), h('span', { class: 'spacer' }), select), body));
-  getJSON(`/api/dependencies${qs({ endTs: Date.now(), lookback: chosen[1] })}`, { signal: controller.signal }).then((r) => {
-    clear(body).append(renderGraph(r.data || []));
+  getJSONWithNote(`/api/dependencies${qs({ endTs: Date.now(), lookback: chosen[1] })}`, { signal: controller.signal }).then(({ body: r, note }) => {
+    clear(body).append(...[note ? h('div', { class: 'warning-box', id: 'deps-partial', role: 'status' }, `Partial map: ${note}.`) : null, renderGraph(r.data || [])].filter(Boolean));
   }).catch((e) => {
     if (e.name !== 'AbortError') clear(body).append(h('div', { class: 'error-box', role: 'alert' }, e.message));
   });
