@@ -1,0 +1,149 @@
+//! Hostile requests against the real binary: numbers out of every range in every query
+//! parameter, invalid UTF-8, oversized headers, ancient and far-future spans, a
+//! thousand tenants. Each gets an answer below 500 (a clear 4xx, or a correct 200),
+//! the process stays up, the data stored before is unchanged, and `tracekeeper check`
+//! finds the store clean afterwards.
+
+mod support;
+
+use prost::Message;
+use serde_json::Value;
+use support::{check_store, now_ns, rich_trace, Server};
+use tracekeeper_model::otlp;
+
+const TENANT: (&str, &str) = ("X-Scope-OrgID", "base");
+
+async fn get(server: &Server, path: &str, headers: &[(&str, &[u8])]) -> Result<(u16, String), reqwest::Error> {
+    let mut request = reqwest::Client::new().get(server.query_url(path));
+    for (k, v) in headers {
+        request = request.header(*k, reqwest::header::HeaderValue::from_bytes(v).unwrap());
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await.unwrap_or_default()))
+}
+
+async fn assert_up(server: &Server) {
+    let (status, _) = get(server, "/ready", &[]).await.expect("the process still answers");
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_clear_answers_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--multi-tenancy"]);
+    let base = rich_trace(7, now_ns() - 60_000_000_000);
+    let trace = base[0].trace_id.to_hex();
+    let body = otlp::to_request(&base).encode_to_vec();
+    assert_eq!(server.post_otlp(body, "application/x-protobuf", &[TENANT]).await.0, 200);
+    let tenant: &[(&str, &[u8])] = &[("X-Scope-OrgID", b"base")];
+    let (_, before) = get(&server, &format!("/api/traces/{trace}"), tenant).await.unwrap();
+
+    // Every numeric parameter, with values no client should send.
+    let values = [
+        "-1",
+        "0",
+        "18446744073709551616",
+        "99999999999999999999999999",
+        "1e309",
+        "NaN",
+        "0x10",
+        "%FF%FE",
+        "9999999h",
+        "-5s",
+    ];
+    let templates = [
+        "/api/traces?service=frontend&limit={}",
+        "/api/traces?service=frontend&start={}",
+        "/api/traces?service=frontend&end={}",
+        "/api/traces?service=frontend&lookback={}",
+        "/api/traces?service=frontend&minDuration={}",
+        "/api/traces?service=frontend&maxDuration={}",
+        "/api/dependencies?endTs={}",
+        "/api/dependencies?lookback={}",
+        "/api/v3/trace-summaries?query.serviceName=frontend&query.startTimeMin=2000-01-01T00:00:00Z&query.startTimeMax=2100-01-01T00:00:00Z&query.searchDepth={}",
+        "/api/v3/traces?query.serviceName=frontend&query.startTimeMin={}&query.startTimeMax=2100-01-01T00:00:00Z",
+        "/api/v3/traces?query.serviceName=frontend&query.startTimeMin=2000-01-01T00:00:00Z&query.startTimeMax=2100-01-01T00:00:00Z&query.durationMin={}",
+        "/api/v2/traces?serviceName=frontend&limit={}",
+        "/api/v2/traces?serviceName=frontend&endTs={}&lookback=3600000",
+        "/api/v2/traces?serviceName=frontend&lookback={}",
+        "/api/v2/traces?serviceName=frontend&minDuration={}",
+        "/api/v2/dependencies?endTs={}",
+        "/api/search?limit={}",
+        "/api/search?spss={}",
+        "/api/search?start={}&end=4102444800",
+        "/api/search?start=0&end={}",
+        "/api/search?minDuration={}",
+        "/api/search/tags?start={}",
+        "/api/v2/search/tag/service.name/values?end={}",
+        "/api/traces/{}",
+        "/api/v3/traces/{}",
+        "/api/v2/trace/{}",
+    ];
+    for template in templates {
+        for value in values {
+            let path = template.replace("{}", value);
+            let (status, text) = get(&server, &path, tenant).await.unwrap();
+            assert!(status < 500, "{path}: {status} {text}");
+            if status == 400 {
+                assert!(!text.trim().is_empty(), "{path}: a 400 must say why");
+            }
+        }
+    }
+    assert_up(&server).await;
+
+    // Invalid UTF-8 and oversized headers.
+    let (status, text) = get(&server, "/api/services", &[("X-Scope-OrgID", &[0xff, 0xfe])]).await.unwrap();
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("UTF-8"), "{text}");
+    let (status, _) = get(&server, "/api/traces/%FF%FE", tenant).await.unwrap();
+    assert_eq!(status, 400);
+    // hyper buffers at most about 400 KB of request head per connection.
+    let huge = vec![b'a'; 1024 * 1024];
+    match get(&server, "/api/services", &[("X-Scope-OrgID", b"base"), ("X-Padding", &huge)]).await {
+        Ok((status, _)) => assert_eq!(status, 431, "oversized headers are refused"),
+        Err(e) => assert!(e.is_request() || e.is_connect() || e.is_body(), "the connection is closed: {e}"),
+    }
+    assert_up(&server).await;
+
+    // Spans from 1970 and from the next century, next to a good one.
+    let mut strange = rich_trace(8, now_ns() - 1_000_000_000);
+    strange[1].start_ns = 1;
+    strange[1].end_ns = 2;
+    strange[2].start_ns = now_ns() + 100 * 365 * 86_400_000_000_000;
+    strange[2].end_ns = strange[2].start_ns + 1;
+    let (status, reply) =
+        server.post_otlp(otlp::to_request(&strange).encode_to_vec(), "application/x-protobuf", &[TENANT]).await;
+    assert_eq!(status, 200);
+    let partial =
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(reply.as_slice())
+            .unwrap()
+            .partial_success
+            .expect("two spans refused");
+    assert_eq!(partial.rejected_spans, 2);
+    assert!(partial.error_message.contains("retention horizon") && partial.error_message.contains("--max-future-skew"));
+
+    // A thousand tenants, each with its own trace, none seeing another's.
+    for i in 0..1000u64 {
+        let name = format!("tenant-{i}");
+        let spans = rich_trace(10_000 + i, now_ns() - 1_000_000_000);
+        let body = otlp::to_request(&spans[..1]).encode_to_vec();
+        let (status, _) = server.post_otlp(body, "application/x-protobuf", &[("X-Scope-OrgID", &name)]).await;
+        assert_eq!(status, 200, "{name}");
+    }
+    let (status, text) =
+        get(&server, &format!("/api/traces/{trace}"), &[("X-Scope-OrgID", b"tenant-500")]).await.unwrap();
+    assert_eq!(status, 404, "another tenant's trace is not found: {text}");
+    let (_, services) = get(&server, "/api/services", &[("X-Scope-OrgID", b"tenant-999")]).await.unwrap();
+    let services: Value = serde_json::from_str(&services).unwrap();
+    assert_eq!(services["data"], serde_json::json!(["frontend"]));
+    assert_up(&server).await;
+
+    // Nothing stored before changed, and the store is consistent.
+    let (_, after) = get(&server, &format!("/api/traces/{trace}"), tenant).await.unwrap();
+    assert_eq!(after, before, "the data stored before the hostile requests is unchanged");
+    assert!(server.terminate().success());
+    let report = check_store(&["--data-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(report["tenants"]["base"]["spans"].as_u64(), Some((base.len() + strange.len() - 2) as u64), "{report}");
+    assert_eq!(report["tenants"].as_object().unwrap().len(), 1001, "base and a thousand tenants");
+}
