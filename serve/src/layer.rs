@@ -68,6 +68,8 @@ impl RefusalBody for tonic::body::Body {
 pub struct Limits {
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
+    /// How long a client has to send its request line and headers (HTTP/1).
+    pub header_read_timeout: Duration,
 }
 
 #[derive(Clone)]

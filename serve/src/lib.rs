@@ -13,6 +13,7 @@
 //! Refusals (overload, timeout, panic) are written in the listener's protocol.
 
 pub mod auth;
+mod http_server;
 pub mod layer;
 pub mod tls;
 
@@ -42,6 +43,9 @@ pub struct ServingConfig {
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default most requests in flight on one listener.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 4096;
+/// How long a client has to send its request head: long enough for any real client on
+/// a slow link, short enough that a slowloris client cannot hold connections open.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for ServingConfig {
     fn default() -> Self {
@@ -51,6 +55,7 @@ impl Default for ServingConfig {
             limits: Limits {
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+                header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             },
         }
     }
@@ -115,13 +120,13 @@ impl Prepared {
         router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let name = self.name;
-        let app = router.layer(ServingLayer::new(name, Protocol::Http, self.limits).with_auth(self.auth));
-        let result = match self.socket {
-            Socket::Plain(tcp) => axum::serve(tcp, app).with_graceful_shutdown(shutdown).await,
-            Socket::Tls(tls) => axum::serve(tls, app).with_graceful_shutdown(shutdown).await,
-        };
-        result.map_err(|source| ServeError::Io { listener: name, source })
+        let limits = self.limits.clone();
+        let app = router.layer(ServingLayer::new(self.name, Protocol::Http, self.limits).with_auth(self.auth));
+        match self.socket {
+            Socket::Plain(tcp) => http_server::serve(tcp, app, &limits, shutdown).await,
+            Socket::Tls(tls) => http_server::serve(tls, app, &limits, shutdown).await,
+        }
+        Ok(())
     }
 
     /// Serves a tonic service behind the same layer.

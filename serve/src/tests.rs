@@ -36,7 +36,11 @@ fn config(timeout_ms: u64, max: usize, tls: Option<TlsFiles>) -> ServingConfig {
     ServingConfig {
         tls,
         auth: None,
-        limits: Limits { request_timeout: Duration::from_millis(timeout_ms), max_concurrent_requests: max },
+        limits: Limits {
+            request_timeout: Duration::from_millis(timeout_ms),
+            max_concurrent_requests: max,
+            header_read_timeout: Duration::from_millis(500),
+        },
     }
 }
 
@@ -274,4 +278,45 @@ fn bad_tls_files_are_named_at_start_up() {
         vec![],
     );
     assert!(matches!(&empty, Err(e) if e.to_string().contains("holds no certificate")));
+}
+
+/// A client that opens a connection and trickles its request head is cut off once the
+/// header deadline passes, while ordinary requests on the same listener carry on.
+#[tokio::test]
+async fn a_slowloris_client_is_cut_off() {
+    let addr = start(config(5_000, 16, None), "slow", hello()).await;
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let trickle = async {
+        let mut buf = [0u8; 256];
+        loop {
+            // One more header byte every 100 ms, never the blank line that ends the head.
+            if slow.write_all(b"x").await.is_err() {
+                return;
+            }
+            match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), trickle).await.expect("the server closed the slow connection");
+    let held = started.elapsed();
+    assert!(held >= Duration::from_millis(400) && held < Duration::from_secs(3), "cut off after {held:?}");
+    let fine = reqwest::get(format!("http://{addr}/hello")).await.unwrap();
+    assert_eq!(fine.text().await.unwrap(), "hello over tls");
+}
+
+#[tokio::test]
+async fn a_request_head_over_the_limit_is_refused() {
+    let addr = start(config(5_000, 16, None), "head", hello()).await;
+    let padding = "a".repeat(http_server::MAX_HEAD_BYTES + 1);
+    let response = reqwest::Client::new().get(format!("http://{addr}/hello")).header("x-padding", padding).send().await;
+    match response {
+        Ok(r) => assert_eq!(r.status(), 431),
+        Err(e) => assert!(!e.is_timeout(), "refused, not left hanging: {e}"),
+    }
+    let fine = reqwest::get(format!("http://{addr}/hello")).await.unwrap();
+    assert!(fine.status().is_success());
 }

@@ -100,7 +100,15 @@ pub fn serving_config(args: &ServingArgs, file: &FileConfig, multi_tenant: bool)
         Some(path) => Some(std::sync::Arc::new(tracekeeper_serve::Authenticator::load(path, multi_tenant)?)),
         None => None,
     };
-    Ok(ServingConfig { tls, auth, limits: Limits { request_timeout, max_concurrent_requests } })
+    Ok(ServingConfig {
+        tls,
+        auth,
+        limits: Limits {
+            request_timeout,
+            max_concurrent_requests,
+            header_read_timeout: defaults.limits.header_read_timeout,
+        },
+    })
 }
 
 impl ReceiverConfig {
