@@ -358,3 +358,40 @@ async fn dependencies_are_bounded_and_say_when_they_are_partial() {
         assert!(partial.as_deref().is_some_and(|p| p.contains("newest 10000 traces")), "{path}: {partial:?}");
     }
 }
+
+/// A tenant over its own ingest rate (from the config file's per-tenant table) gets 429
+/// with the seconds to wait, over HTTP, and RESOURCE_EXHAUSTED over gRPC, while another
+/// tenant is not slowed down at all.
+#[tokio::test]
+async fn a_noisy_tenant_is_slowed_down_and_the_others_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tracekeeper.toml");
+    std::fs::write(&config, "[tenant-ingest-limits.noisy]\nrate-spans = 20\nburst-spans = 20\n").unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--multi-tenancy", "--config", config.to_str().unwrap()]);
+    let post = |tenant: &'static str, seed: u64| {
+        let body = otlp::to_request(&rich_trace(seed, now_ns() - 1_000_000_000)).encode_to_vec();
+        let server = &server;
+        async move { server.post_otlp(body, "application/x-protobuf", &[("X-Scope-OrgID", tenant)]).await }
+    };
+    let mut refused = None;
+    for seed in 0..30 {
+        let (status, body) = post("noisy", 100 + seed).await;
+        if status == 429 {
+            refused = Some(body);
+            break;
+        }
+        assert_eq!(status, 200);
+    }
+    let body = refused.expect("the noisy tenant is slowed down within its burst");
+    // The body is OTLP's error Status, whose message is readable in the bytes.
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("tenant \"noisy\" is over its ingest rate of 20 spans per second"), "{text}");
+    for seed in 0..30 {
+        assert_eq!(post("quiet", 200 + seed).await.0, 200, "another tenant is not slowed down");
+    }
+    let mut client = TraceServiceClient::connect(format!("http://{}", server.otlp_grpc)).await.unwrap();
+    let mut request = tonic::Request::new(otlp::to_request(&rich_trace(300, now_ns() - 1_000_000_000)));
+    request.metadata_mut().insert("x-scope-orgid", "noisy".parse().unwrap());
+    assert_eq!(client.export(request).await.unwrap_err().code(), tonic::Code::ResourceExhausted);
+}

@@ -23,6 +23,11 @@ pub enum IngestError {
     Tenant(#[from] tracekeeper_model::TenantError),
     #[error("the server is overloaded, retry later")]
     Overloaded,
+    #[error(
+        "tenant {tenant:?} is over its ingest rate of {} {} per second; retry in {} s",
+        limited.per_second, limited.measure, limited.retry_after_secs
+    )]
+    TenantRate { tenant: String, limited: crate::tenant_limits::RateLimited },
     #[error("storage is temporarily unavailable, retry later")]
     Unavailable(String),
     #[error("internal error")]
@@ -58,7 +63,7 @@ impl IngestError {
             Self::Tenant(tracekeeper_model::TenantError::Missing) => StatusCode::UNAUTHORIZED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded | Self::TenantRate { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -71,7 +76,7 @@ impl IngestError {
             | Self::UnsupportedContentType(_)
             | Self::UnsupportedEncoding(_) => tonic::Code::InvalidArgument,
             Self::Tenant(tracekeeper_model::TenantError::Missing) => tonic::Code::Unauthenticated,
-            Self::TooLarge(_) => tonic::Code::ResourceExhausted,
+            Self::TooLarge(_) | Self::TenantRate { .. } => tonic::Code::ResourceExhausted,
             Self::Overloaded | Self::Unavailable(_) => tonic::Code::Unavailable,
             Self::Internal(_) => tonic::Code::Internal,
         }
@@ -108,6 +113,9 @@ impl IngestError {
     fn with_headers(&self, mut response: Response) -> Response {
         if matches!(self, Self::Overloaded | Self::Unavailable(_)) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        if let Self::TenantRate { limited, .. } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(limited.retry_after_secs));
         }
         response
     }

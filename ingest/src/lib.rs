@@ -16,6 +16,7 @@ pub mod error;
 pub mod kafka;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod tenant_limits;
 pub mod zipkin;
 
 use std::sync::Arc;
@@ -61,11 +62,13 @@ pub struct IngestLimits {
     pub max_body_bytes: usize,
     /// Most request bytes being processed at once; beyond it clients get 429.
     pub max_inflight_bytes: usize,
+    /// Spans and bytes per second each tenant may send.
+    pub tenant_rates: tenant_limits::TenantRates,
 }
 
 impl Default for IngestLimits {
     fn default() -> Self {
-        Self { max_body_bytes: 16 << 20, max_inflight_bytes: 256 << 20 }
+        Self { max_body_bytes: 16 << 20, max_inflight_bytes: 256 << 20, tenant_rates: Default::default() }
     }
 }
 
@@ -76,12 +79,14 @@ pub struct IngestState {
     pub tenancy: Tenancy,
     pub limits: IngestLimits,
     inflight: Arc<tokio::sync::Semaphore>,
+    rates: Arc<tenant_limits::RateLimiter>,
 }
 
 impl IngestState {
     pub fn new(sink: Arc<dyn SpanSink>, tenancy: Tenancy, limits: IngestLimits) -> Self {
         let permits = limits.max_inflight_bytes.min(tokio::sync::Semaphore::MAX_PERMITS);
-        Self { sink, tenancy, limits, inflight: Arc::new(tokio::sync::Semaphore::new(permits)) }
+        let rates = Arc::new(tenant_limits::RateLimiter::new(limits.tenant_rates.clone()));
+        Self { sink, tenancy, limits, inflight: Arc::new(tokio::sync::Semaphore::new(permits)), rates }
     }
 
     /// Reserves room for a request of `bytes`, or refuses at once when the receiver
@@ -99,13 +104,20 @@ impl IngestState {
     }
 
     /// Validated spans → sink, counting what happened. Returns the rejection reasons
-    /// (decoding's and the sink's).
+    /// (decoding's and the sink's). `bytes` is the request's decoded size, which the
+    /// tenant's byte rate counts.
     pub async fn deliver(
         &self,
         protocol: &'static str,
         tenant: &str,
         decoded: tracekeeper_model::otlp::Decoded,
+        bytes: usize,
     ) -> Result<Vec<String>, IngestError> {
+        if let Err(limited) = self.rates.admit(tenant, decoded.spans.len(), bytes) {
+            metrics::counter!("tracekeeper_requests_refused_total", "reason" => "tenant_rate", "measure" => limited.measure)
+                .increment(1);
+            return Err(IngestError::TenantRate { tenant: tenant.to_string(), limited });
+        }
         let mut rejected = decoded.rejected;
         metrics::counter!("tracekeeper_spans_received_total", "protocol" => protocol)
             .increment((decoded.spans.len() + rejected.len()) as u64);
@@ -149,7 +161,7 @@ mod tests {
 
     #[test]
     fn overload_is_refused_with_429_and_retry_after_until_room_frees_up() {
-        let limits = IngestLimits { max_body_bytes: 1000, max_inflight_bytes: 1500 };
+        let limits = IngestLimits { max_body_bytes: 1000, max_inflight_bytes: 1500, ..Default::default() };
         let state = IngestState::new(Arc::new(NullSink), Tenancy::default(), limits);
         let first = state.reserve(1000).expect("room for one request");
         let refused = state.reserve(1000).expect_err("no room for a second");
@@ -160,6 +172,21 @@ mod tests {
         assert_eq!(grpc.code(), tonic::Code::Unavailable, "retryable for gRPC clients");
         drop(first);
         assert!(state.reserve(1000).is_ok(), "room is given back when a request finishes");
+    }
+
+    #[test]
+    fn a_tenant_over_its_rate_is_told_how_long_to_wait() {
+        let limited = tenant_limits::RateLimited { measure: "spans", per_second: 20.0, retry_after_secs: 7 };
+        let error = IngestError::TenantRate { tenant: "noisy".into(), limited };
+        let grpc: tonic::Status = IngestError::TenantRate {
+            tenant: "noisy".into(),
+            limited: tenant_limits::RateLimited { measure: "spans", per_second: 20.0, retry_after_secs: 7 },
+        }
+        .into();
+        assert_eq!(grpc.code(), tonic::Code::ResourceExhausted);
+        let response = error.into_otlp_response(true);
+        assert_eq!(response.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "7");
     }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -173,7 +200,7 @@ mod tests {
     /// second one is refused while the first is held, though both are tiny on the wire.
     #[tokio::test]
     async fn the_in_flight_budget_counts_decompressed_bytes() {
-        let limits = IngestLimits { max_body_bytes: 1 << 20, max_inflight_bytes: 256 << 10 };
+        let limits = IngestLimits { max_body_bytes: 1 << 20, max_inflight_bytes: 256 << 10, ..Default::default() };
         let state = IngestState::new(Arc::new(NullSink), Tenancy::default(), limits);
         let bomb = gzip(&vec![0u8; 200 << 10]);
         assert!(bomb.len() < 1024, "{} bytes on the wire", bomb.len());

@@ -32,8 +32,9 @@ impl TraceService for OtlpGrpc {
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let tenant = self.state.tenant(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))?;
         let request = request.into_inner();
-        let _permit = self.state.reserve(request.encoded_len())?;
-        let rejected = self.state.deliver("otlp_grpc", &tenant, otlp::from_request(request)).await?;
+        let size = request.encoded_len();
+        let _permit = self.state.reserve(size)?;
+        let rejected = self.state.deliver("otlp_grpc", &tenant, otlp::from_request(request), size).await?;
         let partial_success = summarize_rejections(&rejected)
             .map(|error_message| ExportTracePartialSuccess { rejected_spans: rejected.len() as i64, error_message });
         Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success }))

@@ -55,6 +55,7 @@ async fn handle(
     encoding: Encoding,
 ) -> Result<Response, IngestError> {
     let RequestBody { tenant, bytes, _permit } = RequestBody::read(state, headers, body).await?;
+    let size = bytes.len();
     let (decoded, warning) = match encoding {
         Encoding::Protobuf => {
             let request = ExportTraceServiceRequest::decode(bytes)
@@ -67,7 +68,7 @@ async fn handle(
             (otlp::from_request(decoded.request), decoded.warning)
         }
     };
-    let rejected = state.deliver("otlp_http", &tenant, decoded).await?;
+    let rejected = state.deliver("otlp_http", &tenant, decoded, size).await?;
     Ok(success(encoding, &rejected, warning))
 }
 

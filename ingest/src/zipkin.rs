@@ -39,5 +39,5 @@ async fn handle(state: &IngestState, headers: &HeaderMap, body: Body) -> Result<
     let RequestBody { tenant, bytes, _permit } = RequestBody::read(state, headers, body).await?;
     let decoded = tracekeeper_model::zipkin::decode(&bytes)
         .map_err(|e| IngestError::BadBody(format!("invalid Zipkin v2 JSON (expected a list of spans): {e}")))?;
-    state.deliver("zipkin", &tenant, decoded).await
+    state.deliver("zipkin", &tenant, decoded, bytes.len()).await
 }

@@ -97,6 +97,20 @@ pub struct ReceiverArgs {
     /// data belongs to the tenant "single-tenant" [default: false].
     #[arg(long, env = "TRACEKEEPER_MULTI_TENANCY", num_args = 0..=1, default_missing_value = "true")]
     pub multi_tenancy: Option<bool>,
+    /// Spans per second each tenant may send; beyond it 429 with Retry-After (gRPC
+    /// RESOURCE_EXHAUSTED). Per-tenant values go in the config file's
+    /// [tenant-ingest-limits.NAME] tables [default: unlimited].
+    #[arg(long, env = "TRACEKEEPER_INGEST_RATE_SPANS")]
+    pub ingest_rate_spans: Option<f64>,
+    /// Spans a tenant may send at once after a quiet spell [default: one second's worth].
+    #[arg(long, env = "TRACEKEEPER_INGEST_BURST_SPANS")]
+    pub ingest_burst_spans: Option<f64>,
+    /// Decoded request bytes per second each tenant may send [default: unlimited].
+    #[arg(long, env = "TRACEKEEPER_INGEST_RATE_BYTES")]
+    pub ingest_rate_bytes: Option<f64>,
+    /// Bytes a tenant may send at once after a quiet spell [default: one second's worth].
+    #[arg(long, env = "TRACEKEEPER_INGEST_BURST_BYTES")]
+    pub ingest_burst_bytes: Option<f64>,
     #[command(flatten)]
     pub serving: ServingArgs,
 }

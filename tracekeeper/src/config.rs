@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
+use tracekeeper_ingest::tenant_limits::{Rate, TenantRates};
 use tracekeeper_ingest::IngestLimits;
 use tracekeeper_retention::{RetentionPolicies, DEFAULT_RETENTION};
 use tracekeeper_storage::embedded::Durability;
@@ -52,6 +53,62 @@ pub struct FileConfig {
     /// Per-tenant retention overrides: tenant id → Go duration.
     #[serde(default)]
     pub tenant_retention: BTreeMap<String, String>,
+    pub ingest_rate_spans: Option<f64>,
+    pub ingest_burst_spans: Option<f64>,
+    pub ingest_rate_bytes: Option<f64>,
+    pub ingest_burst_bytes: Option<f64>,
+    /// Per-tenant ingest rates: tenant id → its own allowance.
+    #[serde(default)]
+    pub tenant_ingest_limits: BTreeMap<String, RateFile>,
+}
+
+/// One tenant's ingest allowance in the config file; a key left out is unlimited.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RateFile {
+    pub rate_spans: Option<f64>,
+    pub burst_spans: Option<f64>,
+    pub rate_bytes: Option<f64>,
+    pub burst_bytes: Option<f64>,
+}
+
+impl RateFile {
+    fn rate(self, what: &str) -> anyhow::Result<Rate> {
+        for (key, value) in [
+            ("rate-spans", self.rate_spans),
+            ("burst-spans", self.burst_spans),
+            ("rate-bytes", self.rate_bytes),
+            ("burst-bytes", self.burst_bytes),
+        ] {
+            if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                bail!("{what}: {key} must be a positive number");
+            }
+        }
+        Ok(Rate {
+            spans_per_second: self.rate_spans,
+            burst_spans: self.burst_spans,
+            bytes_per_second: self.rate_bytes,
+            burst_bytes: self.burst_bytes,
+        })
+    }
+}
+
+/// Every tenant's ingest allowance (flags, then file) and the file's overrides.
+fn tenant_rates(args: &ReceiverArgs, file: &FileConfig) -> anyhow::Result<TenantRates> {
+    let default = RateFile {
+        rate_spans: args.ingest_rate_spans.or(file.ingest_rate_spans),
+        burst_spans: args.ingest_burst_spans.or(file.ingest_burst_spans),
+        rate_bytes: args.ingest_rate_bytes.or(file.ingest_rate_bytes),
+        burst_bytes: args.ingest_burst_bytes.or(file.ingest_burst_bytes),
+    }
+    .rate("ingest limits")?;
+    let mut per_tenant = BTreeMap::new();
+    for (tenant, rate) in &file.tenant_ingest_limits {
+        tracekeeper_model::validate_tenant(tenant)
+            .map_err(|e| anyhow::anyhow!("tenant-ingest-limits key {tenant:?}: {e}"))?;
+        per_tenant.insert(tenant.clone(), rate.rate(&format!("tenant-ingest-limits.{tenant}"))?);
+    }
+    Ok(TenantRates { default, per_tenant })
 }
 
 impl FileConfig {
@@ -116,6 +173,7 @@ impl ReceiverConfig {
         let limits = IngestLimits {
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(16 << 20),
             max_inflight_bytes: args.max_inflight_bytes.or(file.max_inflight_bytes).unwrap_or(256 << 20),
+            tenant_rates: tenant_rates(args, file)?,
         };
         if limits.max_body_bytes == 0 || limits.max_inflight_bytes < limits.max_body_bytes {
             bail!("max-body-bytes must be positive and max-inflight-bytes at least max-body-bytes");
