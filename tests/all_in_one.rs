@@ -395,3 +395,40 @@ async fn a_noisy_tenant_is_slowed_down_and_the_others_are_not() {
     request.metadata_mut().insert("x-scope-orgid", "noisy".parse().unwrap());
     assert_eq!(client.export(request).await.unwrap_err().code(), tonic::Code::ResourceExhausted);
 }
+
+/// A search that reaches --max-traces-inspected answers with what it found and says so
+/// in a header, on every search API; the same search within budget has no such header.
+#[tokio::test]
+async fn a_search_over_its_budget_says_so_on_every_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-traces-inspected", "3"]);
+    let now = now_ns() - 60_000_000_000;
+    let spans: Vec<Span> = (0..10u64).flat_map(|i| rich_trace(500 + i, now + i * 1_000_000)).collect();
+    assert_eq!(server.post_otlp(otlp::to_request(&spans).encode_to_vec(), "application/x-protobuf", &[]).await.0, 200);
+    let start_us = (now - 3_600_000_000_000) / 1000;
+    let paths = [
+        format!("/api/traces?service=frontend&limit=20&start={start_us}"),
+        "/api/v3/trace-summaries?query.serviceName=frontend&query.startTimeMin=2000-01-01T00:00:00Z&query.startTimeMax=2100-01-01T00:00:00Z&query.searchDepth=20".to_string(),
+        "/api/v2/traces?serviceName=frontend&limit=20&lookback=86400000".to_string(),
+        "/api/search?tags=service.name%3Dfrontend&limit=20".to_string(),
+    ];
+    for path in &paths {
+        let response = reqwest::get(server.query_url(path)).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let note = response.headers().get("x-tracekeeper-partial").map(|v| v.to_str().unwrap().to_string());
+        assert!(note.as_deref().is_some_and(|n| n.contains("--max-traces-inspected")), "{path}: {note:?}");
+        let body: Value = response.json().await.unwrap();
+        let count = [&body["data"], &body["summaries"], &body["traces"], &body]
+            .into_iter()
+            .find_map(|v| v.as_array())
+            .map(Vec::len)
+            .unwrap();
+        assert_eq!(count, 3, "{path}: the three newest traces read, all matching");
+    }
+    let within_dir = tempfile::tempdir().unwrap();
+    let within = Server::start(within_dir.path(), &[]);
+    assert_eq!(within.post_otlp(otlp::to_request(&spans).encode_to_vec(), "application/x-protobuf", &[]).await.0, 200);
+    let response = reqwest::get(within.query_url(&paths[0])).await.unwrap();
+    assert!(response.headers().get("x-tracekeeper-partial").is_none());
+    assert_eq!(response.json::<Value>().await.unwrap()["data"].as_array().unwrap().len(), 10);
+}

@@ -6,24 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use tracekeeper_model::Span;
 
 /// Most traces a dependency graph is computed from: the newest of the window. A
-/// window holding more answers from these and says so ([`PARTIAL_HEADER`]).
+/// window holding more answers from these and says so
+/// ([`crate::budget::PARTIAL_HEADER`]).
 pub const MAX_TRACES: usize = 10_000;
-/// The response header that says an answer covers less than was asked, and why.
-pub const PARTIAL_HEADER: &str = "x-tracekeeper-partial";
-
 /// The header value for a graph computed from `MAX_TRACES` traces, if it was.
 pub fn partial_note(traces: usize) -> Option<String> {
     (traces >= MAX_TRACES)
         .then(|| format!("computed from the newest {MAX_TRACES} traces of the window; narrow the window to cover all"))
-}
-
-/// `response` with the partial-answer header when `note` is given.
-pub fn with_partial_note(mut response: axum::response::Response, note: Option<String>) -> axum::response::Response {
-    if let Some(value) = note.and_then(|n| axum::http::HeaderValue::from_str(&n).ok()) {
-        tracing::info!(note = ?value, "dependency graph limited");
-        response.headers_mut().insert(PARTIAL_HEADER, value);
-    }
-    response
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -13,6 +13,7 @@ use tracekeeper_retention::{Clock, Policies, Watermarks};
 use tracekeeper_storage::schema::POSTING_GROUP_NS;
 use tracekeeper_storage::{IndexTerm, Operation, Posting, SpanReader, StorageError};
 
+use crate::budget::{SearchBudget, Searched, Spending};
 use crate::predicate::SpanPredicate;
 
 /// A trace search.
@@ -90,6 +91,8 @@ pub struct QueryEngine {
     watermarks: Watermarks,
     /// Most spans returned for one trace; the rest are cut with a warning.
     max_trace_spans: usize,
+    /// What one search may cost.
+    budget: SearchBudget,
 }
 
 const POSTING_PAGE: usize = 512;
@@ -107,7 +110,14 @@ impl QueryEngine {
             clock,
             watermarks: Watermarks::default(),
             max_trace_spans: max_trace_spans.max(1),
+            budget: SearchBudget::default(),
         }
+    }
+
+    /// Bounds what one search may read and how long it may run.
+    pub fn with_search_budget(mut self, budget: SearchBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Filters every query path by `watermarks` as well as by the policy.
@@ -193,7 +203,7 @@ impl QueryEngine {
         Ok(!self.reader.postings(tenant, &term, until - 1, from, None, 1).await?.is_empty())
     }
 
-    pub async fn search(&self, tenant: &str, query: &TraceQuery) -> Result<Vec<Found>, StorageError> {
+    pub async fn search(&self, tenant: &str, query: &TraceQuery) -> Result<Searched, StorageError> {
         self.search_where(tenant, query, &|_| true).await
     }
 
@@ -205,11 +215,12 @@ impl QueryEngine {
         tenant: &str,
         query: &TraceQuery,
         trace_filter: &(dyn Fn(&[Span]) -> bool + Send + Sync),
-    ) -> Result<Vec<Found>, StorageError> {
+    ) -> Result<Searched, StorageError> {
         let oldest = query.start_ns.max(self.visible_from(tenant));
         if query.limit == 0 || oldest > query.end_ns {
-            return Ok(Vec::new());
+            return Ok(Searched::default());
         }
+        let mut spending = Spending::new(self.budget);
         // A posting's time is the latest start among the spans it groups, up to one
         // group width after the earliest: scan that much past the end of the range.
         let newest = query.end_ns.saturating_add(POSTING_GROUP_NS - 1);
@@ -224,13 +235,17 @@ impl QueryEngine {
             if !seen.insert(posting.trace_id) {
                 continue;
             }
+            if let Some(partial) = spending.exhausted(posting.time_ns) {
+                return Ok(Searched { found, partial: Some(partial) });
+            }
+            spending.inspected += 1;
             if let Some(hit) = self.verify(tenant, posting.trace_id, query, oldest, trace_filter).await? {
                 let at = found.partition_point(|f| rank(&f.summary) <= rank(&hit.summary));
                 found.insert(at, hit);
                 found.truncate(query.limit);
             }
         }
-        Ok(found)
+        Ok(Searched { found, partial: None })
     }
 
     async fn verify(
@@ -403,6 +418,67 @@ mod tests {
         let ops = engine.operations("t", None).await.unwrap();
         assert_eq!(ops.iter().map(|o| o.service.as_str()).collect::<Vec<_>>(), ["new-svc"]);
         assert!(engine.operations("t", Some("old-svc")).await.unwrap().is_empty());
+    }
+
+    /// A search over more candidates than its budget answers with the newest matches
+    /// among those it read, and says where it stopped; within budget it says nothing.
+    #[tokio::test]
+    async fn a_search_past_its_budget_says_how_far_it_got() {
+        use std::time::Duration;
+
+        use tracekeeper_retention::{ManualClock, RetentionPolicies};
+        use tracekeeper_storage::testing::{batch, span};
+        use tracekeeper_storage::SpanWriter;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
+        let now = 1_700_000_000_000_000_000u64;
+        // Twenty traces a minute apart; only the even ones are named "even".
+        let spans: Vec<_> = (1..=20u8)
+            .map(|i| span(i, 1, "svc", if i % 2 == 0 { "even" } else { "odd" }, now - u64::from(i) * 60_000_000_000))
+            .collect();
+        store.write(batch("t", spans)).await.unwrap();
+        let engine = |budget| {
+            super::QueryEngine::new(
+                store.clone(),
+                Arc::new(RetentionPolicies::default()),
+                Arc::new(ManualClock::new(now)),
+                1000,
+            )
+            .with_search_budget(budget)
+        };
+        let query = |operation: &str| super::TraceQuery {
+            span: crate::predicate::SpanPredicate {
+                service: Some("svc".into()),
+                operation: Some(operation.to_string()),
+                ..Default::default()
+            },
+            start_ns: now - 3_600_000_000_000,
+            end_ns: now,
+            min_trace_duration_ns: None,
+            max_trace_duration_ns: None,
+            limit: 100,
+        };
+        // The (service, operation) postings narrow the candidates to the "even" traces,
+        // newest first; a
+        // trace-level filter (as TraceQL uses) then keeps those whose id is a multiple
+        // of 4. With a budget of 6, traces 2..=12 are read and 4, 8 and 12 match.
+        let tight = crate::budget::SearchBudget { max_traces_inspected: 6, timeout: Duration::from_secs(30) };
+        let by_four = |spans: &[tracekeeper_model::Span]| spans[0].trace_id.0[0].is_multiple_of(4);
+        let even = query("even");
+        let partial = engine(tight).search_where("t", &even, &by_four).await.unwrap();
+        let got: Vec<u8> = partial.iter().map(|f| f.summary.trace_id.0[0]).collect();
+        assert_eq!(got, [4, 8, 12], "the newest matches among the six read, newest first");
+        let note = partial.partial.as_deref().expect("a partial answer says so");
+        assert!(note.contains("--max-traces-inspected") && note.contains("starting after"), "{note}");
+        let whole = engine(Default::default()).search_where("t", &even, &by_four).await.unwrap();
+        assert_eq!(whole.iter().map(|f| f.summary.trace_id.0[0]).collect::<Vec<_>>(), [4, 8, 12, 16, 20]);
+        assert_eq!(whole.partial, None, "within budget, nothing to say");
+        let by_service = even;
+        let instant = crate::budget::SearchBudget { max_traces_inspected: 1000, timeout: Duration::ZERO };
+        let rushed = engine(instant).search("t", &by_service).await.unwrap();
+        assert!(rushed.partial.as_deref().is_some_and(|n| n.contains("--query-timeout")));
+        assert!(rushed.len() <= 1, "a zero deadline still reads one trace");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

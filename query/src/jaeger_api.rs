@@ -12,6 +12,7 @@ use serde::Serialize;
 use tracekeeper_model::{jaeger, SpanKind, TraceId};
 use tracekeeper_storage::IndexTerm;
 
+use crate::budget::with_partial_note;
 use crate::engine::TraceQuery;
 use crate::error::{JaegerResult, QueryError};
 use crate::params::Params;
@@ -233,7 +234,7 @@ async fn find_traces(
             let found = state.engine.search(&tenant, &query).await?;
             let data =
                 found.iter().map(|f| jaeger::to_trace(&f.spans, state.truncation_warning(f.truncated))).collect();
-            Ok(envelope::<jaeger::TraceJson>(data, vec![]))
+            Ok(with_partial_note(envelope::<jaeger::TraceJson>(data, vec![]), found.partial.as_deref()))
         }
         .await,
     )
@@ -292,7 +293,7 @@ async fn dependencies(
                     error_count: l.error_count,
                 })
                 .collect();
-            Ok(crate::dependencies::with_partial_note(envelope(data, vec![]), note))
+            Ok(with_partial_note(envelope(data, vec![]), note.as_deref()))
         }
         .await,
     )

@@ -14,7 +14,8 @@ use serde_json::json;
 use tracekeeper_model::otlp_json::encode_traces_data;
 use tracekeeper_model::Span;
 
-use crate::engine::{Found, TraceQuery};
+use crate::budget::{with_partial_note, Searched};
+use crate::engine::TraceQuery;
 use crate::error::QueryError;
 use crate::jaeger_api::{operations_of, parse_kind, parse_trace_id};
 use crate::params::Params;
@@ -154,7 +155,7 @@ fn no_traces() -> QueryError {
     QueryError::NotFound("No traces found".into())
 }
 
-async fn search(state: &QueryState, headers: &HeaderMap, raw: Option<&str>) -> Result<Vec<Found>, QueryError> {
+async fn search(state: &QueryState, headers: &HeaderMap, raw: Option<&str>) -> Result<Searched, QueryError> {
     let tenant = state.tenant(headers)?;
     let query = parse_search(&Params::parse(raw))?;
     let found = state.engine.search(&tenant, &query).await?;
@@ -169,7 +170,8 @@ async fn find_traces(State(state): State<Arc<QueryState>>, headers: HeaderMap, R
         async {
             let found = search(&state, &headers, raw.as_deref()).await?;
             let spans: Vec<&Span> = found.iter().flat_map(|f| &f.spans).collect();
-            Ok(Json(json!({ "result": encode_traces_data(spans) })).into_response())
+            let response = Json(json!({ "result": encode_traces_data(spans) })).into_response();
+            Ok(with_partial_note(response, found.partial.as_deref()))
         }
         .await,
     )
@@ -243,7 +245,7 @@ async fn trace_summaries(
                         .collect(),
                 })
                 .collect();
-            Ok(Json(json!({ "summaries": summaries })).into_response())
+            Ok(with_partial_note(Json(json!({ "summaries": summaries })).into_response(), found.partial.as_deref()))
         }
         .await,
     )

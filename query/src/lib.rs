@@ -13,6 +13,7 @@
 //!
 //! [`SpanReader`]: tracekeeper_storage::SpanReader
 
+pub mod budget;
 pub mod dependencies;
 pub mod duration;
 pub mod engine;

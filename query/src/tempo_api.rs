@@ -260,7 +260,8 @@ async fn search(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQue
             let fields = traceql.as_ref().map(traceql::Query::fields).unwrap_or_default();
             let traces: Vec<Value> = found.iter().map(|f| trace_json(f, &matches(&f.spans), &fields, spss)).collect();
             let metrics = json!({ "inspectedTraces": traces.len(), "completedJobs": 1, "totalJobs": 1 });
-            Ok(Json(json!({ "traces": traces, "metrics": metrics })).into_response())
+            let response = Json(json!({ "traces": traces, "metrics": metrics })).into_response();
+            Ok(crate::budget::with_partial_note(response, found.partial.as_deref()))
         }
         .await,
     )

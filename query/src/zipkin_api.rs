@@ -168,7 +168,7 @@ async fn traces(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQue
             let query = parse_search(&Params::parse(raw.as_deref()), state.engine.now_ns())?;
             let found = state.engine.search(&tenant, &query).await?;
             let body: Vec<Vec<ZipkinSpan>> = found.iter().map(|f| zipkin_trace(&f.spans)).collect();
-            Ok(Json(body).into_response())
+            Ok(crate::budget::with_partial_note(Json(body).into_response(), found.partial.as_deref()))
         }
         .await,
     )
@@ -229,7 +229,10 @@ async fn dependencies(State(state): State<Arc<QueryState>>, headers: HeaderMap, 
             let traces =
                 state.engine.traces_in(&tenant, IndexTerm::All, start, end, crate::dependencies::MAX_TRACES).await?;
             let note = crate::dependencies::partial_note(traces.len());
-            Ok(crate::dependencies::with_partial_note(Json(crate::dependencies::links(&traces)).into_response(), note))
+            Ok(crate::budget::with_partial_note(
+                Json(crate::dependencies::links(&traces)).into_response(),
+                note.as_deref(),
+            ))
         }
         .await,
     )

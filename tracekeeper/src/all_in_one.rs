@@ -83,7 +83,8 @@ pub async fn run(
     let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, config.receivers.limits.clone());
     let query = Arc::new(QueryState {
         engine: QueryEngine::new(store.clone(), retention.clone(), clock.clone(), config.max_trace_spans)
-            .with_watermarks(watermarks.clone()),
+            .with_watermarks(watermarks.clone())
+            .with_search_budget(config.search),
         tenancy,
     });
     // The same worker as `tracekeeper retention`, on the embedded store: it drops whole

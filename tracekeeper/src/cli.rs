@@ -147,7 +147,22 @@ pub struct AllInOneArgs {
     #[arg(long, env = "TRACEKEEPER_MAX_FUTURE_SKEW")]
     pub max_future_skew: Option<String>,
     #[command(flatten)]
+    pub search: SearchArgs,
+    #[command(flatten)]
     pub ui: UiArgs,
+}
+
+/// What one search may cost.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SearchArgs {
+    /// Longest one search runs, as a Go duration; then it answers with what it found
+    /// and says so in the x-tracekeeper-partial header [default: 30s].
+    #[arg(long, env = "TRACEKEEPER_QUERY_TIMEOUT")]
+    pub query_timeout: Option<String>,
+    /// Most candidate traces one search reads; then it answers with the newest matches
+    /// among them and says so in the x-tracekeeper-partial header [default: 50000].
+    #[arg(long, env = "TRACEKEEPER_MAX_TRACES_INSPECTED")]
+    pub max_traces_inspected: Option<usize>,
 }
 
 /// How every listener of the role serves: TLS, and the limits of the serving layer.
@@ -316,6 +331,8 @@ pub struct QueryArgs {
     /// Most spans returned for one trace; larger traces are cut with a warning.
     #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS", default_value_t = 100_000)]
     pub max_trace_spans: usize,
+    #[command(flatten)]
+    pub search: SearchArgs,
     #[command(flatten)]
     pub ui: UiArgs,
     #[command(flatten)]

@@ -18,7 +18,9 @@ use tracekeeper_storage::embedded::Durability;
 
 use tracekeeper_serve::{Limits, ServingConfig, TlsFiles};
 
-use crate::cli::{AllInOneArgs, CollectorArgs, ReceiverArgs, ServingArgs, UiArgs};
+use tracekeeper_query::budget::SearchBudget;
+
+use crate::cli::{AllInOneArgs, CollectorArgs, ReceiverArgs, SearchArgs, ServingArgs, UiArgs};
 
 /// The config file. Keys are the long flag names; unknown keys are an error, so a
 /// typo is caught instead of silently ignored.
@@ -39,6 +41,8 @@ pub struct FileConfig {
     pub bucket_width: Option<String>,
     pub max_trace_spans: Option<usize>,
     pub max_future_skew: Option<String>,
+    pub query_timeout: Option<String>,
+    pub max_traces_inspected: Option<usize>,
     pub ui: Option<bool>,
     pub ui_base_path: Option<String>,
     pub tls_cert: Option<PathBuf>,
@@ -232,7 +236,23 @@ pub struct AllInOneConfig {
     pub bucket_width: Duration,
     pub max_trace_spans: usize,
     pub max_future_skew: Duration,
+    pub search: SearchBudget,
     pub ui: tracekeeper_ui::UiConfig,
+}
+
+/// What one search may cost, from flags (or variables), then the file.
+pub fn search_budget(args: &SearchArgs, file: &FileConfig) -> anyhow::Result<SearchBudget> {
+    let defaults = SearchBudget::default();
+    let timeout = match args.query_timeout.as_deref().or(file.query_timeout.as_deref()) {
+        Some(text) => duration(text, "query-timeout")?,
+        None => defaults.timeout,
+    };
+    let max_traces_inspected =
+        args.max_traces_inspected.or(file.max_traces_inspected).unwrap_or(defaults.max_traces_inspected);
+    if timeout.is_zero() || max_traces_inspected == 0 {
+        bail!("query-timeout and max-traces-inspected must be positive");
+    }
+    Ok(SearchBudget { max_traces_inspected, timeout })
 }
 
 /// The web UI's settings, from flags (or variables) first, then the config file.
@@ -281,7 +301,9 @@ impl AllInOneConfig {
             bail!("bucket-width must be at least 1m, got {bucket_width:?}");
         }
         let receivers = ReceiverConfig::resolve(&args.receivers, &file)?;
+        let search = search_budget(&args.search, &file)?;
         Ok(Self {
+            search,
             ui: ui_config(&args.ui, &file, receivers.multi_tenancy, receivers.serving.auth.is_some())?,
             receivers,
             query_addr: args.query_addr.or(file.query_addr).unwrap_or_else(|| addr("0.0.0.0:16686")),

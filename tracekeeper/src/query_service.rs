@@ -49,7 +49,8 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
     let clock = Arc::new(SystemClock);
     let state = Arc::new(QueryState {
         engine: QueryEngine::new(Arc::new(store), policies, clock.clone(), args.max_trace_spans)
-            .with_watermarks(watermarks),
+            .with_watermarks(watermarks)
+            .with_search_budget(config::search_budget(&args.search, &config::FileConfig::default())?),
         tenancy: Tenancy { multi_tenant: args.multi_tenancy },
     });
     let ready = Readiness::default();

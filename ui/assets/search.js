@@ -2,7 +2,7 @@
 // summaries (never whole traces), a scatter plot, sorting, and picking two to compare.
 
 import { h, clear, go } from './dom.js';
-import { getJSON, qs, ApiError, settings } from './api.js';
+import { getJSON, getJSONWithNote, qs, ApiError, settings } from './api.js';
 import { formatDuration, formatTime, formatAgo, parseDuration, parseTags, colorFor } from './format.js';
 import { renderScatter } from './scatter.js';
 
@@ -198,12 +198,16 @@ async function runSearch(results, parsed, signal) {
   }
   const began = performance.now();
   let traces;
+  let note = '';
   try {
     if (state.mode === 'traceql') {
-      const body = await getJSON(`/api/search${qs({ q: state.traceql, start: Math.floor(parsed.startUs / 1e6), end: Math.ceil(parsed.endUs / 1e6), limit: parsed.limit })}`, { signal });
-      traces = (body.traces || []).map(fromTempo);
+      const answer = await getJSONWithNote(`/api/search${qs({ q: state.traceql, start: Math.floor(parsed.startUs / 1e6), end: Math.ceil(parsed.endUs / 1e6), limit: parsed.limit })}`, { signal });
+      traces = (answer.body.traces || []).map(fromTempo);
+      note = answer.note;
     } else {
-      traces = ((await getJSON(summariesUrl(parsed), { signal })).summaries || []).map(fromSummary);
+      const answer = await getJSONWithNote(summariesUrl(parsed), { signal });
+      traces = (answer.body.summaries || []).map(fromSummary);
+      note = answer.note;
     }
   } catch (e) {
     if (e.name === 'AbortError') return;
@@ -214,6 +218,7 @@ async function runSearch(results, parsed, signal) {
     }
   }
   renderResults(results, traces, state, Math.round(performance.now() - began));
+  if (note) results.prepend(h('div', { class: 'warning-box', id: 'search-partial', role: 'status' }, `Partial results: ${note}.`));
 }
 
 function renderResults(results, traces, state, ms) {
