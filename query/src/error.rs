@@ -16,6 +16,9 @@ pub enum QueryError {
     Tenant(#[from] TenantError),
     #[error("storage failed")]
     Storage(#[from] StorageError),
+    /// The tenant already runs its share of queries; retryable.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl QueryError {
@@ -26,7 +29,17 @@ impl QueryError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Storage(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
         }
+    }
+
+    /// Every shape's response gets the same status and, when retrying helps, the
+    /// same Retry-After.
+    fn finish(&self, mut response: Response) -> Response {
+        if matches!(self, Self::Busy(_)) {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
     }
 
     /// The message a client may see: storage details stay in the log.
@@ -44,7 +57,7 @@ impl QueryError {
             "data": null, "total": 0, "limit": 0, "offset": 0,
             "errors": [{"code": status.as_u16(), "msg": self.public_message()}],
         });
-        (status, Json(body)).into_response()
+        self.finish((status, Json(body)).into_response())
     }
 }
 
@@ -53,13 +66,13 @@ impl QueryError {
     pub fn into_v3_response(self) -> Response {
         let status = self.http_status();
         let body = serde_json::json!({"error": {"httpCode": status.as_u16(), "message": self.public_message()}});
-        (status, Json(body)).into_response()
+        self.finish((status, Json(body)).into_response())
     }
 
     /// Zipkin's shape: the message as plain text.
     pub fn into_text_response(self) -> Response {
         let status = self.http_status();
-        (status, self.public_message()).into_response()
+        self.finish((status, self.public_message()).into_response())
     }
 }
 

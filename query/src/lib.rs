@@ -24,6 +24,7 @@ pub mod jaeger_v3;
 pub mod params;
 pub mod predicate;
 pub mod tempo_api;
+pub mod tenant_gate;
 pub mod traceql;
 pub mod zipkin_api;
 
@@ -42,11 +43,26 @@ pub use error::{api_not_found, QueryError};
 pub struct QueryState {
     pub engine: QueryEngine,
     pub tenancy: Tenancy,
+    /// Each tenant's share of this node's queries.
+    pub tenant_gate: tenant_gate::TenantGate,
 }
 
 impl QueryState {
-    pub fn tenant(&self, headers: &HeaderMap) -> Result<String, QueryError> {
-        Ok(self.tenancy.resolve(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?)
+    pub fn new(engine: QueryEngine, tenancy: Tenancy) -> Self {
+        Self { engine, tenancy, tenant_gate: Default::default() }
+    }
+
+    /// At most `max` queries of one tenant at once.
+    pub fn with_max_queries_per_tenant(mut self, max: usize) -> Self {
+        self.tenant_gate = tenant_gate::TenantGate::new(max);
+        self
+    }
+
+    /// The request's tenant, holding one of its query slots for as long as the handler
+    /// keeps the answer.
+    pub fn tenant(&self, headers: &HeaderMap) -> Result<tenant_gate::TenantSlot, QueryError> {
+        let tenant = self.tenancy.resolve(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?;
+        self.tenant_gate.enter(tenant)
     }
 
     pub fn truncation_warning(&self, truncated: bool) -> Vec<String> {

@@ -81,12 +81,10 @@ pub async fn run(
         .with_trace_limit(store.clone(), config.max_trace_spans)
         .with_max_future_skew(config.max_future_skew);
     let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, config.receivers.limits.clone());
-    let query = Arc::new(QueryState {
-        engine: QueryEngine::new(store.clone(), retention.clone(), clock.clone(), config.max_trace_spans)
-            .with_watermarks(watermarks.clone())
-            .with_search_budget(config.search),
-        tenancy,
-    });
+    let engine = QueryEngine::new(store.clone(), retention.clone(), clock.clone(), config.max_trace_spans)
+        .with_watermarks(watermarks.clone())
+        .with_search_budget(config.search);
+    let query = Arc::new(QueryState::new(engine, tenancy).with_max_queries_per_tenant(config.max_queries_per_tenant));
     // The same worker as `tracekeeper retention`, on the embedded store: it drops whole
     // buckets once every tenant's retention has passed them.
     let worker = Worker::new(

@@ -163,6 +163,10 @@ pub struct SearchArgs {
     /// among them and says so in the x-tracekeeper-partial header [default: 50000].
     #[arg(long, env = "TRACEKEEPER_MAX_TRACES_INSPECTED")]
     pub max_traces_inspected: Option<usize>,
+    /// Most queries one tenant runs at once on this node; beyond it 429 with
+    /// Retry-After [default: 32].
+    #[arg(long, env = "TRACEKEEPER_MAX_QUERIES_PER_TENANT")]
+    pub max_queries_per_tenant: Option<usize>,
 }
 
 /// How every listener of the role serves: TLS, and the limits of the serving layer.

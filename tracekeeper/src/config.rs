@@ -43,6 +43,7 @@ pub struct FileConfig {
     pub max_future_skew: Option<String>,
     pub query_timeout: Option<String>,
     pub max_traces_inspected: Option<usize>,
+    pub max_queries_per_tenant: Option<usize>,
     pub ui: Option<bool>,
     pub ui_base_path: Option<String>,
     pub tls_cert: Option<PathBuf>,
@@ -237,7 +238,16 @@ pub struct AllInOneConfig {
     pub max_trace_spans: usize,
     pub max_future_skew: Duration,
     pub search: SearchBudget,
+    pub max_queries_per_tenant: usize,
     pub ui: tracekeeper_ui::UiConfig,
+}
+
+/// Each tenant's share of a query node, from flags (or variables), then the file.
+pub fn max_queries_per_tenant(args: &SearchArgs, file: &FileConfig) -> usize {
+    args.max_queries_per_tenant
+        .or(file.max_queries_per_tenant)
+        .unwrap_or(tracekeeper_query::tenant_gate::DEFAULT_MAX_QUERIES_PER_TENANT)
+        .max(1)
 }
 
 /// What one search may cost, from flags (or variables), then the file.
@@ -302,8 +312,10 @@ impl AllInOneConfig {
         }
         let receivers = ReceiverConfig::resolve(&args.receivers, &file)?;
         let search = search_budget(&args.search, &file)?;
+        let max_queries_per_tenant = max_queries_per_tenant(&args.search, &file);
         Ok(Self {
             search,
+            max_queries_per_tenant,
             ui: ui_config(&args.ui, &file, receivers.multi_tenancy, receivers.serving.auth.is_some())?,
             receivers,
             query_addr: args.query_addr.or(file.query_addr).unwrap_or_else(|| addr("0.0.0.0:16686")),

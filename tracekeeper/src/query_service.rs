@@ -47,12 +47,14 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
         policies.clone(),
     ));
     let clock = Arc::new(SystemClock);
-    let state = Arc::new(QueryState {
-        engine: QueryEngine::new(Arc::new(store), policies, clock.clone(), args.max_trace_spans)
-            .with_watermarks(watermarks)
-            .with_search_budget(config::search_budget(&args.search, &config::FileConfig::default())?),
-        tenancy: Tenancy { multi_tenant: args.multi_tenancy },
-    });
+    let no_file = config::FileConfig::default();
+    let engine = QueryEngine::new(Arc::new(store), policies, clock.clone(), args.max_trace_spans)
+        .with_watermarks(watermarks)
+        .with_search_budget(config::search_budget(&args.search, &no_file)?);
+    let state = Arc::new(
+        QueryState::new(engine, Tenancy { multi_tenant: args.multi_tenancy })
+            .with_max_queries_per_tenant(config::max_queries_per_tenant(&args.search, &no_file)),
+    );
     let ready = Readiness::default();
     let serving = config::serving_config(&args.serving, &config::FileConfig::default(), args.multi_tenancy)?;
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), serving);

@@ -20,7 +20,7 @@ impl Api {
     pub async fn start(reader: Arc<dyn SpanReader>, clock: Arc<ManualClock>, retention: Duration) -> Self {
         let policies = RetentionPolicies { default: retention, ..Default::default() };
         let engine = QueryEngine::new(reader, Arc::new(policies), clock, 1000);
-        let state = Arc::new(QueryState { engine, tenancy: Tenancy { multi_tenant: false } });
+        let state = Arc::new(QueryState::new(engine, Tenancy { multi_tenant: false }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, tracekeeper_query::router(state)).await });
