@@ -56,7 +56,7 @@ impl Servers {
     ) -> anyhow::Result<()> {
         self.http(otlp_http, tracekeeper_ingest::otlp_http::router(ingest.clone()), "otlp-http")?;
         self.http(zipkin, tracekeeper_ingest::zipkin::router(ingest.clone()), "zipkin")?;
-        let prepared = self.serving.grpc(otlp_grpc, "otlp-grpc")?;
+        let prepared = grpc_serving(&self.serving, &ingest.limits).grpc(otlp_grpc, "otlp-grpc")?;
         let stop = self.stopped();
         let service = tracekeeper_ingest::otlp_grpc::service(ingest.clone());
         self.tasks
@@ -75,5 +75,37 @@ impl Servers {
             }
         }
         result
+    }
+}
+
+/// The gRPC receiver's serving: tonic decodes (and decompresses) a message, up to
+/// max-body-bytes, before the handler can count it against the in-flight budget. The
+/// layer's slot is held meanwhile, so at most max-inflight-bytes / max-body-bytes
+/// exports at once keeps that memory within the budget too.
+pub fn grpc_serving(serving: &ServingConfig, limits: &tracekeeper_ingest::IngestLimits) -> ServingConfig {
+    let mut grpc = serving.clone();
+    let fits = (limits.max_inflight_bytes / limits.max_body_bytes.max(1)).max(1);
+    grpc.limits.max_concurrent_requests = grpc.limits.max_concurrent_requests.min(fits);
+    grpc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_exports_at_once_fit_the_in_flight_budget() {
+        let limits = tracekeeper_ingest::IngestLimits {
+            max_body_bytes: 16 << 20,
+            max_inflight_bytes: 256 << 20,
+            ..Default::default()
+        };
+        assert_eq!(grpc_serving(&ServingConfig::default(), &limits).limits.max_concurrent_requests, 16);
+        let mut few = ServingConfig::default();
+        few.limits.max_concurrent_requests = 4;
+        assert_eq!(grpc_serving(&few, &limits).limits.max_concurrent_requests, 4, "a lower setting stands");
+        let tiny =
+            tracekeeper_ingest::IngestLimits { max_body_bytes: 100, max_inflight_bytes: 100, ..Default::default() };
+        assert_eq!(grpc_serving(&ServingConfig::default(), &tiny).limits.max_concurrent_requests, 1);
     }
 }
