@@ -117,7 +117,7 @@ impl Indexer {
             Some(limit) => {
                 let (keep, too_many) = limit.admit(tenant, keep).await?;
                 if !too_many.is_empty() {
-                    metrics::counter!("tracekeeper_spans_dropped_total", "reason" => "trace_too_large", "tenant" => tenant.to_string())
+                    metrics::counter!("tracekeeper_spans_dropped_total", "reason" => "trace_too_large", "tenant" => tracekeeper_model::tenant_label(tenant))
                         .increment(too_many.len() as u64);
                     rejected.extend(too_many.iter().map(|s| {
                         format!(
@@ -144,7 +144,7 @@ impl Indexer {
                 })
                 .await?;
             metrics::histogram!("tracekeeper_storage_write_seconds").record(started.elapsed().as_secs_f64());
-            metrics::counter!("tracekeeper_spans_stored_total", "tenant" => tenant.to_string())
+            metrics::counter!("tracekeeper_spans_stored_total", "tenant" => tracekeeper_model::tenant_label(tenant))
                 .increment(stored as u64);
         }
         Ok(Indexed { stored, rejected })

@@ -138,7 +138,7 @@ impl IngestState {
                 }
             };
             let accepted = offered.saturating_sub(outcome.rejected.len());
-            metrics::counter!("tracekeeper_spans_accepted_total", "tenant" => tenant.to_string())
+            metrics::counter!("tracekeeper_spans_accepted_total", "tenant" => tracekeeper_model::tenant_label(tenant))
                 .increment(accepted as u64);
             rejected.extend(outcome.rejected);
         }

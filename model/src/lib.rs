@@ -21,7 +21,9 @@ pub mod zipkin;
 pub use ids::{SpanId, TraceId};
 pub use span::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode};
 
-pub use tenancy::{validate_tenant, Tenancy, TenantError, DEFAULT_TENANT, KAFKA_TENANT_HEADER, TENANT_HEADER};
+pub use tenancy::{
+    tenant_label, validate_tenant, Tenancy, TenantError, DEFAULT_TENANT, KAFKA_TENANT_HEADER, TENANT_HEADER,
+};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

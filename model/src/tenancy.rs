@@ -73,3 +73,42 @@ mod tests {
         assert_eq!(on.resolve(Some(b"a*b")).unwrap(), "a*b", "'*' inside a name is fine");
     }
 }
+
+/// Most distinct tenants that get a metric label of their own in one process.
+pub const MAX_TENANT_LABELS: usize = 1_000;
+/// The label every tenant past [`MAX_TENANT_LABELS`] shares.
+pub const OTHER_TENANTS_LABEL: &str = "other";
+
+/// The `tenant` label for a metric: the tenant itself for the first
+/// [`MAX_TENANT_LABELS`] tenants this process has seen, and "other" after that, so a
+/// client that invents tenants cannot grow the number of series without bound.
+pub fn tenant_label(tenant: &str) -> String {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = std::sync::OnceLock::new();
+    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if seen.contains(tenant) {
+        return tenant.to_string();
+    }
+    if seen.len() < MAX_TENANT_LABELS {
+        seen.insert(tenant.to_string());
+        return tenant.to_string();
+    }
+    OTHER_TENANTS_LABEL.to_string()
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn tenants_past_the_limit_share_one_label() {
+        // Other tests in this process may have labelled a few tenants already.
+        let first = tenant_label("label-test-0");
+        assert_eq!(first, "label-test-0");
+        let labels: Vec<String> =
+            (1..=MAX_TENANT_LABELS + 5).map(|i| tenant_label(&format!("label-test-{i}"))).collect();
+        assert!(labels.iter().filter(|l| *l == OTHER_TENANTS_LABEL).count() >= 5);
+        let distinct: std::collections::HashSet<&String> = labels.iter().collect();
+        assert!(distinct.len() <= MAX_TENANT_LABELS + 1, "at most the limit plus \"other\"");
+        assert_eq!(tenant_label("label-test-0"), "label-test-0", "a tenant seen early keeps its label");
+    }
+}

@@ -104,7 +104,7 @@ impl Worker {
         for tenant in &tenants {
             let horizon = self.policies.visible_from_ns(tenant, now);
             let lag = horizon.saturating_sub(current.get(tenant).copied().unwrap_or(0));
-            metrics::gauge!("tracekeeper_retention_watermark_lag_seconds", "tenant" => tenant.clone())
+            metrics::gauge!("tracekeeper_retention_watermark_lag_seconds", "tenant" => tracekeeper_model::tenant_label(tenant))
                 .set(lag as f64 / 1e9);
             match self.store.advance_watermark(&self.config.holder, epoch, now, tenant, horizon).await {
                 Ok(()) => {}
