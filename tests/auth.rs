@@ -14,19 +14,15 @@ use support::{now_ns, rich_trace, Server};
 use tracekeeper_model::otlp;
 use tracekeeper_serve::auth::sha256;
 
-fn hex(bytes: [u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn entry(kind: &str, name: &str, secret: &str, tenants: &str, scopes: &str) -> String {
     match kind {
         "token" => format!(
             "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\ntenants = [{tenants}]\nscopes = [{scopes}]\n",
-            hex(sha256(secret.as_bytes()))
+            hex::encode(sha256(secret.as_bytes()))
         ),
         _ => format!(
             "[[basic]]\nname = \"{name}\"\nusername = \"{name}\"\npassword_sha256 = \"{}\"\ntenants = [{tenants}]\nscopes = [{scopes}]\n",
-            hex(sha256(secret.as_bytes()))
+            hex::encode(sha256(secret.as_bytes()))
         ),
     }
 }

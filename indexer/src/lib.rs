@@ -89,30 +89,34 @@ impl Indexer {
         let retention = self.retention.current();
         let visible_from = retention.visible_from_ns(tenant, now_ns).max(self.watermarks.expired_before(tenant));
         let latest = now_ns.saturating_add(u64::try_from(self.max_future_skew.as_nanos()).unwrap_or(u64::MAX));
-        let (spans, future): (Vec<Span>, Vec<Span>) = spans.into_iter().partition(|s| s.start_ns <= latest);
-        let (keep, expired): (Vec<Span>, Vec<Span>) = spans.into_iter().partition(|s| s.start_ns >= visible_from);
-        let mut rejected: Vec<String> = future
-            .iter()
-            .map(|s| {
-                format!(
+        // One pass: the spans kept, and the refused ones' reasons (too far ahead first,
+        // then past retention, as clients have always read them).
+        let mut keep = Vec::with_capacity(spans.len());
+        let (mut rejected, mut expired) = (Vec::new(), Vec::new());
+        for s in spans {
+            if s.start_ns > latest {
+                rejected.push(format!(
                     "span {}/{}: starts at {} ns, more than {:?} after now ({} ns); check the sender's clock (--max-future-skew)",
                     s.trace_id, s.span_id, s.start_ns, self.max_future_skew, now_ns
-                )
-            })
-            .collect();
-        if !future.is_empty() {
-            metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "future").increment(future.len() as u64);
+                ));
+            } else if s.start_ns < visible_from {
+                expired.push(format!(
+                    "span {}/{}: starts at {} ns, before the retention horizon {} ns of tenant {tenant:?}",
+                    s.trace_id, s.span_id, s.start_ns, visible_from
+                ));
+            } else {
+                keep.push(s);
+            }
         }
-        rejected.extend(expired.iter().map(|s| {
-            format!(
-                "span {}/{}: starts at {} ns, before the retention horizon {} ns of tenant {tenant:?}",
-                s.trace_id, s.span_id, s.start_ns, visible_from
-            )
-        }));
+        if !rejected.is_empty() {
+            metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "future")
+                .increment(rejected.len() as u64);
+        }
         if !expired.is_empty() {
             metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "expired")
                 .increment(expired.len() as u64);
         }
+        rejected.append(&mut expired);
         let keep = match &self.trace_limit {
             Some(limit) => {
                 let (keep, too_many) = limit.admit(tenant, keep).await?;

@@ -57,7 +57,7 @@ pub fn decode(
         ContentEncoding::Identity => Ok(raw),
         ContentEncoding::Gzip => {
             let mut decoder = flate2::read::MultiGzDecoder::new(raw.as_ref()).take(limit as u64 + 1);
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
             let mut chunk = vec![0u8; INFLATE_CHUNK];
             loop {
                 let n = decoder

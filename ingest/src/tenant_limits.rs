@@ -13,18 +13,41 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::time::Instant;
 
-/// One tenant's allowance. `None` in a field: no limit on that measure.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// One tenant's allowance. `None` in a field: no limit on that measure. In the config
+/// file it is a table with the keys `rate-spans`, `burst-spans`, `rate-bytes` and
+/// `burst-bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rate {
+    #[serde(rename = "rate-spans")]
     pub spans_per_second: Option<f64>,
+    #[serde(rename = "burst-spans")]
     pub burst_spans: Option<f64>,
+    #[serde(rename = "rate-bytes")]
     pub bytes_per_second: Option<f64>,
+    #[serde(rename = "burst-bytes")]
     pub burst_bytes: Option<f64>,
 }
 
 impl Rate {
     pub fn is_unlimited(&self) -> bool {
         self.spans_per_second.is_none() && self.bytes_per_second.is_none()
+    }
+
+    /// Every value given must be a positive number; the error names the first that is
+    /// not by its config-file key.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("rate-spans", self.spans_per_second),
+            ("burst-spans", self.burst_spans),
+            ("rate-bytes", self.bytes_per_second),
+            ("burst-bytes", self.burst_bytes),
+        ] {
+            if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                return Err(format!("{key} must be a positive number"));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -9,10 +9,21 @@ use tracekeeper_model::Span;
 /// window holding more answers from these and says so
 /// ([`crate::budget::PARTIAL_HEADER`]).
 pub const MAX_TRACES: usize = 10_000;
-/// The header value for a graph computed from `MAX_TRACES` traces, if it was.
-pub fn partial_note(traces: usize) -> Option<String> {
-    (traces >= MAX_TRACES)
-        .then(|| format!("computed from the newest {MAX_TRACES} traces of the window; narrow the window to cover all"))
+
+/// The service graph of `tenant`'s traces with a posting of `term` in
+/// `[start_ns, end_ns]`, from at most the newest [`MAX_TRACES`] of them, and the note
+/// saying so when the window held more.
+pub async fn graph(
+    engine: &crate::QueryEngine,
+    tenant: &str,
+    term: tracekeeper_storage::IndexTerm,
+    start_ns: u64,
+    end_ns: u64,
+) -> Result<(Vec<DependencyLink>, Option<String>), tracekeeper_storage::StorageError> {
+    let traces = engine.traces_in(tenant, term, start_ns, end_ns, MAX_TRACES).await?;
+    let note = (traces.len() >= MAX_TRACES)
+        .then(|| format!("computed from the newest {MAX_TRACES} traces of the window; narrow the window to cover all"));
+    Ok((links(&traces), note))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

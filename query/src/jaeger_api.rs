@@ -279,11 +279,9 @@ async fn dependencies(
             let params = Params::parse(raw.as_deref());
             let (start_ns, end_ns) = params.ms_window(state.engine.now_ns(), DEFAULT_DEPENDENCY_LOOKBACK_MS)?;
             let term = params.get("service").map_or(IndexTerm::All, |s| IndexTerm::Service(s.to_string()));
-            let traces =
-                state.engine.traces_in(&tenant, term, start_ns, end_ns, crate::dependencies::MAX_TRACES).await?;
-            let note = crate::dependencies::partial_note(traces.len());
+            let (links, note) = crate::dependencies::graph(&state.engine, &tenant, term, start_ns, end_ns).await?;
             let service = params.get("service");
-            let data: Vec<DependencyJson> = crate::dependencies::links(&traces)
+            let data: Vec<DependencyJson> = links
                 .into_iter()
                 .filter(|l| service.is_none_or(|s| l.parent == s || l.child == s))
                 .map(|l| DependencyJson {

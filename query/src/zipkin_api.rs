@@ -226,13 +226,8 @@ async fn dependencies(State(state): State<Arc<QueryState>>, headers: HeaderMap, 
             let params = Params::parse(raw.as_deref());
             required(&params, "endTs")?;
             let (start, end) = window(&params, state.engine.now_ns())?;
-            let traces =
-                state.engine.traces_in(&tenant, IndexTerm::All, start, end, crate::dependencies::MAX_TRACES).await?;
-            let note = crate::dependencies::partial_note(traces.len());
-            Ok(crate::budget::with_partial_note(
-                Json(crate::dependencies::links(&traces)).into_response(),
-                note.as_deref(),
-            ))
+            let (links, note) = crate::dependencies::graph(&state.engine, &tenant, IndexTerm::All, start, end).await?;
+            Ok(crate::budget::with_partial_note(Json(links).into_response(), note.as_deref()))
         }
         .await,
     )

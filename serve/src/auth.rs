@@ -2,7 +2,8 @@
 //! (or Basic username and password) to the tenants it may act for and its scopes
 //! (`write`, `read`, `admin`). Secrets are stored only as SHA-256 hashes, so they must
 //! be long random strings (`tracekeeper auth hash` prints the hash of one). The file is
-//! re-read when it changes; a broken new file is logged and the previous one kept.
+//! re-read when it changes ([`crate::reloading`]); a broken new file is logged and the
+//! previous one kept.
 //!
 //! ```toml
 //! [[token]]
@@ -21,17 +22,16 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::reloading::Reloading;
+
 /// The header that names the tenant (Tempo's and Grafana's convention).
 pub const TENANT_HEADER: &str = "X-Scope-OrgID";
-/// How often the tokens file is checked for changes.
-pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -161,17 +161,12 @@ fn load(path: &Path) -> Result<Table, AuthFileError> {
     Ok(table)
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())))
-}
-
 /// The tokens in force, re-read from their file when it changes.
 pub struct Authenticator {
     path: PathBuf,
     /// Whether tenants are kept apart; when not, tokens carry scopes only.
     multi_tenant: bool,
-    table: RwLock<Arc<Table>>,
-    stamp: Mutex<Option<(SystemTime, u64)>>,
+    table: Arc<Reloading<Table, AuthFileError>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -182,46 +177,20 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     pub fn load(path: &Path, multi_tenant: bool) -> Result<Self, AuthFileError> {
-        let stamp = stamp(path);
-        let table = load(path)?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            multi_tenant,
-            table: RwLock::new(Arc::new(table)),
-            stamp: Mutex::new(stamp),
-        })
+        let file = path.to_path_buf();
+        let table = Reloading::load(vec![file.clone()], move || load(&file))?;
+        Ok(Self { path: path.to_path_buf(), multi_tenant, table: Arc::new(table) })
     }
 
     /// Re-reads the file if it changed; a broken file keeps the previous tokens.
     pub fn reload_if_changed(&self) -> Result<bool, AuthFileError> {
-        let now = stamp(&self.path);
-        let mut last = self.stamp.lock().unwrap_or_else(PoisonError::into_inner);
-        if *last == now {
-            return Ok(false);
-        }
-        let table = load(&self.path)?;
-        *last = now;
-        *self.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
-        Ok(true)
+        self.table.reload_if_changed()
     }
 
-    /// Checks the file every [`RELOAD_CHECK`] for as long as the task lives.
-    pub fn watch(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let auth = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RELOAD_CHECK);
-            loop {
-                tick.tick().await;
-                let Some(auth) = auth.upgrade() else { return };
-                match auth.reload_if_changed() {
-                    Ok(true) => tracing::info!(file = %auth.path.display(), "tokens reloaded"),
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "tokens file changed but cannot be used; keeping the previous tokens")
-                    }
-                }
-            }
-        })
+    /// Checks the file every [`crate::reloading::RELOAD_CHECK`] for as long as these
+    /// tokens are in use.
+    pub fn watch(&self) -> tokio::task::JoinHandle<()> {
+        self.table.watch("tokens")
     }
 
     fn identify(&self, headers: &HeaderMap) -> Result<Principal, Refused> {
@@ -229,7 +198,7 @@ impl Authenticator {
             .get(header::AUTHORIZATION)
             .ok_or(Refused::Unauthenticated("credentials required: send Authorization: Bearer <token>"))?;
         let value = value.to_str().map_err(|_| Refused::Unauthenticated("the Authorization header is not text"))?;
-        let table = self.table.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let table = self.table.current();
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         let found = if scheme.eq_ignore_ascii_case("bearer") {
             table.tokens.get(&sha256(rest.trim().as_bytes())).cloned()

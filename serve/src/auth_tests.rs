@@ -2,10 +2,6 @@ use std::io::Write;
 
 use super::*;
 
-fn hex(bytes: [u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn file(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(text.as_bytes()).unwrap();
@@ -40,10 +36,10 @@ password_sha256 = "{}"
 tenants = ["acme"]
 scopes = ["write"]
 "#,
-        hex(sha256(b"w-secret")),
-        hex(sha256(b"r-secret")),
-        hex(sha256(b"o-secret")),
-        hex(sha256(b"p@ss:word"))
+        hex::encode(sha256(b"w-secret")),
+        hex::encode(sha256(b"r-secret")),
+        hex::encode(sha256(b"o-secret")),
+        hex::encode(sha256(b"p@ss:word"))
     )
 }
 
@@ -111,15 +107,15 @@ fn a_bad_tokens_file_is_refused_by_name_and_a_good_change_is_picked_up() {
         ("[[token]]\nname='a'\nsha256='zz'\ntenants=['x']\nscopes=['read']\n", "not 64 hexadecimal"),
         ("[[token]]\nname='a'\nsha256='00'\ntenants=['x']\nscopes=['read']\ncolour='red'\n", "unknown field"),
         (
-            &format!("[[token]]\nname='a'\nsha256='{}'\ntenants=[]\nscopes=['read']\n", hex(sha256(b"x"))),
+            &format!("[[token]]\nname='a'\nsha256='{}'\ntenants=[]\nscopes=['read']\n", hex::encode(sha256(b"x"))),
             "at least one tenant",
         ),
         (
-            &format!("[[token]]\nname='a'\nsha256='{}'\ntenants=['x']\nscopes=['root']\n", hex(sha256(b"x"))),
+            &format!("[[token]]\nname='a'\nsha256='{}'\ntenants=['x']\nscopes=['root']\n", hex::encode(sha256(b"x"))),
             "unknown variant",
         ),
         (
-            &format!("[[token]]\nname='a'\nsha256='{}'\ntenants=['a/b']\nscopes=['read']\n", hex(sha256(b"x"))),
+            &format!("[[token]]\nname='a'\nsha256='{}'\ntenants=['a/b']\nscopes=['read']\n", hex::encode(sha256(b"x"))),
             "not allowed",
         ),
     ] {
@@ -131,8 +127,10 @@ fn a_bad_tokens_file_is_refused_by_name_and_a_good_change_is_picked_up() {
     let f = file(&tokens());
     let auth = Authenticator::load(f.path(), false).unwrap();
     assert!(!auth.reload_if_changed().unwrap(), "nothing changed");
-    let only_ops =
-        format!("[[token]]\nname='ops'\nsha256='{}'\ntenants=['*']\nscopes=['admin']\n", hex(sha256(b"o-secret")));
+    let only_ops = format!(
+        "[[token]]\nname='ops'\nsha256='{}'\ntenants=['*']\nscopes=['admin']\n",
+        hex::encode(sha256(b"o-secret"))
+    );
     std::fs::write(f.path(), only_ops).unwrap();
     assert!(auth.reload_if_changed().unwrap());
     let mut h = headers(&[("authorization", "Bearer r-secret")]);

@@ -86,24 +86,11 @@ struct Shared {
 }
 
 impl ServingLayer {
-    /// One layer per listener: its concurrency limit is its own.
-    pub fn new(listener: &'static str, protocol: Protocol, limits: Limits) -> Self {
+    /// One layer per listener: its concurrency limit is its own. With `auth`, every
+    /// request's credentials, scope and tenant are checked against it.
+    pub fn new(listener: &'static str, protocol: Protocol, limits: Limits, auth: Option<Arc<Authenticator>>) -> Self {
         let in_flight = Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1)));
-        Self { shared: Arc::new(Shared { listener, protocol, limits, in_flight, auth: None }) }
-    }
-
-    /// Checks every request's credentials, scope and tenant against `auth`.
-    pub fn with_auth(self, auth: Option<Arc<Authenticator>>) -> Self {
-        let Shared { listener, protocol, limits, in_flight, .. } = &*self.shared;
-        Self {
-            shared: Arc::new(Shared {
-                listener,
-                protocol: *protocol,
-                limits: limits.clone(),
-                in_flight: in_flight.clone(),
-                auth,
-            }),
-        }
+        Self { shared: Arc::new(Shared { listener, protocol, limits, in_flight, auth }) }
     }
 }
 
@@ -138,10 +125,13 @@ const GRPC_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/
 
 impl Shared {
     fn refuse<RB: RefusalBody>(&self, refusal: Refusal) -> Response<RB> {
-        let (status, grpc_code, message) = match &refusal {
-            Refusal::Auth(Refused::Unauthenticated(why)) => (StatusCode::UNAUTHORIZED, "16", why.to_string()),
-            Refusal::Auth(Refused::Forbidden(why)) => (StatusCode::FORBIDDEN, "7", why.clone()),
+        let (reason, status, grpc_code, message) = match &refusal {
+            Refusal::Auth(Refused::Unauthenticated(why)) => {
+                ("unauthenticated", StatusCode::UNAUTHORIZED, "16", why.to_string())
+            }
+            Refusal::Auth(Refused::Forbidden(why)) => ("forbidden", StatusCode::FORBIDDEN, "7", why.clone()),
             Refusal::Overloaded => (
+                "overloaded",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "14",
                 format!(
@@ -150,20 +140,17 @@ impl Shared {
                 ),
             ),
             Refusal::TimedOut => (
+                "timeout",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "4",
                 format!("the request took longer than the {:?} limit (--request-timeout)", self.limits.request_timeout),
             ),
-            Refusal::Panicked => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "13", "internal error while serving this request".to_string())
-            }
-        };
-        let reason = match &refusal {
-            Refusal::Overloaded => "overloaded",
-            Refusal::TimedOut => "timeout",
-            Refusal::Panicked => "panic",
-            Refusal::Auth(Refused::Unauthenticated(_)) => "unauthenticated",
-            Refusal::Auth(Refused::Forbidden(_)) => "forbidden",
+            Refusal::Panicked => (
+                "panic",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "13",
+                "internal error while serving this request".to_string(),
+            ),
         };
         metrics::counter!(REFUSED, "listener" => self.listener, "reason" => reason).increment(1);
         let mut response = match self.protocol {
@@ -199,6 +186,44 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The answer to one request: refused by auth or by the concurrency limit, or the
+    /// handler's, bounded by the timeout and with a panic turned into a 500.
+    async fn answer<S, B, RB>(&self, inner: &mut S, mut request: Request<B>) -> Result<Response<RB>, S::Error>
+    where
+        S: Service<Request<B>, Response = Response<RB>>,
+        RB: RefusalBody,
+    {
+        if let (Some(auth), Access::Needs(scope)) = (&self.auth, access_for(self.listener, request.uri().path())) {
+            if let Err(refused) = auth.authorize(request.headers_mut(), scope) {
+                tracing::info!(?refused, "refused");
+                return Ok(self.refuse(Refusal::Auth(refused)));
+            }
+        }
+        let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
+            tracing::warn!("refused: too many requests at once");
+            return Ok(self.refuse(Refusal::Overloaded));
+        };
+        let call = AssertUnwindSafe(inner.call(request)).catch_unwind();
+        Ok(match tokio::time::timeout(self.limits.request_timeout, call).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(panic)) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "a handler panicked; answered 500 for this request only");
+                self.refuse(Refusal::Panicked)
+            }
+            Err(_) => {
+                tracing::warn!(limit = ?self.limits.request_timeout, "request timed out");
+                self.refuse(Refusal::TimedOut)
+            }
+        })
+    }
+}
+
 impl<S, B, RB> Service<Request<B>> for Serving<S>
 where
     S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
@@ -215,7 +240,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let shared = self.shared.clone();
         // The clone that was made ready is the one that serves (tower's contract).
         let clone = self.inner.clone();
@@ -226,39 +251,7 @@ where
         Box::pin(
             async move {
                 let started = Instant::now();
-                if let (Some(auth), Access::Needs(scope)) =
-                    (&shared.auth, access_for(shared.listener, request.uri().path()))
-                {
-                    if let Err(refused) = auth.authorize(request.headers_mut(), scope) {
-                        tracing::info!(?refused, "refused");
-                        let response = shared.refuse(Refusal::Auth(refused));
-                        let status = grpc_or_http_status(&response, shared.protocol);
-                        metrics::counter!(REQUESTS, "listener" => shared.listener, "route" => route, "method" => method, "status" => status)
-                            .increment(1);
-                        return Ok(response);
-                    }
-                }
-                let Ok(_permit) = shared.in_flight.clone().try_acquire_owned() else {
-                    tracing::warn!("refused: too many requests at once");
-                    return Ok(shared.refuse(Refusal::Overloaded));
-                };
-                let call = AssertUnwindSafe(inner.call(request)).catch_unwind();
-                let response = match tokio::time::timeout(shared.limits.request_timeout, call).await {
-                    Ok(Ok(result)) => result?,
-                    Ok(Err(panic)) => {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        tracing::error!(panic = %what, "a handler panicked; answered 500 for this request only");
-                        shared.refuse(Refusal::Panicked)
-                    }
-                    Err(_) => {
-                        tracing::warn!(limit = ?shared.limits.request_timeout, "request timed out");
-                        shared.refuse(Refusal::TimedOut)
-                    }
-                };
+                let response = shared.answer(&mut inner, request).await?;
                 let status = grpc_or_http_status(&response, shared.protocol);
                 let elapsed = started.elapsed();
                 metrics::histogram!(REQUEST_DURATION, "listener" => shared.listener, "route" => route.clone())

@@ -15,6 +15,7 @@
 pub mod auth;
 mod http_server;
 pub mod layer;
+pub mod reloading;
 pub mod tls;
 
 use std::future::Future;
@@ -121,7 +122,7 @@ impl Prepared {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let limits = self.limits.clone();
-        let app = router.layer(ServingLayer::new(self.name, Protocol::Http, self.limits).with_auth(self.auth));
+        let app = router.layer(ServingLayer::new(self.name, Protocol::Http, self.limits, self.auth));
         match self.socket {
             Socket::Plain(tcp) => http_server::serve(tcp, app, &limits, shutdown).await,
             Socket::Tls(tls) => http_server::serve(tls, app, &limits, shutdown).await,
@@ -149,7 +150,7 @@ impl Prepared {
     {
         let name = self.name;
         let server = tonic::transport::Server::builder()
-            .layer(ServingLayer::new(name, Protocol::Grpc, self.limits).with_auth(self.auth))
+            .layer(ServingLayer::new(name, Protocol::Grpc, self.limits, self.auth))
             .add_service(service);
         let result = match self.socket {
             Socket::Plain(tcp) => server.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), shutdown).await,

@@ -7,9 +7,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -22,10 +22,11 @@ use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::reloading::Reloading;
+pub use crate::reloading::RELOAD_CHECK;
+
 /// How long a client has to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the PEM files are checked for changes.
-pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
 /// Failed handshakes, by listener.
 pub const HANDSHAKE_FAILURES: &str = "tracekeeper_tls_handshake_failures_total";
 
@@ -55,22 +56,7 @@ pub enum TlsError {
 /// The current TLS configuration of a listener, replaced whole when its files change.
 #[derive(Clone)]
 pub struct TlsSource {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    files: TlsFiles,
-    alpn: Vec<Vec<u8>>,
-    config: RwLock<Arc<ServerConfig>>,
-    stamp: Mutex<Vec<Option<(SystemTime, u64)>>>,
-}
-
-fn stamp_of(files: &TlsFiles) -> Vec<Option<(SystemTime, u64)>> {
-    [Some(&files.cert), Some(&files.key), files.client_ca.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
-        .collect()
+    config: Arc<Reloading<ServerConfig, TlsError>>,
 }
 
 fn read_err(path: &Path) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsError + '_ {
@@ -111,49 +97,24 @@ fn build(files: &TlsFiles, alpn: &[Vec<u8>]) -> Result<ServerConfig, TlsError> {
 impl TlsSource {
     /// Reads the files now; errors name the file and what is wrong with it.
     pub fn load(files: TlsFiles, alpn: Vec<Vec<u8>>) -> Result<Self, TlsError> {
-        let stamp = stamp_of(&files);
-        let config = build(&files, &alpn)?;
-        Ok(Self {
-            inner: Arc::new(Inner { files, alpn, config: RwLock::new(Arc::new(config)), stamp: Mutex::new(stamp) }),
-        })
+        let paths = [Some(&files.cert), Some(&files.key), files.client_ca.as_ref()].into_iter().flatten().cloned();
+        let config = Reloading::load(paths.collect(), move || build(&files, &alpn))?;
+        Ok(Self { config: Arc::new(config) })
     }
 
     pub fn current(&self) -> Arc<ServerConfig> {
-        self.inner.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config.current()
     }
 
     /// Re-reads the files if any changed. A bad new set is refused (and logged) and
     /// the listener keeps serving with the last good one.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
-        let stamp = stamp_of(&self.inner.files);
-        let mut last = self.inner.stamp.lock().unwrap_or_else(|p| p.into_inner());
-        if *last == stamp {
-            return Ok(false);
-        }
-        let config = build(&self.inner.files, &self.inner.alpn)?;
-        *last = stamp;
-        *self.inner.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
-        Ok(true)
+        self.config.reload_if_changed()
     }
 
-    /// Checks the files every [`RELOAD_CHECK`] for as long as the task lives.
-    pub fn watch(&self, listener: &'static str) -> JoinHandle<()> {
-        let source = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RELOAD_CHECK);
-            loop {
-                tick.tick().await;
-                match source.reload_if_changed() {
-                    Ok(true) => {
-                        tracing::info!(listener, cert = %source.inner.files.cert.display(), "TLS certificate reloaded")
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(listener, error = %e, "TLS files changed but cannot be used; keeping the previous ones")
-                    }
-                }
-            }
-        })
+    /// Checks the files every [`RELOAD_CHECK`] for as long as the source lives.
+    pub fn watch(&self) -> JoinHandle<()> {
+        self.config.watch("TLS certificate")
     }
 }
 
@@ -218,7 +179,7 @@ impl TlsListener {
     pub fn new(tcp: TcpListener, source: TlsSource, listener: &'static str) -> io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
-        let watching = source.watch(listener);
+        let watching = source.watch();
         let accepting = tokio::spawn(async move {
             loop {
                 let (stream, peer) = match tcp.accept().await {

@@ -13,12 +13,10 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use tracekeeper_ingest::tenant_limits::{Rate, TenantRates};
 use tracekeeper_ingest::IngestLimits;
-use tracekeeper_retention::{RetentionPolicies, DEFAULT_RETENTION};
-use tracekeeper_storage::embedded::Durability;
-
-use tracekeeper_serve::{Limits, ServingConfig, TlsFiles};
-
 use tracekeeper_query::budget::SearchBudget;
+use tracekeeper_retention::{RetentionPolicies, DEFAULT_RETENTION};
+use tracekeeper_serve::{Limits, ServingConfig, TlsFiles};
+use tracekeeper_storage::embedded::Durability;
 
 use crate::cli::{AllInOneArgs, CollectorArgs, ReceiverArgs, SearchArgs, ServingArgs, UiArgs};
 
@@ -64,56 +62,24 @@ pub struct FileConfig {
     pub ingest_burst_bytes: Option<f64>,
     /// Per-tenant ingest rates: tenant id → its own allowance.
     #[serde(default)]
-    pub tenant_ingest_limits: BTreeMap<String, RateFile>,
-}
-
-/// One tenant's ingest allowance in the config file; a key left out is unlimited.
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RateFile {
-    pub rate_spans: Option<f64>,
-    pub burst_spans: Option<f64>,
-    pub rate_bytes: Option<f64>,
-    pub burst_bytes: Option<f64>,
-}
-
-impl RateFile {
-    fn rate(self, what: &str) -> anyhow::Result<Rate> {
-        for (key, value) in [
-            ("rate-spans", self.rate_spans),
-            ("burst-spans", self.burst_spans),
-            ("rate-bytes", self.rate_bytes),
-            ("burst-bytes", self.burst_bytes),
-        ] {
-            if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
-                bail!("{what}: {key} must be a positive number");
-            }
-        }
-        Ok(Rate {
-            spans_per_second: self.rate_spans,
-            burst_spans: self.burst_spans,
-            bytes_per_second: self.rate_bytes,
-            burst_bytes: self.burst_bytes,
-        })
-    }
+    pub tenant_ingest_limits: BTreeMap<String, Rate>,
 }
 
 /// Every tenant's ingest allowance (flags, then file) and the file's overrides.
 fn tenant_rates(args: &ReceiverArgs, file: &FileConfig) -> anyhow::Result<TenantRates> {
-    let default = RateFile {
-        rate_spans: args.ingest_rate_spans.or(file.ingest_rate_spans),
+    let default = Rate {
+        spans_per_second: args.ingest_rate_spans.or(file.ingest_rate_spans),
         burst_spans: args.ingest_burst_spans.or(file.ingest_burst_spans),
-        rate_bytes: args.ingest_rate_bytes.or(file.ingest_rate_bytes),
+        bytes_per_second: args.ingest_rate_bytes.or(file.ingest_rate_bytes),
         burst_bytes: args.ingest_burst_bytes.or(file.ingest_burst_bytes),
-    }
-    .rate("ingest limits")?;
-    let mut per_tenant = BTreeMap::new();
+    };
+    default.validate().map_err(|e| anyhow::anyhow!("ingest limits: {e}"))?;
     for (tenant, rate) in &file.tenant_ingest_limits {
         tracekeeper_model::validate_tenant(tenant)
             .map_err(|e| anyhow::anyhow!("tenant-ingest-limits key {tenant:?}: {e}"))?;
-        per_tenant.insert(tenant.clone(), rate.rate(&format!("tenant-ingest-limits.{tenant}"))?);
+        rate.validate().map_err(|e| anyhow::anyhow!("tenant-ingest-limits.{tenant}: {e}"))?;
     }
-    Ok(TenantRates { default, per_tenant })
+    Ok(TenantRates { default, per_tenant: file.tenant_ingest_limits.clone() })
 }
 
 impl FileConfig {
@@ -183,13 +149,14 @@ impl ReceiverConfig {
         if limits.max_body_bytes == 0 || limits.max_inflight_bytes < limits.max_body_bytes {
             bail!("max-body-bytes must be positive and max-inflight-bytes at least max-body-bytes");
         }
+        let multi_tenancy = args.multi_tenancy.or(file.multi_tenancy).unwrap_or(false);
         Ok(Self {
             otlp_grpc_addr: args.otlp_grpc_addr.or(file.otlp_grpc_addr).unwrap_or_else(|| addr("0.0.0.0:4317")),
             otlp_http_addr: args.otlp_http_addr.or(file.otlp_http_addr).unwrap_or_else(|| addr("0.0.0.0:4318")),
             zipkin_addr: args.zipkin_addr.or(file.zipkin_addr).unwrap_or_else(|| addr("0.0.0.0:9411")),
             limits,
-            multi_tenancy: args.multi_tenancy.or(file.multi_tenancy).unwrap_or(false),
-            serving: serving_config(&args.serving, file, args.multi_tenancy.or(file.multi_tenancy).unwrap_or(false))?,
+            multi_tenancy,
+            serving: serving_config(&args.serving, file, multi_tenancy)?,
         })
     }
 }

@@ -72,15 +72,14 @@ async fn main() -> anyhow::Result<()> {
 
 fn auth_command(command: cli::AuthCommand) -> anyhow::Result<()> {
     use tracekeeper_serve::auth::sha256;
-    let hex = |bytes: [u8; 32]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     match command {
         cli::AuthCommand::NewToken => {
             let mut raw = [0u8; 32];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
                 .map_err(|_| anyhow::anyhow!("the system's random source failed"))?;
-            let token = format!("tk_{}", hex(raw));
+            let token = format!("tk_{}", hex::encode(raw));
             println!("token:  {token}");
-            println!("sha256: {}", hex(sha256(token.as_bytes())));
+            println!("sha256: {}", hex::encode(sha256(token.as_bytes())));
             eprintln!("Give the token to the client; put only the sha256 in the tokens file.");
         }
         cli::AuthCommand::Hash => {
@@ -88,7 +87,7 @@ fn auth_command(command: cli::AuthCommand) -> anyhow::Result<()> {
             std::io::stdin().read_line(&mut secret)?;
             let secret = secret.trim_end_matches(['\n', '\r']);
             anyhow::ensure!(!secret.is_empty(), "no secret on standard input");
-            println!("{}", hex(sha256(secret.as_bytes())));
+            println!("{}", hex::encode(sha256(secret.as_bytes())));
         }
     }
     Ok(())

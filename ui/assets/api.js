@@ -2,6 +2,8 @@
 // for a person: the server's 400 text, "not found", "too many requests", or the
 // network being down.
 
+import { fromJaeger } from './model.js';
+
 const settingsEl = document.querySelector('meta[name="tracekeeper-settings"]');
 export const settings = Object.assign(
   { base: '', build: '', multiTenancy: false, auth: false, version: '' },
@@ -82,6 +84,14 @@ async function call(path, { signal } = {}) {
 
 export async function getJSON(path, options) {
   return (await call(path, options)).json();
+}
+
+/** A stored trace as the trace model; an ApiError 404 when there is no such trace. */
+export async function fetchTrace(traceId, options) {
+  const body = await getJSON(`/api/traces/${encodeURIComponent(traceId)}`, options);
+  const data = body.data?.[0];
+  if (!data) throw new ApiError(404, body.errors?.[0]?.msg || 'trace not found');
+  return fromJaeger(data);
 }
 
 /** The body, and the server's note when its answer covers less than was asked. */

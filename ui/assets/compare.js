@@ -2,8 +2,7 @@
 // span counts and total durations per side, coloured by the side that dominates.
 
 import { h, clear, go } from './dom.js';
-import { getJSON, ApiError } from './api.js';
-import { fromJaeger } from './model.js';
+import { fetchTrace, ApiError } from './api.js';
 import { diffTraces } from './analysis.js';
 import { formatDuration } from './format.js';
 
@@ -24,10 +23,7 @@ export function renderCompare(el, { a, b }) {
     return () => controller.abort();
   }
   body.append(h('p', { class: 'muted' }, 'Loading both traces…'));
-  const load = (id, side) => getJSON(`/api/traces/${encodeURIComponent(id)}`, { signal: controller.signal }).then((r) => {
-    if (!r.data?.[0]) throw new ApiError(404, `trace ${side} (${id}) was not found`);
-    return fromJaeger(r.data[0]);
-  }).catch((e) => {
+  const load = (id, side) => fetchTrace(id, { signal: controller.signal }).catch((e) => {
     if (e instanceof ApiError && e.status === 404) throw new ApiError(404, `Trace ${side} (${id}) was not found.`);
     throw e;
   });

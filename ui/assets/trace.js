@@ -3,8 +3,7 @@
 // file opened from disk (which is never sent anywhere).
 
 import { h, clear, download, copyText, go } from './dom.js';
-import { getJSON, getText, ApiError } from './api.js';
-import { fromJaeger } from './model.js';
+import { fetchTrace, getText, ApiError } from './api.js';
 import { criticalPath, statistics, visibleRows, findSpans, skewed } from './analysis.js';
 import { formatDuration, formatTime, colorFor, parseDuration } from './format.js';
 import { createTimeline } from './timeline.js';
@@ -19,11 +18,7 @@ export function renderTrace(el, { traceId, trace, fileName, rawText }) {
   } else {
     performance.mark('tk:trace-requested');
     el.append(h('p', { class: 'pad muted', id: 'trace-loading' }, `Loading trace ${traceId}…`));
-    getJSON(`/api/traces/${encodeURIComponent(traceId)}`, { signal: controller.signal }).then((body) => {
-      performance.mark('tk:trace-fetched');
-      const data = body.data?.[0];
-      if (!data) throw new ApiError(404, body.errors?.[0]?.msg || 'trace not found');
-      const model = fromJaeger(data);
+    fetchTrace(traceId, { signal: controller.signal }).then((model) => {
       performance.mark('tk:trace-modelled');
       clear(el);
       cleanups.push(show(el, model, {}));

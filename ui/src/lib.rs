@@ -11,7 +11,7 @@
 
 mod assets;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -60,29 +60,14 @@ pub fn normalize_base_path(text: &str) -> Result<String, BasePathError> {
 /// `api` with the UI added (or not, per `config`) and mounted under the base path.
 /// `api_not_found` answers unknown `/api/...` paths in the APIs' own error shape.
 pub fn mount(api: Router, config: &UiConfig, api_not_found: fn(&str) -> Response) -> Router {
-    let app = if config.enabled {
-        let index = index_html(config);
-        let base = config.base_path.clone();
-        api.route("/assets/{build}/{*file}", get(asset)).fallback(move |request: Request| {
-            let index = index.clone();
-            let base = base.clone();
-            async move { fallback(request, &base, &index, api_not_found) }
-        })
-    } else {
-        let base = config.base_path.clone();
-        api.fallback(move |request: Request| {
-            let base = base.clone();
-            async move {
-                let path = request.uri().path();
-                let full = format!("{base}{path}");
-                if path == "/api" || path.starts_with("/api/") {
-                    api_not_found(&full)
-                } else {
-                    (StatusCode::NOT_FOUND, "not found: the web UI is turned off (--ui=false)").into_response()
-                }
-            }
-        })
-    };
+    // Built once; each page answer shares the bytes.
+    let index = config.enabled.then(|| Bytes::from(index_html(config)));
+    let api = if config.enabled { api.route("/assets/{build}/{*file}", get(asset)) } else { api };
+    let base = config.base_path.clone();
+    let app = api.fallback(move |request: Request| {
+        let (index, base) = (index.clone(), base.clone());
+        async move { fallback(request, &base, index, api_not_found) }
+    });
     if config.base_path.is_empty() {
         app
     } else {
@@ -90,16 +75,21 @@ pub fn mount(api: Router, config: &UiConfig, api_not_found: fn(&str) -> Response
     }
 }
 
-fn fallback(request: Request, base: &str, index: &str, api_not_found: fn(&str) -> Response) -> Response {
+/// Unknown `/api` paths in the APIs' shape; any other path gets the app's page, or a
+/// plain 404 when the UI is turned off (`index` is `None`).
+fn fallback(request: Request, base: &str, index: Option<Bytes>, api_not_found: fn(&str) -> Response) -> Response {
     let path = request.uri().path();
     if path == "/api" || path.starts_with("/api/") {
         return api_not_found(&format!("{base}{path}"));
     }
+    let Some(index) = index else {
+        return (StatusCode::NOT_FOUND, "not found: the web UI is turned off (--ui=false)").into_response();
+    };
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")], "the web UI answers GET only")
             .into_response();
     }
-    let mut response = Response::new(Body::from(index.to_string()));
+    let mut response = Response::new(Body::from(index));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
