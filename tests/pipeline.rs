@@ -28,7 +28,8 @@ async fn collector_kafka_indexer_cql_query() {
     let indexer = cluster.indexer("10s").await;
     let query = cluster.query().await;
 
-    // Poison on every partition, ahead of the real data: counted, logged, skipped.
+    // Poison on every partition, ahead of the real data: counted, logged, set aside in
+    // the dead-letter topic, and the partitions move on.
     let producer: rdkafka::producer::FutureProducer =
         ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
     for partition in 0..PARTITIONS {
@@ -72,6 +73,58 @@ async fn collector_kafka_indexer_cql_query() {
     }
     let distinct: usize = traces.iter().map(Vec::len).sum();
     assert_eq!(cluster.checked_spans(), distinct as u64, "the duplicate batch is stored once");
+
+    assert_eq!(indexer.metric("tracekeeper_kafka_dead_letters_total").await, PARTITIONS as f64);
+    let letters = read_topic(&stack.kafka, &cluster.dead_letters, PARTITIONS as usize).await;
+    for (payload, headers) in &letters {
+        assert_eq!(payload, b"\xff\xffnot otlp");
+        let reason = headers.iter().find(|(k, _)| k == "tracekeeper-dlq-reason").map(|(_, v)| v.as_str());
+        assert!(reason.is_some_and(|r| r.starts_with("undecodable: not OTLP protobuf")), "{headers:?}");
+    }
+    // `tracekeeper dlq replay` sends them on, without the headers it added, exactly once.
+    let replayed_to = format!("{}_replayed", cluster.topic);
+    let replay = |_: ()| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
+            .args(["dlq", "replay", "--kafka-brokers", &stack.kafka, "--kafka-dlq-topic", &cluster.dead_letters])
+            .args(["--to-topic", &replayed_to, "--group", &format!("{}_replay", cluster.topic)])
+            .output()
+            .unwrap()
+    };
+    let first = replay(());
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(said.trim(), format!("{PARTITIONS} message(s) sent to {replayed_to}"));
+    assert!(String::from_utf8_lossy(&first.stderr).contains(&format!("replayed {PARTITIONS} of {PARTITIONS}")));
+    for (payload, headers) in read_topic(&stack.kafka, &replayed_to, PARTITIONS as usize).await {
+        assert_eq!(payload, b"\xff\xffnot otlp");
+        assert!(headers.iter().all(|(k, _)| !k.starts_with("tracekeeper-dlq-")), "{headers:?}");
+    }
+    let second = replay(());
+    assert!(second.status.success());
+    assert!(String::from_utf8_lossy(&second.stdout).starts_with("no messages waiting"), "{second:?}");
+}
+
+/// The first `count` messages of `topic`, as (payload, headers), from every partition.
+async fn read_topic(kafka: &str, topic: &str, count: usize) -> Vec<(Vec<u8>, Vec<(String, String)>)> {
+    use rdkafka::message::Headers as _;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka)
+        .set("group.id", format!("{topic}_reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    while out.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await.unwrap().unwrap();
+        let headers = message.headers().map_or_else(Vec::new, |h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                .collect()
+        });
+        out.push((message.payload().unwrap_or_default().to_vec(), headers));
+    }
+    out
 }
 
 /// What the OpenTelemetry Collector's `kafka` exporter writes with `encoding: otlp_proto`

@@ -32,6 +32,15 @@ pub enum IndexError {
     Storage(#[from] StorageError),
 }
 
+impl IndexError {
+    /// Whether the same spans would be refused again however often they are retried.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Storage(e) => e.is_permanent(),
+        }
+    }
+}
+
 pub struct Indexer {
     writer: Arc<dyn SpanWriter>,
     retention: Policies,

@@ -18,11 +18,22 @@ pub enum StorageError {
     /// Any other I/O or engine failure.
     #[error("storage I/O error: {0}")]
     Io(String),
+    /// The backend refused this write itself (an invalid request, a value it cannot
+    /// store). The same write will be refused again, so retrying it cannot succeed.
+    #[error("storage refused the write: {0}")]
+    Refused(String),
 }
 
 impl StorageError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
+    }
+
+    /// Whether the same request can never succeed, so a writer should set it aside
+    /// rather than retry it. Everything else (timeouts, overload, lost connections,
+    /// I/O) may pass on a later attempt.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Refused(_))
     }
 }
 

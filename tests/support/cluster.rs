@@ -23,6 +23,8 @@ pub struct Cluster {
     pub topic: String,
     pub keyspace: String,
     pub group: String,
+    /// The indexers' dead-letter topic.
+    pub dead_letters: String,
 }
 
 fn free_addr() -> String {
@@ -39,6 +41,7 @@ impl Cluster {
             topic: format!("{name}_{run}"),
             keyspace: format!("tk_{name}_{run}"),
             group: format!("{name}_{run}_indexers"),
+            dead_letters: format!("{name}_{run}_dlq"),
         };
         let admin: AdminClient<DefaultClientContext> =
             ClientConfig::new().set("bootstrap.servers", kafka).create().unwrap();
@@ -83,6 +86,7 @@ impl Cluster {
         command.arg("indexer").args(["--kafka-brokers", &self.kafka, "--kafka-topic", &self.topic]);
         command.args(["--group", group, "--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
         command.args(["--admin-addr", &admin, "--session-timeout", session_timeout]);
+        command.args(["--kafka-dlq-topic", &self.dead_letters]);
         Process::spawn(command, admin).await
     }
 

@@ -67,6 +67,9 @@ pub enum Command {
     /// Tokens for --auth-tokens-file: make one, or hash a secret.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// The indexers' dead-letter topic: messages that could never be stored.
+    #[command(subcommand)]
+    Dlq(crate::dlq::DlqCommand),
 }
 
 /// Settings every role with span receivers shares.
@@ -282,6 +285,11 @@ pub struct IndexerArgs {
     /// (reason "future"), as a Go duration.
     #[arg(long, env = "TRACEKEEPER_MAX_FUTURE_SKEW", default_value = "1h", value_parser = parse_duration)]
     pub max_future_skew: std::time::Duration,
+    /// Topic for messages that can never be stored (they do not decode, or the store
+    /// refuses their rows): each is published there with its original headers plus a
+    /// reason, and its partition moves on. `tracekeeper dlq replay` sends them back.
+    #[arg(long, env = "TRACEKEEPER_KAFKA_DLQ_TOPIC", default_value = tracekeeper_indexer::kafka::dead_letter::DEFAULT_TOPIC)]
+    pub kafka_dlq_topic: String,
     #[command(flatten)]
     pub serving: ServingArgs,
 }

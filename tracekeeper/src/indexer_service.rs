@@ -67,10 +67,11 @@ pub async fn run(
         batch_messages: 500,
         batch_wait: Duration::from_millis(50),
         session_timeout: args.session_timeout,
+        dead_letter_topic: args.kafka_dlq_topic.clone(),
     };
     let member = Member::join(&config, &indexer, &*ledger, view).context("joining the consumer group")?;
     ready.set_ready();
-    tracing::info!(brokers = %config.brokers, topic = %config.topic, group = %config.group, keyspace = %args.keyspace, "tracekeeper indexer is consuming");
+    tracing::info!(brokers = %config.brokers, topic = %config.topic, group = %config.group, dead_letters = %config.dead_letter_topic, keyspace = %args.keyspace, "tracekeeper indexer is consuming");
     let consumed = member.run(shutdown).await;
     refresh.abort();
     servers.shutdown().await?;

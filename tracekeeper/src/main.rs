@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod collector;
 mod config;
+mod dlq;
 mod freshness;
 mod indexer_service;
 mod loadgen;
@@ -67,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Loadgen(args) => loadgen::run(args).await,
         Command::Auth(command) => auth_command(command),
+        Command::Dlq(command) => dlq::run(command).await,
     }
 }
 

@@ -10,6 +10,8 @@ use tracekeeper_model::{otlp, Span, DEFAULT_TENANT, KAFKA_TENANT_HEADER};
 pub struct Decoded {
     pub tenant: String,
     pub spans: Vec<Span>,
+    /// Spans in the message that were invalid and left out.
+    pub invalid: usize,
 }
 
 /// Decodes one message; `Err` names why it is poison.
@@ -24,9 +26,5 @@ pub fn decode(message: &impl Message) -> Result<Decoded, String> {
         .unwrap_or_else(|| DEFAULT_TENANT.to_string());
     tracekeeper_model::validate_tenant(&tenant).map_err(|e| format!("bad tenant header: {e}"))?;
     let decoded = otlp::from_request(request);
-    if !decoded.rejected.is_empty() {
-        metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "invalid")
-            .increment(decoded.rejected.len() as u64);
-    }
-    Ok(Decoded { tenant, spans: decoded.spans })
+    Ok(Decoded { tenant, spans: decoded.spans, invalid: decoded.rejected.len() })
 }

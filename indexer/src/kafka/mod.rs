@@ -8,9 +8,12 @@
 //!   Kafka. A stale owner is refused by both and abandons its in-flight work.
 //! - Every write is a deterministic function of the message, so a partition replayed by
 //!   its next owner rewrites the same rows; nothing is stored or counted twice.
-//! - A message that cannot be decoded is counted, logged with its partition and offset,
-//!   and skipped: it never blocks its partition.
+//! - Write errors are classified. Transient ones (timeouts, overload, outages) are
+//!   retried with backoff until the store accepts. A message that can never be stored
+//!   (it does not decode, or the store refuses its rows as invalid) is published to the
+//!   dead-letter topic ([`dead_letter`]), counted, and the partition moves on.
 
+pub mod dead_letter;
 pub mod decode;
 pub mod group;
 
@@ -18,14 +21,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::message::{Message, OwnedMessage};
+pub use rdkafka::ClientConfig;
+use rdkafka::{Offset, TopicPartitionList};
 use tracekeeper_model::Span;
 use tracekeeper_storage::{LedgerError, OwnershipLedger, PartitionId, Progress};
 
+use self::dead_letter::{DeadLetterError, DeadLetters};
 use self::decode::{decode, Decoded};
 use self::group::{GroupContext, GroupView};
-use crate::Indexer;
+use crate::{IndexError, Indexer};
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -38,23 +43,43 @@ pub struct ConsumerConfig {
     pub batch_wait: Duration,
     /// How long the group waits for a silent member before moving its partitions.
     pub session_timeout: Duration,
+    /// Where messages that can never be stored go.
+    pub dead_letter_topic: String,
+}
+
+impl ConsumerConfig {
+    /// The settings every client of this member shares: the brokers, for now.
+    pub fn client(&self) -> ClientConfig {
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", &self.brokers);
+        client
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
     #[error("Kafka consumer: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("dead-letter producer: {0}")]
+    DeadLetters(#[from] DeadLetterError),
+}
+
+/// One message as read, kept whole until its offset is committed: it may yet have to
+/// go to the dead-letter topic as it came.
+struct Entry {
+    original: OwnedMessage,
+    decoded: Result<Decoded, String>,
 }
 
 /// Messages of one partition taken in one batch, all under one ownership.
 struct Pending {
     generation: i32,
-    messages: Vec<(i64, Result<Decoded, String>)>,
+    messages: Vec<Entry>,
 }
 
 impl Pending {
     fn next_offset(&self) -> i64 {
-        self.messages.last().map_or(0, |(offset, _)| offset + 1)
+        self.messages.last().map_or(0, |entry| entry.original.offset() + 1)
     }
 }
 
@@ -71,6 +96,7 @@ pub struct Member<'a> {
     view: GroupView,
     consumer: StreamConsumer<GroupContext>,
     claims: BTreeMap<i32, Claim>,
+    dead_letters: DeadLetters,
 }
 
 impl<'a> Member<'a> {
@@ -82,8 +108,8 @@ impl<'a> Member<'a> {
         view: GroupView,
     ) -> Result<Self, ConsumerError> {
         let context = GroupContext { topic: config.topic.clone(), view: view.clone() };
-        let consumer: StreamConsumer<GroupContext> = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
+        let consumer: StreamConsumer<GroupContext> = config
+            .client()
             .set("group.id", &config.group)
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("enable.auto.commit", "false")
@@ -93,7 +119,8 @@ impl<'a> Member<'a> {
             .set("heartbeat.interval.ms", (config.session_timeout.as_millis() / 4).max(100).to_string())
             .create_with_context(context)?;
         consumer.subscribe(&[&config.topic])?;
-        Ok(Self { config, indexer, ledger, view, consumer, claims: BTreeMap::new() })
+        let dead_letters = DeadLetters::new(&config.client(), &config.dead_letter_topic)?;
+        Ok(Self { config, indexer, ledger, view, consumer, claims: BTreeMap::new(), dead_letters })
     }
 
     /// Consumes until `shutdown` resolves.
@@ -145,7 +172,14 @@ impl<'a> Member<'a> {
                 // to an ownership that ended, and will be delivered again.
                 *pending = Pending { generation, messages: Vec::new() };
             }
-            pending.messages.push((message.offset(), decode(&message)));
+            let decoded = decode(&message);
+            if let Ok(d) = &decoded {
+                if d.invalid > 0 {
+                    metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "invalid")
+                        .increment(d.invalid as u64);
+                }
+            }
+            pending.messages.push(Entry { original: message.detach(), decoded });
         }
         // Partitions revoked while the batch filled are abandoned, uncommitted.
         batch.retain(|partition, pending| {
@@ -203,31 +237,66 @@ impl<'a> Member<'a> {
     /// Writes every span of the batch; returns, per partition, its pending messages and
     /// the spans stored per tenant from offsets not yet counted in the ledger.
     async fn write(&self, batch: BTreeMap<i32, Pending>) -> Vec<(i32, Pending, BTreeMap<String, i64>)> {
-        let indexer = self.indexer;
-        let writes = batch.into_iter().map(|(partition, mut pending)| {
-            let floor = self.claims.get(&partition).map_or(0, |c| c.progress.committed_offset);
-            let mut groups: BTreeMap<(String, bool), Vec<Span>> = BTreeMap::new();
-            for (offset, decoded) in &mut pending.messages {
-                match decoded {
-                    Ok(d) => groups.entry((d.tenant.clone(), *offset >= floor)).or_default().append(&mut d.spans),
-                    Err(why) => {
-                        metrics::counter!("tracekeeper_kafka_poison_messages_total").increment(1);
-                        tracing::error!(partition, offset = *offset, reason = %why, "skipping a message that cannot be decoded");
-                    }
-                }
-            }
-            async move {
-                let mut counted: BTreeMap<String, i64> = BTreeMap::new();
-                for ((tenant, new), spans) in groups {
-                    let stored = write_until_stored(indexer, &tenant, spans).await;
-                    if new {
-                        *counted.entry(tenant).or_default() += stored as i64;
-                    }
-                }
-                (partition, pending, counted)
-            }
+        let writes = batch.into_iter().map(|(partition, mut pending)| async move {
+            let counted = self.write_partition(partition, &mut pending).await;
+            (partition, pending, counted)
         });
         futures::future::join_all(writes).await
+    }
+
+    /// One partition's messages, written together per tenant. A message that does not
+    /// decode goes to the dead-letter topic; so does one the store refuses, found by
+    /// writing a refused group's messages one at a time.
+    async fn write_partition(&self, partition: i32, pending: &mut Pending) -> BTreeMap<String, i64> {
+        let floor = self.claims.get(&partition).map_or(0, |c| c.progress.committed_offset);
+        let mut groups: BTreeMap<(String, bool), (Vec<Span>, Vec<usize>)> = BTreeMap::new();
+        for (at, entry) in pending.messages.iter_mut().enumerate() {
+            let offset = entry.original.offset();
+            match &mut entry.decoded {
+                Ok(d) => {
+                    let group = groups.entry((d.tenant.clone(), offset >= floor)).or_default();
+                    group.0.append(&mut d.spans);
+                    group.1.push(at);
+                }
+                Err(why) => {
+                    metrics::counter!("tracekeeper_kafka_poison_messages_total").increment(1);
+                    tracing::error!(partition, offset, reason = %why, "a message that cannot be decoded");
+                    self.dead_letters.send(&entry.original, &format!("undecodable: {why}")).await;
+                }
+            }
+        }
+        let mut counted: BTreeMap<String, i64> = BTreeMap::new();
+        for ((tenant, new), (spans, members)) in groups {
+            let stored = match write_until_stored(self.indexer, &tenant, spans).await {
+                Ok(stored) => stored,
+                Err(refused) => {
+                    tracing::warn!(partition, error = %refused, messages = members.len(), "the store refused a batch; writing its messages one at a time");
+                    let entries = members.iter().filter_map(|&at| pending.messages.get(at));
+                    self.write_one_at_a_time(entries).await
+                }
+            };
+            if new {
+                *counted.entry(tenant).or_default() += stored as i64;
+            }
+        }
+        counted
+    }
+
+    /// Writes each message on its own; a refused one goes to the dead-letter topic.
+    async fn write_one_at_a_time(&self, entries: impl Iterator<Item = &Entry>) -> usize {
+        let mut stored = 0;
+        for entry in entries {
+            // It decoded once; its spans were moved into the refused batch.
+            let Ok(decoded) = decode(&entry.original) else { continue };
+            match write_until_stored(self.indexer, &decoded.tenant, decoded.spans).await {
+                Ok(count) => stored += count,
+                Err(refused) => {
+                    metrics::counter!("tracekeeper_kafka_refused_messages_total").increment(1);
+                    self.dead_letters.send(&entry.original, &format!("refused by storage: {refused}")).await;
+                }
+            }
+        }
+        stored
     }
 
     /// Records each partition's progress in the ledger; returns the offsets to commit.
@@ -313,12 +382,15 @@ where
     }
 }
 
-/// Writes until the store accepts: a batch is never skipped. Returns the spans stored.
-async fn write_until_stored(indexer: &Indexer, tenant: &str, spans: Vec<Span>) -> usize {
+/// Writes until the store accepts, retrying transient errors with backoff. Returns the
+/// spans stored, or the error when the store refused the write as one that can never
+/// succeed.
+async fn write_until_stored(indexer: &Indexer, tenant: &str, spans: Vec<Span>) -> Result<usize, IndexError> {
     let mut backoff = Duration::from_millis(100);
     loop {
         match indexer.index(tenant, spans.clone()).await {
-            Ok(indexed) => return indexed.stored,
+            Ok(indexed) => return Ok(indexed.stored),
+            Err(e) if e.is_permanent() => return Err(e),
             Err(e) => {
                 metrics::counter!("tracekeeper_storage_write_errors_total", "table" => "spans").increment(1);
                 tracing::warn!(error = %e, retry_in = ?backoff, "storage write failed; retrying");

@@ -7,6 +7,7 @@
 //! catalog rows that point at them.
 
 mod check;
+mod errors;
 pub mod ledger;
 pub mod lifecycle;
 mod purge;
@@ -25,6 +26,7 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 use tracekeeper_model::{Span, SpanKind, TraceId};
 
+use self::errors::{corrupt, unavailable, write_error};
 use crate::api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBatch};
 use crate::schema::{self as logical, IndexTerm, SpanEncoder, TermRef};
 
@@ -57,14 +59,6 @@ pub(crate) fn shards(term: TermRef<'_>) -> u8 {
 
 fn shard_of(term: TermRef<'_>, trace_id: TraceId) -> i32 {
     i32::from(trace_id.0[15] % shards(term))
-}
-
-fn unavailable(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Unavailable(e.to_string())
-}
-
-fn corrupt(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Corrupt(e.to_string())
 }
 
 /// Prepares a statement of the ledger or the lease: Paxos rounds at SERIAL, the rest
@@ -264,8 +258,10 @@ impl CqlStore {
                 Ok(())
             }
             Err(e) => {
-                metrics::counter!("tracekeeper_cql_write_errors_total", "table" => table).increment(1);
-                Err(unavailable(e))
+                let refused = write_error(e);
+                let kind = if refused.is_permanent() { "refused" } else { "transient" };
+                metrics::counter!("tracekeeper_cql_write_errors_total", "table" => table, "kind" => kind).increment(1);
+                Err(refused)
             }
         }
     }
