@@ -92,6 +92,16 @@ async fn hostile_requests_get_clear_answers_and_change_nothing() {
     }
     assert_up(&server).await;
 
+    // A range since 1970 is searched back 30 days (--max-search-window), and says so.
+    let since_1970 = format!("/api/traces?service=frontend&start=0&end={}", now_ns() / 1000);
+    let response =
+        reqwest::Client::new().get(server.query_url(&since_1970)).header(TENANT.0, TENANT.1).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let note = response.headers().get("x-tracekeeper-partial").map(|v| v.to_str().unwrap().to_string());
+    assert!(note.as_deref().is_some_and(|n| n.contains("--max-search-window")), "{note:?}");
+    let found: Value = response.json().await.unwrap();
+    assert_eq!(found["data"].as_array().map(Vec::len), Some(1), "the base trace is within the newest 30 days");
+
     // Invalid UTF-8 and oversized headers.
     let (status, text) = get(&server, "/api/services", &[("X-Scope-OrgID", &[0xff, 0xfe])]).await.unwrap();
     assert_eq!(status, 400, "{text}");
@@ -146,4 +156,133 @@ async fn hostile_requests_get_clear_answers_and_change_nothing() {
     let report = check_store(&["--data-dir", dir.path().to_str().unwrap()]);
     assert_eq!(report["tenants"]["base"]["spans"].as_u64(), Some((base.len() + strange.len() - 2) as u64), "{report}");
     assert_eq!(report["tenants"].as_object().unwrap().len(), 1001, "base and a thousand tenants");
+}
+
+/// An export request whose resource spans are given as raw bytes, so a test can send
+/// what no well-behaved encoder would (same wire format as the real message).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawExport {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    resource_spans: Vec<Vec<u8>>,
+}
+
+fn raw(request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest) -> RawExport {
+    RawExport { resource_spans: request.resource_spans.iter().map(Message::encode_to_vec).collect() }
+}
+
+type ExportResponse = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+
+async fn export(
+    server: &Server,
+    request: RawExport,
+    gzip: bool,
+    tenant: &str,
+) -> Result<ExportResponse, tonic::Status> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.otlp_grpc))
+        .unwrap()
+        .connect()
+        .await
+        .expect("the gRPC port accepts connections");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    if gzip {
+        grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    }
+    grpc.ready().await.unwrap();
+    let mut request = tonic::Request::new(request);
+    request.metadata_mut().insert("x-scope-orgid", tenant.parse().unwrap());
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    let codec = tonic_prost::ProstCodec::<RawExport, ExportResponse>::default();
+    grpc.unary(request, path, codec).await.map(tonic::Response::into_inner)
+}
+
+fn refused(answer: Result<ExportResponse, tonic::Status>, code: tonic::Code, says: &str) {
+    let status = answer.expect_err("refused");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(status.message().contains(says), "{:?} should say {says:?}", status.message());
+}
+
+/// The same over OTLP/gRPC: bombs, deep nesting, invalid UTF-8, garbage, oversized
+/// messages and metadata, and spans from the wrong century each get a clear status,
+/// never INTERNAL or UNKNOWN, and the process stays up with its data unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_grpc_requests_get_clear_statuses_and_change_nothing() {
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, KeyValue};
+    use tonic::Code;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--multi-tenancy", "--max-body-bytes", "4194304"]);
+    let base = rich_trace(7, now_ns() - 60_000_000_000);
+    assert!(export(&server, raw(&otlp::to_request(&base)), false, "base").await.unwrap().partial_success.is_none());
+    let tenant: &[(&str, &[u8])] = &[("X-Scope-OrgID", b"base")];
+    let path = format!("/api/traces/{}", base[0].trace_id.to_hex());
+    let (_, before) = get(&server, &path, tenant).await.unwrap();
+
+    // A gzip bomb: 512 MiB of one letter in an attribute, about half a MiB on the wire.
+    let mut bomb = otlp::to_request(&rich_trace(20, now_ns() - 1_000_000_000));
+    let span = &mut bomb.resource_spans[0].scope_spans[0].spans[0];
+    let letters = any_value::Value::StringValue("a".repeat(512 << 20));
+    span.attributes.push(KeyValue {
+        key: "bomb".into(),
+        value: Some(AnyValue { value: Some(letters) }),
+        ..Default::default()
+    });
+    let bomb = raw(&bomb);
+    refused(export(&server, bomb.clone(), true, "base").await, Code::ResourceExhausted, "size limit");
+    // The same bytes uncompressed are over the message limit before they are read.
+    refused(export(&server, bomb, false, "base").await, Code::ResourceExhausted, "message length too large");
+    assert_up(&server).await;
+
+    // An attribute value nested 1,000 arrays deep.
+    let mut deep = AnyValue { value: Some(any_value::Value::StringValue("leaf".into())) };
+    for _ in 0..1000 {
+        deep = AnyValue { value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![deep] })) };
+    }
+    let mut nested = otlp::to_request(&rich_trace(21, now_ns() - 1_000_000_000));
+    nested.resource_spans[0].scope_spans[0].spans[0].attributes.push(KeyValue {
+        key: "deep".into(),
+        value: Some(deep),
+        ..Default::default()
+    });
+    refused(export(&server, raw(&nested), false, "base").await, Code::InvalidArgument, "recursion limit");
+
+    // A schema URL that is not UTF-8, and bytes that are no message at all.
+    let invalid_utf8 = RawExport { resource_spans: vec![vec![0x1a, 0x02, 0xff, 0xfe]] };
+    refused(export(&server, invalid_utf8, false, "base").await, Code::InvalidArgument, "UTF-8");
+    let garbage = RawExport { resource_spans: vec![vec![0xff; 64]] };
+    refused(export(&server, garbage, true, "base").await, Code::InvalidArgument, "not an OTLP");
+    assert_up(&server).await;
+
+    // Tenants no one may be, and metadata larger than the serving layer reads.
+    refused(export(&server, raw(&otlp::to_request(&base)), false, "*").await, Code::InvalidArgument, "tenant");
+    refused(export(&server, raw(&otlp::to_request(&base)), false, "../etc").await, Code::InvalidArgument, "tenant");
+    let huge = "a".repeat(100 * 1024);
+    let answer = export(&server, raw(&otlp::to_request(&base)), false, &huge).await;
+    assert!(
+        answer.as_ref().is_err_and(|s| !matches!(s.code(), Code::Internal | Code::Unknown | Code::Ok)),
+        "oversized metadata is refused: {answer:?}"
+    );
+    assert_up(&server).await;
+
+    // Spans from 1970 and from the next century, next to a good one.
+    let mut strange = rich_trace(8, now_ns() - 1_000_000_000);
+    strange[1].start_ns = 1;
+    strange[1].end_ns = 2;
+    strange[2].start_ns = now_ns() + 100 * 365 * 86_400_000_000_000;
+    strange[2].end_ns = strange[2].start_ns + 1;
+    let partial = export(&server, raw(&otlp::to_request(&strange)), true, "base")
+        .await
+        .unwrap()
+        .partial_success
+        .expect("two spans refused");
+    assert_eq!(partial.rejected_spans, 2);
+    assert!(partial.error_message.contains("retention horizon") && partial.error_message.contains("--max-future-skew"));
+
+    assert_up(&server).await;
+    let (_, after) = get(&server, &path, tenant).await.unwrap();
+    assert_eq!(after, before, "the data stored before the hostile requests is unchanged");
+    assert!(server.terminate().success());
+    let report = check_store(&["--data-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(report["tenants"]["base"]["spans"].as_u64(), Some((base.len() + strange.len() - 2) as u64), "{report}");
 }

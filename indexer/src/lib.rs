@@ -49,6 +49,7 @@ pub struct Indexer {
     watermarks: Watermarks,
     trace_limit: Option<TraceLimit>,
     max_future_skew: Duration,
+    tenant_future_skews: std::collections::BTreeMap<String, Duration>,
 }
 
 /// How far ahead of now a span may start by default (`--max-future-skew`). Beyond it a
@@ -65,12 +66,19 @@ impl Indexer {
             watermarks: Watermarks::default(),
             trace_limit: None,
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
+            tenant_future_skews: Default::default(),
         }
     }
 
     /// Refuses spans that start more than `skew` after now.
     pub fn with_max_future_skew(mut self, skew: Duration) -> Self {
         self.max_future_skew = skew;
+        self
+    }
+
+    /// Tenants whose spans may start further ahead (or less far) than `max_future_skew`.
+    pub fn with_tenant_future_skews(mut self, skews: std::collections::BTreeMap<String, Duration>) -> Self {
+        self.tenant_future_skews = skews;
         self
     }
 
@@ -97,7 +105,8 @@ impl Indexer {
         let now_ns = self.clock.now_ns();
         let retention = self.retention.current();
         let visible_from = retention.visible_from_ns(tenant, now_ns).max(self.watermarks.expired_before(tenant));
-        let latest = now_ns.saturating_add(u64::try_from(self.max_future_skew.as_nanos()).unwrap_or(u64::MAX));
+        let skew = self.tenant_future_skews.get(tenant).copied().unwrap_or(self.max_future_skew);
+        let latest = now_ns.saturating_add(u64::try_from(skew.as_nanos()).unwrap_or(u64::MAX));
         // One pass: the spans kept, and the refused ones' reasons (too far ahead first,
         // then past retention, as clients have always read them).
         let mut keep = Vec::with_capacity(spans.len());
@@ -106,7 +115,7 @@ impl Indexer {
             if s.start_ns > latest {
                 rejected.push(format!(
                     "span {}/{}: starts at {} ns, more than {:?} after now ({} ns); check the sender's clock (--max-future-skew)",
-                    s.trace_id, s.span_id, s.start_ns, self.max_future_skew, now_ns
+                    s.trace_id, s.span_id, s.start_ns, skew, now_ns
                 ));
             } else if s.start_ns < visible_from {
                 expired.push(format!(
@@ -257,6 +266,22 @@ mod tests {
         assert!(outcome.rejected[0].contains("--max-future-skew"));
         assert_eq!(store.trace("t", edge.trace_id, 10).await.unwrap().0.len(), 1);
         assert!(store.trace("t", beyond.trace_id, 10).await.unwrap().0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_may_have_its_own_future_skew() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
+        let now = 10 * 86_400_000_000_000u64;
+        let indexer =
+            Indexer::new(store.clone(), Arc::new(RetentionPolicies::default()), Arc::new(ManualClock::new(now)))
+                .with_tenant_future_skews([("satellite".to_string(), Duration::from_secs(2 * 86_400))].into());
+        let tomorrow = || span(1, now + 86_400_000_000_000);
+        let satellite = indexer.index("satellite", vec![tomorrow()]).await.unwrap();
+        assert_eq!((satellite.stored, satellite.rejected.len()), (1, 0), "within its own two days");
+        let others = indexer.index("ground", vec![tomorrow()]).await.unwrap();
+        assert_eq!((others.stored, others.rejected.len()), (0, 1), "everyone else keeps the default hour");
+        assert!(others.rejected[0].contains("more than 3600s after now"), "{}", others.rejected[0]);
     }
 
     /// Many batches at once over more traces than the limiter remembers: traces are

@@ -13,19 +13,14 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::time::Instant;
 
-/// One tenant's allowance. `None` in a field: no limit on that measure. In the config
-/// file it is a table with the keys `rate-spans`, `burst-spans`, `rate-bytes` and
+/// One tenant's allowance. `None` in a field: no limit on that measure. Errors name
+/// each field by its config-file key: `rate-spans`, `burst-spans`, `rate-bytes` and
 /// `burst-bytes`.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Rate {
-    #[serde(rename = "rate-spans")]
     pub spans_per_second: Option<f64>,
-    #[serde(rename = "burst-spans")]
     pub burst_spans: Option<f64>,
-    #[serde(rename = "rate-bytes")]
     pub bytes_per_second: Option<f64>,
-    #[serde(rename = "burst-bytes")]
     pub burst_bytes: Option<f64>,
 }
 

@@ -11,6 +11,8 @@ use crate::engine::Found;
 pub const DEFAULT_MAX_TRACES_INSPECTED: usize = 50_000;
 /// Default longest one search runs (`--query-timeout`).
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default longest time range one search covers (`--max-search-window`): 30 days.
+pub const DEFAULT_MAX_WINDOW: Duration = Duration::from_secs(30 * 86_400);
 /// The response header that says an answer covers less than was asked, and why.
 pub const PARTIAL_HEADER: &str = "x-tracekeeper-partial";
 
@@ -18,11 +20,37 @@ pub const PARTIAL_HEADER: &str = "x-tracekeeper-partial";
 pub struct SearchBudget {
     pub max_traces_inspected: usize,
     pub timeout: Duration,
+    /// A longer range is searched from its end back this far only.
+    pub max_window: Duration,
 }
 
 impl Default for SearchBudget {
     fn default() -> Self {
-        Self { max_traces_inspected: DEFAULT_MAX_TRACES_INSPECTED, timeout: DEFAULT_QUERY_TIMEOUT }
+        Self {
+            max_traces_inspected: DEFAULT_MAX_TRACES_INSPECTED,
+            timeout: DEFAULT_QUERY_TIMEOUT,
+            max_window: DEFAULT_MAX_WINDOW,
+        }
+    }
+}
+
+impl SearchBudget {
+    /// The oldest start a search of `[start_ns, end_ns]` covers at `now_ns`, and the
+    /// note saying so when that cuts the range short. The window counts back from the
+    /// range's end, or from now when the range ends in the future: a range up to the
+    /// year 2100 still covers the recent past, and the little beyond now (spans may start
+    /// at most the future skew ahead) is never cut.
+    pub fn window_from(&self, start_ns: u64, end_ns: u64, now_ns: u64) -> (u64, Option<String>) {
+        let max_window = u64::try_from(self.max_window.as_nanos()).unwrap_or(u64::MAX);
+        let earliest = end_ns.min(now_ns).saturating_sub(max_window);
+        if start_ns >= earliest {
+            return (start_ns, None);
+        }
+        let note = format!(
+            "search covered only {:?} of the range (--max-search-window); results are exact for traces starting after {earliest} ns",
+            self.max_window
+        );
+        (earliest, Some(note))
     }
 }
 

@@ -216,7 +216,8 @@ impl QueryEngine {
         query: &TraceQuery,
         trace_filter: &(dyn Fn(&[Span]) -> bool + Send + Sync),
     ) -> Result<Searched, StorageError> {
-        let oldest = query.start_ns.max(self.visible_from(tenant));
+        let (start_ns, cut_short) = self.budget.window_from(query.start_ns, query.end_ns, self.now_ns());
+        let oldest = start_ns.max(self.visible_from(tenant));
         if query.limit == 0 || oldest > query.end_ns {
             return Ok(Searched::default());
         }
@@ -245,7 +246,7 @@ impl QueryEngine {
                 found.truncate(query.limit);
             }
         }
-        Ok(Searched { found, partial: None })
+        Ok(Searched { found, partial: cut_short })
     }
 
     async fn verify(
@@ -463,7 +464,7 @@ mod tests {
         // newest first; a
         // trace-level filter (as TraceQL uses) then keeps those whose id is a multiple
         // of 4. With a budget of 6, traces 2..=12 are read and 4, 8 and 12 match.
-        let tight = crate::budget::SearchBudget { max_traces_inspected: 6, timeout: Duration::from_secs(30) };
+        let tight = crate::budget::SearchBudget { max_traces_inspected: 6, ..Default::default() };
         let by_four = |spans: &[tracekeeper_model::Span]| spans[0].trace_id.0[0].is_multiple_of(4);
         let even = query("even");
         let partial = engine(tight).search_where("t", &even, &by_four).await.unwrap();
@@ -475,10 +476,16 @@ mod tests {
         assert_eq!(whole.iter().map(|f| f.summary.trace_id.0[0]).collect::<Vec<_>>(), [4, 8, 12, 16, 20]);
         assert_eq!(whole.partial, None, "within budget, nothing to say");
         let by_service = even;
-        let instant = crate::budget::SearchBudget { max_traces_inspected: 1000, timeout: Duration::ZERO };
+        let instant = crate::budget::SearchBudget { timeout: Duration::ZERO, ..Default::default() };
         let rushed = engine(instant).search("t", &by_service).await.unwrap();
         assert!(rushed.partial.as_deref().is_some_and(|n| n.contains("--query-timeout")));
         assert!(rushed.len() <= 1, "a zero deadline still reads one trace");
+        // An hour asked, ten minutes allowed: the newest ten minutes, exactly, and a note.
+        let narrow = crate::budget::SearchBudget { max_window: Duration::from_secs(600), ..Default::default() };
+        let cut = engine(narrow).search("t", &by_service).await.unwrap();
+        assert_eq!(cut.iter().map(|f| f.summary.trace_id.0[0]).collect::<Vec<_>>(), [2, 4, 6, 8, 10]);
+        let note = cut.partial.as_deref().expect("a cut range says so");
+        assert!(note.contains("--max-search-window") && note.contains(&(now - 600_000_000_000).to_string()), "{note}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

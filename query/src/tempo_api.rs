@@ -226,29 +226,45 @@ fn trace_json(found: &Found, matched: &[usize], fields: &[&Field], spss: usize) 
     })
 }
 
+/// A parsed `/api/search`: the candidate search, the TraceQL query that verifies each
+/// trace (if one was given), and the most matching spans shown per trace.
+pub struct TempoSearch {
+    pub query: TraceQuery,
+    pub traceql: Option<traceql::Query>,
+    pub spss: usize,
+}
+
+/// Parses `/api/search` parameters: `q` (TraceQL) or `tags` (logfmt), the window, the
+/// durations and the limits.
+pub fn parse_search(params: &Params, now_ns: u64) -> Result<TempoSearch, QueryError> {
+    let (start_ns, end_ns) = window(params, now_ns)?;
+    let traceql = params.get("q").map(parse_traceql).transpose()?;
+    let mut span = traceql.as_ref().map(traceql::Query::hint).unwrap_or_default();
+    if traceql.is_none() {
+        if let Some(tags) = params.get("tags") {
+            parse_logfmt(tags, &mut span)?;
+        }
+    }
+    let limit = params.number::<usize>("limit")?.filter(|l| *l > 0).unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+    let spss = params.number::<usize>("spss")?.filter(|s| *s > 0).unwrap_or(DEFAULT_SPSS);
+    let query = TraceQuery {
+        span,
+        start_ns,
+        end_ns,
+        min_trace_duration_ns: params.duration("minDuration")?,
+        max_trace_duration_ns: params.duration("maxDuration")?,
+        limit,
+    };
+    Ok(TempoSearch { query, traceql, spss })
+}
+
 async fn search(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> TextResult {
     TextResult(
         async {
             let tenant = state.tenant(&headers)?;
-            let params = Params::parse(raw.as_deref());
-            let (start_ns, end_ns) = window(&params, state.engine.now_ns())?;
-            let traceql = params.get("q").map(parse_traceql).transpose()?;
-            let mut span = traceql.as_ref().map(traceql::Query::hint).unwrap_or_default();
-            if traceql.is_none() {
-                if let Some(tags) = params.get("tags") {
-                    parse_logfmt(tags, &mut span)?;
-                }
-            }
-            let limit = params.number::<usize>("limit")?.filter(|l| *l > 0).unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
-            let spss = params.number::<usize>("spss")?.filter(|s| *s > 0).unwrap_or(DEFAULT_SPSS);
-            let query = TraceQuery {
-                span: span.clone(),
-                start_ns,
-                end_ns,
-                min_trace_duration_ns: params.duration("minDuration")?,
-                max_trace_duration_ns: params.duration("maxDuration")?,
-                limit,
-            };
+            let TempoSearch { query, traceql, spss } =
+                parse_search(&Params::parse(raw.as_deref()), state.engine.now_ns())?;
+            let span = &query.span;
             let matches = |spans: &[Span]| -> Vec<usize> {
                 match (&traceql, TraceView::new(spans)) {
                     (Some(q), Some(view)) => q.matches(&view),

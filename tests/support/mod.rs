@@ -43,7 +43,7 @@ impl Server {
             args: extra.iter().map(|s| s.to_string()).collect(),
             kafka: None,
         };
-        server.spawn();
+        server.spawn_on_free_ports();
         server
     }
 
@@ -51,7 +51,7 @@ impl Server {
     pub fn start_collector(brokers: &str, topic: &str, extra: &[&str]) -> Self {
         let mut server = Self::start_stopped(Path::new("/nonexistent"), extra);
         server.kafka = Some((brokers.to_string(), topic.to_string()));
-        server.spawn();
+        server.spawn_on_free_ports();
         server
     }
 
@@ -68,7 +68,31 @@ impl Server {
         }
     }
 
+    /// A port found free can be taken by a concurrent test before the server binds it:
+    /// then the server exits at once, and is started again on other ports.
+    fn spawn_on_free_ports(&mut self) {
+        for _ in 0..3 {
+            match self.try_spawn() {
+                Ok(()) => return,
+                Err(status) => {
+                    eprintln!("tracekeeper exited before it was ready ({status}); retrying on other ports");
+                    self.otlp_grpc = format!("127.0.0.1:{}", free_port());
+                    self.otlp_http = format!("127.0.0.1:{}", free_port());
+                    self.zipkin = format!("127.0.0.1:{}", free_port());
+                    self.query = format!("127.0.0.1:{}", free_port());
+                }
+            }
+        }
+        self.spawn();
+    }
+
     fn spawn(&mut self) {
+        if let Err(status) = self.try_spawn() {
+            panic!("tracekeeper exited before it was ready: {status}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), ExitStatus> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
         match &self.kafka {
             None => command.arg("all-in-one").args([
@@ -91,21 +115,22 @@ impl Server {
             .spawn()
             .expect("start tracekeeper");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let ready_on = if self.kafka.is_some() { &self.otlp_http } else { &self.query };
         let url = format!("http://{ready_on}/ready");
         loop {
             if let Ok(status) = http_status(&url) {
                 if status == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("tracekeeper exited before it was ready: {status}");
+                self.child = None;
+                return Err(status);
             }
             assert!(Instant::now() < deadline, "tracekeeper was not ready within 30 s");
             std::thread::sleep(Duration::from_millis(50));

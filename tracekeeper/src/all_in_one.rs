@@ -79,7 +79,8 @@ pub async fn run(
     let indexer = Indexer::new(store.clone(), Arc::clone(&retention), Arc::clone(&clock))
         .with_watermarks(watermarks.clone())
         .with_trace_limit(store.clone(), config.max_trace_spans)
-        .with_max_future_skew(config.max_future_skew);
+        .with_max_future_skew(config.max_future_skew)
+        .with_tenant_future_skews(config.tenant_future_skews.clone());
     let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, config.receivers.limits.clone());
     let engine = QueryEngine::new(store.clone(), retention.clone(), clock.clone(), config.max_trace_spans)
         .with_watermarks(watermarks.clone())

@@ -166,6 +166,11 @@ pub struct SearchArgs {
     /// among them and says so in the x-tracekeeper-partial header [default: 50000].
     #[arg(long, env = "TRACEKEEPER_MAX_TRACES_INSPECTED")]
     pub max_traces_inspected: Option<usize>,
+    /// Longest time range one search covers, as a Go duration; a longer one is searched
+    /// back from its end this far, and says so in the x-tracekeeper-partial header
+    /// [default: 720h].
+    #[arg(long, env = "TRACEKEEPER_MAX_SEARCH_WINDOW")]
+    pub max_search_window: Option<String>,
     /// Most queries one tenant runs at once on this node; beyond it 429 with
     /// Retry-After [default: 32].
     #[arg(long, env = "TRACEKEEPER_MAX_QUERIES_PER_TENANT")]

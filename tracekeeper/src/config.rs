@@ -41,6 +41,7 @@ pub struct FileConfig {
     pub max_future_skew: Option<String>,
     pub query_timeout: Option<String>,
     pub max_traces_inspected: Option<usize>,
+    pub max_search_window: Option<String>,
     pub max_queries_per_tenant: Option<usize>,
     pub ui: Option<bool>,
     pub ui_base_path: Option<String>,
@@ -60,9 +61,37 @@ pub struct FileConfig {
     pub ingest_burst_spans: Option<f64>,
     pub ingest_rate_bytes: Option<f64>,
     pub ingest_burst_bytes: Option<f64>,
-    /// Per-tenant ingest rates: tenant id → its own allowance.
+    /// Per-tenant overrides: tenant id → its own ingest allowance and clock skew.
     #[serde(default)]
-    pub tenant_ingest_limits: BTreeMap<String, Rate>,
+    pub tenant_ingest_limits: BTreeMap<String, TenantOverrides>,
+}
+
+/// One tenant's `[tenant-ingest-limits.NAME]` table; a key left out takes the value
+/// every tenant has.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TenantOverrides {
+    /// Spans per second, refilled continuously.
+    pub rate_spans: Option<f64>,
+    /// Spans one request may spend at once.
+    pub burst_spans: Option<f64>,
+    /// Bytes per second, refilled continuously.
+    pub rate_bytes: Option<f64>,
+    /// Bytes one request may spend at once.
+    pub burst_bytes: Option<f64>,
+    /// How far ahead of now this tenant's spans may start, as a Go duration.
+    pub max_future_skew: Option<String>,
+}
+
+impl TenantOverrides {
+    fn rate(&self) -> Rate {
+        Rate {
+            spans_per_second: self.rate_spans,
+            burst_spans: self.burst_spans,
+            bytes_per_second: self.rate_bytes,
+            burst_bytes: self.burst_bytes,
+        }
+    }
 }
 
 /// Every tenant's ingest allowance (flags, then file) and the file's overrides.
@@ -74,12 +103,26 @@ fn tenant_rates(args: &ReceiverArgs, file: &FileConfig) -> anyhow::Result<Tenant
         burst_bytes: args.ingest_burst_bytes.or(file.ingest_burst_bytes),
     };
     default.validate().map_err(|e| anyhow::anyhow!("ingest limits: {e}"))?;
-    for (tenant, rate) in &file.tenant_ingest_limits {
+    let mut per_tenant = BTreeMap::new();
+    for (tenant, overrides) in &file.tenant_ingest_limits {
         tracekeeper_model::validate_tenant(tenant)
             .map_err(|e| anyhow::anyhow!("tenant-ingest-limits key {tenant:?}: {e}"))?;
+        let rate = overrides.rate();
         rate.validate().map_err(|e| anyhow::anyhow!("tenant-ingest-limits.{tenant}: {e}"))?;
+        per_tenant.insert(tenant.clone(), rate);
     }
-    Ok(TenantRates { default, per_tenant: file.tenant_ingest_limits.clone() })
+    Ok(TenantRates { default, per_tenant })
+}
+
+/// Tenants whose spans may start further ahead (or less far) than everyone's.
+fn tenant_future_skews(file: &FileConfig) -> anyhow::Result<BTreeMap<String, Duration>> {
+    let mut skews = BTreeMap::new();
+    for (tenant, overrides) in &file.tenant_ingest_limits {
+        if let Some(text) = &overrides.max_future_skew {
+            skews.insert(tenant.clone(), duration(text, &format!("tenant-ingest-limits.{tenant}.max-future-skew"))?);
+        }
+    }
+    Ok(skews)
 }
 
 impl FileConfig {
@@ -204,6 +247,8 @@ pub struct AllInOneConfig {
     pub bucket_width: Duration,
     pub max_trace_spans: usize,
     pub max_future_skew: Duration,
+    /// Tenants with their own `max-future-skew`.
+    pub tenant_future_skews: BTreeMap<String, Duration>,
     pub search: SearchBudget,
     pub max_queries_per_tenant: usize,
     pub ui: tracekeeper_ui::UiConfig,
@@ -226,10 +271,14 @@ pub fn search_budget(args: &SearchArgs, file: &FileConfig) -> anyhow::Result<Sea
     };
     let max_traces_inspected =
         args.max_traces_inspected.or(file.max_traces_inspected).unwrap_or(defaults.max_traces_inspected);
-    if timeout.is_zero() || max_traces_inspected == 0 {
-        bail!("query-timeout and max-traces-inspected must be positive");
+    let max_window = match args.max_search_window.as_deref().or(file.max_search_window.as_deref()) {
+        Some(text) => duration(text, "max-search-window")?,
+        None => defaults.max_window,
+    };
+    if timeout.is_zero() || max_traces_inspected == 0 || max_window.is_zero() {
+        bail!("query-timeout, max-traces-inspected and max-search-window must be positive");
     }
-    Ok(SearchBudget { max_traces_inspected, timeout })
+    Ok(SearchBudget { max_traces_inspected, timeout, max_window })
 }
 
 /// The web UI's settings, from flags (or variables) first, then the config file.
@@ -279,6 +328,7 @@ impl AllInOneConfig {
         }
         let receivers = ReceiverConfig::resolve(&args.receivers, &file)?;
         let search = search_budget(&args.search, &file)?;
+        let tenant_future_skews = tenant_future_skews(&file)?;
         let max_queries_per_tenant = max_queries_per_tenant(&args.search, &file);
         Ok(Self {
             search,
@@ -295,6 +345,7 @@ impl AllInOneConfig {
                 Some(text) => duration(text, "max-future-skew")?,
                 None => tracekeeper_indexer::DEFAULT_MAX_FUTURE_SKEW,
             },
+            tenant_future_skews,
         })
     }
 }
@@ -382,5 +433,21 @@ mod tests {
         let err = AllInOneConfig::resolve(args(&["tracekeeper", "all-in-one", "--config", path.to_str().unwrap()]))
             .unwrap_err();
         assert!(format!("{err:#}").contains("unknown field `query-adr`"), "{err:#}");
+    }
+
+    #[test]
+    fn a_tenant_table_sets_rates_and_clock_skew() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let file = "[tenant-ingest-limits.satellite]\nrate-spans = 10.0\nmax-future-skew = \"48h\"\n";
+        std::fs::write(&path, file).unwrap();
+        let config =
+            AllInOneConfig::resolve(args(&["tracekeeper", "all-in-one", "--config", path.to_str().unwrap()])).unwrap();
+        assert_eq!(config.tenant_future_skews.get("satellite"), Some(&Duration::from_secs(48 * 3600)));
+        assert_eq!(config.receivers.limits.tenant_rates.per_tenant["satellite"].spans_per_second, Some(10.0));
+        std::fs::write(&path, "[tenant-ingest-limits.satellite]\nmax-future-skew = \"soon\"\n").unwrap();
+        let err = AllInOneConfig::resolve(args(&["tracekeeper", "all-in-one", "--config", path.to_str().unwrap()]))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("tenant-ingest-limits.satellite.max-future-skew"), "{err:#}");
     }
 }

@@ -1,0 +1,11 @@
+
+É
+ã
+"
+telemetry.sdk.language
+python
+%
+telemetry.sdk.name
+opentelemetry
+!
+telemetry.sdk.v
