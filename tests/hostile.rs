@@ -23,6 +23,16 @@ async fn get(server: &Server, path: &str, headers: &[(&str, &[u8])]) -> Result<(
     Ok((status, response.text().await.unwrap_or_default()))
 }
 
+/// A trace of three spans: one good, one from 1970, one from the next century.
+fn ancient_and_far_future() -> Vec<tracekeeper_model::Span> {
+    let mut strange = rich_trace(8, now_ns() - 1_000_000_000);
+    strange[1].start_ns = 1;
+    strange[1].end_ns = 2;
+    strange[2].start_ns = now_ns() + 100 * 365 * 86_400_000_000_000;
+    strange[2].end_ns = strange[2].start_ns + 1;
+    strange
+}
+
 async fn assert_up(server: &Server) {
     let (status, _) = get(server, "/ready", &[]).await.expect("the process still answers");
     assert_eq!(status, 200);
@@ -117,11 +127,7 @@ async fn hostile_requests_get_clear_answers_and_change_nothing() {
     assert_up(&server).await;
 
     // Spans from 1970 and from the next century, next to a good one.
-    let mut strange = rich_trace(8, now_ns() - 1_000_000_000);
-    strange[1].start_ns = 1;
-    strange[1].end_ns = 2;
-    strange[2].start_ns = now_ns() + 100 * 365 * 86_400_000_000_000;
-    strange[2].end_ns = strange[2].start_ns + 1;
+    let strange = ancient_and_far_future();
     let (status, reply) =
         server.post_otlp(otlp::to_request(&strange).encode_to_vec(), "application/x-protobuf", &[TENANT]).await;
     assert_eq!(status, 200);
@@ -266,11 +272,7 @@ async fn hostile_grpc_requests_get_clear_statuses_and_change_nothing() {
     assert_up(&server).await;
 
     // Spans from 1970 and from the next century, next to a good one.
-    let mut strange = rich_trace(8, now_ns() - 1_000_000_000);
-    strange[1].start_ns = 1;
-    strange[1].end_ns = 2;
-    strange[2].start_ns = now_ns() + 100 * 365 * 86_400_000_000_000;
-    strange[2].end_ns = strange[2].start_ns + 1;
+    let strange = ancient_and_far_future();
     let partial = export(&server, raw(&otlp::to_request(&strange)), true, "base")
         .await
         .unwrap()
