@@ -34,6 +34,7 @@ fn tokens_file() -> String {
         entry("token", "globex-reader", "r-globex", "\"globex\"", "\"read\""),
         entry("token", "ops", "ops-secret", "\"*\"", "\"admin\""),
         entry("basic", "reporter", "zipkin-pw", "\"acme\"", "\"write\""),
+        entry("token", "expired-reader", "r-expired", "\"acme\"", "\"read\"") + "expires = 2020-01-01T00:00:00Z\n",
     ]
     .concat()
 }
@@ -66,6 +67,15 @@ async fn every_listener_checks_credentials_scopes_and_tenants() {
     assert_eq!(server.post_otlp(body.clone(), proto, &other_tenant).await.0, 403);
     // The right token: its one tenant is filled in.
     assert_eq!(server.post_otlp(body.clone(), proto, &[("Authorization", "Bearer w-acme")]).await.0, 200);
+    // Refusals come in OTLP's own encoding: a google.rpc.Status like the request's.
+    let (_, refusal) = server.post_otlp(body.clone(), proto, &[]).await;
+    let status = tracekeeper_serve::shapes::RpcStatus::decode(refusal.as_slice()).expect("a protobuf Status");
+    assert_eq!(status.code, 16, "UNAUTHENTICATED: {status:?}");
+    let json = tracekeeper_model::otlp_json::encode_request(&spans);
+    let (code, refusal) = server.post_otlp(json, "application/json", &[("Authorization", "Bearer r-acme")]).await;
+    let refusal: serde_json::Value = serde_json::from_slice(&refusal).expect("a JSON Status");
+    assert_eq!((code, refusal["code"].as_i64()), (403, Some(7)), "PERMISSION_DENIED: {refusal}");
+    assert!(refusal["message"].as_str().unwrap().contains("write scope"), "{refusal}");
 
     // OTLP/gRPC: UNAUTHENTICATED, PERMISSION_DENIED, then accepted.
     let mut client = TraceServiceClient::connect(format!("http://{}", server.otlp_grpc)).await.unwrap();
@@ -107,6 +117,25 @@ async fn every_listener_checks_credentials_scopes_and_tenants() {
         assert!(Instant::now() < deadline, "acme's trace never became readable");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Each query API refuses in its own error shape; an expired token is refused.
+    let refusal = |path: &'static str, auth: &'static str| {
+        let request = reqwest::Client::new().get(server.query_url(path)).header("Authorization", auth);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (code, jaeger) = refusal("/api/services", "Bearer r-expired").await;
+    let jaeger: serde_json::Value = serde_json::from_str(&jaeger).unwrap();
+    assert_eq!((code, &jaeger["errors"][0]["code"]), (401, &serde_json::json!(401)), "{jaeger}");
+    assert_eq!(jaeger["errors"][0]["msg"], "these credentials have expired");
+    let (code, v3) = refusal("/api/v3/services", "Bearer guess").await;
+    let v3: serde_json::Value = serde_json::from_str(&v3).unwrap();
+    assert_eq!((code, &v3["error"]["httpCode"]), (401, &serde_json::json!(401)), "{v3}");
+    let (code, tempo) = refusal("/api/search", "Bearer w-acme").await;
+    assert_eq!(code, 403);
+    assert!(tempo.starts_with("these credentials (acme-writer) lack the read scope"), "{tempo}");
+
     let globex = [("Authorization", "Bearer r-globex")];
     let claiming = [("Authorization", "Bearer r-globex"), ("X-Scope-OrgID", "acme")];
     let start_us = (now_ns() - 3_600_000_000_000) / 1000;

@@ -4,8 +4,8 @@
 //! Zipkin clients read plain text. Internal details are logged, never sent.
 
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use prost::Message;
+use axum::response::Response;
+use tracekeeper_serve::shapes::{self, Shape};
 
 use crate::SinkError;
 
@@ -43,15 +43,7 @@ impl From<SinkError> for IngestError {
     }
 }
 
-/// The `google.rpc.Status` message OTLP error bodies carry (opentelemetry-proto does
-/// not ship it).
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
-pub struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    #[prost(string, tag = "2")]
-    pub message: String,
-}
+pub use tracekeeper_serve::shapes::RpcStatus;
 
 /// Seconds a client should wait before retrying an overloaded or unavailable server.
 const RETRY_AFTER_SECS: &str = "1";
@@ -93,21 +85,19 @@ impl IngestError {
 
     /// The OTLP/HTTP response: a `Status` body, protobuf or JSON like the request.
     pub fn into_otlp_response(self, json: bool) -> Response {
-        self.log();
-        let status = RpcStatus { code: self.grpc_code() as i32, message: self.to_string() };
-        let (content_type, body) = if json {
-            ("application/json", serde_json::to_vec(&status).expect("status serializes"))
-        } else {
-            ("application/x-protobuf", status.encode_to_vec())
-        };
-        self.with_headers((self.http_status(), [(header::CONTENT_TYPE, content_type)], body).into_response())
+        self.into_shaped_response(Shape::Otlp { json })
     }
 
     /// The Zipkin response: plain text, as Zipkin's own server answers.
     pub fn into_text_response(self) -> Response {
+        self.into_shaped_response(Shape::Text)
+    }
+
+    /// The error in `shape`, the same body the serving layer writes for its refusals.
+    fn into_shaped_response(self, shape: Shape) -> Response {
         self.log();
-        let text = self.to_string();
-        self.with_headers((self.http_status(), text).into_response())
+        let response = shapes::response(shape, self.http_status(), self.grpc_code() as i32, &self.to_string());
+        self.with_headers(response)
     }
 
     fn with_headers(&self, mut response: Response) -> Response {

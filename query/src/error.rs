@@ -2,8 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use tracekeeper_model::TenantError;
+use tracekeeper_serve::shapes::{self, Shape};
 use tracekeeper_storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,31 +50,30 @@ impl QueryError {
         self.to_string()
     }
 
+    /// The error in `shape`, the same body the serving layer writes for its refusals.
+    pub fn into_shaped_response(self, shape: Shape) -> Response {
+        let response = shapes::response(shape, self.http_status(), UNKNOWN, &self.public_message());
+        self.finish(response)
+    }
+
     /// Jaeger's envelope: `{"data":null,...,"errors":[{"code","msg"}]}`.
     pub fn into_jaeger_response(self) -> Response {
-        let status = self.http_status();
-        let body = serde_json::json!({
-            "data": null, "total": 0, "limit": 0, "offset": 0,
-            "errors": [{"code": status.as_u16(), "msg": self.public_message()}],
-        });
-        self.finish((status, Json(body)).into_response())
+        self.into_shaped_response(Shape::Jaeger)
     }
-}
 
-impl QueryError {
     /// Jaeger api_v3's shape: `{"error":{"httpCode","message"}}`.
     pub fn into_v3_response(self) -> Response {
-        let status = self.http_status();
-        let body = serde_json::json!({"error": {"httpCode": status.as_u16(), "message": self.public_message()}});
-        self.finish((status, Json(body)).into_response())
+        self.into_shaped_response(Shape::JaegerV3)
     }
 
-    /// Zipkin's shape: the message as plain text.
+    /// Zipkin's and Tempo's shape: the message as plain text.
     pub fn into_text_response(self) -> Response {
-        let status = self.http_status();
-        self.finish((status, self.public_message()).into_response())
+        self.into_shaped_response(Shape::Text)
     }
 }
+
+/// The gRPC code shapes other than OTLP's never show.
+const UNKNOWN: i32 = 2;
 
 /// A path under `/api` that no API answers: Jaeger's JSON error envelope, so that API
 /// clients get JSON and never the web UI's page.

@@ -18,6 +18,7 @@ use crate::error::{JaegerResult, QueryError};
 use crate::params::Params;
 use crate::predicate::SpanPredicate;
 use crate::QueryState;
+use crate::Tenant;
 
 const DEFAULT_LOOKBACK_NS: u64 = 2 * 86_400_000_000_000;
 const DEFAULT_DEPENDENCY_LOOKBACK_MS: u64 = 86_400_000;
@@ -57,24 +58,17 @@ fn envelope<T: Serialize>(data: Vec<T>, errors: Vec<ApiError>) -> Response {
     Json(Envelope { data, total, limit: 0, offset: 0, errors: (!errors.is_empty()).then_some(errors) }).into_response()
 }
 
-async fn services(State(state): State<Arc<QueryState>>, headers: HeaderMap) -> JaegerResult {
-    JaegerResult(
-        async {
-            let tenant = state.tenant(&headers)?;
-            Ok(envelope(state.engine.services(&tenant).await?, vec![]))
-        }
-        .await,
-    )
+async fn services(State(state): State<Arc<QueryState>>, tenant: Tenant) -> JaegerResult {
+    JaegerResult(async { Ok(envelope(state.engine.services(&tenant).await?, vec![])) }.await)
 }
 
 async fn service_operations(
     State(state): State<Arc<QueryState>>,
-    headers: HeaderMap,
+    tenant: Tenant,
     Path(service): Path<String>,
 ) -> JaegerResult {
     JaegerResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let mut names: Vec<String> =
                 state.engine.operations(&tenant, Some(&service)).await?.into_iter().map(|o| o.name).collect();
             names.dedup();
@@ -110,10 +104,9 @@ pub async fn operations_of(
         .collect())
 }
 
-async fn operations(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> JaegerResult {
+async fn operations(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> JaegerResult {
     JaegerResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let params = Params::parse(raw.as_deref());
             let service = params
                 .get("service")
@@ -141,12 +134,12 @@ pub fn parse_trace_id(text: &str) -> Result<TraceId, QueryError> {
 
 async fn get_trace(
     State(state): State<Arc<QueryState>>,
+    tenant: Tenant,
     headers: HeaderMap,
     Path(trace_id): Path<String>,
 ) -> JaegerResult {
     JaegerResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let id = parse_trace_id(&trace_id)?;
             let (spans, truncated) = state.engine.trace(&tenant, id).await?;
             if spans.is_empty() {
@@ -217,14 +210,9 @@ pub fn parse_search(params: &Params, now_ns: u64) -> Result<TraceQuery, QueryErr
     })
 }
 
-async fn find_traces(
-    State(state): State<Arc<QueryState>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> JaegerResult {
+async fn find_traces(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> JaegerResult {
     JaegerResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let params = Params::parse(raw.as_deref());
             let ids: Vec<&str> = params.all("traceID").collect();
             if !ids.is_empty() {
@@ -268,14 +256,9 @@ struct DependencyJson {
 
 /// `GET /api/dependencies?endTs=&lookback=` (ms): the service graph of the window,
 /// computed from the stored traces. `service` keeps the edges that touch it.
-async fn dependencies(
-    State(state): State<Arc<QueryState>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> JaegerResult {
+async fn dependencies(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> JaegerResult {
     JaegerResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let params = Params::parse(raw.as_deref());
             let (start_ns, end_ns) = params.ms_window(state.engine.now_ns(), DEFAULT_DEPENDENCY_LOOKBACK_MS)?;
             let term = params.get("service").map_or(IndexTerm::All, |s| IndexTerm::Service(s.to_string()));

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -21,6 +20,7 @@ use crate::jaeger_api::{operations_of, parse_kind, parse_trace_id};
 use crate::params::Params;
 use crate::predicate::SpanPredicate;
 use crate::QueryState;
+use crate::Tenant;
 
 const DEFAULT_SEARCH_DEPTH: usize = 100;
 
@@ -56,20 +56,13 @@ impl IntoResponse for V3Result {
     }
 }
 
-async fn services(State(state): State<Arc<QueryState>>, headers: HeaderMap) -> V3Result {
-    V3Result(
-        async {
-            let tenant = state.tenant(&headers)?;
-            Ok(Json(json!({ "services": state.engine.services(&tenant).await? })).into_response())
-        }
-        .await,
-    )
+async fn services(State(state): State<Arc<QueryState>>, tenant: Tenant) -> V3Result {
+    V3Result(async { Ok(Json(json!({ "services": state.engine.services(&tenant).await? })).into_response()) }.await)
 }
 
-async fn operations(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> V3Result {
+async fn operations(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> V3Result {
     V3Result(
         async {
-            let tenant = state.tenant(&headers)?;
             let params = Params::parse(raw.as_deref());
             let service = params
                 .get("service")
@@ -155,20 +148,19 @@ fn no_traces() -> QueryError {
     QueryError::NotFound("No traces found".into())
 }
 
-async fn search(state: &QueryState, headers: &HeaderMap, raw: Option<&str>) -> Result<Searched, QueryError> {
-    let tenant = state.tenant(headers)?;
+async fn search(state: &QueryState, tenant: &str, raw: Option<&str>) -> Result<Searched, QueryError> {
     let query = parse_search(&Params::parse(raw))?;
-    let found = state.engine.search(&tenant, &query).await?;
+    let found = state.engine.search(tenant, &query).await?;
     if found.is_empty() {
         return Err(no_traces());
     }
     Ok(found)
 }
 
-async fn find_traces(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> V3Result {
+async fn find_traces(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> V3Result {
     V3Result(
         async {
-            let found = search(&state, &headers, raw.as_deref()).await?;
+            let found = search(&state, &tenant, raw.as_deref()).await?;
             let spans: Vec<&Span> = found.iter().flat_map(|f| &f.spans).collect();
             let response = Json(json!({ "result": encode_traces_data(spans) })).into_response();
             Ok(with_partial_note(response, found.partial.as_deref()))
@@ -177,10 +169,9 @@ async fn find_traces(State(state): State<Arc<QueryState>>, headers: HeaderMap, R
     )
 }
 
-async fn get_trace(State(state): State<Arc<QueryState>>, headers: HeaderMap, Path(id): Path<String>) -> V3Result {
+async fn get_trace(State(state): State<Arc<QueryState>>, tenant: Tenant, Path(id): Path<String>) -> V3Result {
     V3Result(
         async {
-            let tenant = state.tenant(&headers)?;
             let (spans, _) = state.engine.trace(&tenant, parse_trace_id(&id)?).await?;
             if spans.is_empty() {
                 return Err(no_traces());
@@ -214,14 +205,10 @@ struct ServiceSummary {
     error_span_count: usize,
 }
 
-async fn trace_summaries(
-    State(state): State<Arc<QueryState>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> V3Result {
+async fn trace_summaries(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> V3Result {
     V3Result(
         async {
-            let found = search(&state, &headers, raw.as_deref()).await?;
+            let found = search(&state, &tenant, raw.as_deref()).await?;
             let summaries: Vec<Summary> = found
                 .iter()
                 .map(|f| Summary {

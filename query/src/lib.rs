@@ -59,8 +59,8 @@ impl QueryState {
     }
 
     /// The request's tenant, holding one of its query slots for as long as the handler
-    /// keeps the answer.
-    pub fn tenant(&self, headers: &HeaderMap) -> Result<tenant_gate::TenantSlot, QueryError> {
+    /// keeps the answer. Handlers take it as the [`Tenant`] extractor.
+    fn tenant(&self, headers: &HeaderMap) -> Result<tenant_gate::TenantSlot, QueryError> {
         let tenant = self.tenancy.resolve(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?;
         self.tenant_gate.enter(tenant)
     }
@@ -74,6 +74,32 @@ impl QueryState {
         } else {
             Vec::new()
         }
+    }
+}
+
+/// The tenant a request acts for, as the serving layer let it through (with auth on,
+/// only a tenant the credentials allow gets here), holding one of that tenant's query
+/// slots until the handler is done. The only place handlers learn their tenant from.
+pub struct Tenant(tenant_gate::TenantSlot);
+
+impl std::ops::Deref for Tenant {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.0
+    }
+}
+
+impl axum::extract::FromRequestParts<Arc<QueryState>> for Tenant {
+    /// A refusal in the shape of the API the request was for.
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<QueryState>,
+    ) -> Result<Self, Self::Rejection> {
+        state.tenant(&parts.headers).map(Tenant).map_err(|e| {
+            e.into_shaped_response(tracekeeper_serve::shapes::shape_for("query", parts.uri.path(), &parts.headers))
+        })
     }
 }
 

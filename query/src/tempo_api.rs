@@ -28,6 +28,7 @@ use crate::params::Params;
 use crate::predicate::SpanPredicate;
 use crate::traceql::{self, Field, TraceView};
 use crate::QueryState;
+use crate::Tenant;
 
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 10_000;
@@ -101,10 +102,14 @@ pub fn trace_protobuf(spans: &[Span]) -> Response {
     protobuf(&TempoTrace { resource_spans: to_resource_spans(spans) })
 }
 
-async fn trace_v2(State(state): State<Arc<QueryState>>, headers: HeaderMap, Path(id): Path<String>) -> TextResult {
+async fn trace_v2(
+    State(state): State<Arc<QueryState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> TextResult {
     TextResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let (spans, truncated) = state.engine.trace(&tenant, parse_trace_id(&id)?).await?;
             if spans.is_empty() {
                 return Err(QueryError::NotFound("trace not found".into()));
@@ -258,10 +263,9 @@ pub fn parse_search(params: &Params, now_ns: u64) -> Result<TempoSearch, QueryEr
     Ok(TempoSearch { query, traceql, spss })
 }
 
-async fn search(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> TextResult {
+async fn search(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
     TextResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let TempoSearch { query, traceql, spss } =
                 parse_search(&Params::parse(raw.as_deref()), state.engine.now_ns())?;
             let span = &query.span;
@@ -284,14 +288,9 @@ async fn search(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQue
 }
 
 /// Keys seen on recent spans, by scope.
-async fn recent_keys(
-    state: &QueryState,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<[BTreeSet<String>; 2], QueryError> {
-    let tenant = state.tenant(headers)?;
+async fn recent_keys(state: &QueryState, tenant: &str, params: &Params) -> Result<[BTreeSet<String>; 2], QueryError> {
     let (start, end) = window(params, state.engine.now_ns())?;
-    let traces = state.engine.traces_in(&tenant, IndexTerm::All, start, end, LISTING_TRACES).await?;
+    let traces = state.engine.traces_in(tenant, IndexTerm::All, start, end, LISTING_TRACES).await?;
     let (mut span_keys, mut resource_keys) = (BTreeSet::new(), BTreeSet::new());
     for span in traces.iter().flatten() {
         span_keys.extend(span.attributes.iter().map(|kv| kv.key.clone()));
@@ -310,12 +309,12 @@ fn scope_param(params: &Params) -> Result<Option<&str>, QueryError> {
     }
 }
 
-async fn tags(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> TextResult {
+async fn tags(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
     TextResult(
         async {
             let params = Params::parse(raw.as_deref());
             let scope = scope_param(&params)?;
-            let [span_keys, resource_keys] = recent_keys(&state, &headers, &params).await?;
+            let [span_keys, resource_keys] = recent_keys(&state, &tenant, &params).await?;
             let mut names = BTreeSet::new();
             if scope.is_none_or(|s| s == "span") {
                 names.extend(span_keys);
@@ -332,12 +331,12 @@ async fn tags(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery
     )
 }
 
-async fn tags_v2(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> TextResult {
+async fn tags_v2(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
     TextResult(
         async {
             let params = Params::parse(raw.as_deref());
             let scope = scope_param(&params)?;
-            let [span_keys, resource_keys] = recent_keys(&state, &headers, &params).await?;
+            let [span_keys, resource_keys] = recent_keys(&state, &tenant, &params).await?;
             let intrinsics: BTreeSet<String> = INTRINSICS.iter().map(|s| s.to_string()).collect();
             let scopes: Vec<Value> = [("resource", resource_keys), ("span", span_keys), ("intrinsic", intrinsics)]
                 .into_iter()
@@ -364,14 +363,13 @@ fn typed(value: &AnyValue) -> (&'static str, String) {
 /// Values of a TraceQL identifier on the spans of recent traces that `q` selects.
 async fn values_of(
     state: &QueryState,
-    headers: &HeaderMap,
+    tenant: &str,
     params: &Params,
     field: &Field,
 ) -> Result<BTreeSet<(&'static str, String)>, QueryError> {
-    let tenant = state.tenant(headers)?;
     let (start, end) = window(params, state.engine.now_ns())?;
     let filter = params.get("q").map(parse_traceql).transpose()?;
-    let traces = state.engine.traces_in(&tenant, IndexTerm::All, start, end, LISTING_TRACES).await?;
+    let traces = state.engine.traces_in(tenant, IndexTerm::All, start, end, LISTING_TRACES).await?;
     let mut out = BTreeSet::new();
     for spans in &traces {
         let Some(view) = TraceView::new(spans) else { continue };
@@ -401,14 +399,14 @@ async fn values_of(
 
 async fn tag_values(
     State(state): State<Arc<QueryState>>,
-    headers: HeaderMap,
+    tenant: Tenant,
     Path(tag): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> TextResult {
     TextResult(
         async {
             let params = Params::parse(raw.as_deref());
-            let values = values_of(&state, &headers, &params, &Field::AnyAttr(tag)).await?;
+            let values = values_of(&state, &tenant, &params, &Field::AnyAttr(tag)).await?;
             let values: BTreeSet<String> = values.into_iter().map(|(_, v)| v).collect();
             Ok(Json(json!({ "tagValues": values })).into_response())
         }
@@ -418,7 +416,7 @@ async fn tag_values(
 
 async fn tag_values_v2(
     State(state): State<Arc<QueryState>>,
-    headers: HeaderMap,
+    tenant: Tenant,
     Path(tag): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> TextResult {
@@ -426,7 +424,7 @@ async fn tag_values_v2(
         async {
             let params = Params::parse(raw.as_deref());
             let field = traceql::parse_field(&tag).map_err(QueryError::BadRequest)?;
-            let values = values_of(&state, &headers, &params, &field).await?;
+            let values = values_of(&state, &tenant, &params, &field).await?;
             let values: Vec<Value> = values.into_iter().map(|(t, v)| json!({ "type": t, "value": v })).collect();
             Ok(Json(json!({ "tagValues": values, "metrics": { "inspectedBytes": "0" } })).into_response())
         }

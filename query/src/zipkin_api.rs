@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,6 +19,7 @@ use crate::error::{QueryError, TextResult};
 use crate::params::Params;
 use crate::predicate::SpanPredicate;
 use crate::QueryState;
+use crate::Tenant;
 
 /// Zipkin's `QUERY_LOOKBACK` default: one day, in ms.
 const DEFAULT_LOOKBACK_MS: u64 = 86_400_000;
@@ -56,20 +56,13 @@ fn window(params: &Params, now_ns: u64) -> Result<(u64, u64), QueryError> {
     params.ms_window(now_ns, DEFAULT_LOOKBACK_MS)
 }
 
-async fn services(State(state): State<Arc<QueryState>>, headers: HeaderMap) -> TextResult {
-    TextResult(
-        async {
-            let tenant = state.tenant(&headers)?;
-            Ok(Json(state.engine.services(&tenant).await?).into_response())
-        }
-        .await,
-    )
+async fn services(State(state): State<Arc<QueryState>>, tenant: Tenant) -> TextResult {
+    TextResult(async { Ok(Json(state.engine.services(&tenant).await?).into_response()) }.await)
 }
 
-async fn span_names(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> TextResult {
+async fn span_names(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
     TextResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let params = Params::parse(raw.as_deref());
             let service = required(&params, "serviceName")?;
             let ops = state.engine.operations(&tenant, Some(service)).await?;
@@ -93,14 +86,9 @@ async fn recent_values(
     Ok(traces.iter().flatten().flat_map(pick).collect())
 }
 
-async fn remote_services(
-    State(state): State<Arc<QueryState>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> TextResult {
+async fn remote_services(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
     TextResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let params = Params::parse(raw.as_deref());
             let service = required(&params, "serviceName")?.to_string();
             let window = window(&params, state.engine.now_ns())?;
@@ -161,10 +149,9 @@ pub fn parse_search(params: &Params, now_ns: u64) -> Result<TraceQuery, QueryErr
     Ok(TraceQuery { span, start_ns, end_ns, min_trace_duration_ns: None, max_trace_duration_ns: None, limit })
 }
 
-async fn traces(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> TextResult {
+async fn traces(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
     TextResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let query = parse_search(&Params::parse(raw.as_deref()), state.engine.now_ns())?;
             let found = state.engine.search(&tenant, &query).await?;
             let body: Vec<Vec<ZipkinSpan>> = found.iter().map(|f| zipkin_trace(&f.spans)).collect();
@@ -181,10 +168,9 @@ fn parse_zipkin_id(text: &str) -> Result<TraceId, QueryError> {
     crate::jaeger_api::parse_trace_id(text)
 }
 
-async fn trace(State(state): State<Arc<QueryState>>, headers: HeaderMap, Path(id): Path<String>) -> TextResult {
+async fn trace(State(state): State<Arc<QueryState>>, tenant: Tenant, Path(id): Path<String>) -> TextResult {
     TextResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let (spans, _) = state.engine.trace(&tenant, parse_zipkin_id(&id)?).await?;
             if spans.is_empty() {
                 return Err(QueryError::NotFound(format!("trace {id} not found")));
@@ -195,10 +181,9 @@ async fn trace(State(state): State<Arc<QueryState>>, headers: HeaderMap, Path(id
     )
 }
 
-async fn trace_many(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> TextResult {
+async fn trace_many(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
     TextResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let params = Params::parse(raw.as_deref());
             let ids: Vec<&str> = required(&params, "traceIds")?.split(',').map(str::trim).collect();
             if ids.len() < 2 {
@@ -219,10 +204,9 @@ async fn trace_many(State(state): State<Arc<QueryState>>, headers: HeaderMap, Ra
     )
 }
 
-async fn dependencies(State(state): State<Arc<QueryState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> TextResult {
+async fn dependencies(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
     TextResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let params = Params::parse(raw.as_deref());
             required(&params, "endTs")?;
             let (start, end) = window(&params, state.engine.now_ns())?;
@@ -235,10 +219,9 @@ async fn dependencies(State(state): State<Arc<QueryState>>, headers: HeaderMap, 
 
 /// Tag keys seen on recent spans (Zipkin lists the keys an operator configured; we
 /// list what the data has, which is what the UI's autocomplete wants).
-async fn autocomplete_keys(State(state): State<Arc<QueryState>>, headers: HeaderMap) -> TextResult {
+async fn autocomplete_keys(State(state): State<Arc<QueryState>>, tenant: Tenant) -> TextResult {
     TextResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let window = window(&Params::parse(None), state.engine.now_ns())?;
             let keys = recent_values(&state, &tenant, IndexTerm::All, window, |span| {
                 to_zipkin(span).tags.into_keys().collect()
@@ -252,12 +235,11 @@ async fn autocomplete_keys(State(state): State<Arc<QueryState>>, headers: Header
 
 async fn autocomplete_values(
     State(state): State<Arc<QueryState>>,
-    headers: HeaderMap,
+    tenant: Tenant,
     RawQuery(raw): RawQuery,
 ) -> TextResult {
     TextResult(
         async {
-            let tenant = state.tenant(&headers)?;
             let params = Params::parse(raw.as_deref());
             let key = required(&params, "key")?.to_string();
             let window = window(&params, state.engine.now_ns())?;

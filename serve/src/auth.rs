@@ -11,6 +11,7 @@
 //! sha256 = "5e88…"          # of the bearer token
 //! tenants = ["acme"]        # or ["*"] for every tenant
 //! scopes = ["write"]
+//! expires = 2027-06-30T00:00:00Z   # optional: refused from then on
 //!
 //! [[basic]]
 //! name = "zipkin-reporter"
@@ -67,6 +68,8 @@ struct TokenEntry {
     sha256: String,
     tenants: Vec<String>,
     scopes: Vec<Scope>,
+    #[serde(default)]
+    expires: Option<toml::value::Datetime>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +80,8 @@ struct BasicEntry {
     password_sha256: String,
     tenants: Vec<String>,
     scopes: Vec<Scope>,
+    #[serde(default)]
+    expires: Option<toml::value::Datetime>,
 }
 
 /// Who a request is, once its credentials check out.
@@ -86,6 +91,8 @@ pub struct Principal {
     /// `None`: every tenant.
     pub tenants: Option<BTreeSet<String>>,
     pub scopes: BTreeSet<Scope>,
+    /// Seconds since the Unix epoch from which the credentials are refused.
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,10 +130,40 @@ fn parse_hash(text: &str, what: &str) -> Result<[u8; 32], String> {
     bytes.try_into().map_err(|_| format!("{what}: a SHA-256 hash is 64 hexadecimal characters"))
 }
 
-fn principal(name: &str, tenants: &[String], scopes: &[Scope]) -> Result<Principal, String> {
+/// Seconds since the Unix epoch of a TOML date-time with an offset.
+fn unix_seconds(at: &toml::value::Datetime) -> Option<i64> {
+    let (date, time, offset) = (at.date?, at.time?, at.offset?);
+    let (y, m, d) = (i64::from(date.year), i64::from(date.month), i64::from(date.day));
+    // Days from 1970-01-01 to the date (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let offset_minutes = match offset {
+        toml::value::Offset::Z => 0,
+        toml::value::Offset::Custom { minutes } => i64::from(minutes),
+    };
+    let seconds = i64::from(time.hour) * 3600 + i64::from(time.minute) * 60 + i64::from(time.second);
+    Some(days * 86_400 + seconds - offset_minutes * 60)
+}
+
+fn principal(
+    name: &str,
+    tenants: &[String],
+    scopes: &[Scope],
+    expires: Option<&toml::value::Datetime>,
+) -> Result<Principal, String> {
     if tenants.is_empty() || scopes.is_empty() {
         return Err(format!("{name:?} needs at least one tenant and one scope"));
     }
+    let expires_at = match expires {
+        None => None,
+        Some(at) => Some(unix_seconds(at).ok_or_else(|| {
+            format!("{name:?}: expires must be a date and time with an offset, such as 2027-06-30T00:00:00Z")
+        })?),
+    };
     let tenants = if tenants.iter().any(|t| t == "*") {
         None
     } else {
@@ -135,7 +172,7 @@ fn principal(name: &str, tenants: &[String], scopes: &[Scope]) -> Result<Princip
         }
         Some(tenants.iter().cloned().collect())
     };
-    Ok(Principal { name: name.to_string(), tenants, scopes: scopes.iter().copied().collect() })
+    Ok(Principal { name: name.to_string(), tenants, scopes: scopes.iter().copied().collect(), expires_at })
 }
 
 fn load(path: &Path) -> Result<Table, AuthFileError> {
@@ -146,14 +183,14 @@ fn load(path: &Path) -> Result<Table, AuthFileError> {
     let mut table = Table::default();
     for entry in &file.token {
         let hash = parse_hash(&entry.sha256, &format!("token {:?}", entry.name)).map_err(invalid)?;
-        let who = principal(&entry.name, &entry.tenants, &entry.scopes).map_err(invalid)?;
+        let who = principal(&entry.name, &entry.tenants, &entry.scopes, entry.expires.as_ref()).map_err(invalid)?;
         if table.tokens.insert(hash, who).is_some() {
             return Err(invalid(format!("token {:?} has the same hash as another token", entry.name)));
         }
     }
     for entry in &file.basic {
         let hash = parse_hash(&entry.password_sha256, &format!("basic {:?}", entry.name)).map_err(invalid)?;
-        let who = principal(&entry.name, &entry.tenants, &entry.scopes).map_err(invalid)?;
+        let who = principal(&entry.name, &entry.tenants, &entry.scopes, entry.expires.as_ref()).map_err(invalid)?;
         if table.basic.insert(entry.username.clone(), (hash, who)).is_some() {
             return Err(invalid(format!("username {:?} appears twice", entry.username)));
         }
@@ -215,7 +252,12 @@ impl Authenticator {
         } else {
             return Err(Refused::Unauthenticated("unsupported Authorization scheme: use Bearer or Basic"));
         };
-        found.ok_or(Refused::Unauthenticated("invalid credentials"))
+        let who = found.ok_or(Refused::Unauthenticated("invalid credentials"))?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        if who.expires_at.is_some_and(|at| now >= at) {
+            return Err(Refused::Unauthenticated("these credentials have expired"));
+        }
+        Ok(who)
     }
 
     /// Checks a request's credentials, scope and tenant. With multi-tenancy on, a read

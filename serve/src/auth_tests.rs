@@ -162,3 +162,37 @@ fn paths_map_to_the_scope_they_need() {
     assert_eq!(access_for("admin", "/api/status"), Access::Needs(Scope::Admin));
     assert_eq!(access_for("admin", "/anything"), Access::Needs(Scope::Admin));
 }
+
+#[test]
+fn expired_credentials_are_refused_and_unexpired_ones_work() {
+    let entry = |name: &str, secret: &[u8], expires: &str| {
+        format!(
+            "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\ntenants = [\"acme\"]\nscopes = [\"read\"]\nexpires = {expires}\n",
+            hex::encode(sha256(secret))
+        )
+    };
+    let text =
+        [entry("old", b"old-secret", "2020-01-01T00:00:00Z"), entry("new", b"new-secret", "2999-01-01T00:00:00+02:00")]
+            .concat();
+    let f = file(&text);
+    let auth = Authenticator::load(f.path(), true).unwrap();
+    let mut old = headers(&[("authorization", "Bearer old-secret")]);
+    assert_eq!(auth.authorize(&mut old, Scope::Read), Err(Refused::Unauthenticated("these credentials have expired")));
+    let mut new = headers(&[("authorization", "Bearer new-secret")]);
+    assert_eq!(auth.authorize(&mut new, Scope::Read).unwrap().name, "new");
+
+    let undated = file(&entry("x", b"x", "2027-01-01"));
+    let err = Authenticator::load(undated.path(), true).unwrap_err().to_string();
+    assert!(err.contains("expires must be a date and time with an offset"), "{err}");
+}
+
+#[test]
+fn expiry_dates_count_from_the_unix_epoch() {
+    let at = |text: &str| unix_seconds(&text.parse().unwrap());
+    assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(at("2000-03-01T00:00:00Z"), Some(951_868_800));
+    assert_eq!(at("2026-11-28T12:30:15Z"), Some(1_795_869_015));
+    assert_eq!(at("2026-11-28T14:30:15+02:00"), Some(1_795_869_015));
+    assert_eq!(at("1969-12-31T23:59:59Z"), Some(-1));
+    assert_eq!(at("2026-11-28"), None, "a date alone has no moment");
+}

@@ -2,7 +2,7 @@
 //! a request span in the logs, per-route metrics (rate, errors, duration as a
 //! histogram), a concurrency limit, a timeout, and a panic caught as a 500 for that
 //! request alone. Refusals are written in the listener's protocol: an HTTP status with
-//! a plain-text reason, or a trailers-only gRPC status.
+//! the route's error body ([`crate::shapes`]), or a trailers-only gRPC status.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -19,6 +19,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::auth::{access_for, Access, Authenticator, Refused};
+use crate::shapes::Shape;
 
 /// Histogram of request durations, seconds, labelled by listener and route.
 pub const REQUEST_DURATION: &str = "tracekeeper_http_request_duration_seconds";
@@ -47,17 +48,17 @@ enum Refusal {
 
 /// A response body the layer can build its refusals from.
 pub trait RefusalBody: Sized {
-    fn text(message: String) -> Self;
+    fn from_bytes(bytes: Vec<u8>) -> Self;
 }
 
 impl RefusalBody for axum::body::Body {
-    fn text(message: String) -> Self {
-        axum::body::Body::from(message)
+    fn from_bytes(bytes: Vec<u8>) -> Self {
+        axum::body::Body::from(bytes)
     }
 }
 
 impl RefusalBody for tonic::body::Body {
-    fn text(_message: String) -> Self {
+    fn from_bytes(_bytes: Vec<u8>) -> Self {
         // A trailers-only gRPC response: the message travels in `grpc-message`.
         tonic::body::Body::default()
     }
@@ -124,7 +125,7 @@ fn route_of<B>(request: &Request<B>, protocol: Protocol) -> String {
 const GRPC_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 impl Shared {
-    fn refuse<RB: RefusalBody>(&self, refusal: Refusal) -> Response<RB> {
+    fn refuse<RB: RefusalBody>(&self, refusal: Refusal, shape: Shape) -> Response<RB> {
         let (reason, status, grpc_code, message) = match &refusal {
             Refusal::Auth(Refused::Unauthenticated(why)) => {
                 ("unauthenticated", StatusCode::UNAUTHORIZED, "16", why.to_string())
@@ -155,13 +156,15 @@ impl Shared {
         metrics::counter!(REFUSED, "listener" => self.listener, "reason" => reason).increment(1);
         let mut response = match self.protocol {
             Protocol::Http => {
-                let mut r = Response::new(RB::text(format!("{message}\n")));
+                let code = grpc_code.parse().unwrap_or(2);
+                let (content_type, bytes) = crate::shapes::body(shape, status, code, &message);
+                let mut r = Response::new(RB::from_bytes(bytes));
                 *r.status_mut() = status;
-                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                r.headers_mut().insert(header::CONTENT_TYPE, content_type);
                 r
             }
             Protocol::Grpc => {
-                let mut r = Response::new(RB::text(message.clone()));
+                let mut r = Response::new(RB::from_bytes(Vec::new()));
                 let headers = r.headers_mut();
                 headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
                 headers.insert("grpc-status", HeaderValue::from_static(grpc_code));
@@ -194,15 +197,16 @@ impl Shared {
         S: Service<Request<B>, Response = Response<RB>>,
         RB: RefusalBody,
     {
+        let shape = crate::shapes::shape_for(self.listener, request.uri().path(), request.headers());
         if let (Some(auth), Access::Needs(scope)) = (&self.auth, access_for(self.listener, request.uri().path())) {
             if let Err(refused) = auth.authorize(request.headers_mut(), scope) {
                 tracing::info!(?refused, "refused");
-                return Ok(self.refuse(Refusal::Auth(refused)));
+                return Ok(self.refuse(Refusal::Auth(refused), shape));
             }
         }
         let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
             tracing::warn!("refused: too many requests at once");
-            return Ok(self.refuse(Refusal::Overloaded));
+            return Ok(self.refuse(Refusal::Overloaded, shape));
         };
         let call = AssertUnwindSafe(inner.call(request)).catch_unwind();
         Ok(match tokio::time::timeout(self.limits.request_timeout, call).await {
@@ -214,11 +218,11 @@ impl Shared {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 tracing::error!(panic = %what, "a handler panicked; answered 500 for this request only");
-                self.refuse(Refusal::Panicked)
+                self.refuse(Refusal::Panicked, shape)
             }
             Err(_) => {
                 tracing::warn!(limit = ?self.limits.request_timeout, "request timed out");
-                self.refuse(Refusal::TimedOut)
+                self.refuse(Refusal::TimedOut, shape)
             }
         })
     }

@@ -10,12 +10,14 @@
 //! 6. a request span in the logs;
 //! 7. a panic in a handler answered as a 500 for that request only ([`layer`]).
 //!
-//! Refusals (overload, timeout, panic) are written in the listener's protocol.
+//! Refusals (credentials, overload, timeout, panic) are written in the listener's
+//! protocol, in each route's error shape ([`shapes`]).
 
 pub mod auth;
 mod http_server;
 pub mod layer;
 pub mod reloading;
+pub mod shapes;
 pub mod tls;
 
 use std::future::Future;

@@ -1,4 +1,7 @@
 //! The query APIs served over a real socket, on any backend, with a manual clock.
+#![allow(dead_code)]
+
+pub mod probes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,13 +21,31 @@ pub struct Api {
 
 impl Api {
     pub async fn start(reader: Arc<dyn SpanReader>, clock: Arc<ManualClock>, retention: Duration) -> Self {
+        Self::serve(reader, clock, retention, None).await
+    }
+
+    /// A multi-tenant server, asked as `tenant` (in X-Scope-OrgID) on every request.
+    pub async fn start_as(reader: Arc<dyn SpanReader>, clock: Arc<ManualClock>, tenant: &str) -> Self {
+        Self::serve(reader, clock, Duration::from_secs(86_400), Some(tenant)).await
+    }
+
+    async fn serve(
+        reader: Arc<dyn SpanReader>,
+        clock: Arc<ManualClock>,
+        retention: Duration,
+        tenant: Option<&str>,
+    ) -> Self {
         let policies = RetentionPolicies { default: retention, ..Default::default() };
         let engine = QueryEngine::new(reader, Arc::new(policies), clock, 1000);
-        let state = Arc::new(QueryState::new(engine, Tenancy { multi_tenant: false }));
+        let state = Arc::new(QueryState::new(engine, Tenancy { multi_tenant: tenant.is_some() }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, tracekeeper_query::router(state)).await });
-        Self { base, client: reqwest::Client::new() }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(tenant) = tenant {
+            headers.insert("x-scope-orgid", tenant.parse().unwrap());
+        }
+        Self { base, client: reqwest::Client::builder().default_headers(headers).build().unwrap() }
     }
 
     /// Status and body; a body that is not JSON comes back as a JSON string.
