@@ -15,6 +15,8 @@ use crate::config;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: crate::cli::ConfigArgs,
     /// Embedded store to check. Stop all-in-one first: it locks its directory.
     #[arg(long, conflicts_with = "cql_nodes")]
     pub data_dir: Option<PathBuf>,

@@ -1,5 +1,6 @@
 //! Command-line interface. Every flag also reads `TRACEKEEPER_<FLAG>` and the
-//! `--config` file; see [`crate::config`] for the precedence.
+//! `--config` file; see [`crate::layering`] for the precedence. Each default is written
+//! here, once, and shown by `--help`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,9 +15,9 @@ use tracekeeper_storage::embedded::Durability;
     about = "A distributed tracing backend: OTLP and Zipkin in; Jaeger, Zipkin and Tempo APIs out."
 )]
 pub struct Cli {
-    /// Log format (logs go to stderr; RUST_LOG sets the level) [default: text].
-    #[arg(long, global = true, env = "TRACEKEEPER_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
+    /// Log format (logs go to stderr; RUST_LOG sets the level).
+    #[arg(long, global = true, env = "TRACEKEEPER_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -29,14 +30,20 @@ pub enum LogFormat {
 }
 
 impl Command {
-    /// The `--config` file of roles that take one.
-    pub fn config_file(&self) -> Option<&std::path::Path> {
-        match self {
-            Self::AllInOne(a) => a.receivers.config.as_deref(),
-            Self::Collector(c) => c.receivers.config.as_deref(),
-            _ => None,
-        }
+    /// A long-running role, whose settings are logged at start-up.
+    pub fn is_service(&self) -> bool {
+        matches!(self, Self::AllInOne(_) | Self::Collector(_) | Self::Indexer(_) | Self::Query(_) | Self::Retention(_))
     }
+}
+
+/// The `--config` flag every role has.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// TOML config file; its keys are this command's long flag names (e.g.
+    /// query-addr = "0.0.0.0:16686"). Flags and TRACEKEEPER_* variables override it;
+    /// unknown keys are an error.
+    #[arg(long, env = "TRACEKEEPER_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,31 +82,28 @@ pub enum Command {
 /// Settings every role with span receivers shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReceiverArgs {
-    /// TOML config file; its keys are the long flag names (e.g. query-addr). Flags and
-    /// TRACEKEEPER_* variables override it.
-    #[arg(long, env = "TRACEKEEPER_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// OTLP/gRPC listen address [default: 0.0.0.0:4317].
-    #[arg(long, env = "TRACEKEEPER_OTLP_GRPC_ADDR")]
-    pub otlp_grpc_addr: Option<SocketAddr>,
-    /// OTLP/HTTP listen address (POST /v1/traces) [default: 0.0.0.0:4318].
-    #[arg(long, env = "TRACEKEEPER_OTLP_HTTP_ADDR")]
-    pub otlp_http_addr: Option<SocketAddr>,
-    /// Zipkin listen address (POST /api/v2/spans) [default: 0.0.0.0:9411].
-    #[arg(long, env = "TRACEKEEPER_ZIPKIN_ADDR")]
-    pub zipkin_addr: Option<SocketAddr>,
-    /// Largest request body in bytes, checked again after decompression
-    /// [default: 16777216].
-    #[arg(long, env = "TRACEKEEPER_MAX_BODY_BYTES")]
-    pub max_body_bytes: Option<usize>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// OTLP/gRPC listen address.
+    #[arg(long, env = "TRACEKEEPER_OTLP_GRPC_ADDR", default_value = "0.0.0.0:4317")]
+    pub otlp_grpc_addr: SocketAddr,
+    /// OTLP/HTTP listen address (POST /v1/traces).
+    #[arg(long, env = "TRACEKEEPER_OTLP_HTTP_ADDR", default_value = "0.0.0.0:4318")]
+    pub otlp_http_addr: SocketAddr,
+    /// Zipkin listen address (POST /api/v2/spans).
+    #[arg(long, env = "TRACEKEEPER_ZIPKIN_ADDR", default_value = "0.0.0.0:9411")]
+    pub zipkin_addr: SocketAddr,
+    /// Largest request body in bytes, checked again after decompression.
+    #[arg(long, env = "TRACEKEEPER_MAX_BODY_BYTES", default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
     /// Most request bytes processed at once; beyond it clients get 429 with
-    /// Retry-After [default: 268435456].
-    #[arg(long, env = "TRACEKEEPER_MAX_INFLIGHT_BYTES")]
-    pub max_inflight_bytes: Option<usize>,
+    /// Retry-After.
+    #[arg(long, env = "TRACEKEEPER_MAX_INFLIGHT_BYTES", default_value_t = 256 << 20)]
+    pub max_inflight_bytes: usize,
     /// Require the X-Scope-OrgID header and keep each tenant's data apart. Off: all
-    /// data belongs to the tenant "single-tenant" [default: false].
-    #[arg(long, env = "TRACEKEEPER_MULTI_TENANCY", num_args = 0..=1, default_missing_value = "true")]
-    pub multi_tenancy: Option<bool>,
+    /// data belongs to the tenant "single-tenant".
+    #[arg(long, env = "TRACEKEEPER_MULTI_TENANCY", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    pub multi_tenancy: bool,
     /// Spans per second each tenant may send; beyond it 429 with Retry-After (gRPC
     /// RESOURCE_EXHAUSTED). Per-tenant values go in the config file's
     /// [tenant-ingest-limits.NAME] tables [default: unlimited].
@@ -122,33 +126,33 @@ pub struct ReceiverArgs {
 pub struct AllInOneArgs {
     #[command(flatten)]
     pub receivers: ReceiverArgs,
-    /// Query API and UI listen address [default: 0.0.0.0:16686].
-    #[arg(long, env = "TRACEKEEPER_QUERY_ADDR")]
-    pub query_addr: Option<SocketAddr>,
-    /// Directory of the embedded store [default: ./tracekeeper-data].
-    #[arg(long, env = "TRACEKEEPER_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    /// Query API and UI listen address.
+    #[arg(long, env = "TRACEKEEPER_QUERY_ADDR", default_value = "0.0.0.0:16686")]
+    pub query_addr: SocketAddr,
+    /// Directory of the embedded store.
+    #[arg(long, env = "TRACEKEEPER_DATA_DIR", default_value = "./tracekeeper-data")]
+    pub data_dir: PathBuf,
     /// When a write is acknowledged: "process" once it survives a crash of the process
-    /// (kill -9), "fsync" once it survives power loss (group commit) [default: process].
-    #[arg(long, env = "TRACEKEEPER_SYNC", value_parser = parse_sync)]
-    pub sync: Option<Durability>,
+    /// (kill -9), "fsync" once it survives power loss (group commit).
+    #[arg(long, env = "TRACEKEEPER_SYNC", value_parser = parse_sync, default_value = "process")]
+    pub sync: Durability,
     /// How long data is kept, as a Go duration (e.g. 168h). Per-tenant overrides go
-    /// in the config file's [tenant-retention] table [default: 168h].
-    #[arg(long, env = "TRACEKEEPER_RETENTION")]
-    pub retention: Option<String>,
+    /// in the config file's [tenant-retention] table.
+    #[arg(long, env = "TRACEKEEPER_RETENTION", default_value = "168h", value_parser = parse_duration)]
+    pub retention: std::time::Duration,
     /// Width of a storage time bucket, the unit in which expired data is deleted.
-    /// Fixed when the data directory is created [default: 24h].
-    #[arg(long, env = "TRACEKEEPER_BUCKET_WIDTH")]
-    pub bucket_width: Option<String>,
+    /// Fixed when the data directory is created; at least 1m.
+    #[arg(long, env = "TRACEKEEPER_BUCKET_WIDTH", default_value = "24h", value_parser = parse_duration)]
+    pub bucket_width: std::time::Duration,
     /// Most spans one trace may hold: spans beyond it are refused at ingest (counted
     /// per tenant, reported in partial_success) and a fetch returns at most this many,
-    /// with a warning [default: 100000].
-    #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS")]
-    pub max_trace_spans: Option<usize>,
+    /// with a warning.
+    #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS", default_value_t = 100_000)]
+    pub max_trace_spans: usize,
     /// Spans starting further ahead of now than this (a sender's clock gone wrong) are
-    /// refused and reported in partial_success, as a Go duration [default: 1h].
-    #[arg(long, env = "TRACEKEEPER_MAX_FUTURE_SKEW")]
-    pub max_future_skew: Option<String>,
+    /// refused and reported in partial_success, as a Go duration.
+    #[arg(long, env = "TRACEKEEPER_MAX_FUTURE_SKEW", default_value = "1h", value_parser = parse_duration)]
+    pub max_future_skew: std::time::Duration,
     #[command(flatten)]
     pub search: SearchArgs,
     #[command(flatten)]
@@ -156,29 +160,28 @@ pub struct AllInOneArgs {
 }
 
 /// What one search may cost.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct SearchArgs {
     /// Longest one search runs, as a Go duration; then it answers with what it found
-    /// and says so in the x-tracekeeper-partial header [default: 30s].
-    #[arg(long, env = "TRACEKEEPER_QUERY_TIMEOUT")]
-    pub query_timeout: Option<String>,
+    /// and says so in the x-tracekeeper-partial header.
+    #[arg(long, env = "TRACEKEEPER_QUERY_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    pub query_timeout: std::time::Duration,
     /// Most candidate traces one search reads; then it answers with the newest matches
-    /// among them and says so in the x-tracekeeper-partial header [default: 50000].
-    #[arg(long, env = "TRACEKEEPER_MAX_TRACES_INSPECTED")]
-    pub max_traces_inspected: Option<usize>,
+    /// among them and says so in the x-tracekeeper-partial header.
+    #[arg(long, env = "TRACEKEEPER_MAX_TRACES_INSPECTED", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_traces_inspected: u64,
     /// Longest time range one search covers, as a Go duration; a longer one is searched
-    /// back from its end this far, and says so in the x-tracekeeper-partial header
-    /// [default: 720h].
-    #[arg(long, env = "TRACEKEEPER_MAX_SEARCH_WINDOW")]
-    pub max_search_window: Option<String>,
+    /// back from its end this far, and says so in the x-tracekeeper-partial header.
+    #[arg(long, env = "TRACEKEEPER_MAX_SEARCH_WINDOW", default_value = "720h", value_parser = parse_positive_duration)]
+    pub max_search_window: std::time::Duration,
     /// Most queries one tenant runs at once on this node; beyond it 429 with
-    /// Retry-After [default: 32].
-    #[arg(long, env = "TRACEKEEPER_MAX_QUERIES_PER_TENANT")]
-    pub max_queries_per_tenant: Option<usize>,
+    /// Retry-After.
+    #[arg(long, env = "TRACEKEEPER_MAX_QUERIES_PER_TENANT", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_queries_per_tenant: u64,
 }
 
 /// How every listener of the role serves: TLS, and the limits of the serving layer.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ServingArgs {
     /// PEM certificate chain: every listener of this process serves TLS with it (needs
     /// --tls-key). The files are re-read when they change [default: plaintext].
@@ -192,13 +195,13 @@ pub struct ServingArgs {
     #[arg(long, env = "TRACEKEEPER_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
     /// Longest a request may take before it is answered 503 (gRPC: DEADLINE_EXCEEDED),
-    /// as a Go duration [default: 60s].
-    #[arg(long, env = "TRACEKEEPER_REQUEST_TIMEOUT")]
-    pub request_timeout: Option<String>,
+    /// as a Go duration.
+    #[arg(long, env = "TRACEKEEPER_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    pub request_timeout: std::time::Duration,
     /// Most requests served at once on one listener; beyond it clients get 503 with
-    /// Retry-After (gRPC: UNAVAILABLE) [default: 4096].
-    #[arg(long, env = "TRACEKEEPER_MAX_CONCURRENT_REQUESTS")]
-    pub max_concurrent_requests: Option<usize>,
+    /// Retry-After (gRPC: UNAVAILABLE).
+    #[arg(long, env = "TRACEKEEPER_MAX_CONCURRENT_REQUESTS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrent_requests: u64,
     /// TOML file of hashed bearer tokens and Basic credentials, each with the tenants it
     /// may act for and its scopes (write, read, admin); reloaded when it changes. See
     /// `tracekeeper auth --help` [default: none, every request is let through].
@@ -218,10 +221,9 @@ pub enum AuthCommand {
 /// The web UI on the query listener.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UiArgs {
-    /// Serve the web UI at / on the query port; --ui=false serves the APIs only
-    /// [default: true].
-    #[arg(long, env = "TRACEKEEPER_UI", num_args = 0..=1, default_missing_value = "true")]
-    pub ui: Option<bool>,
+    /// Serve the web UI at / on the query port; --ui=false serves the APIs only.
+    #[arg(long, env = "TRACEKEEPER_UI", num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    pub ui: bool,
     /// Path prefix for a reverse proxy, e.g. /tracing: the UI and the query APIs move
     /// under it (/tracing/api/...), /ready and /metrics stay at the root [default: none].
     #[arg(long, env = "TRACEKEEPER_UI_BASE_PATH")]
@@ -232,16 +234,16 @@ pub struct UiArgs {
 pub struct CollectorArgs {
     #[command(flatten)]
     pub receivers: ReceiverArgs,
-    /// Kafka bootstrap servers, comma-separated host:port [default: 127.0.0.1:9092].
-    #[arg(long, env = "TRACEKEEPER_KAFKA_BROKERS")]
-    pub kafka_brokers: Option<String>,
-    /// Topic the spans are written to [default: tracekeeper-spans].
-    #[arg(long, env = "TRACEKEEPER_KAFKA_TOPIC")]
-    pub kafka_topic: Option<String>,
+    /// Kafka bootstrap servers, comma-separated host:port.
+    #[arg(long, env = "TRACEKEEPER_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    /// Topic the spans are written to.
+    #[arg(long, env = "TRACEKEEPER_KAFKA_TOPIC", default_value = "tracekeeper-spans")]
+    pub kafka_topic: String,
     /// How long to wait for Kafka to acknowledge a request's messages before telling
-    /// the client to retry (503 / UNAVAILABLE), as a Go duration [default: 10s].
-    #[arg(long, env = "TRACEKEEPER_KAFKA_ACK_TIMEOUT")]
-    pub kafka_ack_timeout: Option<String>,
+    /// the client to retry (503 / UNAVAILABLE), as a Go duration.
+    #[arg(long, env = "TRACEKEEPER_KAFKA_ACK_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub kafka_ack_timeout: std::time::Duration,
 }
 
 fn parse_sync(text: &str) -> Result<Durability, String> {
@@ -254,6 +256,8 @@ fn parse_sync(text: &str) -> Result<Durability, String> {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IndexerArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Kafka bootstrap servers, comma-separated host:port.
     #[arg(long, env = "TRACEKEEPER_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
@@ -301,6 +305,8 @@ pub struct IndexerArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RetentionArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// CQL contact points, comma-separated host:port.
     #[arg(long, env = "TRACEKEEPER_CQL_NODES", value_delimiter = ',', default_value = "127.0.0.1:9042")]
     pub cql_nodes: Vec<String>,
@@ -329,7 +335,9 @@ pub struct RetentionArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueryArgs {
-    /// Query API listen address [default: 0.0.0.0:16686].
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Query API listen address.
     #[arg(long, env = "TRACEKEEPER_QUERY_ADDR", default_value = "0.0.0.0:16686")]
     pub query_addr: SocketAddr,
     /// CQL contact points, comma-separated host:port.
@@ -365,6 +373,8 @@ pub enum SchemaCommand {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SchemaApplyArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// CQL contact points, comma-separated host:port.
     #[arg(long, env = "TRACEKEEPER_CQL_NODES", value_delimiter = ',', default_value = "127.0.0.1:9042")]
     pub cql_nodes: Vec<String>,
@@ -383,4 +393,12 @@ pub struct SchemaApplyArgs {
 /// A Go duration flag value such as `10s` or `1m30s`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     tracekeeper_query::duration::parse_go_duration(text).map(std::time::Duration::from_nanos)
+}
+
+/// A Go duration that must be longer than zero.
+pub fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be longer than zero".into()),
+        d => Ok(d),
+    }
 }

@@ -14,6 +14,8 @@ pub enum DlqCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
+    #[command(flatten)]
+    pub config: crate::cli::ConfigArgs,
     /// Kafka bootstrap servers, comma-separated host:port.
     #[arg(long, env = "TRACEKEEPER_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,

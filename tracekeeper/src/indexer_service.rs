@@ -57,7 +57,7 @@ pub async fn run(
         .with_max_future_skew(args.max_future_skew);
     let view = GroupView::default();
     let ready = Readiness::default();
-    let serving = config::serving_config(&args.serving, &config::FileConfig::default(), false)?;
+    let serving = config::serving_config(&args.serving, false)?;
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), serving);
     servers.http(admin, status::router(ledger.clone(), Some(view.clone()), clock), "admin")?;
     let config = ConsumerConfig {

@@ -9,6 +9,7 @@ mod config;
 mod dlq;
 mod freshness;
 mod indexer_service;
+mod layering;
 mod loadgen;
 mod ops;
 mod query_bench;
@@ -18,10 +19,9 @@ mod retention_service;
 mod serve;
 mod status;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, LogFormat};
+use crate::cli::{Command, LogFormat};
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -34,12 +34,14 @@ fn init_logging(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    // Logging starts before the role's config is resolved, so the file is read for
-    // its log format here; errors in it are reported when the role resolves it.
-    let file_format =
-        cli.command.config_file().and_then(|p| config::FileConfig::load(p).ok()).and_then(|f| f.log_format);
-    init_logging(cli.log_format.or(file_format).unwrap_or(LogFormat::Text));
+    let layered = layering::parse(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
+    let cli = layered.cli;
+    init_logging(cli.log_format);
+    if cli.command.is_service() {
+        let settings: Vec<String> =
+            layered.effective.iter().map(|(key, value, from)| format!("{key}={value} ({from})")).collect();
+        tracing::info!(settings = %settings.join(" "), "effective configuration");
+    }
     match cli.command {
         Command::AllInOne(args) => {
             let config = config::AllInOneConfig::resolve(args)?;

@@ -24,12 +24,7 @@ use crate::status;
 pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     // As on the indexers: the flag until the store holds policies, then each tenant's own.
     let policies = Policies::from(config::single_retention(&args.retention)?);
-    let ui = config::ui_config(
-        &args.ui,
-        &config::FileConfig::default(),
-        args.multi_tenancy,
-        args.serving.auth_tokens_file.is_some(),
-    )?;
+    let ui = config::ui_config(&args.ui, args.multi_tenancy, args.serving.auth_tokens_file.is_some())?;
     let listener = TcpListener::bind(args.query_addr).await.with_context(|| format!("binding {}", args.query_addr))?;
     let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
     let ledger = Arc::new(
@@ -47,16 +42,15 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
         policies.clone(),
     ));
     let clock = Arc::new(SystemClock);
-    let no_file = config::FileConfig::default();
     let engine = QueryEngine::new(Arc::new(store), policies, clock.clone(), args.max_trace_spans)
         .with_watermarks(watermarks)
-        .with_search_budget(config::search_budget(&args.search, &no_file)?);
+        .with_search_budget(config::search_budget(&args.search));
     let state = Arc::new(
         QueryState::new(engine, Tenancy { multi_tenant: args.multi_tenancy })
-            .with_max_queries_per_tenant(config::max_queries_per_tenant(&args.search, &no_file)),
+            .with_max_queries_per_tenant(config::max_queries_per_tenant(&args.search)),
     );
     let ready = Readiness::default();
-    let serving = config::serving_config(&args.serving, &config::FileConfig::default(), args.multi_tenancy)?;
+    let serving = config::serving_config(&args.serving, args.multi_tenancy)?;
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), serving);
     let api = tracekeeper_query::router(state)
         .merge(status::router(ledger, None, clock))

@@ -30,7 +30,7 @@ pub async fn run(
         CqlLifecycle::new(store.shared_session(), &args.keyspace).await.context("preparing the retention tables")?,
     );
     let ready = Readiness::default();
-    let serving = config::serving_config(&args.serving, &config::FileConfig::default(), false)?;
+    let serving = config::serving_config(&args.serving, false)?;
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), serving);
     servers.http(admin, retention_api::router(lifecycle.clone()), "admin")?;
     let holder = format!("{}-{}", hostname(), std::process::id());
