@@ -25,6 +25,21 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 # shared target directory may have been built from another (since deleted) clone.
 export TRACEKEEPER_OPS_DIR="$PWD/ops/stack"
 
+# librdkafka is built with TLS and SASL against the system's OpenSSL; the test stack
+# makes its certificates with the openssl command.
+need=()
+command -v pkg-config >/dev/null || need+=(pkg-config)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+command -v openssl >/dev/null || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "the build needs ${need[*]}: sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  echo "==> installing ${need[*]} (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
 venv="$cache/venv"
 if [ ! -x "$venv/bin/python3" ]; then
   echo "==> creating the Python virtualenv for the SDK tests in $venv"

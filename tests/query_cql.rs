@@ -34,7 +34,7 @@ async fn query_service_reads_the_cql_store() {
     assert!(status.success());
 
     let store = CqlStore::connect(&CqlConfig {
-        nodes: vec![stack.cql.clone()],
+        connection: tracekeeper_storage::cql::CqlConnection::plain(std::slice::from_ref(&stack.cql)),
         keyspace: keyspace.clone(),
         consistency: scylla::statement::Consistency::One,
     })

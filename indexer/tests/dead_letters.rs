@@ -164,6 +164,7 @@ async fn transient_errors_are_retried_and_permanent_ones_go_to_the_dead_letter_t
 
     let config = ConsumerConfig {
         brokers: stack.kafka.clone(),
+        options: Vec::new(),
         topic: topic.clone(),
         group: format!("dlq_group_{run}"),
         batch_messages: 500,

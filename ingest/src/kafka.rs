@@ -41,6 +41,9 @@ pub fn message_key(trace_id: TraceId) -> String {
 #[derive(Debug, Clone)]
 pub struct KafkaSinkConfig {
     pub brokers: String,
+    /// librdkafka properties for security (TLS, SASL) and anything else, applied after
+    /// the producer's own settings.
+    pub options: Vec<(String, String)>,
     pub topic: String,
     /// How long to wait for Kafka's acknowledgement before telling the client to retry.
     pub ack_timeout: Duration,
@@ -55,16 +58,19 @@ pub struct KafkaSink {
 impl KafkaSink {
     pub fn new(config: &KafkaSinkConfig) -> Result<Self, String> {
         let timeout_ms = config.ack_timeout.as_millis().to_string();
-        let producer = ClientConfig::new()
+        let mut client = ClientConfig::new();
+        client
             .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("partitioner", "fnv1a_random")
             .set("message.timeout.ms", &timeout_ms)
             .set("linger.ms", "5")
-            .set("compression.type", "lz4")
-            .create()
-            .map_err(|e| format!("creating the Kafka producer: {e}"))?;
+            .set("compression.type", "lz4");
+        for (key, value) in &config.options {
+            client.set(key, value);
+        }
+        let producer = client.create().map_err(|e| format!("creating the Kafka producer: {e}"))?;
         Ok(Self { producer, topic: config.topic.clone(), ack_timeout: config.ack_timeout })
     }
 }

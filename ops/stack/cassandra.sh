@@ -3,6 +3,11 @@
 # data in DIR. Usage: ops/stack/cassandra.sh DIR PORT STORAGE_PORT JMX_PORT [HEAP]
 # HEAP defaults to $TRACEKEEPER_CASSANDRA_HEAP, else 1G (enough for tests; benchmarks
 # give it more). With the 1G default the young generation is pinned at 128M.
+#
+# TRACEKEEPER_CASSANDRA_SECURE=1 runs it as secured clusters run: clients must log in
+# (PasswordAuthenticator, the default superuser cassandra/cassandra) and speak TLS. A CA
+# and a node certificate for 127.0.0.1 are made with openssl in DIR/tls; clients trust
+# DIR/tls/ca.pem.
 set -euo pipefail
 dir="$1"; port="$2"; storage_port="$3"; jmx_port="$4"; heap="${5:-${TRACEKEEPER_CASSANDRA_HEAP:-1G}}"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -36,6 +41,32 @@ memtable_allocation_type: heap_buffers
 user_defined_functions_enabled: false
 storage_compatibility_mode: NONE
 YAML
+secure_flags=()
+if [ "${TRACEKEEPER_CASSANDRA_SECURE:-}" = 1 ]; then
+  tls="$dir/tls" store_password=tracekeeper-store
+  mkdir -p "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=tracekeeper test CQL CA" \
+    -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/node.key" -out "$tls/node.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$tls/san.ext"
+  openssl x509 -req -in "$tls/node.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 30 \
+    -extfile "$tls/san.ext" -out "$tls/node.pem" 2>/dev/null
+  openssl pkcs12 -export -in "$tls/node.pem" -inkey "$tls/node.key" -certfile "$tls/ca.pem" \
+    -name node -out "$tls/node.p12" -passout "pass:$store_password"
+  cat >> "$dir/cassandra.yaml" <<YAML
+authenticator: PasswordAuthenticator
+role_manager: CassandraRoleManager
+client_encryption_options:
+  enabled: true
+  optional: false
+  keystore: $tls/node.p12
+  keystore_password: $store_password
+  store_type: PKCS12
+  require_client_auth: false
+YAML
+  # The default superuser is created at once rather than after ten seconds.
+  secure_flags=(-Dcassandra.superuser_setup_delay_ms=0)
+fi
 cat > "$dir/logback.xml" <<'XML'
 <configuration>
   <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
@@ -62,4 +93,4 @@ exec "$java" -Xms"$heap" -Xmx"$heap" "${young[@]}" -Xss256k -XX:+UseG1GC -XX:+Us
   -Dcassandra.config="file://$dir/cassandra.yaml" -Dcassandra-foreground=yes -Dcassandra.storagedir="$dir" \
   -Dcassandra.logdir="$dir/logs" -Dlogback.configurationFile="$dir/logback.xml" \
   -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.unsafesystem=true -Dcassandra.jmx.local.port="$jmx_port" \
-  -cp "$jars/*" org.apache.cassandra.service.CassandraDaemon
+  "${secure_flags[@]}" -cp "$jars/*" org.apache.cassandra.service.CassandraDaemon

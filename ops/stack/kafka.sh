@@ -1,22 +1,56 @@
 #!/usr/bin/env bash
 # Runs a single-node KRaft broker in the foreground on 127.0.0.1:PORT, data in DIR.
-# Usage: ops/stack/kafka.sh DIR PORT CONTROLLER_PORT [HEAP, default 512m]
+# Usage: ops/stack/kafka.sh DIR PORT CONTROLLER_PORT [HEAP, default 512m] [SASL_SSL_PORT]
+#
+# With SASL_SSL_PORT, the broker also listens there with TLS and SASL (SCRAM-SHA-256,
+# SCRAM-SHA-512 and PLAIN), as secured clusters run:
+# - a CA and a broker certificate for 127.0.0.1 and localhost are made with openssl in
+#   DIR/tls (the CA, for clients to trust, is DIR/tls/ca.pem);
+# - user "tracekeeper" with password "tracekeeper-secret" is created for every mechanism.
 set -euo pipefail
-dir="$1"; port="$2"; ctrl="$3"; heap="${4:-512m}"
+dir="$1"; port="$2"; ctrl="$3"; heap="${4:-512m}"; sasl_port="${5:-}"
 here="$(cd "$(dirname "$0")" && pwd)"
 jars="$("$here/fetch.sh" kafka)/libs"
 java="${TRACEKEEPER_JAVA:-$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java 2>/dev/null | head -1)}"
 java="${java:-java}"
 mkdir -p "$dir/data" "$dir/logs"
+listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl"
+advertised="PLAINTEXT://127.0.0.1:$port"
+secured=""
+scram=()
+if [ -n "$sasl_port" ]; then
+  user=tracekeeper password=tracekeeper-secret store_password=tracekeeper-store
+  tls="$dir/tls"
+  mkdir -p "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=tracekeeper test CA" \
+    -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/broker.key" -out "$tls/broker.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$tls/san.ext"
+  openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 30 \
+    -extfile "$tls/san.ext" -out "$tls/broker.pem" 2>/dev/null
+  openssl pkcs12 -export -in "$tls/broker.pem" -inkey "$tls/broker.key" -certfile "$tls/ca.pem" \
+    -name broker -out "$tls/broker.p12" -passout "pass:$store_password"
+  listeners="$listeners,SASL_SSL://127.0.0.1:$sasl_port"
+  advertised="$advertised,SASL_SSL://127.0.0.1:$sasl_port"
+  secured="
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$user=\"$password\";
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$tls/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=$store_password"
+  scram=(--add-scram "SCRAM-SHA-256=[name=$user,password=$password]" --add-scram "SCRAM-SHA-512=[name=$user,password=$password]")
+fi
 cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$ctrl
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL$secured
 log.dirs=$dir/data
 num.partitions=6
 offsets.topic.replication.factor=1
@@ -44,7 +78,8 @@ Configuration:
         level: INFO
 YAML
 if [ ! -f "$dir/data/meta.properties" ]; then
-  "$java" -cp "$jars/*" kafka.tools.StorageTool format -t "5L6g3nShT-eMCtK--X86sw" -c "$dir/server.properties" >/dev/null
+  "$java" -cp "$jars/*" kafka.tools.StorageTool format -t "5L6g3nShT-eMCtK--X86sw" -c "$dir/server.properties" \
+    "${scram[@]}" >/dev/null
 fi
 exec "$java" -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
   -Dkafka.logs.dir="$dir/logs" -Dlog4j2.configurationFile="$dir/log4j2.yaml" \

@@ -41,6 +41,7 @@ pub async fn start() -> Result<Endpoints, StackError> {
     keep(kafka);
     keep(scylla);
     let endpoints = Endpoints {
+        kafka_secured: None,
         kafka: format!("127.0.0.1:{kafka_port}"),
         cql: format!("127.0.0.1:{cql_port}"),
         source: "testcontainers",

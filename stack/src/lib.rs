@@ -15,6 +15,7 @@ pub mod broker;
 mod docker;
 pub mod local;
 pub mod probe;
+pub mod secure;
 
 use std::time::Duration;
 
@@ -27,8 +28,26 @@ pub struct Endpoints {
     pub kafka: String,
     /// A CQL contact point, `host:port`.
     pub cql: String,
+    /// The same broker's SASL_SSL listener, when it has one ([`SecuredKafka`]).
+    pub kafka_secured: Option<SecuredKafka>,
     /// Where they came from, for messages.
     pub source: &'static str,
+}
+
+/// A broker listener that wants TLS and a SASL login (SCRAM-SHA-256, SCRAM-SHA-512,
+/// PLAIN), as `ops/stack/kafka.sh` opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecuredKafka {
+    /// Bootstrap servers of the SASL_SSL listener.
+    pub bootstrap: String,
+    /// PEM CA that signed the broker's certificate.
+    pub ca: std::path::PathBuf,
+}
+
+impl SecuredKafka {
+    /// The user every mechanism knows, and its password.
+    pub const USER: &'static str = "tracekeeper";
+    pub const PASSWORD: &'static str = "tracekeeper-secret";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +62,9 @@ pub enum StackError {
 
 pub const KAFKA_ENV: &str = "TRACEKEEPER_TEST_KAFKA";
 pub const CQL_ENV: &str = "TRACEKEEPER_TEST_CQL";
+/// The SASL_SSL listener and its CA file, `host:port` and a path.
+pub const KAFKA_SASL_SSL_ENV: &str = "TRACEKEEPER_TEST_KAFKA_SASL_SSL";
+pub const KAFKA_CA_ENV: &str = "TRACEKEEPER_TEST_KAFKA_CA";
 
 static SHARED: OnceCell<Endpoints> = OnceCell::const_new();
 
@@ -64,7 +86,11 @@ pub async fn require() -> &'static Endpoints {
 
 async fn discover() -> Result<Endpoints, StackError> {
     if let (Ok(kafka), Ok(cql)) = (std::env::var(KAFKA_ENV), std::env::var(CQL_ENV)) {
-        let endpoints = Endpoints { kafka, cql, source: "environment" };
+        let kafka_secured = match (std::env::var(KAFKA_SASL_SSL_ENV), std::env::var(KAFKA_CA_ENV)) {
+            (Ok(bootstrap), Ok(ca)) => Some(SecuredKafka { bootstrap, ca: ca.into() }),
+            _ => None,
+        };
+        let endpoints = Endpoints { kafka, cql, kafka_secured, source: "environment" };
         probe::wait_ready(&endpoints, Duration::from_secs(30)).await?;
         return Ok(endpoints);
     }

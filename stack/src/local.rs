@@ -108,11 +108,16 @@ impl LocalStack {
         let dir = dir.keep();
         let (kafka_port, ctrl_port, cql_port, storage_port, jmx_port) =
             (free_port()?, free_port()?, free_port()?, free_port()?, free_port()?);
+        let sasl_port = free_port()?;
         let ops = ops_dir();
         let mut stack = Self {
             endpoints: Endpoints {
                 kafka: format!("127.0.0.1:{kafka_port}"),
                 cql: format!("127.0.0.1:{cql_port}"),
+                kafka_secured: Some(crate::SecuredKafka {
+                    bootstrap: format!("127.0.0.1:{sasl_port}"),
+                    ca: dir.join("kafka/tls/ca.pem"),
+                }),
                 source: "local JVM processes",
             },
             children: Vec::new(),
@@ -133,7 +138,13 @@ impl LocalStack {
         stack.children.push(launch(
             "kafka",
             "kafka.sh",
-            vec![dir.join("kafka").display().to_string(), kafka_port.to_string(), ctrl_port.to_string()],
+            vec![
+                dir.join("kafka").display().to_string(),
+                kafka_port.to_string(),
+                ctrl_port.to_string(),
+                "512m".to_string(),
+                sasl_port.to_string(),
+            ],
         )?);
         stack.children.push(launch(
             "cassandra",

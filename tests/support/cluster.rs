@@ -27,7 +27,7 @@ pub struct Cluster {
     pub dead_letters: String,
 }
 
-fn free_addr() -> String {
+pub fn free_addr() -> String {
     format!("127.0.0.1:{}", free_port())
 }
 
@@ -120,7 +120,7 @@ pub struct Process {
 }
 
 impl Process {
-    async fn spawn(mut command: Command, addr: String) -> Self {
+    pub async fn spawn(mut command: Command, addr: String) -> Self {
         let child = command.env("RUST_LOG", "warn").stdout(Stdio::null()).spawn().expect("start tracekeeper");
         let mut process = Self { child: Some(child), addr };
         let deadline = Instant::now() + Duration::from_secs(60);

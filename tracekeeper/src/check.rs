@@ -40,6 +40,8 @@ pub struct CheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub cql_security: crate::cli::CqlSecurityArgs,
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
@@ -54,7 +56,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
             (store.clone(), store, bucket)
         }
         None if !args.cql_nodes.is_empty() => {
-            let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
+            let store = config::connect_cql(&args.cql_security, &args.cql_nodes, &args.keyspace).await?;
             let lifecycle =
                 tracekeeper_storage::cql::lifecycle::CqlLifecycle::new(store.shared_session(), &args.keyspace).await?;
             // A shortened policy's rows are purged an hour bucket at a time.

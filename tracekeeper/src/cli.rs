@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+pub use crate::clients::{CqlSecurityArgs, KafkaSecurityArgs};
 use tracekeeper_storage::embedded::Durability;
 
 #[derive(Debug, Parser)]
@@ -244,6 +246,8 @@ pub struct CollectorArgs {
     /// the client to retry (503 / UNAVAILABLE), as a Go duration.
     #[arg(long, env = "TRACEKEEPER_KAFKA_ACK_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     pub kafka_ack_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
 }
 
 fn parse_sync(text: &str) -> Result<Durability, String> {
@@ -301,6 +305,10 @@ pub struct IndexerArgs {
     pub kafka_dlq_topic: String,
     #[command(flatten)]
     pub serving: ServingArgs,
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
+    #[command(flatten)]
+    pub cql_security: CqlSecurityArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -331,6 +339,8 @@ pub struct RetentionArgs {
     pub admin_addr: SocketAddr,
     #[command(flatten)]
     pub serving: ServingArgs,
+    #[command(flatten)]
+    pub cql_security: CqlSecurityArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -362,6 +372,8 @@ pub struct QueryArgs {
     pub ui: UiArgs,
     #[command(flatten)]
     pub serving: ServingArgs,
+    #[command(flatten)]
+    pub cql_security: CqlSecurityArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -388,6 +400,8 @@ pub struct SchemaApplyArgs {
         default_value = "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}"
     )]
     pub replication: String,
+    #[command(flatten)]
+    pub cql_security: CqlSecurityArgs,
 }
 
 /// A Go duration flag value such as `10s` or `1m30s`.

@@ -171,6 +171,7 @@ impl CollectorConfig {
         Ok(Self {
             receivers: ReceiverConfig::resolve(&args.receivers, &file)?,
             kafka: tracekeeper_ingest::kafka::KafkaSinkConfig {
+                options: args.kafka_security.options()?,
                 brokers: args.kafka_brokers,
                 topic: args.kafka_topic,
                 ack_timeout: args.kafka_ack_timeout,
@@ -282,11 +283,15 @@ fn add_tenant_retention(policies: &mut RetentionPolicies, tenant: &str, text: &s
 }
 
 /// The CQL store the distributed roles read and write.
-pub async fn connect_cql(nodes: &[String], keyspace: &str) -> anyhow::Result<tracekeeper_storage::cql::CqlStore> {
+pub async fn connect_cql(
+    security: &crate::cli::CqlSecurityArgs,
+    nodes: &[String],
+    keyspace: &str,
+) -> anyhow::Result<tracekeeper_storage::cql::CqlStore> {
     let config = tracekeeper_storage::cql::CqlConfig {
-        nodes: nodes.to_vec(),
+        connection: security.connection(nodes)?,
         keyspace: keyspace.to_string(),
-        consistency: scylla::statement::Consistency::LocalQuorum,
+        consistency: security.cql_consistency,
     };
     tracekeeper_storage::cql::CqlStore::connect(&config)
         .await

@@ -28,12 +28,13 @@ pub struct ReplayArgs {
     /// Consumer group that remembers how far replays have gone.
     #[arg(long, default_value = "tracekeeper-dlq-replay")]
     pub group: String,
+    #[command(flatten)]
+    pub kafka_security: crate::cli::KafkaSecurityArgs,
 }
 
 pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
     let DlqCommand::Replay(args) = command;
-    let mut client = tracekeeper_indexer::kafka::ClientConfig::new();
-    client.set("bootstrap.servers", &args.kafka_brokers);
+    let client = tracekeeper_indexer::kafka::client_config(&args.kafka_brokers, &args.kafka_security.options()?);
     let config = ReplayConfig {
         client,
         dead_letter_topic: args.kafka_dlq_topic.clone(),

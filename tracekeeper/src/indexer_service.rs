@@ -31,7 +31,7 @@ pub async fn run(
     // from then on each tenant's own policy applies (and follows changes).
     let policies = Policies::from(config::single_retention(&args.retention)?);
     let admin = TcpListener::bind(args.admin_addr).await.with_context(|| format!("binding {}", args.admin_addr))?;
-    let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
+    let store = config::connect_cql(&args.cql_security, &args.cql_nodes, &args.keyspace).await?;
     let ledger: Arc<dyn OwnershipLedger> = Arc::new(
         CqlLedger::new(store.shared_session(), &args.keyspace).await.context("preparing the ownership ledger")?,
     );
@@ -62,6 +62,7 @@ pub async fn run(
     servers.http(admin, status::router(ledger.clone(), Some(view.clone()), clock), "admin")?;
     let config = ConsumerConfig {
         brokers: args.kafka_brokers.clone(),
+        options: args.kafka_security.options()?,
         topic: args.kafka_topic.clone(),
         group: args.group.clone(),
         batch_messages: 500,

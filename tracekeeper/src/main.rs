@@ -4,6 +4,7 @@
 mod all_in_one;
 mod check;
 mod cli;
+mod clients;
 mod collector;
 mod config;
 mod dlq;
@@ -62,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
             retention_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await
         }
         Command::Schema(cli::SchemaCommand::Apply(args)) => {
-            let session = tracekeeper_storage::cql::CqlStore::session(&args.cql_nodes).await?;
+            let session = args.cql_security.connection(&args.cql_nodes)?.session().await?;
             let started = std::time::Instant::now();
             let count = tracekeeper_storage::cql::schema::apply(&session, &args.keyspace, &args.replication).await?;
             tracing::info!(keyspace = %args.keyspace, statements = count, elapsed = ?started.elapsed(), "schema applied");

@@ -26,7 +26,7 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
     let policies = Policies::from(config::single_retention(&args.retention)?);
     let ui = config::ui_config(&args.ui, args.multi_tenancy, args.serving.auth_tokens_file.is_some())?;
     let listener = TcpListener::bind(args.query_addr).await.with_context(|| format!("binding {}", args.query_addr))?;
-    let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
+    let store = config::connect_cql(&args.cql_security, &args.cql_nodes, &args.keyspace).await?;
     let ledger = Arc::new(
         CqlLedger::new(store.shared_session(), &args.keyspace).await.context("preparing the ownership ledger")?,
     );

@@ -25,7 +25,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let policies = config::retention_with_overrides(&args.retention, &args.tenant_retention)?;
     let admin = TcpListener::bind(args.admin_addr).await.with_context(|| format!("binding {}", args.admin_addr))?;
-    let store = config::connect_cql(&args.cql_nodes, &args.keyspace).await?;
+    let store = config::connect_cql(&args.cql_security, &args.cql_nodes, &args.keyspace).await?;
     let lifecycle: Arc<dyn Lifecycle> = Arc::new(
         CqlLifecycle::new(store.shared_session(), &args.keyspace).await.context("preparing the retention tables")?,
     );

@@ -35,6 +35,9 @@ use crate::{IndexError, Indexer};
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub brokers: String,
+    /// librdkafka properties for security (TLS, SASL) and anything else, for every
+    /// client of the member; the consumer's own group and commit settings win.
+    pub options: Vec<(String, String)>,
     pub topic: String,
     pub group: String,
     /// Most messages indexed (and committed) together.
@@ -48,12 +51,20 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// The settings every client of this member shares: the brokers, for now.
+    /// The settings every client of this member shares: the brokers and the options.
     pub fn client(&self) -> ClientConfig {
-        let mut client = ClientConfig::new();
-        client.set("bootstrap.servers", &self.brokers);
-        client
+        client_config(&self.brokers, &self.options)
     }
+}
+
+/// A client of `brokers` with `options` (librdkafka properties) set.
+pub fn client_config(brokers: &str, options: &[(String, String)]) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", brokers);
+    for (key, value) in options {
+        client.set(key, value);
+    }
+    client
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracekeeper_stack::{local::LocalStack, CQL_ENV, KAFKA_ENV};
+use tracekeeper_stack::{local::LocalStack, CQL_ENV, KAFKA_CA_ENV, KAFKA_ENV, KAFKA_SASL_SSL_ENV};
 
 #[derive(Parser)]
 #[command(about = "Real Kafka (KRaft) and Cassandra 5.0 as local JVM processes, for tests and local use")]
@@ -61,7 +61,14 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("starting Kafka and Cassandra (first run resolves the jars from Maven Central)...");
     let started = std::time::Instant::now();
     let stack = LocalStack::start().await.context("starting the stack")?;
-    let lines = format!("{KAFKA_ENV}={}\n{CQL_ENV}={}\n", stack.endpoints.kafka, stack.endpoints.cql);
+    let mut lines = format!("{KAFKA_ENV}={}\n{CQL_ENV}={}\n", stack.endpoints.kafka, stack.endpoints.cql);
+    if let Some(secured) = &stack.endpoints.kafka_secured {
+        lines.push_str(&format!(
+            "{KAFKA_SASL_SSL_ENV}={}\n{KAFKA_CA_ENV}={}\n",
+            secured.bootstrap,
+            secured.ca.display()
+        ));
+    }
     print!("{lines}");
     std::io::stdout().flush()?;
     if let Some(path) = env_file {

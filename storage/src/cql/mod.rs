@@ -7,6 +7,7 @@
 //! catalog rows that point at them.
 
 mod check;
+pub mod connect;
 mod errors;
 pub mod ledger;
 pub mod lifecycle;
@@ -20,12 +21,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 use tracekeeper_model::{Span, SpanKind, TraceId};
 
+pub use self::connect::CqlConnection;
 use self::errors::{corrupt, unavailable, write_error};
 use crate::api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBatch};
 use crate::schema::{self as logical, IndexTerm, SpanEncoder, TermRef};
@@ -38,8 +39,7 @@ const WRITE_CONCURRENCY: usize = 64;
 /// Settings for [`CqlStore::connect`].
 #[derive(Debug, Clone)]
 pub struct CqlConfig {
-    /// Contact points, `host:port`.
-    pub nodes: Vec<String>,
+    pub connection: CqlConnection,
     pub keyspace: String,
     /// Consistency for reads and writes; a write is durable once this many replicas
     /// acknowledged it.
@@ -125,13 +125,14 @@ pub struct CqlStore {
 }
 
 impl CqlStore {
+    /// A plaintext, anonymous session to `nodes`.
     pub async fn session(nodes: &[String]) -> Result<Session, StorageError> {
-        SessionBuilder::new().known_nodes(nodes).build().await.map_err(unavailable)
+        CqlConnection::plain(nodes).session().await
     }
 
     /// Connects and prepares every statement. The schema must have been applied.
     pub async fn connect(config: &CqlConfig) -> Result<Self, StorageError> {
-        let session = Self::session(&config.nodes).await?;
+        let session = config.connection.session().await?;
         Self::with_session(Arc::new(session), &config.keyspace, config.consistency).await
     }
 

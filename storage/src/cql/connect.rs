@@ -1,0 +1,99 @@
+//! How the CQL roles reach their cluster: contact points, credentials, TLS and the
+//! local datacenter, as a production Cassandra or ScyllaDB cluster requires them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::statement::Consistency;
+
+use super::errors::unavailable;
+use crate::api::StorageError;
+
+/// Where the cluster is and how to log in; plaintext and anonymous by default.
+#[derive(Debug, Clone, Default)]
+pub struct CqlConnection {
+    /// Contact points, `host:port`.
+    pub nodes: Vec<String>,
+    /// Login for clusters with `PasswordAuthenticator`; both or neither.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// PEM CA bundle that signed the nodes' certificates: TLS to every node when set.
+    /// Nodes are verified by IP address, as the driver connects to them by address.
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate chain and key, for clusters that require them.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Requests go to nodes of this datacenter (token-aware), never to another one.
+    pub local_datacenter: Option<String>,
+    /// Consistency of every request; lightweight transactions use SERIAL besides.
+    pub consistency: Option<Consistency>,
+}
+
+impl CqlConnection {
+    /// Contact points only: plaintext, anonymous.
+    pub fn plain(nodes: &[String]) -> Self {
+        Self { nodes: nodes.to_vec(), ..Self::default() }
+    }
+
+    pub async fn session(&self) -> Result<Session, StorageError> {
+        let mut builder = SessionBuilder::new().known_nodes(&self.nodes);
+        match (&self.username, &self.password) {
+            (Some(user), Some(password)) => builder = builder.user(user, password),
+            (None, None) => {}
+            _ => {
+                return Err(StorageError::Refused("a CQL username needs a password, and a password a username".into()))
+            }
+        }
+        if let Some(ca) = &self.tls_ca {
+            builder = builder.tls_context(Some(self.rustls_config(ca)?));
+        }
+        let mut policy = DefaultPolicy::builder().token_aware(true);
+        if let Some(dc) = &self.local_datacenter {
+            policy = policy.prefer_datacenter(dc.clone()).permit_dc_failover(false);
+        }
+        let mut profile = ExecutionProfile::builder().load_balancing_policy(policy.build());
+        if let Some(consistency) = self.consistency {
+            profile = profile.consistency(consistency);
+        }
+        builder = builder.default_execution_profile_handle(profile.build().into_handle());
+        builder.build().await.map_err(unavailable)
+    }
+
+    fn rustls_config(&self, ca: &PathBuf) -> Result<Arc<rustls::ClientConfig>, StorageError> {
+        let unreadable = |path: &PathBuf, e: &dyn std::fmt::Display| {
+            StorageError::Refused(format!("CQL TLS file {}: {e}", path.display()))
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| unreadable(ca, &e))? {
+            roots.add(cert.map_err(|e| unreadable(ca, &e))?).map_err(|e| unreadable(ca, &e))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| unreadable(ca, &e))?
+            .with_root_certificates(roots);
+        let config = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                    .map_err(|e| unreadable(cert, &e))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| unreadable(cert, &e))?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| unreadable(key, &e))?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| unreadable(cert, &e))?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => {
+                return Err(StorageError::Refused(
+                    "a CQL client certificate needs its key, and a key its certificate".into(),
+                ))
+            }
+        };
+        Ok(Arc::new(config))
+    }
+}
