@@ -8,9 +8,9 @@
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use tracekeeper_model::{otlp, otlp_json, zipkin};
+use tracekeeper_model::{duration, otlp, otlp_json, zipkin};
 use tracekeeper_query::params::Params;
-use tracekeeper_query::{duration, jaeger_api, jaeger_v3, tempo_api, traceql, zipkin_api};
+use tracekeeper_query::{jaeger_api, jaeger_v3, tempo_api, traceql, zipkin_api};
 
 /// A fixed "now" for the search parsers, so a run is reproducible.
 const NOW_NS: u64 = 1_750_000_000_000_000_000;

@@ -12,8 +12,9 @@ pub mod trace_limit;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracekeeper_model::clock::Clock;
 use tracekeeper_model::Span;
-use tracekeeper_retention::{Clock, Policies, Watermarks};
+use tracekeeper_retention::{Policies, Watermarks};
 use tracekeeper_storage::{SpanReader, SpanWriter, StorageError, WriteBatch};
 
 use crate::trace_limit::TraceLimit;
@@ -177,7 +178,8 @@ impl Indexer {
 mod tests {
     use std::time::Duration;
 
-    use tracekeeper_retention::{ManualClock, RetentionPolicies};
+    use tracekeeper_model::clock::ManualClock;
+    use tracekeeper_retention::RetentionPolicies;
     use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
     use tracekeeper_storage::SpanReader;
 

@@ -9,7 +9,11 @@
 //!   types would silently decode to nothing.
 //! - [`zipkin`]: Zipkin v2 JSON ↔ model.
 //! - [`jaeger`]: model → the JSON the Jaeger UI reads.
+//! - [`clock`]: the injectable clock; [`duration`]: Go durations (`1h30m`), as every
+//!   flag and API parameter takes them.
 
+pub mod clock;
+pub mod duration;
 pub mod ids;
 pub mod jaeger;
 pub mod otlp;

@@ -1,10 +1,11 @@
 # Sourced by the benchmarks: builds the release binary and starts one all-in-one on
 # free loopback ports with a fresh data directory, removed (and the server stopped)
 # on exit. Extra all-in-one flags come from the array ALL_IN_ONE_FLAGS.
-# Sets: bin, data, pid, http, grpc, zipkin, query.
+# Sets: bin (tracekeeper), bench (tracekeeper-bench), data, pid, http, grpc, zipkin, query.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}/target}"
-cargo build --release -q -p tracekeeper
+cargo build --release -q -p tracekeeper -p tracekeeper-bench
 bin="$CARGO_TARGET_DIR/release/tracekeeper"
+bench="$CARGO_TARGET_DIR/release/tracekeeper-bench"
 data=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$data"' EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }

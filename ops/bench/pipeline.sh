@@ -19,8 +19,9 @@ indexers="${1:-1}"; seconds="${2:-30}"; rate="${3:-0}"; query_iterations="${4:-}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}/target}"
 export TRACEKEEPER_OPS_DIR="$PWD/ops/stack"
 export TRACEKEEPER_CASSANDRA_HEAP="${TRACEKEEPER_CASSANDRA_HEAP:-4G}"
-cargo build --release -q -p tracekeeper -p tracekeeper-stack
+cargo build --release -q -p tracekeeper -p tracekeeper-bench -p tracekeeper-stack
 bin="$CARGO_TARGET_DIR/release/tracekeeper"
+bench="$CARGO_TARGET_DIR/release/tracekeeper-bench"
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
@@ -59,10 +60,10 @@ for w in "${watch[@]}"; do t0[$w]=$(ticks "${w#*:}"); done
 s0=$(date +%s.%N)
 
 total=$(( rate > 0 ? rate * seconds : 120000 * seconds ))
-"$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds "$seconds" --rate "$rate" \
+"$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds "$seconds" --rate "$rate" \
   --total-spans "$total" >"$work/load.out" 2>/dev/null &
 load=$!
-"$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" \
+"$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" \
   --freshness-probes $(( seconds * 4 - 8 )) --probe-interval-ms 250 >"$work/fresh.out" 2>&1 &
 fresh=$!
 wait $load
@@ -92,15 +93,15 @@ for w in "${watch[@]}"; do
 done
 cat "$work/fresh.out"
 if [ -n "$query_iterations" ]; then
-  "$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" --query-bench "$query_iterations"
+  "$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" --query-bench "$query_iterations"
   # Peak RSS of the query node fetching a 50,000-span trace (stored and fetched once
   # first, so that only the reads are in the figure).
-  stored=$("$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" \
+  stored=$("$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" \
     --fetch-trace-spans 50000 --fetches 1)
   echo "$stored"
   trace_id=$(sed -n 's/.*trace_id=\([0-9a-f]*\).*/\1/p' <<<"$stored")
   before=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$query_pid/status")
   echo 5 > "/proc/$query_pid/clear_refs"
-  "$bin" loadgen --query "http://$query" --fetch-trace-spans 50000 --trace-id "$trace_id" --fetches 5
+  "$bench" loadgen --query "http://$query" --fetch-trace-spans 50000 --trace-id "$trace_id" --fetches 5
   echo "50,000-span trace: query node RSS before ${before} MiB, peak while fetching it $(awk '/VmHWM/ {print int($2/1024)}' "/proc/$query_pid/status") MiB"
 fi

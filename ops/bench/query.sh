@@ -13,7 +13,7 @@ ALL_IN_ONE_FLAGS=()
 . ops/bench/all-in-one.sh
 
 echo "loading $spans spans..."
-"$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds 100000 --total-spans "$spans"
+"$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds 100000 --total-spans "$spans"
 # Background compaction after a bulk load takes both cores for a while: measure once
 # the server is idle (under 5% of a core over 2 s).
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
@@ -26,16 +26,16 @@ wait_idle() {
 }
 wait_idle
 echo "on disk: $(du -sb "$data" | cut -f1) bytes; server RSS $(awk '/VmRSS/ {print int($2/1024)}' /proc/$pid/status) MiB"
-"$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://127.0.0.1:$query" --query-bench "$iterations"
+"$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://127.0.0.1:$query" --query-bench "$iterations"
 
 # Peak RSS of answering reads only: the trace is stored (and fetched once) first, the
 # server left to go idle, the peak reset, then the trace fetched again.
-stored=$("$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://127.0.0.1:$query" \
+stored=$("$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://127.0.0.1:$query" \
   --fetch-trace-spans 50000 --fetches 1)
 echo "$stored"
 trace_id=$(sed -n 's/.*trace_id=\([0-9a-f]*\).*/\1/p' <<<"$stored")
 wait_idle  # the flush and compaction of the stored trace are not the fetch's memory
 before=$(awk '/VmRSS/ {print int($2/1024)}' /proc/$pid/status)
 echo 5 > "/proc/$pid/clear_refs"  # resets the peak (VmHWM) to the current RSS
-"$bin" loadgen --query "http://127.0.0.1:$query" --fetch-trace-spans 50000 --trace-id "$trace_id" --fetches 5
+"$bench" loadgen --query "http://127.0.0.1:$query" --fetch-trace-spans 50000 --trace-id "$trace_id" --fetches 5
 echo "50,000-span trace: server RSS before ${before} MiB, peak while fetching it $(awk '/VmHWM/ {print int($2/1024)}' /proc/$pid/status) MiB"

@@ -15,7 +15,7 @@ ALL_IN_ONE_FLAGS=()
 . ops/bench/all-in-one.sh
 if [ "$spans" -gt 0 ]; then
   echo "loading $spans spans..."
-  "$bin" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds 100000 --total-spans "$spans"
+  "$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds 100000 --total-spans "$spans"
 fi
 BENCH_QUERY="http://127.0.0.1:$query" BENCH_OTLP="http://127.0.0.1:$http" \
   BENCH_MACHINE="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(chromium --version 2>/dev/null)" \

@@ -8,8 +8,9 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
+use tracekeeper_model::clock::Clock;
 use tracekeeper_model::{Span, TraceId};
-use tracekeeper_retention::{Clock, Policies, Watermarks};
+use tracekeeper_retention::{Policies, Watermarks};
 use tracekeeper_storage::schema::POSTING_GROUP_NS;
 use tracekeeper_storage::{IndexTerm, Operation, Posting, SpanReader, StorageError};
 
@@ -380,7 +381,8 @@ mod tests {
 
     #[tokio::test]
     async fn data_below_the_watermark_is_hidden_on_every_path() {
-        use tracekeeper_retention::{ManualClock, RetentionPolicies, Watermarks};
+        use tracekeeper_model::clock::ManualClock;
+        use tracekeeper_retention::{RetentionPolicies, Watermarks};
         use tracekeeper_storage::testing::{batch, span};
         use tracekeeper_storage::SpanWriter;
 
@@ -427,7 +429,8 @@ mod tests {
     async fn a_search_past_its_budget_says_how_far_it_got() {
         use std::time::Duration;
 
-        use tracekeeper_retention::{ManualClock, RetentionPolicies};
+        use tracekeeper_model::clock::ManualClock;
+        use tracekeeper_retention::RetentionPolicies;
         use tracekeeper_storage::testing::{batch, span};
         use tracekeeper_storage::SpanWriter;
 

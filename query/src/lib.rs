@@ -15,7 +15,6 @@
 
 pub mod budget;
 pub mod dependencies;
-pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod jaeger_api;

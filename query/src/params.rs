@@ -42,7 +42,7 @@ impl Params {
     pub fn duration(&self, key: &str) -> Result<Option<u64>, QueryError> {
         self.get(key)
             .map(|v| {
-                crate::duration::parse_go_duration(v)
+                tracekeeper_model::duration::parse_go_duration(v)
                     .map_err(|e| QueryError::BadRequest(format!("parameter '{key}': {e}")))
             })
             .transpose()

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracekeeper_model::clock::ManualClock;
 use tracekeeper_model::{AnyValue, KeyValue, Resource, Span, SpanId, StatusCode, TraceId};
-use tracekeeper_retention::{ManualClock, RetentionPolicies};
+use tracekeeper_retention::RetentionPolicies;
 use tracekeeper_storage::testing::{batch, span};
 use tracekeeper_storage::{SpanReader, SpanWriter};
 

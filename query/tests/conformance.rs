@@ -11,8 +11,8 @@ use std::time::Duration;
 use prost::Message;
 use serde_json::Value;
 use support::{wall_clock_now, Api, SEC};
+use tracekeeper_model::clock::ManualClock;
 use tracekeeper_model::{AnyValue, KeyValue, Link, Span, SpanId, SpanKind, TraceId};
-use tracekeeper_retention::ManualClock;
 use tracekeeper_storage::testing::span;
 use tracekeeper_storage::{SpanReader, SpanWriter, WriteBatch};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use support::probes::{trace, PROBES};
 use support::{wall_clock_now, Api, SEC};
-use tracekeeper_retention::ManualClock;
+use tracekeeper_model::clock::ManualClock;
 use tracekeeper_storage::{SpanReader, SpanWriter, WriteBatch};
 
 async fn tenants_see_only_their_own(writer: Arc<dyn SpanWriter>, reader: Arc<dyn SpanReader>) {

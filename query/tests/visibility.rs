@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use support::probes::{trace, PROBES};
 use support::{wall_clock_now, Api, SEC};
-use tracekeeper_retention::ManualClock;
+use tracekeeper_model::clock::ManualClock;
 use tracekeeper_storage::{SpanReader, SpanWriter, WriteBatch};
 
 const RETENTION: Duration = Duration::from_secs(24 * 3600);

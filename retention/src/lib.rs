@@ -1,7 +1,5 @@
-//! Retention: how long each tenant's data lives, and the clock that decides "now".
-//!
-//! Every time-dependent decision (is this span already expired? what may a query
-//! show?) goes through a [`Clock`], so tests drive time instead of sleeping.
+//! Retention: how long each tenant's data lives. "Now" comes from a
+//! [`tracekeeper_model::clock::Clock`], so tests drive time instead of sleeping.
 
 mod policies;
 mod watermarks;
@@ -11,49 +9,10 @@ pub use policies::Policies;
 pub use watermarks::Watermarks;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Seven days, the default retention.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-pub trait Clock: Send + Sync {
-    /// Nanoseconds since the Unix epoch.
-    fn now_ns(&self) -> u64;
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ns(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicU64);
-
-impl ManualClock {
-    pub fn new(now_ns: u64) -> Self {
-        Self(AtomicU64::new(now_ns))
-    }
-
-    pub fn set(&self, now_ns: u64) {
-        self.0.store(now_ns, Ordering::SeqCst);
-    }
-
-    pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ns(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// Keeps a process's view of the store's retention state fresh, every `interval`, until
 /// the task is dropped: the watermarks (a policy shortened hides data at once) and the
@@ -106,6 +65,8 @@ impl RetentionPolicies {
 
 #[cfg(test)]
 mod tests {
+    use tracekeeper_model::clock::{Clock, ManualClock};
+
     use super::*;
 
     #[test]

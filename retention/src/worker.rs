@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use tracekeeper_storage::lifecycle::{Expired, PolicyVersion, DEFAULT_POLICY};
 use tracekeeper_storage::{Lifecycle, LifecycleError, StorageError};
 
-use crate::{Clock, RetentionPolicies, Watermarks};
+use tracekeeper_model::clock::Clock;
+
+use crate::{RetentionPolicies, Watermarks};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {

@@ -15,7 +15,9 @@ use tracekeeper_storage::{
 };
 
 use crate::worker::{RunOutcome, Worker, WorkerConfig};
-use crate::{Clock, ManualClock, RetentionPolicies, Watermarks};
+use tracekeeper_model::clock::{Clock, ManualClock};
+
+use crate::{RetentionPolicies, Watermarks};
 
 const SEC: u64 = 1_000_000_000;
 const HOUR: u64 = 3600 * SEC;

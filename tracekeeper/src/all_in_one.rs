@@ -10,10 +10,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracekeeper_indexer::{IndexError, Indexer};
 use tracekeeper_ingest::{IngestState, SinkError, SinkOutcome, SpanSink};
+use tracekeeper_model::clock::{Clock, SystemClock};
 use tracekeeper_model::{Span, Tenancy};
 use tracekeeper_query::{QueryEngine, QueryState};
 use tracekeeper_retention::worker::{Worker, WorkerConfig};
-use tracekeeper_retention::{Clock, SystemClock, Watermarks};
+use tracekeeper_retention::Watermarks;
 use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 
 use crate::config::AllInOneConfig;

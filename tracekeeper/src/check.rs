@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tracekeeper_retention::{Clock, RetentionPolicies, SystemClock};
+use tracekeeper_model::clock::{Clock, SystemClock};
+use tracekeeper_retention::RetentionPolicies;
 use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use tracekeeper_storage::{CheckReport, Checkable, Horizons, Lifecycle};
 

@@ -71,8 +71,6 @@ pub enum Command {
     /// Manage the CQL schema of the distributed shape.
     #[command(subcommand)]
     Schema(SchemaCommand),
-    /// Benchmark tool: send realistic OTLP/HTTP load, or measure trace-fetch latency.
-    Loadgen(crate::loadgen::LoadgenArgs),
     /// Tokens for --auth-tokens-file: make one, or hash a secret.
     #[command(subcommand)]
     Auth(AuthCommand),
@@ -406,7 +404,7 @@ pub struct SchemaApplyArgs {
 
 /// A Go duration flag value such as `10s` or `1m30s`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    tracekeeper_query::duration::parse_go_duration(text).map(std::time::Duration::from_nanos)
+    tracekeeper_model::duration::parse_go_duration(text).map(std::time::Duration::from_nanos)
 }
 
 /// A Go duration that must be longer than zero.

@@ -223,7 +223,7 @@ pub fn ui_config(args: &UiArgs, multi_tenancy: bool, auth: bool) -> anyhow::Resu
 }
 
 fn duration(text: &str, what: &str) -> anyhow::Result<Duration> {
-    let ns = tracekeeper_query::duration::parse_go_duration(text).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    let ns = tracekeeper_model::duration::parse_go_duration(text).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
     Ok(Duration::from_nanos(ns))
 }
 

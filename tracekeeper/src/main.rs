@@ -8,12 +8,9 @@ mod clients;
 mod collector;
 mod config;
 mod dlq;
-mod freshness;
 mod indexer_service;
 mod layering;
-mod loadgen;
 mod ops;
-mod query_bench;
 mod query_service;
 mod retention_api;
 mod retention_service;
@@ -69,7 +66,6 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(keyspace = %args.keyspace, statements = count, elapsed = ?started.elapsed(), "schema applied");
             Ok(())
         }
-        Command::Loadgen(args) => loadgen::run(args).await,
         Command::Auth(command) => auth_command(command),
         Command::Dlq(command) => dlq::run(command).await,
     }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tracekeeper_model::clock::SystemClock;
 use tracekeeper_retention::worker::{Worker, WorkerConfig};
-use tracekeeper_retention::{SystemClock, Watermarks};
+use tracekeeper_retention::Watermarks;
 use tracekeeper_storage::cql::lifecycle::CqlLifecycle;
 use tracekeeper_storage::Lifecycle;
 

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tracekeeper_indexer::kafka::group::GroupView;
-use tracekeeper_retention::Clock;
+use tracekeeper_model::clock::Clock;
 use tracekeeper_storage::OwnershipLedger;
 
 #[derive(Clone)]

@@ -349,7 +349,7 @@ fn number(text: &str) -> Result<Literal, String> {
     if let Ok(f) = text.parse::<f64>() {
         return Ok(Literal::Float(f));
     }
-    crate::duration::parse_go_duration(text).map(Literal::Duration).map_err(|e| format!("TraceQL: {e}"))
+    tracekeeper_model::duration::parse_go_duration(text).map(Literal::Duration).map_err(|e| format!("TraceQL: {e}"))
 }
 
 fn word_literal(word: &str) -> Result<Literal, String> {

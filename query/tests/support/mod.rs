@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tracekeeper_model::clock::ManualClock;
 use tracekeeper_model::Tenancy;
 use tracekeeper_query::{QueryEngine, QueryState};
-use tracekeeper_retention::{ManualClock, RetentionPolicies};
+use tracekeeper_retention::RetentionPolicies;
 use tracekeeper_storage::SpanReader;
 
 pub const SEC: u64 = 1_000_000_000;

@@ -1,4 +1,4 @@
-//! `tracekeeper loadgen`: sustained OTLP/HTTP protobuf load with realistic spans, and
+//! `tracekeeper-bench loadgen`: sustained OTLP/HTTP protobuf load with realistic spans, and
 //! trace-fetch latency. A benchmark tool, not a test: it prints what it measured.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
