@@ -102,6 +102,30 @@ async fn hostile_requests_get_clear_answers_and_change_nothing() {
     }
     assert_up(&server).await;
 
+    // A slow client (slowloris) that never finishes its request head is cut off once the
+    // head deadline passes, and the process serves everyone else meanwhile.
+    let slow = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(server.query.as_str()).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(b"GET /api/services HTTP/1.1\r\nHost: tracekeeper\r\nX-Slow: ").await.unwrap();
+    let drip = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if stream.write_all(b"a").await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), drip).await;
+    assert_up(&server).await;
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the slow connection is closed by the server");
+    let waited = slow.elapsed();
+    assert!(waited < std::time::Duration::from_secs(25), "cut off at the 10 s head deadline, not later: {waited:?}");
+    let answer = String::from_utf8_lossy(&rest);
+    assert!(!answer.contains("200 OK"), "nothing is served to it: {answer}");
+
     // A range since 1970 is searched back 30 days (--max-search-window), and says so.
     let since_1970 = format!("/api/traces?service=frontend&start=0&end={}", now_ns() / 1000);
     let response =

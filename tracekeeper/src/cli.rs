@@ -293,7 +293,8 @@ pub struct IndexerArgs {
     #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS", default_value_t = 100_000)]
     pub max_trace_spans: usize,
     /// Spans starting further ahead of now than this are refused and counted
-    /// (reason "future"), as a Go duration.
+    /// (reason "future"), as a Go duration. A tenant's own goes in the config file:
+    /// [tenant-ingest-limits.NAME] max-future-skew = "5m".
     #[arg(long, env = "TRACEKEEPER_MAX_FUTURE_SKEW", default_value = "1h", value_parser = parse_duration)]
     pub max_future_skew: std::time::Duration,
     /// Topic for messages that can never be stored (they do not decode, or the store

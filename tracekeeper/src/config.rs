@@ -90,7 +90,7 @@ fn tenant_rates(args: &ReceiverArgs, file: &FileTables) -> anyhow::Result<Tenant
 }
 
 /// Tenants whose spans may start further ahead (or less far) than everyone's.
-fn tenant_future_skews(file: &FileTables) -> anyhow::Result<BTreeMap<String, Duration>> {
+pub fn tenant_future_skews(file: &FileTables) -> anyhow::Result<BTreeMap<String, Duration>> {
     let mut skews = BTreeMap::new();
     for (tenant, overrides) in &file.tenant_ingest_limits {
         if let Some(text) = &overrides.max_future_skew {

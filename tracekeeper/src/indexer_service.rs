@@ -55,7 +55,10 @@ pub async fn run(
     let indexer = Indexer::new(store.clone(), policies, clock.clone())
         .with_watermarks(watermarks)
         .with_trace_limit(store, args.max_trace_spans)
-        .with_max_future_skew(args.max_future_skew);
+        .with_max_future_skew(args.max_future_skew)
+        .with_tenant_future_skews(config::tenant_future_skews(&config::FileTables::load(
+            args.config.config.as_deref(),
+        )?)?);
     let view = GroupView::default();
     let ready = Readiness::default();
     let serving = config::serving_config(&args.serving, false)?;

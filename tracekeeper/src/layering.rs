@@ -22,8 +22,12 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use crate::cli::Cli;
 
 /// The tables a role's file may hold, by role: per-tenant settings that are no flag.
-pub const TABLES: &[(&str, &[&str])] =
-    &[("all-in-one", &["tenant-retention", "tenant-ingest-limits"]), ("collector", &["tenant-ingest-limits"])];
+/// The indexer reads only each tenant's max-future-skew from its table.
+pub const TABLES: &[(&str, &[&str])] = &[
+    ("all-in-one", &["tenant-retention", "tenant-ingest-limits"]),
+    ("collector", &["tenant-ingest-limits"]),
+    ("indexer", &["tenant-ingest-limits"]),
+];
 
 /// The parsed command line.
 pub struct Layered {

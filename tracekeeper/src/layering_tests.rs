@@ -72,6 +72,8 @@ fn unknown_keys_and_tables_are_errors_that_name_them() {
     let (_dir, path) = file("data-dir = \"/tmp/x\"\n");
     let err = layered(&["tracekeeper", "indexer", "--config", &path]).err().unwrap().to_string();
     assert!(err.contains("unknown key `data-dir`"), "{err}");
+    let (_dir, path) = file("[tenant-ingest-limits.x]\nmax-future-skew = \"5m\"\n");
+    assert!(layered(&["tracekeeper", "indexer", "--config", &path]).is_ok(), "the indexer reads a tenant's skew");
     let (_dir, path) = file("[tenant-retention]\nacme = \"1h\"\n");
     let err = layered(&["tracekeeper", "collector", "--config", &path]).err().unwrap().to_string();
     assert!(err.contains("[tenant-retention] is not a table `tracekeeper collector` reads"), "{err}");
