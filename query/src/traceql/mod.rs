@@ -85,11 +85,19 @@ pub struct Query {
     pub count: Option<(Op, i64)>,
 }
 
+/// Largest compiled form of one regular expression. Compiling costs time in proportion,
+/// and a query may hold many: a repetition such as `(a|b){500}` is refused by name
+/// rather than compiled for a megabyte's worth of CPU.
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
 impl Cond {
     fn compare(field: Field, op: Op, value: Literal) -> Result<Self, String> {
         let regex = match (op, &value) {
             (Op::Re | Op::NotRe, Literal::Str(pattern)) => Some(
-                Regex::new(&format!("^(?:{pattern})$"))
+                regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .dfa_size_limit(REGEX_SIZE_LIMIT)
+                    .build()
                     .map_err(|e| format!("TraceQL: invalid regular expression {pattern:?}: {e}"))?,
             ),
             (Op::Re | Op::NotRe, other) => return Err(format!("TraceQL: =~ and !~ need a string, not {other:?}")),

@@ -212,3 +212,10 @@ fn hostile_nesting_and_length_are_refused_not_overflowed() {
     let at_length = format!("{{ {} }}", vec!["name = \"charge\""; 255].join(" || "));
     assert_eq!(run(&at_length), run("{ name = \"charge\" }"));
 }
+
+#[test]
+fn a_regular_expression_too_large_to_compile_cheaply_is_refused_by_name() {
+    let why = refused(r#"{ name =~ "(a|b|c|d|e|f|g|h){5000}" }"#);
+    assert!(why.contains("invalid regular expression") && why.contains("size limit"), "{why}");
+    assert!(parse(r#"{ name =~ "(GET|POST) /[a-z]{1,64}" }"#).is_ok(), "an ordinary pattern still compiles");
+}
