@@ -19,13 +19,26 @@ pub struct PrivateBroker {
 
 impl PrivateBroker {
     /// Starts a single-node KRaft broker on free loopback ports and waits until it
-    /// answers a metadata request.
+    /// answers a metadata request. A port found free may be taken by another test before
+    /// the JVM binds it, and the broker then exits at once: it is tried again on fresh
+    /// ports, up to three times.
     pub async fn start() -> Result<Self, StackError> {
-        let dir = tempfile::Builder::new().prefix("tracekeeper-broker-").tempdir()?.keep();
-        let mut broker = Self { dir, port: free_port()?, controller_port: free_port()?, child: None };
-        broker.resume().await?;
-        spawn_reaper(std::process::id(), &[broker.child.as_ref().map_or(0, Child::id)], &broker.dir)?;
-        Ok(broker)
+        let mut last = None;
+        for _ in 0..3 {
+            let dir = tempfile::Builder::new().prefix("tracekeeper-broker-").tempdir()?.keep();
+            let mut broker = Self { dir, port: free_port()?, controller_port: free_port()?, child: None };
+            match broker.resume().await {
+                Ok(()) => {
+                    spawn_reaper(std::process::id(), &[broker.child.as_ref().map_or(0, Child::id)], &broker.dir)?;
+                    return Ok(broker);
+                }
+                Err(e) => {
+                    eprintln!("a private Kafka broker failed to start, trying other ports: {e}");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| StackError::Unavailable("no attempt to start a private broker".into())))
     }
 
     /// `host:port` to bootstrap from; stays the same across restarts.
@@ -60,8 +73,9 @@ impl PrivateBroker {
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 return Err(StackError::Unavailable(format!(
-                    "private Kafka broker exited ({status}) before it was ready (needs Java 17 and Maven):\n{}",
-                    tail(&self.dir.join("kafka.err"))
+                    "private Kafka broker exited ({status}) before it was ready (needs Java 17 and Maven):\n{}\n{}",
+                    tail(&self.dir.join("kafka.err")),
+                    tail(&log)
                 )));
             }
             if probe::kafka_ready(&self.bootstrap()).await.is_ok_and(|n| n > 0) {
