@@ -282,6 +282,10 @@ async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
     post_at(&server, 61, now_ns() - 1_000_000_000, |_| {}).await;
     let metrics = reqwest::get(format!("http://{}/metrics", server.otlp_http)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tracekeeper_spans_received_total{protocol=\"otlp_http\"} 3"), "{metrics}");
+    // Every histogram has buckets, so it aggregates across replicas; none is a summary.
+    assert!(metrics.contains("tracekeeper_storage_write_seconds_bucket{le=\"0.005\"}"), "{metrics}");
+    assert!(metrics.contains("tracekeeper_http_request_duration_seconds_bucket"), "{metrics}");
+    assert!(!metrics.contains("quantile="), "a summary is exported: {metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,13 +48,12 @@ pub fn router(ready: Readiness, metrics: PrometheusHandle) -> Router {
 }
 
 /// The recorder all `metrics::` calls report to, installed once per process.
+/// Every histogram tracekeeper records is a duration in seconds, exported with buckets
+/// (never as a summary), so that it aggregates across replicas.
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(tracekeeper_serve::REQUEST_DURATION.into()),
-            tracekeeper_serve::DURATION_BUCKETS,
-        )
-        .map_err(|e| anyhow::anyhow!("configuring the request-duration histogram: {e}"))?
+        .set_buckets(tracekeeper_serve::DURATION_BUCKETS)
+        .map_err(|e| anyhow::anyhow!("configuring the histogram buckets: {e}"))?
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))
 }
