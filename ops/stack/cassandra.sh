@@ -6,7 +6,7 @@
 #
 # TRACEKEEPER_CASSANDRA_SECURE=1 runs it as secured clusters run: clients must log in
 # (PasswordAuthenticator, the default superuser cassandra/cassandra) and speak TLS. A CA
-# and a node certificate for 127.0.0.1 are made with openssl in DIR/tls; clients trust
+# and a node certificate for 127.0.0.1 are made by certs.sh in DIR/tls; clients trust
 # DIR/tls/ca.pem.
 set -euo pipefail
 dir="$1"; port="$2"; storage_port="$3"; jmx_port="$4"; heap="${5:-${TRACEKEEPER_CASSANDRA_HEAP:-1G}}"
@@ -44,15 +44,7 @@ YAML
 secure_flags=()
 if [ "${TRACEKEEPER_CASSANDRA_SECURE:-}" = 1 ]; then
   tls="$dir/tls" store_password=tracekeeper-store
-  mkdir -p "$tls"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=tracekeeper test CQL CA" \
-    -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/node.key" -out "$tls/node.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$tls/san.ext"
-  openssl x509 -req -in "$tls/node.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 30 \
-    -extfile "$tls/san.ext" -out "$tls/node.pem" 2>/dev/null
-  openssl pkcs12 -export -in "$tls/node.pem" -inkey "$tls/node.key" -certfile "$tls/ca.pem" \
-    -name node -out "$tls/node.p12" -passout "pass:$store_password"
+  "$here/certs.sh" "$tls" node "$store_password"
   cat >> "$dir/cassandra.yaml" <<YAML
 authenticator: PasswordAuthenticator
 role_manager: CassandraRoleManager

@@ -4,7 +4,7 @@
 #
 # With SASL_SSL_PORT, the broker also listens there with TLS and SASL (SCRAM-SHA-256,
 # SCRAM-SHA-512 and PLAIN), as secured clusters run:
-# - a CA and a broker certificate for 127.0.0.1 and localhost are made with openssl in
+# - a CA and a broker certificate for 127.0.0.1 and localhost are made by certs.sh in
 #   DIR/tls (the CA, for clients to trust, is DIR/tls/ca.pem);
 # - user "tracekeeper" with password "tracekeeper-secret" is created for every mechanism.
 set -euo pipefail
@@ -21,15 +21,7 @@ scram=()
 if [ -n "$sasl_port" ]; then
   user=tracekeeper password=tracekeeper-secret store_password=tracekeeper-store
   tls="$dir/tls"
-  mkdir -p "$tls"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=tracekeeper test CA" \
-    -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/broker.key" -out "$tls/broker.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$tls/san.ext"
-  openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 30 \
-    -extfile "$tls/san.ext" -out "$tls/broker.pem" 2>/dev/null
-  openssl pkcs12 -export -in "$tls/broker.pem" -inkey "$tls/broker.key" -certfile "$tls/ca.pem" \
-    -name broker -out "$tls/broker.p12" -passout "pass:$store_password"
+  "$here/certs.sh" "$tls" broker "$store_password"
   listeners="$listeners,SASL_SSL://127.0.0.1:$sasl_port"
   advertised="$advertised,SASL_SSL://127.0.0.1:$sasl_port"
   secured="

@@ -25,12 +25,13 @@ pub async fn kafka_ready(bootstrap: &str) -> Result<usize, String> {
 }
 
 pub async fn cql_release_version(contact: &str) -> Result<String, String> {
-    let session = SessionBuilder::new()
-        .known_node(contact)
-        .connection_timeout(Duration::from_secs(3))
-        .build()
-        .await
-        .map_err(|e| e.to_string())?;
+    release_version(SessionBuilder::new().known_node(contact)).await
+}
+
+/// `release_version` through a session `builder` makes (with a short connect timeout):
+/// whatever login and TLS it carries are part of the probe.
+pub(crate) async fn release_version(builder: SessionBuilder) -> Result<String, String> {
+    let session = builder.connection_timeout(Duration::from_secs(3)).build().await.map_err(|e| e.to_string())?;
     let rows = session
         .query_unpaged("SELECT release_version FROM system.local", ())
         .await

@@ -91,22 +91,11 @@ impl SecureCassandra {
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let session = SessionBuilder::new()
+        let builder = SessionBuilder::new()
             .known_node(&self.contact)
             .user(Self::USER, Self::PASSWORD)
-            .tls_context(Some(Arc::new(tls)))
-            .connection_timeout(Duration::from_secs(3))
-            .build()
-            .await
-            .map_err(|e| e.to_string())?;
-        let rows = session
-            .query_unpaged("SELECT release_version FROM system.local", ())
-            .await
-            .map_err(|e| e.to_string())?
-            .into_rows_result()
-            .map_err(|e| e.to_string())?;
-        let (version,): (String,) = rows.single_row().map_err(|e| e.to_string())?;
-        Ok(version)
+            .tls_context(Some(Arc::new(tls)));
+        crate::probe::release_version(builder).await
     }
 }
 

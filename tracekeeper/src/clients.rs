@@ -48,11 +48,7 @@ impl KafkaSecurityArgs {
     pub fn options(&self) -> anyhow::Result<Vec<(String, String)>> {
         let mut options = vec![("security.protocol".to_string(), self.kafka_security_protocol.clone())];
         let sasl = self.kafka_security_protocol.starts_with("sasl");
-        let password = match (&self.kafka_sasl_password, &self.kafka_sasl_password_file) {
-            (Some(password), _) => Some(password.clone()),
-            (None, Some(path)) => Some(first_line(path)?),
-            (None, None) => None,
-        };
+        let password = password(&self.kafka_sasl_password, &self.kafka_sasl_password_file)?;
         match (&self.kafka_sasl_mechanism, &self.kafka_sasl_username, password) {
             (Some(mechanism), Some(user), Some(password)) if sasl => {
                 options.push(("sasl.mechanism".into(), mechanism.clone()));
@@ -139,11 +135,7 @@ fn parse_consistency(text: &str) -> Result<scylla::statement::Consistency, Strin
 impl CqlSecurityArgs {
     /// The connection to `nodes` these flags stand for.
     pub fn connection(&self, nodes: &[String]) -> anyhow::Result<CqlConnection> {
-        let password = match (&self.cql_password, &self.cql_password_file) {
-            (Some(password), _) => Some(password.clone()),
-            (None, Some(path)) => Some(first_line(path)?),
-            (None, None) => None,
-        };
+        let password = password(&self.cql_password, &self.cql_password_file)?;
         if self.cql_username.is_some() != password.is_some() {
             bail!("cql-username and a CQL password go together");
         }
@@ -160,7 +152,14 @@ impl CqlSecurityArgs {
     }
 }
 
-fn first_line(path: &PathBuf) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text.lines().next().unwrap_or("").to_string())
+/// A password given directly (flag or variable), else the first line of its file.
+fn password(given: &Option<String>, file: &Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    match (given, file) {
+        (Some(password), _) => Ok(Some(password.clone())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Ok(Some(text.lines().next().unwrap_or("").to_string()))
+        }
+        (None, None) => Ok(None),
+    }
 }

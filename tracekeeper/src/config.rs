@@ -222,9 +222,9 @@ pub fn ui_config(args: &UiArgs, multi_tenancy: bool, auth: bool) -> anyhow::Resu
     })
 }
 
+/// A Go duration from the config file's tables, its error naming the key.
 fn duration(text: &str, what: &str) -> anyhow::Result<Duration> {
-    let ns = tracekeeper_model::duration::parse_go_duration(text).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
-    Ok(Duration::from_nanos(ns))
+    crate::cli::parse_duration(text).map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
 impl AllInOneConfig {

@@ -81,13 +81,7 @@ impl DeadLetters {
             .insert(Header { key: OFFSET_HEADER, value: Some(&offset) });
         let mut backoff = Duration::from_millis(100);
         loop {
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers.clone());
-            if let Some(key) = original.key() {
-                record = record.key(key);
-            }
-            if let Some(payload) = original.payload() {
-                record = record.payload(payload);
-            }
+            let record = record_of(&self.topic, original, headers.clone());
             match self.producer.send(record, Timeout::After(SEND_TIMEOUT)).await {
                 Ok(_) => {
                     metrics::counter!("tracekeeper_kafka_dead_letters_total").increment(1);
@@ -237,13 +231,19 @@ async fn republish(producer: &FutureProducer, letter: &impl Message, topic: &str
             headers = headers.insert(h);
         }
     }
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
-    if let Some(key) = letter.key() {
-        record = record.key(key);
-    }
-    if let Some(payload) = letter.payload() {
-        record = record.payload(payload);
-    }
+    let record = record_of(topic, letter, headers);
     producer.send(record, Timeout::After(SEND_TIMEOUT)).await.map_err(|(e, _)| DeadLetterError::Kafka(e))?;
     Ok(())
+}
+
+/// `message`'s key and value, as a record for `topic` with `headers`.
+fn record_of<'a>(topic: &'a str, message: &'a impl Message, headers: OwnedHeaders) -> FutureRecord<'a, [u8], [u8]> {
+    let mut record = FutureRecord::to(topic).headers(headers);
+    if let Some(key) = message.key() {
+        record = record.key(key);
+    }
+    if let Some(payload) = message.payload() {
+        record = record.payload(payload);
+    }
+    record
 }
