@@ -9,6 +9,8 @@
 #   TRACEKEEPER_TEST_KAFKA / TRACEKEEPER_TEST_CQL when set, left to testcontainers when a
 #   Docker daemon answers, and otherwise started here as local JVM processes (jars from
 #   Maven Central, cached under ~/.cache/tracekeeper/jars) and stopped at the end;
+# - promtool and helm, which check ops/monitoring and ops/helm, are built from the Go
+#   module proxy into ~/.cache/tracekeeper/tools by ops/tools.sh;
 # - the web UI's tests run last, under node --test in Debian's chromium (installed
 #   with playwright-core by ops/ui-deps.sh when missing); they need no arguments given;
 # - TRACEKEEPER_CACHE moves all of these caches: TRACEKEEPER_CACHE=$(mktemp -d) ops/test.sh
@@ -53,6 +55,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 export TRACEKEEPER_TEST_PYTHON="$venv/bin/python3"
+
+# promtool and helm, which check ops/monitoring and ops/helm (built from the Go module
+# proxy into $cache/tools on first use).
+tools_bin=$(ops/tools.sh "$cache")
+export TRACEKEEPER_PROMTOOL="$tools_bin/promtool" TRACEKEEPER_HELM="$tools_bin/helm"
 
 # The UI tests' browser (Debian's chromium) and driver (playwright-core, in $cache/node).
 node_dir=$(ops/ui-deps.sh "$cache")

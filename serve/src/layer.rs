@@ -91,6 +91,10 @@ impl ServingLayer {
     /// request's credentials, scope and tenant are checked against it.
     pub fn new(listener: &'static str, protocol: Protocol, limits: Limits, auth: Option<Arc<Authenticator>>) -> Self {
         let in_flight = Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1)));
+        // Exported at zero from the start, so that alerts on their rate see the series.
+        for reason in REFUSAL_REASONS {
+            metrics::counter!(REFUSED, "listener" => listener, "reason" => reason).increment(0);
+        }
         Self { shared: Arc::new(Shared { listener, protocol, limits, in_flight, auth }) }
     }
 }
@@ -121,6 +125,9 @@ fn route_of<B>(request: &Request<B>, protocol: Protocol) -> String {
         _ => "unmatched".to_string(),
     }
 }
+
+/// Every `reason` label of [`REFUSED`].
+const REFUSAL_REASONS: [&str; 5] = ["unauthenticated", "forbidden", "overloaded", "timeout", "panic"];
 
 const GRPC_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod tls;
+pub mod tools;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -74,11 +74,17 @@ pub async fn run(
         session_timeout: args.session_timeout,
         dead_letter_topic: args.kafka_dlq_topic.clone(),
     };
+    let counting = tokio::spawn(tracekeeper_indexer::kafka::partitions::report_partition_count(
+        config.client(),
+        config.topic.clone(),
+        Duration::from_secs(30),
+    ));
     let member = Member::join(&config, &indexer, &*ledger, view).context("joining the consumer group")?;
     ready.set_ready();
     tracing::info!(brokers = %config.brokers, topic = %config.topic, group = %config.group, dead_letters = %config.dead_letter_topic, keyspace = %args.keyspace, "tracekeeper indexer is consuming");
     let consumed = member.run(shutdown).await;
     refresh.abort();
+    counting.abort();
     servers.shutdown().await?;
     consumed.context("consuming from Kafka")
 }

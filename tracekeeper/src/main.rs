@@ -16,10 +16,12 @@ mod retention_api;
 mod retention_service;
 mod serve;
 mod status;
+mod telemetry;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Command, LogFormat};
+use crate::telemetry::Role;
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -44,20 +46,22 @@ async fn main() -> anyhow::Result<()> {
         Command::AllInOne(args) => {
             let config = config::AllInOneConfig::resolve(args)?;
             let listeners = all_in_one::Listeners::bind(&config).await?;
-            let metrics = ops::install_metrics()?;
+            let metrics = ops::install_metrics(Role::AllInOne)?;
             all_in_one::run(config, listeners, metrics, all_in_one::system_clock(), all_in_one::shutdown_signal()).await
         }
         Command::Collector(args) => {
             let config = config::CollectorConfig::resolve(args)?;
-            collector::run(config, ops::install_metrics()?, all_in_one::shutdown_signal()).await
+            collector::run(config, ops::install_metrics(Role::Collector)?, all_in_one::shutdown_signal()).await
         }
         Command::Indexer(args) => {
-            indexer_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await
+            indexer_service::run(args, ops::install_metrics(Role::Indexer)?, all_in_one::shutdown_signal()).await
         }
-        Command::Query(args) => query_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await,
+        Command::Query(args) => {
+            query_service::run(args, ops::install_metrics(Role::Query)?, all_in_one::shutdown_signal()).await
+        }
         Command::Check(args) => check::run(args).await,
         Command::Retention(args) => {
-            retention_service::run(args, ops::install_metrics()?, all_in_one::shutdown_signal()).await
+            retention_service::run(args, ops::install_metrics(Role::Retention)?, all_in_one::shutdown_signal()).await
         }
         Command::Schema(cli::SchemaCommand::Apply(args)) => {
             let session = args.cql_security.connection(&args.cql_nodes)?.session().await?;

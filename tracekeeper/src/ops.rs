@@ -8,6 +8,8 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::telemetry::{self, Role};
+
 /// A check of something the process cannot work without; `Err` says what is wrong.
 pub type HealthCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
@@ -30,32 +32,49 @@ impl Readiness {
         self
     }
 
+    /// The answer of `/ready`, also kept in the `tracekeeper_ready` gauge.
     fn status(&self) -> (StatusCode, String) {
-        if !self.listening.load(Ordering::SeqCst) {
-            return (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into());
-        }
-        match self.health.as_ref().map_or(Ok(()), |check| check()) {
-            Ok(()) => (StatusCode::OK, "ready\n".into()),
-            Err(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {problem}\n")),
-        }
+        let answer = if !self.listening.load(Ordering::SeqCst) {
+            (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into())
+        } else {
+            match self.health.as_ref().map_or(Ok(()), |check| check()) {
+                Ok(()) => (StatusCode::OK, "ready\n".into()),
+                Err(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {problem}\n")),
+            }
+        };
+        metrics::gauge!("tracekeeper_ready").set(if answer.0 == StatusCode::OK { 1.0 } else { 0.0 });
+        answer
     }
 }
 
 pub fn router(ready: Readiness, metrics: PrometheusHandle) -> Router {
     Router::new()
-        .route("/ready", get(move || std::future::ready(ready.status())))
-        .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .route("/ready", {
+            let ready = ready.clone();
+            get(move || std::future::ready(ready.status()))
+        })
+        .route(
+            "/metrics",
+            get(move || {
+                // A scrape sees readiness as of now, not as of the last probe.
+                ready.status();
+                std::future::ready(metrics.render())
+            }),
+        )
 }
 
 /// The recorder all `metrics::` calls report to, installed once per process.
 /// Every histogram tracekeeper records is a duration in seconds, exported with buckets
 /// (never as a summary), so that it aggregates across replicas.
-pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
+/// `role`'s metrics are described and created at zero ([`telemetry::register`]).
+pub fn install_metrics(role: Role) -> anyhow::Result<PrometheusHandle> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(tracekeeper_serve::DURATION_BUCKETS)
         .map_err(|e| anyhow::anyhow!("configuring the histogram buckets: {e}"))?
         .install_recorder()
-        .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))
+        .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
+    telemetry::register(role);
+    Ok(handle)
 }
 
 #[cfg(test)]

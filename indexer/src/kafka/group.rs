@@ -68,6 +68,10 @@ impl ConsumerContext for GroupContext {
             for element in list.elements_for_topic(&self.topic) {
                 view.owned.remove(&element.partition());
                 view.positions.remove(&element.partition());
+                // Another member reports it from now on; sums over members stay exact.
+                let labels = [("topic", self.topic.clone()), ("partition", element.partition().to_string())];
+                metrics::gauge!("tracekeeper_kafka_partition_owned", &labels).set(0.0);
+                metrics::gauge!("tracekeeper_kafka_consumer_lag", &labels).set(0.0);
             }
             let event = if lost { "lost" } else { "revoked" };
             metrics::counter!("tracekeeper_kafka_rebalances_total", "event" => event).increment(1);
@@ -84,6 +88,8 @@ impl ConsumerContext for GroupContext {
                 let assigned: Vec<i32> = list.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect();
                 for &partition in &assigned {
                     view.owned.insert(partition, generation);
+                    let labels = [("topic", self.topic.clone()), ("partition", partition.to_string())];
+                    metrics::gauge!("tracekeeper_kafka_partition_owned", &labels).set(1.0);
                 }
                 metrics::counter!("tracekeeper_kafka_rebalances_total", "event" => "assigned").increment(1);
                 tracing::info!(?assigned, generation, member = %view.member, "partitions assigned");

@@ -16,6 +16,7 @@
 pub mod dead_letter;
 pub mod decode;
 pub mod group;
+pub mod partitions;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -290,6 +291,13 @@ impl<'a> Member<'a> {
                 *counted.entry(tenant).or_default() += stored as i64;
             }
         }
+        let now_ms = self.indexer.now_ns() / 1_000_000;
+        for entry in pending.messages.iter().filter(|entry| entry.decoded.is_ok()) {
+            if let Some(produced_ms) = entry.original.timestamp().to_millis() {
+                let age_ms = now_ms.saturating_sub(u64::try_from(produced_ms).unwrap_or(0));
+                metrics::histogram!("tracekeeper_freshness_seconds").record(age_ms as f64 / 1e3);
+            }
+        }
         counted
     }
 
@@ -368,7 +376,8 @@ impl<'a> Member<'a> {
             let (_, high) = self.watermarks(*partition);
             let lag = (high - claim.progress.committed_offset).max(0);
             self.view.set_position(*partition, claim.progress.committed_offset, high);
-            metrics::gauge!("tracekeeper_kafka_consumer_lag", "partition" => partition.to_string()).set(lag as f64);
+            let labels = [("topic", self.config.topic.clone()), ("partition", partition.to_string())];
+            metrics::gauge!("tracekeeper_kafka_consumer_lag", &labels).set(lag as f64);
         }
     }
 }
