@@ -3,10 +3,12 @@
 //! environment variable it uses must exist in the CLI, and the topology must be the
 //! documented one.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use serde_yaml::Value;
+use support::cli_help::{has_flag, help};
 
 fn compose() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docker-compose.yml");
@@ -18,21 +20,6 @@ fn compose() -> Value {
 
 fn strings(value: &Value) -> Vec<String> {
     value.as_sequence().map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
-}
-
-fn help(subcommand: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_tracekeeper")).args(subcommand).arg("--help").output().unwrap();
-    assert!(output.status.success(), "tracekeeper {subcommand:?} --help failed: the subcommand does not exist");
-    // Help wraps to the terminal width; compare on single spaces.
-    String::from_utf8(output.stdout).unwrap().split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// `flag` appears in `help` as a whole flag, not as the prefix of a longer one.
-fn has_flag(help: &str, flag: &str) -> bool {
-    help.match_indices(flag).any(|(at, _)| {
-        let next = help[at + flag.len()..].chars().next();
-        !matches!(next, Some(c) if c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    })
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Starts the real `tracekeeper` binary on free loopback ports and talks to it.
 #![allow(dead_code)]
 
+pub mod cli_help;
 pub mod cluster;
 pub mod tls;
 pub mod tools;
