@@ -56,10 +56,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 export TRACEKEEPER_TEST_PYTHON="$venv/bin/python3"
 
-# promtool and helm, which check ops/monitoring and ops/helm (built from the Go module
-# proxy into $cache/tools on first use).
+# promtool and helm, which check ops/monitoring and ops/helm, and an OpenTelemetry
+# Collector with the Kafka exporter (built from the Go module proxy into $cache/tools on
+# first use).
 tools_bin=$(ops/tools.sh "$cache")
 export TRACEKEEPER_PROMTOOL="$tools_bin/promtool" TRACEKEEPER_HELM="$tools_bin/helm"
+export TRACEKEEPER_OTELCOL_TRACEKEEPER="$tools_bin/otelcol-tracekeeper"
 
 # The UI tests' browser (Debian's chromium) and driver (playwright-core, in $cache/node).
 node_dir=$(ops/ui-deps.sh "$cache")

@@ -3,6 +3,9 @@
 # module proxy, into $TRACEKEEPER_CACHE/tools/bin (pinned versions; built once):
 #   promtool  checks and unit-tests ops/monitoring's rules (tests/monitoring.rs)
 #   helm      lints and renders ops/helm/tracekeeper (tests/helm.rs)
+#   otelcol-tracekeeper  an OpenTelemetry Collector with the contrib Kafka exporter,
+#             built by the Collector's builder from ops/otelcol/builder-config.yaml
+#             (tests/otel_collector.rs)
 # Prints the bin directory. Usage: ops/tools.sh [cache dir]
 set -euo pipefail
 cache="${1:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}}"
@@ -15,6 +18,7 @@ export GOBIN="$bin" GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build" GOFLAGS
 tools=(
   "promtool github.com/prometheus/prometheus/cmd/promtool@v0.316.0"
   "helm helm.sh/helm/v3/cmd/helm@v3.22.0"
+  "builder go.opentelemetry.io/collector/cmd/builder@v0.165.0"
 )
 for entry in "${tools[@]}"; do
   name="${entry%% *}" module="${entry#* }"
@@ -33,4 +37,24 @@ for entry in "${tools[@]}"; do
   echo "$module" > "$stamp"
   echo "    $name built in $((SECONDS - started)) s" >&2
 done
+# The Collector: rebuilt when its builder configuration changes.
+manifest="$(cd "$(dirname "$0")" && pwd)/otelcol/builder-config.yaml"
+want=$(sha256sum "$manifest" | cut -d' ' -f1)
+stamp="$bin/.otelcol-tracekeeper.version"
+if [ ! -x "$bin/otelcol-tracekeeper" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "==> building otelcol-tracekeeper with the Collector's builder; the first time takes a few minutes" >&2
+  started=$SECONDS
+  work="$cache/tools/otelcol"
+  rm -rf "$work" && mkdir -p "$work"
+  log="$cache/tools/otelcol-tracekeeper.build.log"
+  if ! (cd "$work" && "$bin/builder" --config "$manifest" --output-path "$work/build") > "$log" 2>&1; then
+    cat "$log" >&2
+    echo "building otelcol-tracekeeper failed (log: $log)" >&2
+    exit 1
+  fi
+  mv "$work/build/otelcol-tracekeeper" "$bin/otelcol-tracekeeper"
+  rm -rf "$work"
+  echo "$want" > "$stamp"
+  echo "    otelcol-tracekeeper built in $((SECONDS - started)) s" >&2
+fi
 echo "$bin"

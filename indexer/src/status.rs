@@ -11,16 +11,20 @@ use crate::kafka::group::GroupView;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
-    /// Present on an indexer: this member and what it holds right now.
+    /// Present on an indexer: this member (of its first topic) and what it holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member: Option<MemberStatus>,
+    /// Present on an indexer: one member per topic it consumes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberStatus>,
     pub partitions: Vec<PartitionStatus>,
     /// Spans indexed per tenant, counted exactly once across replays and owners.
     pub tenants: BTreeMap<String, TenantStatus>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct MemberStatus {
+    pub topic: String,
     pub member_id: String,
     /// Partition → the group generation it was assigned in.
     pub assigned: BTreeMap<i32, i32>,
@@ -47,11 +51,11 @@ pub struct TenantStatus {
     pub spans_indexed: i64,
 }
 
-/// The status as of `now_ns`. `member` adds this process's live offsets, which are
-/// fresher than the ledger's.
+/// The status as of `now_ns`. `members` (this process's, one per topic) add their live
+/// offsets, which are fresher than the ledger's.
 pub async fn snapshot(
     ledger: &dyn OwnershipLedger,
-    member: Option<&GroupView>,
+    members: &[GroupView],
     now_ns: u64,
 ) -> Result<Status, StorageError> {
     let owners = ledger.owners().await?;
@@ -63,7 +67,8 @@ pub async fn snapshot(
         }
         let mut committed = owner.progress.committed_offset;
         let mut end = owner.progress.end_offset;
-        if let Some((live_committed, live_end)) = member.and_then(|m| m.position(owner.id.partition)) {
+        let live = members.iter().find(|m| m.topic() == owner.id.topic).and_then(|m| m.position(owner.id.partition));
+        if let Some((live_committed, live_end)) = live {
             committed = committed.max(live_committed);
             end = end.max(live_end);
         }
@@ -81,6 +86,8 @@ pub async fn snapshot(
             last_write_age_ms: now_ns.saturating_sub(owner.progress.last_write_ns) / 1_000_000,
         });
     }
-    let member = member.map(|m| MemberStatus { member_id: m.member(), assigned: m.owned() });
-    Ok(Status { member, partitions, tenants })
+    let members: Vec<MemberStatus> =
+        members.iter().map(|m| MemberStatus { topic: m.topic(), member_id: m.member(), assigned: m.owned() }).collect();
+    let member = members.first().cloned();
+    Ok(Status { member, members, tenants, partitions })
 }

@@ -25,7 +25,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracekeeper_indexer::kafka::dead_letter::{self, ReplayConfig};
 use tracekeeper_indexer::kafka::group::GroupView;
-use tracekeeper_indexer::kafka::{ConsumerConfig, Member};
+use tracekeeper_indexer::kafka::{ConsumerConfig, Encoding, Member};
 use tracekeeper_indexer::Indexer;
 use tracekeeper_model::clock::{Clock, SystemClock};
 use tracekeeper_model::{otlp, Span, TraceId, KAFKA_TENANT_HEADER};
@@ -167,6 +167,7 @@ async fn transient_errors_are_retried_and_permanent_ones_go_to_the_dead_letter_t
         brokers: stack.kafka.clone(),
         options: Vec::new(),
         topic: topic.clone(),
+        encoding: Encoding::OtlpProto,
         group: format!("dlq_group_{run}"),
         batch_messages: 500,
         batch_wait: Duration::from_millis(50),

@@ -7,8 +7,9 @@
 //! - [`otlp`]: OTLP protobuf ↔ model, with per-span validation.
 //! - [`otlp_json`]: OTLP JSON ↔ model, including the checks that catch bodies the serde
 //!   types would silently decode to nothing.
-//! - [`zipkin`]: Zipkin v2 JSON ↔ model.
-//! - [`jaeger`]: model → the JSON the Jaeger UI reads.
+//! - [`zipkin`]: Zipkin v2 JSON ↔ model; [`zipkin_proto`]: Zipkin's proto3 `ListOfSpans`.
+//! - [`jaeger`]: model → the JSON the Jaeger UI reads; [`jaeger_kafka`]: Jaeger `api_v2`
+//!   spans (protobuf or JSON, as on Kafka) → model.
 //! - [`clock`]: the injectable clock; [`duration`]: Go durations (`1h30m`), as every
 //!   flag and API parameter takes them.
 
@@ -16,11 +17,13 @@ pub mod clock;
 pub mod duration;
 pub mod ids;
 pub mod jaeger;
+pub mod jaeger_kafka;
 pub mod otlp;
 pub mod otlp_json;
 pub mod span;
 pub mod tenancy;
 pub mod zipkin;
+pub mod zipkin_proto;
 
 pub use ids::{SpanId, TraceId};
 pub use span::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode};

@@ -4,7 +4,9 @@
 //! the local endpoint's service name becomes the resource's `service.name`, endpoint
 //! addresses become `net.host.*` / `net.peer.*` attributes, the `error` tag becomes an
 //! error status, and annotations become events. Every choice is reversible, so a span
-//! that arrived as Zipkin goes back out unchanged.
+//! that arrived as Zipkin goes back out unchanged; the one exception is a status written
+//! the OpenTelemetry way (`otel.status_code`, `otel.status_description`), which is read
+//! as the status and goes back out in Zipkin's own form (`error`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,6 +70,8 @@ pub struct Annotation {
 const LOCAL_KEYS: [&str; 3] = ["net.host.ip", "net.host.ipv6", "net.host.port"];
 const REMOTE_KEYS: [&str; 4] = ["peer.service", "net.peer.ip", "net.peer.ipv6", "net.peer.port"];
 const DEBUG_KEY: &str = "zipkin.debug";
+const OTEL_STATUS_CODE: &str = "otel.status_code";
+const OTEL_STATUS_DESCRIPTION: &str = "otel.status_description";
 const SHARED_KEY: &str = "zipkin.shared";
 
 /// Parses a `POST /api/v2/spans` JSON body. A body that is not a JSON list of spans is
@@ -92,7 +96,10 @@ pub fn from_zipkin(z: ZipkinSpan) -> Result<Span, String> {
     let trace_id = TraceId::from_hex(&z.trace_id).map_err(|e| format!("{who}: {e}"))?;
     let span_id = SpanId::from_hex(&z.id).map_err(|e| format!("{who}: {e}"))?;
     let parent_span_id = match z.parent_id.as_deref() {
+        // Some tracers (and the OpenTelemetry Collector's Zipkin encoders) write a
+        // root's absent parent as zeros.
         None | Some("") => None,
+        Some(p) if p.bytes().all(|b| b == b'0') => None,
         Some(p) => Some(SpanId::from_hex(p).map_err(|e| format!("{who}: parent {e}"))?),
     };
     let timestamp = z.timestamp.ok_or_else(|| format!("{who}: timestamp is required"))?;
@@ -113,13 +120,30 @@ pub fn from_zipkin(z: ZipkinSpan) -> Result<Span, String> {
         }
         push_endpoint(&mut attributes, &REMOTE_KEYS[1..], remote.ipv4, remote.ipv6, remote.port);
     }
-    let mut status = Status::default();
-    for (key, value) in z.tags {
-        if key == "error" {
-            status = Status { code: StatusCode::Error, message: value };
-        } else {
-            attributes.push(KeyValue::string(key, value));
+    let mut tags = z.tags;
+    // OpenTelemetry's Zipkin exporters write the status as `otel.status_code` (and
+    // `otel.status_description`) beside Zipkin's `error` tag; those win when present.
+    let status = match tags.remove(OTEL_STATUS_CODE).as_deref() {
+        Some("ERROR" | "STATUS_CODE_ERROR") => {
+            tags.remove("error");
+            Status { code: StatusCode::Error, message: tags.remove(OTEL_STATUS_DESCRIPTION).unwrap_or_default() }
         }
+        Some("OK" | "STATUS_CODE_OK") => {
+            tags.remove(OTEL_STATUS_DESCRIPTION);
+            Status { code: StatusCode::Ok, message: String::new() }
+        }
+        other => {
+            if let Some(code) = other {
+                tags.insert(OTEL_STATUS_CODE.into(), code.into());
+            }
+            match tags.remove("error") {
+                Some(message) => Status { code: StatusCode::Error, message },
+                None => Status::default(),
+            }
+        }
+    };
+    for (key, value) in tags {
+        attributes.push(KeyValue::string(key, value));
     }
     if let Some(debug) = z.debug {
         attributes.push(KeyValue::new(DEBUG_KEY, AnyValue::Bool(debug)));
@@ -291,6 +315,33 @@ mod tests {
                 tags, debug, shared,
             }
         }
+    }
+
+    #[test]
+    fn an_opentelemetry_status_is_the_status() {
+        let tags = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let span = |t| ZipkinSpan {
+            trace_id: "0102030405060708".into(),
+            id: "0102030405060708".into(),
+            timestamp: Some(1),
+            tags: t,
+            ..Default::default()
+        };
+        let error = from_zipkin(span(tags(&[
+            ("otel.status_code", "STATUS_CODE_ERROR"),
+            ("otel.status_description", "card declined"),
+            ("error", "true"),
+        ])))
+        .unwrap();
+        assert_eq!(error.status, Status { code: StatusCode::Error, message: "card declined".into() });
+        assert!(error.attributes.is_empty(), "{:?}", error.attributes);
+        let ok = from_zipkin(span(tags(&[("otel.status_code", "OK")]))).unwrap();
+        assert_eq!(ok.status.code, StatusCode::Ok);
+        let zipkin = from_zipkin(span(tags(&[("error", "timeout")]))).unwrap();
+        assert_eq!(zipkin.status, Status { code: StatusCode::Error, message: "timeout".into() });
+        let odd = from_zipkin(span(tags(&[("otel.status_code", "MAYBE")]))).unwrap();
+        assert_eq!(odd.status.code, StatusCode::Unset);
+        assert_eq!(odd.attributes, vec![KeyValue::string("otel.status_code", "MAYBE")], "kept as it came");
     }
 
     proptest! {

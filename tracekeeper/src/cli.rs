@@ -263,9 +263,16 @@ pub struct IndexerArgs {
     /// Kafka bootstrap servers, comma-separated host:port.
     #[arg(long, env = "TRACEKEEPER_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
-    /// Topic the collectors write to.
-    #[arg(long, env = "TRACEKEEPER_KAFKA_TOPIC", default_value = "tracekeeper-spans")]
-    pub kafka_topic: String,
+    /// Topics to index, comma-separated or repeated: the collectors' topic, and any a
+    /// Collector's kafka exporter or a Zipkin reporter writes (see --kafka-encoding).
+    #[arg(long, env = "TRACEKEEPER_KAFKA_TOPIC", value_delimiter = ',', default_value = "tracekeeper-spans")]
+    pub kafka_topic: Vec<String>,
+    /// How the topics' messages are encoded: one encoding for every topic, or
+    /// `topic=encoding` per topic (others take otlp_proto). otlp_proto, otlp_json,
+    /// jaeger_proto, jaeger_json, zipkin_proto or zipkin_json, as the OpenTelemetry
+    /// Collector's kafka exporter names them; zipkin_* also read Zipkin reporters' topics.
+    #[arg(long, env = "TRACEKEEPER_KAFKA_ENCODING", value_delimiter = ',', default_value = "otlp_proto")]
+    pub kafka_encoding: Vec<String>,
     /// Consumer group; every indexer of one deployment uses the same.
     #[arg(long, env = "TRACEKEEPER_GROUP", default_value = "tracekeeper-indexer")]
     pub group: String,

@@ -59,32 +59,66 @@ pub async fn run(
         .with_tenant_future_skews(config::tenant_future_skews(&config::FileTables::load(
             args.config.config.as_deref(),
         )?)?);
-    let view = GroupView::default();
+    let topics = config::topic_encodings(&args.kafka_topic, &args.kafka_encoding)?;
+    let views: Vec<GroupView> = topics.iter().map(|_| GroupView::default()).collect();
     let ready = Readiness::default();
     let serving = config::serving_config(&args.serving, false)?;
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), serving);
-    servers.http(admin, status::router(ledger.clone(), Some(view.clone()), clock), "admin")?;
-    let config = ConsumerConfig {
-        brokers: args.kafka_brokers.clone(),
-        options: args.kafka_security.options()?,
-        topic: args.kafka_topic.clone(),
-        group: args.group.clone(),
-        batch_messages: 500,
-        batch_wait: Duration::from_millis(50),
-        session_timeout: args.session_timeout,
-        dead_letter_topic: args.kafka_dlq_topic.clone(),
-    };
-    let counting = tokio::spawn(tracekeeper_indexer::kafka::partitions::report_partition_count(
-        config.client(),
-        config.topic.clone(),
-        Duration::from_secs(30),
-    ));
-    let member = Member::join(&config, &indexer, &*ledger, view).context("joining the consumer group")?;
+    servers.http(admin, status::router(ledger.clone(), views.clone(), clock), "admin")?;
+    let options = args.kafka_security.options()?;
+    let configs: Vec<ConsumerConfig> = topics
+        .into_iter()
+        .map(|(topic, encoding)| ConsumerConfig {
+            brokers: args.kafka_brokers.clone(),
+            options: options.clone(),
+            topic,
+            encoding,
+            group: args.group.clone(),
+            batch_messages: 500,
+            batch_wait: Duration::from_millis(50),
+            session_timeout: args.session_timeout,
+            dead_letter_topic: args.kafka_dlq_topic.clone(),
+        })
+        .collect();
+    let counting: Vec<_> = configs
+        .iter()
+        .map(|c| {
+            let every = Duration::from_secs(30);
+            tokio::spawn(tracekeeper_indexer::kafka::partitions::report_partition_count(
+                c.client(),
+                c.topic.clone(),
+                every,
+            ))
+        })
+        .collect();
+    // One group member per topic, all in the one group: each topic's partitions are
+    // spread over the members that consume it, and one shutdown stops them all.
+    let mut members = Vec::with_capacity(configs.len());
+    for (config, view) in configs.iter().zip(views) {
+        let member = Member::join(config, &indexer, &*ledger, view)
+            .with_context(|| format!("joining the consumer group for topic {}", config.topic))?;
+        tracing::info!(brokers = %config.brokers, topic = %config.topic, encoding = %config.encoding, group = %config.group, dead_letters = %config.dead_letter_topic, keyspace = %args.keyspace, "tracekeeper indexer is consuming");
+        members.push(member);
+    }
     ready.set_ready();
-    tracing::info!(brokers = %config.brokers, topic = %config.topic, group = %config.group, dead_letters = %config.dead_letter_topic, keyspace = %args.keyspace, "tracekeeper indexer is consuming");
-    let consumed = member.run(shutdown).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let consumed = futures::future::try_join_all(members.into_iter().map(|member| {
+        let mut stopped = stopped.clone();
+        member.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
+    }));
+    tokio::pin!(consumed, shutdown);
+    // On shutdown each member finishes the batch it is writing before it stops.
+    let consumed = tokio::select! {
+        consumed = &mut consumed => consumed.map(|_| ()),
+        () = &mut shutdown => {
+            let _ = stop.send(true);
+            consumed.await.map(|_| ())
+        }
+    };
     refresh.abort();
-    counting.abort();
+    counting.iter().for_each(tokio::task::JoinHandle::abort);
     servers.shutdown().await?;
     consumed.context("consuming from Kafka")
 }

@@ -54,7 +54,7 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
     let serving = config::serving_config(&args.serving, args.multi_tenancy)?;
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), serving);
     let api = tracekeeper_query::router(state)
-        .merge(status::router(ledger, None, clock))
+        .merge(status::router(ledger, Vec::new(), clock))
         .merge(retention_api::router(lifecycle));
     let routes = tracekeeper_ui::mount(api, &ui, tracekeeper_query::api_not_found);
     servers.http(listener, routes, "query")?;

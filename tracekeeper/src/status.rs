@@ -14,16 +14,17 @@ use tracekeeper_storage::OwnershipLedger;
 #[derive(Clone)]
 struct StatusState {
     ledger: Arc<dyn OwnershipLedger>,
-    member: Option<GroupView>,
+    members: Vec<GroupView>,
     clock: Arc<dyn Clock>,
 }
 
-pub fn router(ledger: Arc<dyn OwnershipLedger>, member: Option<GroupView>, clock: Arc<dyn Clock>) -> Router {
-    Router::new().route("/api/status", get(status)).with_state(StatusState { ledger, member, clock })
+/// `members`: the indexer's group members, one per topic; none on a query node.
+pub fn router(ledger: Arc<dyn OwnershipLedger>, members: Vec<GroupView>, clock: Arc<dyn Clock>) -> Router {
+    Router::new().route("/api/status", get(status)).with_state(StatusState { ledger, members, clock })
 }
 
 async fn status(axum::extract::State(state): axum::extract::State<StatusState>) -> Response {
-    match tracekeeper_indexer::status::snapshot(&*state.ledger, state.member.as_ref(), state.clock.now_ns()).await {
+    match tracekeeper_indexer::status::snapshot(&*state.ledger, &state.members, state.clock.now_ns()).await {
         Ok(status) => Json(status).into_response(),
         Err(e) => {
             // The cause is for the operator's log, not the client.

@@ -10,6 +10,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 
 #[derive(Debug, Default)]
 struct Ownership {
+    /// The topic this member consumes (one member per topic; a process may run several).
+    topic: String,
     member: String,
     /// Partition → the generation in which it was assigned to this member.
     owned: BTreeMap<i32, i32>,
@@ -35,6 +37,14 @@ impl GroupView {
 
     pub fn member(&self) -> String {
         self.lock().member.clone()
+    }
+
+    pub fn topic(&self) -> String {
+        self.lock().topic.clone()
+    }
+
+    pub fn set_topic(&self, topic: &str) {
+        self.lock().topic = topic.to_string();
     }
 
     pub fn owned(&self) -> BTreeMap<i32, i32> {

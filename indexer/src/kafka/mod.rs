@@ -29,6 +29,7 @@ use tracekeeper_model::Span;
 use tracekeeper_storage::{LedgerError, OwnershipLedger, PartitionId, Progress};
 
 use self::dead_letter::{DeadLetterError, DeadLetters};
+pub use self::decode::Encoding;
 use self::decode::{decode, Decoded};
 use self::group::{GroupContext, GroupView};
 use crate::{IndexError, Indexer};
@@ -40,6 +41,8 @@ pub struct ConsumerConfig {
     /// client of the member; the consumer's own group and commit settings win.
     pub options: Vec<(String, String)>,
     pub topic: String,
+    /// How the topic's messages are encoded.
+    pub encoding: Encoding,
     pub group: String,
     /// Most messages indexed (and committed) together.
     pub batch_messages: usize,
@@ -119,6 +122,7 @@ impl<'a> Member<'a> {
         ledger: &'a dyn OwnershipLedger,
         view: GroupView,
     ) -> Result<Self, ConsumerError> {
+        view.set_topic(&config.topic);
         let context = GroupContext { topic: config.topic.clone(), view: view.clone() };
         let consumer: StreamConsumer<GroupContext> = config
             .client()
@@ -184,11 +188,13 @@ impl<'a> Member<'a> {
                 // to an ownership that ended, and will be delivered again.
                 *pending = Pending { generation, messages: Vec::new() };
             }
-            let decoded = decode(&message);
+            let decoded = decode(&message, self.config.encoding);
             if let Ok(d) = &decoded {
                 if d.invalid > 0 {
                     metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "invalid")
                         .increment(d.invalid as u64);
+                    let first = d.first_invalid.as_deref().unwrap_or_default();
+                    tracing::warn!(topic = %self.config.topic, partition, offset = message.offset(), invalid = d.invalid, first, "spans left out of a message as invalid");
                 }
             }
             pending.messages.push(Entry { original: message.detach(), decoded });
@@ -306,7 +312,7 @@ impl<'a> Member<'a> {
         let mut stored = 0;
         for entry in entries {
             // It decoded once; its spans were moved into the refused batch.
-            let Ok(decoded) = decode(&entry.original) else { continue };
+            let Ok(decoded) = decode(&entry.original, self.config.encoding) else { continue };
             match write_until_stored(self.indexer, &decoded.tenant, decoded.spans).await {
                 Ok(count) => stored += count,
                 Err(refused) => {
