@@ -6,6 +6,7 @@
 //! [`SpanWriter`], whose contract makes the write idempotent and durable.
 
 pub mod kafka;
+pub mod red;
 pub mod status;
 pub mod trace_limit;
 
@@ -51,6 +52,7 @@ pub struct Indexer {
     trace_limit: Option<TraceLimit>,
     max_future_skew: Duration,
     tenant_future_skews: std::collections::BTreeMap<String, Duration>,
+    red: Option<Arc<red::Red>>,
 }
 
 /// How far ahead of now a span may start by default (`--max-future-skew`). Beyond it a
@@ -68,6 +70,7 @@ impl Indexer {
             trace_limit: None,
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
             tenant_future_skews: Default::default(),
+            red: None,
         }
     }
 
@@ -102,7 +105,25 @@ impl Indexer {
 
     /// Stores `spans` for `tenant`. Spans already older than the tenant's retention
     /// (or its watermark) are refused rather than stored: they would be invisible at once.
+    /// RED metrics and service-graph edges from every span this indexer stores.
+    pub fn with_red(mut self, red: Arc<red::Red>) -> Self {
+        self.red = Some(red);
+        self
+    }
+
+    /// Stores `spans` (those within retention and the trace limit) and counts them in
+    /// the RED metrics.
     pub async fn index(&self, tenant: &str, spans: Vec<Span>) -> Result<Indexed, IndexError> {
+        self.index_counting(tenant, spans, true).await
+    }
+
+    /// Stores `spans` again: a replay of what was stored and counted before (a Kafka
+    /// partition read again below its committed offset), so RED does not count them.
+    pub async fn index_again(&self, tenant: &str, spans: Vec<Span>) -> Result<Indexed, IndexError> {
+        self.index_counting(tenant, spans, false).await
+    }
+
+    async fn index_counting(&self, tenant: &str, spans: Vec<Span>, count: bool) -> Result<Indexed, IndexError> {
         let now_ns = self.clock.now_ns();
         let retention = self.retention.current();
         let visible_from = retention.visible_from_ns(tenant, now_ns).max(self.watermarks.expired_before(tenant));
@@ -136,9 +157,10 @@ impl Indexer {
                 .increment(expired.len() as u64);
         }
         rejected.append(&mut expired);
-        let keep = match &self.trace_limit {
+        let (keep, stored_before) = match &self.trace_limit {
             Some(limit) => {
-                let (keep, too_many) = limit.admit(tenant, keep).await?;
+                let admitted = limit.admit(tenant, keep).await?;
+                let (keep, too_many) = (admitted.kept, admitted.beyond_limit);
                 if !too_many.is_empty() {
                     metrics::counter!("tracekeeper_spans_dropped_total", "reason" => "trace_too_large", "tenant" => tracekeeper_model::tenant_label(tenant))
                         .increment(too_many.len() as u64);
@@ -151,24 +173,52 @@ impl Indexer {
                         )
                     }));
                 }
-                keep
+                (keep, admitted.stored_before)
             }
-            None => keep,
+            None => {
+                let fresh = vec![false; keep.len()];
+                (keep, fresh)
+            }
         };
         let stored = keep.len();
+        // A span the trace already held (a client's retry, a duplicate batch) is not
+        // counted again.
+        let observed: Vec<red::Observation> = match &self.red {
+            Some(_) if count => keep
+                .iter()
+                .zip(&stored_before)
+                .filter(|(_, before)| !**before)
+                .map(|(span, _)| red::Observation::of(span))
+                .collect(),
+            _ => Vec::new(),
+        };
         if stored > 0 {
             let started = std::time::Instant::now();
-            self.writer
+            let traces: Vec<tracekeeper_model::TraceId> = match &self.trace_limit {
+                Some(_) => keep.iter().map(|s| s.trace_id).collect(),
+                None => Vec::new(),
+            };
+            let written = self
+                .writer
                 .write(WriteBatch {
                     tenant: tenant.to_string(),
                     spans: keep,
                     retention_ns: retention.retention_ns(tenant),
                     now_ns,
                 })
-                .await?;
+                .await;
+            if let Err(e) = written {
+                if let Some(limit) = &self.trace_limit {
+                    limit.forget(tenant, traces);
+                }
+                return Err(e.into());
+            }
             metrics::histogram!("tracekeeper_storage_write_seconds").record(started.elapsed().as_secs_f64());
             metrics::counter!("tracekeeper_spans_stored_total", "tenant" => tracekeeper_model::tenant_label(tenant))
                 .increment(stored as u64);
+            if let Some(red) = &self.red {
+                red.record(tenant, &observed, std::time::Instant::now());
+            }
         }
         Ok(Indexed { stored, rejected })
     }

@@ -55,7 +55,25 @@ impl Seen {
     }
 }
 
+/// What [`TraceLimit::admit`] let through.
+#[derive(Debug, Default)]
+pub struct Admitted {
+    pub kept: Vec<Span>,
+    /// For each kept span: whether the trace already held it (a retry or a replay).
+    pub stored_before: Vec<bool>,
+    pub beyond_limit: Vec<Span>,
+}
+
 impl TraceLimit {
+    /// Forgets what is remembered of `traces`: their write failed, so what `admit`
+    /// noted of them may not be in the store. They are counted in the store next time.
+    pub fn forget(&self, tenant: &str, traces: impl IntoIterator<Item = TraceId>) {
+        let mut seen = self.seen();
+        for trace in traces {
+            seen.traces.remove(&(tenant.to_string(), trace));
+        }
+    }
+
     pub fn new(reader: Arc<dyn SpanReader>, max_spans: usize) -> Self {
         Self::with_memory(reader, max_spans, REMEMBERED_TRACES)
     }
@@ -77,7 +95,7 @@ impl TraceLimit {
 
     /// Splits `spans` into those the trace has room for (or already holds) and
     /// those beyond the limit.
-    pub async fn admit(&self, tenant: &str, spans: Vec<Span>) -> Result<(Vec<Span>, Vec<Span>), StorageError> {
+    pub async fn admit(&self, tenant: &str, spans: Vec<Span>) -> Result<Admitted, StorageError> {
         let keys: HashSet<TraceKey> = spans.iter().map(|s| (tenant.to_string(), s.trace_id)).collect();
         let mut missing = self.seen().missing(&keys);
         loop {
@@ -99,23 +117,25 @@ impl TraceLimit {
             if !missing.is_empty() {
                 continue;
             }
-            let (mut kept, mut dropped) = (Vec::with_capacity(spans.len()), Vec::new());
+            let mut admitted = Admitted::default();
             for span in spans {
                 let row = row_id(&span);
                 let Some(rows) = seen.traces.get_mut(&(tenant.to_string(), span.trace_id)) else {
                     // Unreachable: every key of the batch is present under this lock.
-                    dropped.push(span);
+                    admitted.beyond_limit.push(span);
                     continue;
                 };
-                if rows.contains(&row) || rows.len() < self.max_spans {
+                let stored_before = rows.contains(&row);
+                if stored_before || rows.len() < self.max_spans {
                     rows.insert(row);
-                    kept.push(span);
+                    admitted.kept.push(span);
+                    admitted.stored_before.push(stored_before);
                 } else {
-                    dropped.push(span);
+                    admitted.beyond_limit.push(span);
                 }
             }
             seen.forget_oldest(self.remembered, &keys);
-            return Ok((kept, dropped));
+            return Ok(admitted);
         }
     }
 }

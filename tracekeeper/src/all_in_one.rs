@@ -8,6 +8,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tracekeeper_indexer::red::{Red, RedConfig};
 use tracekeeper_indexer::{IndexError, Indexer};
 use tracekeeper_ingest::{IngestState, SinkError, SinkOutcome, SpanSink};
 use tracekeeper_model::clock::{Clock, SystemClock};
@@ -81,7 +82,8 @@ pub async fn run(
         .with_watermarks(watermarks.clone())
         .with_trace_limit(store.clone(), config.max_trace_spans)
         .with_max_future_skew(config.max_future_skew)
-        .with_tenant_future_skews(config.tenant_future_skews.clone());
+        .with_tenant_future_skews(config.tenant_future_skews.clone())
+        .with_red(Arc::new(Red::new(RedConfig { max_series: config.red_max_series, ..RedConfig::default() })));
     let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, config.receivers.limits.clone());
     let engine = QueryEngine::new(store.clone(), retention.clone(), clock.clone(), config.max_trace_spans)
         .with_watermarks(watermarks.clone())

@@ -153,6 +153,11 @@ pub struct AllInOneArgs {
     /// refused and reported in partial_success, as a Go duration.
     #[arg(long, env = "TRACEKEEPER_MAX_FUTURE_SKEW", default_value = "1h", value_parser = parse_duration)]
     pub max_future_skew: std::time::Duration,
+    /// Most RED label sets (tenant, service, operation, span kind, status) kept as
+    /// their own series in traces_span_metrics_*; later ones are folded into
+    /// service_name="__folded__" and counted in tracekeeper_red_folded_spans_total.
+    #[arg(long, env = "TRACEKEEPER_RED_MAX_SERIES", default_value_t = 10_000)]
+    pub red_max_series: usize,
     #[command(flatten)]
     pub search: SearchArgs,
     #[command(flatten)]
@@ -304,6 +309,11 @@ pub struct IndexerArgs {
     /// [tenant-ingest-limits.NAME] max-future-skew = "5m".
     #[arg(long, env = "TRACEKEEPER_MAX_FUTURE_SKEW", default_value = "1h", value_parser = parse_duration)]
     pub max_future_skew: std::time::Duration,
+    /// Most RED label sets (tenant, service, operation, span kind, status) kept as
+    /// their own series in traces_span_metrics_*; later ones are folded into
+    /// service_name="__folded__" and counted in tracekeeper_red_folded_spans_total.
+    #[arg(long, env = "TRACEKEEPER_RED_MAX_SERIES", default_value_t = 10_000)]
+    pub red_max_series: usize,
     /// Topic for messages that can never be stored (they do not decode, or the store
     /// refuses their rows): each is published there with its original headers plus a
     /// reason, and its partition moves on. `tracekeeper dlq replay` sends them back.

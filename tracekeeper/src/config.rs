@@ -192,6 +192,8 @@ pub struct AllInOneConfig {
     pub bucket_width: Duration,
     pub max_trace_spans: usize,
     pub max_future_skew: Duration,
+    /// Most RED label sets before folding.
+    pub red_max_series: usize,
     /// Tenants with their own `max-future-skew`.
     pub tenant_future_skews: BTreeMap<String, Duration>,
     pub search: SearchBudget,
@@ -251,6 +253,7 @@ impl AllInOneConfig {
             bucket_width: args.bucket_width,
             max_trace_spans: args.max_trace_spans,
             max_future_skew: args.max_future_skew,
+            red_max_series: args.red_max_series,
             tenant_future_skews: tenant_future_skews(&file)?,
         })
     }

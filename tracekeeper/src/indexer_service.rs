@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracekeeper_indexer::kafka::group::GroupView;
 use tracekeeper_indexer::kafka::{ConsumerConfig, Member};
+use tracekeeper_indexer::red::{Red, RedConfig};
 use tracekeeper_indexer::Indexer;
 use tracekeeper_model::clock::SystemClock;
 use tracekeeper_retention::{Policies, Watermarks};
@@ -56,6 +57,7 @@ pub async fn run(
         .with_watermarks(watermarks)
         .with_trace_limit(store, args.max_trace_spans)
         .with_max_future_skew(args.max_future_skew)
+        .with_red(Arc::new(Red::new(RedConfig { max_series: args.red_max_series, ..RedConfig::default() })))
         .with_tenant_future_skews(config::tenant_future_skews(&config::FileTables::load(
             args.config.config.as_deref(),
         )?)?);

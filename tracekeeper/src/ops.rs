@@ -65,11 +65,15 @@ pub fn router(ready: Readiness, metrics: PrometheusHandle) -> Router {
 
 /// The recorder all `metrics::` calls report to, installed once per process.
 /// Every histogram tracekeeper records is a duration in seconds, exported with buckets
-/// (never as a summary), so that it aggregates across replicas.
+/// (never as a summary), so that it aggregates across replicas; the span metrics'
+/// duration is in milliseconds, with the spanmetrics connector's buckets.
 /// `role`'s metrics are described and created at zero ([`telemetry::register`]).
 pub fn install_metrics(role: Role) -> anyhow::Result<PrometheusHandle> {
+    use metrics_exporter_prometheus::Matcher;
+    use tracekeeper_indexer::red;
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(tracekeeper_serve::DURATION_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(red::DURATION.into()), red::DURATION_BUCKETS_MS))
         .map_err(|e| anyhow::anyhow!("configuring the histogram buckets: {e}"))?
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;

@@ -6,6 +6,7 @@
 //! dashboard or rule names is exported by a live process.
 
 use metrics::Unit;
+use tracekeeper_indexer::red;
 
 /// The roles that serve `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +217,20 @@ const RETENTION: &[Described] = &[
     counter("tracekeeper_retention_fenced_total", "Retention runs that found their lease taken.", NO_LABELS),
 ];
 
+/// RED metrics and service-graph edges (`tracekeeper_indexer::red`); their labels are
+/// the spans', so they appear with the first span stored.
+const RED: &[Described] = &[
+    counter(red::CALLS, "Spans stored, by tenant, service, operation, span kind and status.", &[]),
+    labelled_histogram(red::DURATION, "Span durations in milliseconds, labelled as the calls."),
+    counter(red::EDGE_REQUESTS, "Calls from a client service to a server service.", &[]),
+    counter(red::EDGE_FAILED, "Calls in which the client or the server span failed.", &[]),
+    labelled_histogram(red::EDGE_CLIENT_SECONDS, "The client side's duration of a call."),
+    labelled_histogram(red::EDGE_SERVER_SECONDS, "The server side's duration of a call."),
+    counter(red::EDGES_UNPAIRED, "Client or server spans whose other half did not arrive in time.", &[]),
+    counter(red::EDGES_DROPPED, "Client or server spans not waited for: too many were waiting.", &[]),
+    counter(red::FOLDED, "Spans counted under service_name=\"__folded__\": past --red-max-series.", &[]),
+];
+
 const QUERY: &[Described] = &[counter(
     "tracekeeper_queries_refused_total",
     "Queries refused because the tenant already had its share of the node's queries running.",
@@ -238,6 +253,7 @@ fn catalogue(role: Role) -> Vec<&'static Described> {
     add(role.receives(), RECEIVER);
     add(role == Role::Collector, COLLECTOR);
     add(role.indexes(), INDEXER);
+    add(role.indexes(), RED);
     add(role.consumes_kafka(), KAFKA_CONSUMER);
     add(role == Role::Indexer, CQL);
     add(role.expires(), RETENTION);
@@ -253,6 +269,9 @@ pub fn register(role: Role) {
         match described.kind {
             Kind::Counter => metrics::describe_counter!(name, Unit::Count, described.help),
             Kind::Gauge => metrics::describe_gauge!(name, described.help),
+            Kind::Histogram if name.ends_with("_milliseconds") => {
+                metrics::describe_histogram!(name, Unit::Milliseconds, described.help)
+            }
             Kind::Histogram => metrics::describe_histogram!(name, Unit::Seconds, described.help),
         }
         for labels in described.initial {
@@ -280,7 +299,7 @@ mod tests {
             unique.sort_unstable();
             unique.dedup();
             assert_eq!(unique.len(), names.len(), "{role:?} lists a metric twice");
-            assert!(names.iter().all(|n| n.starts_with("tracekeeper_")), "{names:?}");
+            assert!(names.iter().all(|n| n.starts_with("tracekeeper_") || n.starts_with("traces_")), "{names:?}");
         }
     }
 }

@@ -285,12 +285,12 @@ impl<'a> Member<'a> {
         }
         let mut counted: BTreeMap<String, i64> = BTreeMap::new();
         for ((tenant, new), (spans, members)) in groups {
-            let stored = match write_until_stored(self.indexer, &tenant, spans).await {
+            let stored = match write_until_stored(self.indexer, &tenant, spans, new).await {
                 Ok(stored) => stored,
                 Err(refused) => {
                     tracing::warn!(partition, error = %refused, messages = members.len(), "the store refused a batch; writing its messages one at a time");
                     let entries = members.iter().filter_map(|&at| pending.messages.get(at));
-                    self.write_one_at_a_time(entries).await
+                    self.write_one_at_a_time(entries, new).await
                 }
             };
             if new {
@@ -308,12 +308,12 @@ impl<'a> Member<'a> {
     }
 
     /// Writes each message on its own; a refused one goes to the dead-letter topic.
-    async fn write_one_at_a_time(&self, entries: impl Iterator<Item = &Entry>) -> usize {
+    async fn write_one_at_a_time(&self, entries: impl Iterator<Item = &Entry>, new: bool) -> usize {
         let mut stored = 0;
         for entry in entries {
             // It decoded once; its spans were moved into the refused batch.
             let Ok(decoded) = decode(&entry.original, self.config.encoding) else { continue };
-            match write_until_stored(self.indexer, &decoded.tenant, decoded.spans).await {
+            match write_until_stored(self.indexer, &decoded.tenant, decoded.spans, new).await {
                 Ok(count) => stored += count,
                 Err(refused) => {
                     metrics::counter!("tracekeeper_kafka_refused_messages_total").increment(1);
@@ -410,11 +410,16 @@ where
 
 /// Writes until the store accepts, retrying transient errors with backoff. Returns the
 /// spans stored, or the error when the store refused the write as one that can never
-/// succeed.
-async fn write_until_stored(indexer: &Indexer, tenant: &str, spans: Vec<Span>) -> Result<usize, IndexError> {
+/// succeed. `new`: these offsets were not stored before, so RED counts them.
+async fn write_until_stored(indexer: &Indexer, tenant: &str, spans: Vec<Span>, new: bool) -> Result<usize, IndexError> {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match indexer.index(tenant, spans.clone()).await {
+        let written = if new {
+            indexer.index(tenant, spans.clone()).await
+        } else {
+            indexer.index_again(tenant, spans.clone()).await
+        };
+        match written {
             Ok(indexed) => return Ok(indexed.stored),
             Err(e) if e.is_permanent() => return Err(e),
             Err(e) => {

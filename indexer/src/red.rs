@@ -1,0 +1,248 @@
+//! Rate, errors and duration (RED) from the spans as they are stored, and the edges of
+//! the service graph, exported on `/metrics` under the names Grafana and Jaeger already
+//! read:
+//! - per tenant, service, operation, span kind and status, as the OpenTelemetry
+//!   Collector's spanmetrics connector names them: `traces_span_metrics_calls_total`
+//!   and the histogram `traces_span_metrics_duration_milliseconds`, with the labels
+//!   `service_name`, `span_name`, `span_kind` (`SPAN_KIND_SERVER`, ...) and `status_code`
+//!   (`STATUS_CODE_ERROR`, ...), plus `tenant`;
+//! - a client (or producer) span and the server (or consumer) span that is its child
+//!   make one edge, as Tempo's metrics-generator names them:
+//!   `traces_service_graph_request_total`, `..._failed_total`, and the histograms
+//!   `traces_service_graph_request_client_seconds` and `..._server_seconds`, labelled
+//!   `client`, `server`, `connection_type` and `tenant`.
+//!
+//! Each span is counted once: the indexer records only what it newly stored (a Kafka
+//! replay below the committed offset is not counted again), so the series of several
+//! indexers add up. Label sets are bounded: past `max_series`, a new series is folded
+//! into `service_name="__folded__"`, `span_name="__folded__"`, and counted.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tracekeeper_model::{Span, SpanId, SpanKind, StatusCode, TraceId};
+
+pub const CALLS: &str = "traces_span_metrics_calls_total";
+pub const DURATION: &str = "traces_span_metrics_duration_milliseconds";
+pub const EDGE_REQUESTS: &str = "traces_service_graph_request_total";
+pub const EDGE_FAILED: &str = "traces_service_graph_request_failed_total";
+pub const EDGE_CLIENT_SECONDS: &str = "traces_service_graph_request_client_seconds";
+pub const EDGE_SERVER_SECONDS: &str = "traces_service_graph_request_server_seconds";
+pub const EDGES_UNPAIRED: &str = "traces_service_graph_unpaired_spans_total";
+pub const EDGES_DROPPED: &str = "traces_service_graph_dropped_spans_total";
+pub const FOLDED: &str = "tracekeeper_red_folded_spans_total";
+
+/// The duration buckets of the spanmetrics connector, in milliseconds.
+pub const DURATION_BUCKETS_MS: &[f64] =
+    &[2.0, 4.0, 6.0, 8.0, 10.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1000.0, 1400.0, 2000.0, 5000.0, 10_000.0, 15_000.0];
+
+const FOLDED_LABEL: &str = "__folded__";
+
+#[derive(Debug, Clone)]
+pub struct RedConfig {
+    /// Most span-metric label sets; later ones are folded.
+    pub max_series: usize,
+    /// How long half an edge waits for the other half.
+    pub edge_wait: Duration,
+    /// Most half edges waiting at once; beyond it a half is dropped, and counted.
+    pub max_pending_edges: usize,
+}
+
+impl Default for RedConfig {
+    fn default() -> Self {
+        Self { max_series: 10_000, edge_wait: Duration::from_secs(10), max_pending_edges: 100_000 }
+    }
+}
+
+/// One side of a call, waiting for the other.
+#[derive(Debug, Clone)]
+struct Half {
+    service: String,
+    seconds: f64,
+    failed: bool,
+    messaging: bool,
+    since: Instant,
+}
+
+/// The client half is keyed by its own span id, the server half by its parent's: both
+/// name the client span.
+type EdgeKey = (String, TraceId, SpanId);
+
+#[derive(Default)]
+struct PendingEdges {
+    clients: HashMap<EdgeKey, Half>,
+    servers: HashMap<EdgeKey, Half>,
+    /// Insertion order, for expiry: (when, key, is_client).
+    order: VecDeque<(Instant, EdgeKey, bool)>,
+}
+
+type SeriesKey = (String, String, String, &'static str, &'static str);
+
+pub struct Red {
+    config: RedConfig,
+    series: Mutex<HashSet<SeriesKey>>,
+    edges: Mutex<PendingEdges>,
+}
+
+fn kind_label(kind: SpanKind) -> &'static str {
+    match kind {
+        SpanKind::Unspecified => "SPAN_KIND_UNSPECIFIED",
+        SpanKind::Internal => "SPAN_KIND_INTERNAL",
+        SpanKind::Server => "SPAN_KIND_SERVER",
+        SpanKind::Client => "SPAN_KIND_CLIENT",
+        SpanKind::Producer => "SPAN_KIND_PRODUCER",
+        SpanKind::Consumer => "SPAN_KIND_CONSUMER",
+    }
+}
+
+fn status_label(code: StatusCode) -> &'static str {
+    match code {
+        StatusCode::Unset => "STATUS_CODE_UNSET",
+        StatusCode::Ok => "STATUS_CODE_OK",
+        StatusCode::Error => "STATUS_CODE_ERROR",
+    }
+}
+
+/// What one stored span contributes; taken before the spans move into the write.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent: Option<SpanId>,
+    service: String,
+    name: String,
+    kind: SpanKind,
+    status: StatusCode,
+    duration_ns: u64,
+}
+
+impl Observation {
+    pub fn of(span: &Span) -> Self {
+        Self {
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            parent: span.parent_span_id,
+            service: span.service_name().to_string(),
+            name: span.name.clone(),
+            kind: span.kind,
+            status: span.status.code,
+            duration_ns: span.duration_ns(),
+        }
+    }
+}
+
+impl Red {
+    pub fn new(config: RedConfig) -> Self {
+        Self { config, series: Mutex::default(), edges: Mutex::default() }
+    }
+
+    /// Counts spans `tenant` newly stored.
+    pub fn record(&self, tenant: &str, observed: &[Observation], now: Instant) {
+        let tenant_label = tracekeeper_model::tenant_label(tenant).to_string();
+        for o in observed {
+            self.span_metrics(&tenant_label, o);
+        }
+        self.edges(&tenant_label, observed, now);
+    }
+
+    fn span_metrics(&self, tenant: &str, o: &Observation) {
+        let kind = kind_label(o.kind);
+        let status = status_label(o.status);
+        let (service, name) = {
+            let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+            let key = (tenant.to_string(), o.service.clone(), o.name.clone(), kind, status);
+            if series.contains(&key) || series.len() < self.config.max_series {
+                series.insert(key);
+                (o.service.clone(), o.name.clone())
+            } else {
+                metrics::counter!(FOLDED, "tenant" => tenant.to_string()).increment(1);
+                (FOLDED_LABEL.to_string(), FOLDED_LABEL.to_string())
+            }
+        };
+        let labels = [
+            ("tenant", tenant.to_string()),
+            ("service_name", service),
+            ("span_name", name),
+            ("span_kind", kind.to_string()),
+            ("status_code", status.to_string()),
+        ];
+        metrics::counter!(CALLS, &labels).increment(1);
+        metrics::histogram!(DURATION, &labels).record(o.duration_ns as f64 / 1e6);
+    }
+
+    fn edges(&self, tenant: &str, observed: &[Observation], now: Instant) {
+        let mut pending = self.edges.lock().unwrap_or_else(PoisonError::into_inner);
+        self.expire(&mut pending, now);
+        for o in observed {
+            let (is_client, span) = match o.kind {
+                SpanKind::Client | SpanKind::Producer => (true, o.span_id),
+                SpanKind::Server | SpanKind::Consumer => match o.parent {
+                    Some(parent) => (false, parent),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let half = Half {
+                service: o.service.clone(),
+                seconds: o.duration_ns as f64 / 1e9,
+                failed: o.status == StatusCode::Error,
+                messaging: matches!(o.kind, SpanKind::Producer | SpanKind::Consumer),
+                since: now,
+            };
+            let key = (tenant.to_string(), o.trace_id, span);
+            let other = if is_client { pending.servers.remove(&key) } else { pending.clients.remove(&key) };
+            match other {
+                Some(other) => {
+                    let (client, server) = if is_client { (&half, &other) } else { (&other, &half) };
+                    emit_edge(tenant, client, server);
+                }
+                None if pending.clients.len() + pending.servers.len() >= self.config.max_pending_edges => {
+                    metrics::counter!(EDGES_DROPPED, "tenant" => tenant.to_string()).increment(1);
+                }
+                None => {
+                    pending.order.push_back((now, key.clone(), is_client));
+                    let side = if is_client { &mut pending.clients } else { &mut pending.servers };
+                    side.insert(key, half);
+                }
+            }
+        }
+    }
+
+    /// Halves that waited past `edge_wait` are given up, and counted by side.
+    fn expire(&self, pending: &mut PendingEdges, now: Instant) {
+        while let Some((since, _, _)) = pending.order.front() {
+            if now.saturating_duration_since(*since) < self.config.edge_wait {
+                break;
+            }
+            let (since, key, is_client) = pending.order.pop_front().expect("front exists");
+            let side = if is_client { &mut pending.clients } else { &mut pending.servers };
+            // The same key may have been paired, or inserted again since.
+            if side.get(&key).is_some_and(|half| half.since == since) {
+                side.remove(&key);
+                let which = if is_client { "client" } else { "server" };
+                metrics::counter!(EDGES_UNPAIRED, "tenant" => key.0, "side" => which).increment(1);
+            }
+        }
+    }
+}
+
+fn emit_edge(tenant: &str, client: &Half, server: &Half) {
+    let connection = if client.messaging || server.messaging { "messaging_system" } else { "" };
+    let labels = [
+        ("tenant", tenant.to_string()),
+        ("client", client.service.clone()),
+        ("server", server.service.clone()),
+        ("connection_type", connection.to_string()),
+    ];
+    metrics::counter!(EDGE_REQUESTS, &labels).increment(1);
+    if client.failed || server.failed {
+        metrics::counter!(EDGE_FAILED, &labels).increment(1);
+    }
+    metrics::histogram!(EDGE_CLIENT_SECONDS, &labels).record(client.seconds);
+    metrics::histogram!(EDGE_SERVER_SECONDS, &labels).record(server.seconds);
+}
+
+#[cfg(test)]
+#[path = "red_tests.rs"]
+mod tests;
