@@ -6,6 +6,8 @@
 mod support;
 
 use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
@@ -58,8 +60,8 @@ fn assert_counts(all: &[BTreeMap<String, f64>], tenant: &str, traces: f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_in_one_counts_each_stored_span_once() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[]);
-    let start = now_ns() - 1_000_000_000;
+    let server = Server::start(data.path(), &["--red-flush-interval", "1s"]);
+    let (minute, start) = five_minutes_ago();
     for seed in 1..=3 {
         let body = tracekeeper_model::otlp::to_request(&rich_trace(seed, start)).encode_to_vec();
         assert_eq!(server.post_otlp(body, "application/x-protobuf", &[]).await.0, 200);
@@ -69,6 +71,106 @@ async fn all_in_one_counts_each_stored_span_once() {
     assert_eq!(server.post_otlp(again, "application/x-protobuf", &[]).await.0, 200);
     let scrape = reqwest::get(server.query_url("/metrics")).await.unwrap().text().await.unwrap();
     assert_counts(&[series(&scrape)], "single-tenant", 3.0);
+    assert_monitor_tab(&|path| server.query_url(path), minute, 3.0).await;
+}
+
+/// The start of the minute five minutes ago, and a time a second into it.
+fn five_minutes_ago() -> (u64, u64) {
+    let minute_ns = 60_000_000_000;
+    let minute = (now_ns() - 5 * minute_ns) / minute_ns * minute_ns;
+    (minute, minute + 1_000_000_000)
+}
+
+async fn get(url: String) -> (u16, Value) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn at(minute_ns: u64, plus_minutes: u64) -> String {
+    let secs = (minute_ns / 1_000_000_000 + plus_minutes * 60) as i64;
+    chrono_like(secs)
+}
+
+/// RFC 3339 in UTC, to the second, without a date library.
+fn chrono_like(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Jaeger's Monitor tab over `traces` rich traces that started one second into `minute`:
+/// points at the minute, one minute on and two minutes on, each over the minute before.
+async fn assert_monitor_tab(url: &dyn Fn(&str) -> String, minute: u64, traces: f64) {
+    let end_ms = minute / 1_000_000 + 120_000;
+    let window = format!("endTs={end_ms}&lookback=120000&step=60000&ratePer=60000");
+    let points = |values: &[Option<f64>]| -> Value {
+        Value::Array(
+            values
+                .iter()
+                .enumerate()
+                .filter_map(|(n, v)| {
+                    v.map(|v| json!({"gaugeValue": {"doubleValue": v}, "timestamp": at(minute, n as u64)}))
+                })
+                .collect(),
+        )
+    };
+    let series = |service: &str, values: &[Option<f64>]| json!({"labels": [{"name": "service_name", "value": service}], "metricPoints": points(values)});
+    let rate = traces / 60.0;
+    let expected = json!({"name": "service_call_rate", "type": "GAUGE", "help": "calls/sec, grouped by service",
+           "metrics": [series("db", &[Some(0.0), Some(rate), Some(0.0)]),
+                       series("frontend", &[Some(0.0), Some(rate), Some(0.0)])]});
+    // Every writer flushes its counts on its own clock: wait until all have.
+    let calls_url = url(&format!("/api/metrics/calls?service=frontend&service=db&{window}"));
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (status, calls) = get(calls_url.clone()).await;
+        assert_eq!(status, 200, "{calls}");
+        if calls == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the RED counts within 40 s:\n{calls}\nnot\n{expected}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, errors) = get(url(&format!("/api/metrics/errors?service=frontend&service=db&{window}"))).await;
+    assert_eq!(errors["name"], "service_error_rate");
+    assert_eq!(errors["metrics"][0], series("db", &[None, Some(1.0), None]), "every db call failed");
+    assert_eq!(errors["metrics"][1], series("frontend", &[None, Some(0.0), None]));
+    // 25 ms calls, all in the (10, 50] ms bucket: 10 + 40 × 0.95; 8 ms ones in (6, 8].
+    let (_, latencies) =
+        get(url(&format!("/api/metrics/latencies?service=frontend&service=db&quantile=0.95&{window}"))).await;
+    assert_eq!(latencies["name"], "service_latencies");
+    for (n, service, expected) in [(0, "db", 7.9), (1, "frontend", 48.0)] {
+        let metric = &latencies["metrics"][n];
+        assert_eq!(metric["labels"], json!([{"name": "service_name", "value": service}]));
+        let points = metric["metricPoints"].as_array().unwrap();
+        assert_eq!(points.len(), 1, "{metric}");
+        assert_eq!(points[0]["timestamp"], at(minute, 1));
+        let value = points[0]["gaugeValue"]["doubleValue"].as_f64().unwrap();
+        assert!((value - expected).abs() < 1e-9, "{service}: {value} ms, not {expected}");
+    }
+    let (_, clients) =
+        get(url(&format!("/api/metrics/calls?service=frontend&spanKind=client&groupByOperation=true&{window}"))).await;
+    assert_eq!(clients["name"], "service_operation_call_rate");
+    assert_eq!(
+        clients["metrics"],
+        json!([{"labels": [{"name": "service_name", "value": "frontend"}, {"name": "operation", "value": "SELECT cart"}],
+                "metricPoints": points(&[Some(0.0), Some(rate), Some(0.0)])}])
+    );
+    let (status, minstep) = get(url("/api/metrics/minstep")).await;
+    assert_eq!((status, &minstep["data"]), (200, &json!(60000)));
+    let (status, refused) = get(url("/api/metrics/latencies?service=db")).await;
+    assert_eq!(status, 400);
+    assert!(refused["errors"][0]["msg"].as_str().unwrap().contains("quantile"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,6 +179,7 @@ async fn two_indexers_share_the_counts_and_they_add_up() {
     let cluster = Cluster::create(&stack.kafka, &stack.cql, "red").await;
     let collector = cluster.collector();
     let indexers: Vec<Process> = vec![cluster.indexer("10s").await, cluster.indexer("10s").await];
+    // (The indexers write their RED counts every 10 s, the default.)
     // Both members hold partitions before the load, so both count some of it.
     let deadline = Instant::now() + Duration::from_secs(60);
     for indexer in &indexers {
@@ -85,7 +188,7 @@ async fn two_indexers_share_the_counts_and_they_add_up() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let start = now_ns() - 1_000_000_000;
+    let (minute, start) = five_minutes_ago();
     let traces = 40u64;
     let retries = AtomicUsize::new(0);
     for seed in 0..traces {
@@ -117,4 +220,7 @@ async fn two_indexers_share_the_counts_and_they_add_up() {
         all.push(counted);
     }
     assert_counts(&all, "single-tenant", traces as f64);
+    // The query node reads what both indexers wrote.
+    let query = cluster.query().await;
+    assert_monitor_tab(&|path| query.url(path), minute, traces as f64).await;
 }

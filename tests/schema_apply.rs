@@ -27,7 +27,7 @@ async fn schema_apply_creates_the_tables_and_is_idempotent() {
         .unwrap();
     let mut tables: Vec<String> = rows.rows::<(String,)>().unwrap().map(|r| r.unwrap().0).collect();
     tables.sort();
-    let expected = ["bucket_terms", "catalog_days", "operations", "partition_owners", "postings"];
+    let expected = ["bucket_terms", "catalog_days", "operations", "partition_owners", "postings", "red_minutes"];
     let expected =
         [&expected[..], &["retention_lease", "retention_policies", "retention_watermarks", "spans"]].concat();
     assert_eq!(tables, expected);

@@ -17,11 +17,13 @@
 //! indexers add up. Label sets are bounded: past `max_series`, a new series is folded
 //! into `service_name="__folded__"`, `span_name="__folded__"`, and counted.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tracekeeper_model::{Span, SpanId, SpanKind, StatusCode, TraceId};
+use tracekeeper_storage::red::{RedCell, RedStore, MINUTE_NS};
+use tracekeeper_storage::StorageError;
 
 pub const CALLS: &str = "traces_span_metrics_calls_total";
 pub const DURATION: &str = "traces_span_metrics_duration_milliseconds";
@@ -34,8 +36,7 @@ pub const EDGES_DROPPED: &str = "traces_service_graph_dropped_spans_total";
 pub const FOLDED: &str = "tracekeeper_red_folded_spans_total";
 
 /// The duration buckets of the spanmetrics connector, in milliseconds.
-pub const DURATION_BUCKETS_MS: &[f64] =
-    &[2.0, 4.0, 6.0, 8.0, 10.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1000.0, 1400.0, 2000.0, 5000.0, 10_000.0, 15_000.0];
+pub const DURATION_BUCKETS_MS: &[f64] = tracekeeper_storage::red::DURATION_BOUNDS_MS;
 
 const FOLDED_LABEL: &str = "__folded__";
 
@@ -79,10 +80,15 @@ struct PendingEdges {
 
 type SeriesKey = (String, String, String, &'static str, &'static str);
 
+/// (tenant, minute, service, operation, kind, error).
+type CellKey = (String, u64, String, String, SpanKind, bool);
+
 pub struct Red {
     config: RedConfig,
     series: Mutex<HashSet<SeriesKey>>,
     edges: Mutex<PendingEdges>,
+    /// Per-minute cells not yet flushed to the store.
+    cells: Mutex<HashMap<CellKey, RedCell>>,
 }
 
 fn kind_label(kind: SpanKind) -> &'static str {
@@ -114,6 +120,7 @@ pub struct Observation {
     name: String,
     kind: SpanKind,
     status: StatusCode,
+    start_ns: u64,
     duration_ns: u64,
 }
 
@@ -127,6 +134,7 @@ impl Observation {
             name: span.name.clone(),
             kind: span.kind,
             status: span.status.code,
+            start_ns: span.start_ns,
             duration_ns: span.duration_ns(),
         }
     }
@@ -134,34 +142,35 @@ impl Observation {
 
 impl Red {
     pub fn new(config: RedConfig) -> Self {
-        Self { config, series: Mutex::default(), edges: Mutex::default() }
+        Self { config, series: Mutex::default(), edges: Mutex::default(), cells: Mutex::default() }
     }
 
     /// Counts spans `tenant` newly stored.
     pub fn record(&self, tenant: &str, observed: &[Observation], now: Instant) {
         let tenant_label = tracekeeper_model::tenant_label(tenant).to_string();
         for o in observed {
-            self.span_metrics(&tenant_label, o);
+            self.span_metrics(tenant, &tenant_label, o);
         }
         self.edges(&tenant_label, observed, now);
     }
 
-    fn span_metrics(&self, tenant: &str, o: &Observation) {
+    /// `tenant` is the stored tenant; `label` its bounded metric label.
+    fn span_metrics(&self, tenant: &str, label: &str, o: &Observation) {
         let kind = kind_label(o.kind);
         let status = status_label(o.status);
         let (service, name) = {
             let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-            let key = (tenant.to_string(), o.service.clone(), o.name.clone(), kind, status);
+            let key = (label.to_string(), o.service.clone(), o.name.clone(), kind, status);
             if series.contains(&key) || series.len() < self.config.max_series {
                 series.insert(key);
                 (o.service.clone(), o.name.clone())
             } else {
-                metrics::counter!(FOLDED, "tenant" => tenant.to_string()).increment(1);
+                metrics::counter!(FOLDED, "tenant" => label.to_string()).increment(1);
                 (FOLDED_LABEL.to_string(), FOLDED_LABEL.to_string())
             }
         };
         let labels = [
-            ("tenant", tenant.to_string()),
+            ("tenant", label.to_string()),
             ("service_name", service),
             ("span_name", name),
             ("span_kind", kind.to_string()),
@@ -169,6 +178,44 @@ impl Red {
         ];
         metrics::counter!(CALLS, &labels).increment(1);
         metrics::histogram!(DURATION, &labels).record(o.duration_ns as f64 / 1e6);
+        let minute = o.start_ns - o.start_ns % MINUTE_NS;
+        let error = o.status == StatusCode::Error;
+        let [_, (_, service), (_, name), ..] = labels;
+        let key = (tenant.to_string(), minute, service, name, o.kind, error);
+        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+        let cell = cells.entry(key).or_insert_with_key(|k| RedCell::new(minute, &k.2, &k.3, o.kind, error));
+        cell.observe(o.duration_ns as f64 / 1e6);
+    }
+
+    /// Writes the cells counted since the last flush to `store`, with each tenant's
+    /// retention; returns how many. On a failure the cells not written are kept for
+    /// the next flush.
+    pub async fn flush(
+        &self,
+        store: &dyn RedStore,
+        retention_ns: impl Fn(&str) -> u64,
+        now_ns: u64,
+    ) -> Result<usize, StorageError> {
+        let taken: HashMap<CellKey, RedCell> =
+            std::mem::take(&mut *self.cells.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut by_tenant: BTreeMap<String, Vec<(CellKey, RedCell)>> = BTreeMap::new();
+        for (key, cell) in taken {
+            by_tenant.entry(key.0.clone()).or_default().push((key, cell));
+        }
+        let mut written = 0;
+        let mut tenants = by_tenant.into_iter();
+        while let Some((tenant, cells)) = tenants.next() {
+            let values: Vec<RedCell> = cells.iter().map(|(_, c)| c.clone()).collect();
+            if let Err(e) = store.add_red(&tenant, values, retention_ns(&tenant), now_ns).await {
+                let mut kept = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+                for (key, cell) in cells.into_iter().chain(tenants.flat_map(|(_, c)| c)) {
+                    kept.entry(key).and_modify(|c| c.add(&cell)).or_insert(cell);
+                }
+                return Err(e);
+            }
+            written += cells.len();
+        }
+        Ok(written)
     }
 
     fn edges(&self, tenant: &str, observed: &[Observation], now: Instant) {
@@ -241,6 +288,22 @@ fn emit_edge(tenant: &str, client: &Half, server: &Half) {
     }
     metrics::histogram!(EDGE_CLIENT_SECONDS, &labels).record(client.seconds);
     metrics::histogram!(EDGE_SERVER_SECONDS, &labels).record(server.seconds);
+}
+
+/// Calls `flush` every `interval`, logging failures (the cells are kept and go with the
+/// next flush); runs until aborted.
+pub async fn flush_every<F, Fut>(interval: Duration, flush: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, StorageError>>,
+{
+    loop {
+        tokio::time::sleep(interval).await;
+        match flush().await {
+            Ok(cells) => tracing::debug!(cells, "RED counts written"),
+            Err(e) => tracing::warn!(error = %e, "writing RED counts failed; they go with the next flush"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -131,6 +131,12 @@ impl QueryEngine {
         self.clock.now_ns()
     }
 
+    /// The oldest time `tenant` may see: its retention, or the retention worker's
+    /// watermark if later.
+    pub fn visible_horizon(&self, tenant: &str) -> u64 {
+        self.visible_from(tenant)
+    }
+
     fn visible_from(&self, tenant: &str) -> u64 {
         self.retention
             .current()

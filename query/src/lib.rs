@@ -18,6 +18,7 @@ pub mod dependencies;
 pub mod engine;
 pub mod error;
 pub mod jaeger_api;
+pub mod jaeger_metrics;
 mod jaeger_stream;
 pub mod jaeger_v3;
 pub mod params;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use axum::Router;
 use tracekeeper_model::{Tenancy, TENANT_HEADER};
+use tracekeeper_storage::{RedCell, RedStore};
 
 pub use engine::{QueryEngine, TraceQuery, TraceSummary};
 pub use error::{api_not_found, QueryError};
@@ -44,11 +46,26 @@ pub struct QueryState {
     pub tenancy: Tenancy,
     /// Each tenant's share of this node's queries.
     pub tenant_gate: tenant_gate::TenantGate,
+    /// The RED cells the Monitor tab reads; none, and it has no data.
+    pub red: Option<Arc<dyn RedStore>>,
 }
 
 impl QueryState {
     pub fn new(engine: QueryEngine, tenancy: Tenancy) -> Self {
-        Self { engine, tenancy, tenant_gate: Default::default() }
+        Self { engine, tenancy, tenant_gate: Default::default(), red: None }
+    }
+
+    /// Answers Jaeger's Monitor tab from `store`.
+    pub fn with_red(mut self, store: Arc<dyn RedStore>) -> Self {
+        self.red = Some(store);
+        self
+    }
+
+    async fn red_cells(&self, tenant: &str, from_ns: u64, to_ns: u64) -> Result<Vec<RedCell>, QueryError> {
+        match &self.red {
+            Some(store) => Ok(store.red(tenant, from_ns, to_ns).await?),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// At most `max` queries of one tenant at once.
@@ -107,5 +124,6 @@ pub fn router(state: Arc<QueryState>) -> Router {
     jaeger_api::router(state.clone())
         .merge(jaeger_v3::router(state.clone()))
         .merge(zipkin_api::router(state.clone()))
-        .merge(tempo_api::router(state))
+        .merge(tempo_api::router(state.clone()))
+        .merge(jaeger_metrics::router(state))
 }

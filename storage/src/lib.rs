@@ -13,6 +13,7 @@
 //! build) sees one at a time: `--no-default-features --features embedded` builds the
 //! contracts and the embedded store alone.
 //! - [`ownership`]: the ledger that fences Kafka partition owners (CQL only).
+//! - [`red`]: per-minute RED aggregates the Monitor tab reads ([`RedStore`]).
 //! - `testing` (feature): the conformance suite every backend must pass.
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod cql;
 pub mod embedded;
 pub mod lifecycle;
 pub mod ownership;
+pub mod red;
 pub mod schema;
 
 #[cfg(any(test, feature = "testing"))]
@@ -32,4 +34,5 @@ pub use api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBat
 pub use check::{CheckReport, Checkable, Horizons};
 pub use lifecycle::{Lifecycle, LifecycleError, PolicyVersion};
 pub use ownership::{LedgerError, OwnershipLedger, PartitionId, PartitionOwner, Progress};
+pub use red::{RedCell, RedStore};
 pub use schema::{IndexTerm, IndexValue};

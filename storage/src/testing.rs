@@ -152,3 +152,45 @@ pub async fn checker_conformance(writer: &dyn SpanWriter, checker: &dyn crate::C
     let expired = crate::Horizons { visible_from: &keep_all, gone_before: &after_all };
     assert_eq!(checker.check(&expired, &|_| {}).await.unwrap().expired_present, 4);
 }
+
+/// The [`crate::RedStore`] contract: additive cells, read back by minute range, per
+/// tenant, with expired minutes (past retention at write time) not kept.
+pub async fn red_conformance(store: &dyn crate::RedStore) {
+    use crate::red::{RedCell, MINUTE_NS};
+    let hour = 3_600_000_000_000u64;
+    // An hour boundary falls between the second and third minutes.
+    let minute = |n: u64| 1_800_000_000 * 1_000_000_000 / hour * hour - 2 * MINUTE_NS + n * MINUTE_NS;
+    let now = minute(10);
+    let cell = |m: u64, service: &str, error: bool, durations: &[f64]| {
+        let mut cell = RedCell::new(minute(m), service, "GET /x", SpanKind::Server, error);
+        durations.iter().for_each(|d| cell.observe(*d));
+        cell
+    };
+    let day = 86_400_000_000_000;
+    store
+        .add_red("red-a", vec![cell(0, "cart", false, &[5.0, 7.0]), cell(1, "cart", true, &[900.0])], day, now)
+        .await
+        .unwrap();
+    store
+        .add_red("red-a", vec![cell(0, "cart", false, &[1.0]), cell(2, "pay", false, &[30.0])], day, now)
+        .await
+        .unwrap();
+    store.add_red("red-b", vec![cell(0, "cart", false, &[1.0])], day, now).await.unwrap();
+    // Already past a one-minute retention when written: not kept.
+    store.add_red("red-a", vec![cell(3, "old", false, &[1.0])], MINUTE_NS, now).await.unwrap();
+
+    let mut all = store.red("red-a", minute(0), minute(10)).await.unwrap();
+    all.sort_by(|a, b| (a.minute_ns, &a.service, a.calls).cmp(&(b.minute_ns, &b.service, b.calls)));
+    let summary: Vec<(u64, &str, bool, u64)> =
+        all.iter().map(|c| ((c.minute_ns - minute(0)) / MINUTE_NS, c.service.as_str(), c.error, c.calls)).collect();
+    assert_eq!(summary, [(0, "cart", false, 1), (0, "cart", false, 2), (1, "cart", true, 1), (2, "pay", false, 1)]);
+    let twice = all.iter().find(|c| c.calls == 2).unwrap();
+    assert_eq!(twice.sum_ms, 12.0);
+    assert_eq!(twice.buckets.iter().sum::<u64>(), 2);
+    assert_eq!(twice, &cell(0, "cart", false, &[5.0, 7.0]), "every field read back");
+
+    let middle = store.red("red-a", minute(1), minute(2)).await.unwrap();
+    assert_eq!(middle.len(), 1, "[from, to) by minute: {middle:?}");
+    assert!(store.red("red-a", minute(5), minute(5)).await.unwrap().is_empty());
+    assert_eq!(store.red("red-b", minute(0), minute(10)).await.unwrap().len(), 1, "tenants apart");
+}

@@ -127,6 +127,13 @@ impl Server {
         let url = format!("http://{ready_on}/ready");
         loop {
             if let Ok(status) = http_status(&url) {
+                // The answer may come from another test's server that took the port
+                // first, while this one exits for want of it: make sure it runs.
+                std::thread::sleep(Duration::from_millis(100));
+                if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                    self.child = None;
+                    return Err(status);
+                }
                 if status == 200 {
                     return Ok(());
                 }

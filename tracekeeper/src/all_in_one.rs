@@ -8,7 +8,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tracekeeper_indexer::red::{Red, RedConfig};
+use tracekeeper_indexer::red::{self, Red, RedConfig};
 use tracekeeper_indexer::{IndexError, Indexer};
 use tracekeeper_ingest::{IngestState, SinkError, SinkOutcome, SpanSink};
 use tracekeeper_model::clock::{Clock, SystemClock};
@@ -78,17 +78,30 @@ pub async fn run(
     let retention = Arc::new(config.retention.clone());
     let tenancy = Tenancy { multi_tenant: config.receivers.multi_tenancy };
     let watermarks = Watermarks::default();
+    let red = Arc::new(Red::new(RedConfig { max_series: config.red_max_series, ..RedConfig::default() }));
     let indexer = Indexer::new(store.clone(), Arc::clone(&retention), Arc::clone(&clock))
         .with_watermarks(watermarks.clone())
         .with_trace_limit(store.clone(), config.max_trace_spans)
         .with_max_future_skew(config.max_future_skew)
         .with_tenant_future_skews(config.tenant_future_skews.clone())
-        .with_red(Arc::new(Red::new(RedConfig { max_series: config.red_max_series, ..RedConfig::default() })));
+        .with_red(red.clone());
     let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, config.receivers.limits.clone());
     let engine = QueryEngine::new(store.clone(), retention.clone(), clock.clone(), config.max_trace_spans)
         .with_watermarks(watermarks.clone())
         .with_search_budget(config.search);
-    let query = Arc::new(QueryState::new(engine, tenancy).with_max_queries_per_tenant(config.max_queries_per_tenant));
+    let query = Arc::new(
+        QueryState::new(engine, tenancy)
+            .with_max_queries_per_tenant(config.max_queries_per_tenant)
+            .with_red(store.clone()),
+    );
+    let (final_retention, final_clock) = (retention.clone(), clock.clone());
+    let flushing = {
+        let (red, store, retention, clock) = (red.clone(), store.clone(), retention.clone(), clock.clone());
+        tokio::spawn(red::flush_every(config.red_flush_interval, move || {
+            let (red, store, retention, clock) = (red.clone(), store.clone(), retention.clone(), clock.clone());
+            async move { red.flush(&*store, |t| retention.retention_ns(t), clock.now_ns()).await }
+        }))
+    };
     // The same worker as `tracekeeper retention`, on the embedded store: it drops whole
     // buckets once every tenant's retention has passed them.
     let worker = Worker::new(
@@ -125,6 +138,10 @@ pub async fn run(
     let _ = stop_worker.send(());
     let _ = worker.await;
     let result = servers.shutdown().await;
+    flushing.abort();
+    if let Err(e) = red.flush(&*store, |t| final_retention.retention_ns(t), final_clock.now_ns()).await {
+        tracing::warn!(error = %e, "writing the last RED counts failed");
+    }
     store.flush().context("flushing the store")?;
     tracing::info!("store flushed; bye");
     result

@@ -52,12 +52,12 @@ pub struct ConfigArgs {
 pub enum Command {
     /// Run everything in one process on an embedded store: receivers, storage, query
     /// API. No other service is needed.
-    AllInOne(AllInOneArgs),
+    AllInOne(Box<AllInOneArgs>),
     /// Receive spans (OTLP, Zipkin) and publish them to Kafka, one message per trace;
     /// a request is answered once Kafka acknowledged all of it.
     Collector(CollectorArgs),
     /// Consume spans from Kafka (a consumer group member) and write them to the CQL store.
-    Indexer(IndexerArgs),
+    Indexer(Box<IndexerArgs>),
     /// Serve the query APIs from the CQL store of the distributed shape.
     Query(QueryArgs),
     /// Retention worker for the CQL store: advances per-tenant watermarks (hiding
@@ -158,6 +158,10 @@ pub struct AllInOneArgs {
     /// service_name="__folded__" and counted in tracekeeper_red_folded_spans_total.
     #[arg(long, env = "TRACEKEEPER_RED_MAX_SERIES", default_value_t = 10_000)]
     pub red_max_series: usize,
+    /// How often the RED counts are written to the store, where the Monitor tab
+    /// (/api/metrics/*) reads them, as a Go duration. A crash loses at most this much.
+    #[arg(long, env = "TRACEKEEPER_RED_FLUSH_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub red_flush_interval: std::time::Duration,
     #[command(flatten)]
     pub search: SearchArgs,
     #[command(flatten)]
@@ -314,6 +318,10 @@ pub struct IndexerArgs {
     /// service_name="__folded__" and counted in tracekeeper_red_folded_spans_total.
     #[arg(long, env = "TRACEKEEPER_RED_MAX_SERIES", default_value_t = 10_000)]
     pub red_max_series: usize,
+    /// How often the RED counts are written to the store, where the Monitor tab
+    /// (/api/metrics/*) reads them, as a Go duration. A crash loses at most this much.
+    #[arg(long, env = "TRACEKEEPER_RED_FLUSH_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub red_flush_interval: std::time::Duration,
     /// Topic for messages that can never be stored (they do not decode, or the store
     /// refuses their rows): each is published there with its original headers plus a
     /// reason, and its partition moves on. `tracekeeper dlq replay` sends them back.

@@ -194,6 +194,8 @@ pub struct AllInOneConfig {
     pub max_future_skew: Duration,
     /// Most RED label sets before folding.
     pub red_max_series: usize,
+    /// How often RED cells are written to the store.
+    pub red_flush_interval: Duration,
     /// Tenants with their own `max-future-skew`.
     pub tenant_future_skews: BTreeMap<String, Duration>,
     pub search: SearchBudget,
@@ -254,6 +256,7 @@ impl AllInOneConfig {
             max_trace_spans: args.max_trace_spans,
             max_future_skew: args.max_future_skew,
             red_max_series: args.red_max_series,
+            red_flush_interval: args.red_flush_interval,
             tenant_future_skews: tenant_future_skews(&file)?,
         })
     }

@@ -10,9 +10,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracekeeper_indexer::kafka::group::GroupView;
 use tracekeeper_indexer::kafka::{ConsumerConfig, Member};
-use tracekeeper_indexer::red::{Red, RedConfig};
+use tracekeeper_indexer::red::{self, Red, RedConfig};
 use tracekeeper_indexer::Indexer;
-use tracekeeper_model::clock::SystemClock;
+use tracekeeper_model::clock::{Clock, SystemClock};
 use tracekeeper_retention::{Policies, Watermarks};
 use tracekeeper_storage::cql::ledger::CqlLedger;
 use tracekeeper_storage::cql::lifecycle::CqlLifecycle;
@@ -53,11 +53,20 @@ pub async fn run(
     ));
     let clock = Arc::new(SystemClock);
     let store = Arc::new(store);
+    let red = Arc::new(Red::new(RedConfig { max_series: args.red_max_series, ..RedConfig::default() }));
+    let flush_red = {
+        let (red, store, policies, clock) = (red.clone(), store.clone(), policies.clone(), clock.clone());
+        move || {
+            let (red, store, policies, clock) = (red.clone(), store.clone(), policies.clone(), clock.clone());
+            async move { red.flush(&*store, |t| policies.current().retention_ns(t), clock.now_ns()).await }
+        }
+    };
+    let flushing = tokio::spawn(red::flush_every(args.red_flush_interval, flush_red.clone()));
     let indexer = Indexer::new(store.clone(), policies, clock.clone())
         .with_watermarks(watermarks)
         .with_trace_limit(store, args.max_trace_spans)
         .with_max_future_skew(args.max_future_skew)
-        .with_red(Arc::new(Red::new(RedConfig { max_series: args.red_max_series, ..RedConfig::default() })))
+        .with_red(red.clone())
         .with_tenant_future_skews(config::tenant_future_skews(&config::FileTables::load(
             args.config.config.as_deref(),
         )?)?);
@@ -121,6 +130,10 @@ pub async fn run(
     };
     refresh.abort();
     counting.iter().for_each(tokio::task::JoinHandle::abort);
+    flushing.abort();
+    if let Err(e) = flush_red().await {
+        tracing::warn!(error = %e, "writing the last RED counts failed");
+    }
     servers.shutdown().await?;
     consumed.context("consuming from Kafka")
 }

@@ -18,7 +18,7 @@ fn layered(argv: &[&str]) -> Result<Layered, clap::Error> {
 
 fn all_in_one(argv: &[&str]) -> AllInOneConfig {
     match layered(argv).unwrap().cli.command {
-        Command::AllInOne(args) => AllInOneConfig::resolve(args).unwrap(),
+        Command::AllInOne(args) => AllInOneConfig::resolve(*args).unwrap(),
         other => panic!("not all-in-one: {other:?}"),
     }
 }
@@ -31,7 +31,7 @@ fn a_flag_beats_the_file_which_beats_the_default() {
     let layered = layered(&["tracekeeper", "all-in-one", "--config", &path, "--query-addr", "127.0.0.1:3000"]).unwrap();
     assert_eq!(layered.cli.log_format, crate::cli::LogFormat::Json);
     let Command::AllInOne(args) = layered.cli.command else { panic!() };
-    let config = AllInOneConfig::resolve(args).unwrap();
+    let config = AllInOneConfig::resolve(*args).unwrap();
     assert_eq!(config.query_addr.to_string(), "127.0.0.1:3000", "the flag");
     assert_eq!(config.receivers.zipkin_addr.to_string(), "127.0.0.1:2000", "the file");
     assert_eq!(config.receivers.otlp_http_addr.to_string(), "0.0.0.0:4318", "the default");
@@ -93,7 +93,7 @@ fn a_tenant_table_sets_rates_and_clock_skew() {
     else {
         panic!()
     };
-    let err = AllInOneConfig::resolve(args).unwrap_err();
+    let err = AllInOneConfig::resolve(*args).unwrap_err();
     assert!(format!("{err:#}").contains("tenant-ingest-limits.satellite.max-future-skew"), "{err:#}");
 }
 

@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::AllInOne(args) => {
-            let config = config::AllInOneConfig::resolve(args)?;
+            let config = config::AllInOneConfig::resolve(*args)?;
             let listeners = all_in_one::Listeners::bind(&config).await?;
             let metrics = ops::install_metrics(Role::AllInOne)?;
             all_in_one::run(config, listeners, metrics, all_in_one::system_clock(), all_in_one::shutdown_signal()).await
@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
             collector::run(config, ops::install_metrics(Role::Collector)?, all_in_one::shutdown_signal()).await
         }
         Command::Indexer(args) => {
-            indexer_service::run(args, ops::install_metrics(Role::Indexer)?, all_in_one::shutdown_signal()).await
+            indexer_service::run(*args, ops::install_metrics(Role::Indexer)?, all_in_one::shutdown_signal()).await
         }
         Command::Query(args) => {
             query_service::run(args, ops::install_metrics(Role::Query)?, all_in_one::shutdown_signal()).await

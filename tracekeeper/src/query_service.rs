@@ -43,12 +43,14 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
         policies.clone(),
     ));
     let clock = Arc::new(SystemClock);
-    let engine = QueryEngine::new(Arc::new(store), policies, clock.clone(), args.max_trace_spans)
+    let store = Arc::new(store);
+    let engine = QueryEngine::new(store.clone(), policies, clock.clone(), args.max_trace_spans)
         .with_watermarks(watermarks)
         .with_search_budget(config::search_budget(&args.search));
     let state = Arc::new(
         QueryState::new(engine, Tenancy { multi_tenant: args.multi_tenancy })
-            .with_max_queries_per_tenant(config::max_queries_per_tenant(&args.search)),
+            .with_max_queries_per_tenant(config::max_queries_per_tenant(&args.search))
+            .with_red(store),
     );
     let ready = Readiness::default();
     let serving = config::serving_config(&args.serving, args.multi_tenancy)?;

@@ -12,6 +12,7 @@ mod errors;
 pub mod ledger;
 pub mod lifecycle;
 mod purge;
+mod red;
 mod registry;
 pub mod schema;
 
@@ -561,6 +562,7 @@ mod tests {
         let stack = tracekeeper_stack::require().await;
         let store = test_store(&stack.cql).await;
         crate::testing::conformance(&store, &store).await;
+        crate::testing::red_conformance(&store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,8 @@ use crate::schema::TermRef;
 pub const SPAN: u8 = b'S';
 pub const POSTING: u8 = b'P';
 pub const CATALOG: u8 = b'C';
+/// RED cells (`super::red`).
+pub const RED: u8 = b'R';
 
 pub fn tenant_prefix(table: u8, tenant: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(64);

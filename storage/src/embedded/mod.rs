@@ -10,6 +10,7 @@ mod check;
 mod durability;
 mod keys;
 mod lifecycle;
+mod red;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -417,6 +418,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
         testing::conformance(&store, &store).await;
+        testing::red_conformance(&store).await;
     }
 
     #[tokio::test]
