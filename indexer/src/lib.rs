@@ -183,14 +183,11 @@ impl Indexer {
         let stored = keep.len();
         // A span the trace already held (a client's retry, a duplicate batch) is not
         // counted again.
-        let observed: Vec<red::Observation> = match &self.red {
-            Some(_) if count => keep
-                .iter()
-                .zip(&stored_before)
-                .filter(|(_, before)| !**before)
-                .map(|(span, _)| red::Observation::of(span))
-                .collect(),
-            _ => Vec::new(),
+        let observed = match &self.red {
+            Some(_) if count => {
+                red::Observed::of(keep.iter().zip(&stored_before).filter(|(_, before)| !**before).map(|(span, _)| span))
+            }
+            _ => red::Observed::default(),
         };
         if stored > 0 {
             let started = std::time::Instant::now();
@@ -216,7 +213,7 @@ impl Indexer {
             metrics::histogram!("tracekeeper_storage_write_seconds").record(started.elapsed().as_secs_f64());
             metrics::counter!("tracekeeper_spans_stored_total", "tenant" => tracekeeper_model::tenant_label(tenant))
                 .increment(stored as u64);
-            if let Some(red) = &self.red {
+            if let (Some(red), false) = (&self.red, observed.is_empty()) {
                 red.record(tenant, &observed, std::time::Instant::now());
             }
         }

@@ -110,33 +110,70 @@ fn status_label(code: StatusCode) -> &'static str {
     }
 }
 
-/// What one stored span contributes; taken before the spans move into the write.
-#[derive(Debug, Clone)]
-pub struct Observation {
-    trace_id: TraceId,
-    span_id: SpanId,
-    parent: Option<SpanId>,
+/// What a batch of stored spans contributes, grouped by label set and minute before the
+/// spans move into the write: the strings are copied once per group, not per span.
+#[derive(Debug, Default)]
+pub struct Observed {
+    groups: Vec<Group>,
+    halves: Vec<HalfObservation>,
+}
+
+#[derive(Debug)]
+struct Group {
     service: String,
     name: String,
     kind: SpanKind,
     status: StatusCode,
-    start_ns: u64,
-    duration_ns: u64,
+    minute: u64,
+    durations_ms: Vec<f64>,
 }
 
-impl Observation {
-    pub fn of(span: &Span) -> Self {
-        Self {
-            trace_id: span.trace_id,
-            span_id: span.span_id,
-            parent: span.parent_span_id,
-            service: span.service_name().to_string(),
-            name: span.name.clone(),
-            kind: span.kind,
-            status: span.status.code,
-            start_ns: span.start_ns,
-            duration_ns: span.duration_ns(),
+/// A client or server span, as half of a service-graph edge.
+#[derive(Debug)]
+struct HalfObservation {
+    trace_id: TraceId,
+    /// The client span's id: its own on the client side, its parent on the server side.
+    client_span: SpanId,
+    is_client: bool,
+    /// Index of its group, for the service name.
+    group: usize,
+    seconds: f64,
+}
+
+impl Observed {
+    pub fn of<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Self {
+        let mut out = Observed::default();
+        let mut index: HashMap<(&str, &str, SpanKind, &'static str, u64), usize> = HashMap::new();
+        for span in spans {
+            let minute = span.start_ns - span.start_ns % MINUTE_NS;
+            let key = (span.service_name(), span.name.as_str(), span.kind, status_label(span.status.code), minute);
+            let group = *index.entry(key).or_insert_with(|| {
+                out.groups.push(Group {
+                    service: key.0.to_string(),
+                    name: key.1.to_string(),
+                    kind: key.2,
+                    status: span.status.code,
+                    minute,
+                    durations_ms: Vec::new(),
+                });
+                out.groups.len() - 1
+            });
+            out.groups[group].durations_ms.push(span.duration_ns() as f64 / 1e6);
+            let half = match (span.kind, span.parent_span_id) {
+                (SpanKind::Client | SpanKind::Producer, _) => Some((true, span.span_id)),
+                (SpanKind::Server | SpanKind::Consumer, Some(parent)) => Some((false, parent)),
+                _ => None,
+            };
+            if let Some((is_client, client_span)) = half {
+                let seconds = span.duration_ns() as f64 / 1e9;
+                out.halves.push(HalfObservation { trace_id: span.trace_id, client_span, is_client, group, seconds });
+            }
         }
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
     }
 }
 
@@ -146,26 +183,27 @@ impl Red {
     }
 
     /// Counts spans `tenant` newly stored.
-    pub fn record(&self, tenant: &str, observed: &[Observation], now: Instant) {
+    pub fn record(&self, tenant: &str, observed: &Observed, now: Instant) {
         let tenant_label = tracekeeper_model::tenant_label(tenant).to_string();
-        for o in observed {
-            self.span_metrics(tenant, &tenant_label, o);
+        for group in &observed.groups {
+            self.span_metrics(tenant, &tenant_label, group);
         }
         self.edges(&tenant_label, observed, now);
     }
 
     /// `tenant` is the stored tenant; `label` its bounded metric label.
-    fn span_metrics(&self, tenant: &str, label: &str, o: &Observation) {
-        let kind = kind_label(o.kind);
-        let status = status_label(o.status);
+    fn span_metrics(&self, tenant: &str, label: &str, group: &Group) {
+        let kind = kind_label(group.kind);
+        let status = status_label(group.status);
+        let calls = group.durations_ms.len() as u64;
         let (service, name) = {
             let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-            let key = (label.to_string(), o.service.clone(), o.name.clone(), kind, status);
+            let key = (label.to_string(), group.service.clone(), group.name.clone(), kind, status);
             if series.contains(&key) || series.len() < self.config.max_series {
                 series.insert(key);
-                (o.service.clone(), o.name.clone())
+                (group.service.clone(), group.name.clone())
             } else {
-                metrics::counter!(FOLDED, "tenant" => label.to_string()).increment(1);
+                metrics::counter!(FOLDED, "tenant" => label.to_string()).increment(calls);
                 (FOLDED_LABEL.to_string(), FOLDED_LABEL.to_string())
             }
         };
@@ -176,15 +214,15 @@ impl Red {
             ("span_kind", kind.to_string()),
             ("status_code", status.to_string()),
         ];
-        metrics::counter!(CALLS, &labels).increment(1);
-        metrics::histogram!(DURATION, &labels).record(o.duration_ns as f64 / 1e6);
-        let minute = o.start_ns - o.start_ns % MINUTE_NS;
-        let error = o.status == StatusCode::Error;
+        metrics::counter!(CALLS, &labels).increment(calls);
+        let histogram = metrics::histogram!(DURATION, &labels);
+        group.durations_ms.iter().for_each(|ms| histogram.record(*ms));
+        let error = group.status == StatusCode::Error;
         let [_, (_, service), (_, name), ..] = labels;
-        let key = (tenant.to_string(), minute, service, name, o.kind, error);
+        let key = (tenant.to_string(), group.minute, service, name, group.kind, error);
         let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        let cell = cells.entry(key).or_insert_with_key(|k| RedCell::new(minute, &k.2, &k.3, o.kind, error));
-        cell.observe(o.duration_ns as f64 / 1e6);
+        let cell = cells.entry(key).or_insert_with_key(|k| RedCell::new(group.minute, &k.2, &k.3, group.kind, error));
+        group.durations_ms.iter().for_each(|ms| cell.observe(*ms));
     }
 
     /// Writes the cells counted since the last flush to `store`, with each tenant's
@@ -218,26 +256,23 @@ impl Red {
         Ok(written)
     }
 
-    fn edges(&self, tenant: &str, observed: &[Observation], now: Instant) {
+    fn edges(&self, tenant: &str, observed: &Observed, now: Instant) {
+        if observed.halves.is_empty() {
+            return;
+        }
         let mut pending = self.edges.lock().unwrap_or_else(PoisonError::into_inner);
         self.expire(&mut pending, now);
-        for o in observed {
-            let (is_client, span) = match o.kind {
-                SpanKind::Client | SpanKind::Producer => (true, o.span_id),
-                SpanKind::Server | SpanKind::Consumer => match o.parent {
-                    Some(parent) => (false, parent),
-                    None => continue,
-                },
-                _ => continue,
-            };
+        for o in &observed.halves {
+            let group = &observed.groups[o.group];
             let half = Half {
-                service: o.service.clone(),
-                seconds: o.duration_ns as f64 / 1e9,
-                failed: o.status == StatusCode::Error,
-                messaging: matches!(o.kind, SpanKind::Producer | SpanKind::Consumer),
+                service: group.service.clone(),
+                seconds: o.seconds,
+                failed: group.status == StatusCode::Error,
+                messaging: matches!(group.kind, SpanKind::Producer | SpanKind::Consumer),
                 since: now,
             };
-            let key = (tenant.to_string(), o.trace_id, span);
+            let is_client = o.is_client;
+            let key = (tenant.to_string(), o.trace_id, o.client_span);
             let other = if is_client { pending.servers.remove(&key) } else { pending.clients.remove(&key) };
             match other {
                 Some(other) => {

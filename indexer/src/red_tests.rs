@@ -29,8 +29,8 @@ fn span(service: &str, name: &str, kind: SpanKind, id: u8, parent: Option<u8>, m
     span
 }
 
-fn observe(spans: &[Span]) -> Vec<Observation> {
-    spans.iter().map(Observation::of).collect()
+fn observe(spans: &[Span]) -> Observed {
+    Observed::of(spans)
 }
 
 /// The value of the series whose name and labels are exactly as given.
