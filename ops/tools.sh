@@ -15,6 +15,17 @@ mkdir -p "$bin"
 # nothing, and deleting the cache deletes them.
 export GOBIN="$bin" GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build" GOFLAGS=-mod=mod
 
+# Runs a build in DIR with its output in a log, shown only when it fails.
+build_logged() {
+  local name=$1 dir=$2 log="$cache/tools/$1.build.log"
+  shift 2
+  if ! (cd "$dir" && "$@") > "$log" 2>&1; then
+    cat "$log" >&2
+    echo "building $name failed (log: $log)" >&2
+    exit 1
+  fi
+}
+
 tools=(
   "promtool github.com/prometheus/prometheus/cmd/promtool@v0.316.0"
   "helm helm.sh/helm/v3/cmd/helm@v3.22.0"
@@ -28,12 +39,7 @@ for entry in "${tools[@]}"; do
   fi
   echo "==> building $name ($module) from the Go module proxy; the first time takes a few minutes" >&2
   started=$SECONDS
-  log="$cache/tools/$name.build.log"
-  if ! (cd "$cache/tools" && go install "$module") > "$log" 2>&1; then
-    cat "$log" >&2
-    echo "building $name failed (log: $log)" >&2
-    exit 1
-  fi
+  build_logged "$name" "$cache/tools" go install "$module"
   echo "$module" > "$stamp"
   echo "    $name built in $((SECONDS - started)) s" >&2
 done
@@ -46,12 +52,7 @@ if [ ! -x "$bin/otelcol-tracekeeper" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$w
   started=$SECONDS
   work="$cache/tools/otelcol"
   rm -rf "$work" && mkdir -p "$work"
-  log="$cache/tools/otelcol-tracekeeper.build.log"
-  if ! (cd "$work" && "$bin/builder" --config "$manifest" --output-path "$work/build") > "$log" 2>&1; then
-    cat "$log" >&2
-    echo "building otelcol-tracekeeper failed (log: $log)" >&2
-    exit 1
-  fi
+  build_logged otelcol-tracekeeper "$work" "$bin/builder" --config "$manifest" --output-path "$work/build"
   mv "$work/build/otelcol-tracekeeper" "$bin/otelcol-tracekeeper"
   rm -rf "$work"
   echo "$want" > "$stamp"

@@ -18,10 +18,12 @@
 //! into `service_name="__folded__"`, `span_name="__folded__"`, and counted.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use tracekeeper_model::clock::Clock;
 use tracekeeper_model::{Span, SpanId, SpanKind, StatusCode, TraceId};
+use tracekeeper_retention::Policies;
 use tracekeeper_storage::red::{RedCell, RedStore, MINUTE_NS};
 use tracekeeper_storage::StorageError;
 
@@ -325,19 +327,32 @@ fn emit_edge(tenant: &str, client: &Half, server: &Half) {
     metrics::histogram!(EDGE_SERVER_SECONDS, &labels).record(server.seconds);
 }
 
-/// Calls `flush` every `interval`, logging failures (the cells are kept and go with the
-/// next flush); runs until aborted.
-pub async fn flush_every<F, Fut>(interval: Duration, flush: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<usize, StorageError>>,
-{
-    loop {
-        tokio::time::sleep(interval).await;
-        match flush().await {
-            Ok(cells) => tracing::debug!(cells, "RED counts written"),
-            Err(e) => tracing::warn!(error = %e, "writing RED counts failed; they go with the next flush"),
-        }
+/// Writes a [`Red`]'s counts to a store with each tenant's retention: every interval,
+/// and once more at shutdown.
+pub struct RedFlusher {
+    pub red: Arc<Red>,
+    pub store: Arc<dyn RedStore>,
+    pub retention: Policies,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl RedFlusher {
+    pub async fn flush(&self) -> Result<usize, StorageError> {
+        self.red.flush(&*self.store, |t| self.retention.current().retention_ns(t), self.clock.now_ns()).await
+    }
+
+    /// Flushes every `interval`, logging failures (the cells are kept and go with the
+    /// next flush), until the task is aborted.
+    pub fn spawn(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                match self.flush().await {
+                    Ok(cells) => tracing::debug!(cells, "RED counts written"),
+                    Err(e) => tracing::warn!(error = %e, "writing RED counts failed; they go with the next flush"),
+                }
+            }
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tracekeeper_indexer::red::{self, Red, RedConfig};
+use tracekeeper_indexer::red::{Red, RedConfig, RedFlusher};
 use tracekeeper_indexer::{IndexError, Indexer};
 use tracekeeper_ingest::{IngestState, SinkError, SinkOutcome, SpanSink};
 use tracekeeper_model::clock::{Clock, SystemClock};
@@ -94,14 +94,9 @@ pub async fn run(
             .with_max_queries_per_tenant(config.max_queries_per_tenant)
             .with_red(store.clone()),
     );
-    let (final_retention, final_clock) = (retention.clone(), clock.clone());
-    let flushing = {
-        let (red, store, retention, clock) = (red.clone(), store.clone(), retention.clone(), clock.clone());
-        tokio::spawn(red::flush_every(config.red_flush_interval, move || {
-            let (red, store, retention, clock) = (red.clone(), store.clone(), retention.clone(), clock.clone());
-            async move { red.flush(&*store, |t| retention.retention_ns(t), clock.now_ns()).await }
-        }))
-    };
+    let red_flusher =
+        Arc::new(RedFlusher { red, store: store.clone(), retention: retention.clone().into(), clock: clock.clone() });
+    let flushing = red_flusher.clone().spawn(config.red_flush_interval);
     // The same worker as `tracekeeper retention`, on the embedded store: it drops whole
     // buckets once every tenant's retention has passed them.
     let worker = Worker::new(
@@ -139,7 +134,7 @@ pub async fn run(
     let _ = worker.await;
     let result = servers.shutdown().await;
     flushing.abort();
-    if let Err(e) = red.flush(&*store, |t| final_retention.retention_ns(t), final_clock.now_ns()).await {
+    if let Err(e) = red_flusher.flush().await {
         tracing::warn!(error = %e, "writing the last RED counts failed");
     }
     store.flush().context("flushing the store")?;

@@ -10,9 +10,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracekeeper_indexer::kafka::group::GroupView;
 use tracekeeper_indexer::kafka::{ConsumerConfig, Member};
-use tracekeeper_indexer::red::{self, Red, RedConfig};
+use tracekeeper_indexer::red::{Red, RedConfig, RedFlusher};
 use tracekeeper_indexer::Indexer;
-use tracekeeper_model::clock::{Clock, SystemClock};
+use tracekeeper_model::clock::SystemClock;
 use tracekeeper_retention::{Policies, Watermarks};
 use tracekeeper_storage::cql::ledger::CqlLedger;
 use tracekeeper_storage::cql::lifecycle::CqlLifecycle;
@@ -54,14 +54,13 @@ pub async fn run(
     let clock = Arc::new(SystemClock);
     let store = Arc::new(store);
     let red = Arc::new(Red::new(RedConfig { max_series: args.red_max_series, ..RedConfig::default() }));
-    let flush_red = {
-        let (red, store, policies, clock) = (red.clone(), store.clone(), policies.clone(), clock.clone());
-        move || {
-            let (red, store, policies, clock) = (red.clone(), store.clone(), policies.clone(), clock.clone());
-            async move { red.flush(&*store, |t| policies.current().retention_ns(t), clock.now_ns()).await }
-        }
-    };
-    let flushing = tokio::spawn(red::flush_every(args.red_flush_interval, flush_red.clone()));
+    let red_flusher = Arc::new(RedFlusher {
+        red: red.clone(),
+        store: store.clone(),
+        retention: policies.clone(),
+        clock: clock.clone(),
+    });
+    let flushing = red_flusher.clone().spawn(args.red_flush_interval);
     let indexer = Indexer::new(store.clone(), policies, clock.clone())
         .with_watermarks(watermarks)
         .with_trace_limit(store, args.max_trace_spans)
@@ -131,7 +130,7 @@ pub async fn run(
     refresh.abort();
     counting.iter().for_each(tokio::task::JoinHandle::abort);
     flushing.abort();
-    if let Err(e) = flush_red().await {
+    if let Err(e) = red_flusher.flush().await {
         tracing::warn!(error = %e, "writing the last RED counts failed");
     }
     servers.shutdown().await?;
