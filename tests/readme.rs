@@ -59,10 +59,11 @@ fn readme_flags(readme: &str, role: &str) -> Vec<(String, String)> {
 #[test]
 fn the_readme_lists_every_flag_of_every_role_with_its_default() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let roles = ["all-in-one", "collector", "indexer", "query", "retention", "schema apply", "check", "dlq replay"];
+    let roles =
+        ["all-in-one", "collector", "indexer", "query", "retention", "schema apply", "check", "compact", "dlq replay"];
     for role in roles {
         let help = help_flags(role);
-        assert!(help.len() > 3, "{role}: parsed only {help:?}");
+        assert!(help.len() >= 3, "{role}: parsed only {help:?}");
         let listed = readme_flags(&readme, role);
         let missing: Vec<_> = help.iter().filter(|f| !listed.contains(f)).collect();
         let extra: Vec<_> = listed.iter().filter(|f| !help.contains(f)).collect();

@@ -44,6 +44,10 @@ pub struct LoadgenArgs {
     /// answers reads.
     #[arg(long)]
     pub trace_id: Option<String>,
+    /// Seed of the generated traces: runs with different seeds send different trace
+    /// ids, so a store can be preloaded in several runs.
+    #[arg(long, default_value_t = 0x5eed_1234_abcd_ef01)]
+    pub seed: u64,
     /// Most spans per second to send; 0 sends as fast as the server answers.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
@@ -173,7 +177,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         let interval = Duration::from_millis(args.probe_interval_ms);
         return crate::freshness::measure(&args.endpoint, &args.query, n, interval).await;
     }
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut rng = Rng(args.seed.max(1));
     let now = now_ns();
     let mut bodies = Vec::new();
     let mut total = 0usize;

@@ -4,7 +4,8 @@
 # Sets: bin (tracekeeper), bench (tracekeeper-bench), data, pid, http, grpc, zipkin, query.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}/target}"
 cargo build --release -q -p tracekeeper -p tracekeeper-bench
-bin="$CARGO_TARGET_DIR/release/tracekeeper"
+# TRACEKEEPER_BENCH_BIN runs another tracekeeper binary (an older build, for A/B).
+bin="${TRACEKEEPER_BENCH_BIN:-$CARGO_TARGET_DIR/release/tracekeeper}"
 bench="$CARGO_TARGET_DIR/release/tracekeeper-bench"
 data=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$data"' EXIT

@@ -71,7 +71,7 @@ pub async fn run(
             path: config.data_dir.clone(),
             durability: config.durability,
             bucket_width: config.bucket_width,
-            cache_bytes: 256 << 20,
+            ..EmbeddedConfig::new(&config.data_dir)
         })
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
     );

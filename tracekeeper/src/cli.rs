@@ -68,6 +68,11 @@ pub enum Command {
     /// at unstored traces, spans stored twice, data kept past retention. Exits non-zero
     /// on any.
     Check(crate::check::CheckArgs),
+    /// Compact a stopped all-in-one's embedded store: every time bucket is rewritten as
+    /// one compressed sorted run, with its size before and after. The store compacts on
+    /// its own as it runs; this reclaims the most space at once (after a bulk load, or
+    /// before taking a copy).
+    Compact(crate::compact::CompactArgs),
     /// Manage the CQL schema of the distributed shape.
     #[command(subcommand)]
     Schema(SchemaCommand),

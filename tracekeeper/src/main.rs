@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod clients;
 mod collector;
+mod compact;
 mod config;
 mod dlq;
 mod indexer_service;
@@ -24,7 +25,8 @@ use crate::cli::{Command, LogFormat};
 use crate::telemetry::Role;
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // fjall reports every recovery and compaction step at info; only its warnings are news.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -60,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
             query_service::run(args, ops::install_metrics(Role::Query)?, all_in_one::shutdown_signal()).await
         }
         Command::Check(args) => check::run(args).await,
+        Command::Compact(args) => compact::run(args),
         Command::Retention(args) => {
             retention_service::run(args, ops::install_metrics(Role::Retention)?, all_in_one::shutdown_signal()).await
         }
