@@ -8,7 +8,7 @@ cargo build --release -q -p tracekeeper -p tracekeeper-bench
 bin="${TRACEKEEPER_BENCH_BIN:-$CARGO_TARGET_DIR/release/tracekeeper}"
 bench="$CARGO_TARGET_DIR/release/tracekeeper-bench"
 data=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$data"' EXIT
+trap 'kill $pid 2>/dev/null && wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 http=$(port); grpc=$(port); zipkin=$(port); query=$(port)
 RUST_LOG=warn "$bin" all-in-one --data-dir "$data" "${ALL_IN_ONE_FLAGS[@]}" \

@@ -35,4 +35,5 @@ if [ -n "$spans" ]; then
   nodetool compact "$keyspace"
   after=$(live)
   echo "bytes_per_span before_compaction=$((before / spans)) after_compaction=$((after / spans)) (live bytes $before -> $after; compaction took $(( $(date +%s) - started )) s)"
+  echo "SUMMARY bench=partition-size keyspace=$keyspace spans=$spans bytes_per_span_before_compaction=$((before / spans)) bytes_per_span_after_compaction=$((after / spans))"
 fi

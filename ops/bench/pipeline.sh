@@ -10,7 +10,8 @@
 #         node that many times each (`loadgen --query-bench`).
 # Prints: spans/s indexed (until every partition's lag is 0), CQL rows per span and
 # writes/s, CPU of each process, and freshness (ack → searchable) p50/p99 from probes
-# sent alongside the load.
+# sent alongside the load. The last line is the machine-readable summary
+# (`SUMMARY bench=pipeline ...`).
 # Uses TRACEKEEPER_TEST_KAFKA / TRACEKEEPER_TEST_CQL when set, else starts the local
 # stack, with a 4G Cassandra heap unless TRACEKEEPER_CASSANDRA_HEAP says otherwise.
 set -euo pipefail
@@ -81,19 +82,27 @@ for a in "${admins[@]}"; do
 done
 elapsed=$(python3 -c "print($s1 - $s0)")
 echo "keyspace=$run indexers=$indexers offered_rate=$rate $(cat "$work/load.out")"
-python3 - "$spans" "$rows" "$elapsed" <<PY
+summary=$(python3 - "$spans" "$rows" "$elapsed" <<PY
 import sys
 spans, rows, elapsed = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-print(f"indexed_spans_per_sec={spans / elapsed:.0f} (all {spans} spans searchable after {elapsed:.1f} s)"
-      f" cql_rows_per_span={rows / spans:.2f} cql_writes_per_sec={rows / elapsed:.0f}")
+print(f"indexed_spans_per_sec={spans / elapsed:.0f} cql_rows_per_span={rows / spans:.2f} cql_writes_per_sec={rows / elapsed:.0f}")
 PY
+)
+echo "$summary (all $spans spans searchable after $elapsed s)"
+summary="SUMMARY bench=pipeline indexers=$indexers offered_rate=$rate spans=$spans $summary"
 for w in "${watch[@]}"; do
   t=$(ticks "${w#*:}")
-  python3 -c "print(f'cpu {\"${w%%:*}\":>10}: {($t - ${t0[$w]}) / $hz / $elapsed * 100:5.0f}% of one core')"
+  cpu=$(python3 -c "print(f'{($t - ${t0[$w]}) / $hz / $elapsed * 100:.0f}')")
+  echo "cpu ${w%%:*}: $cpu% of one core"
+  summary="$summary cpu_${w%%:*}_percent=$cpu"
 done
 cat "$work/fresh.out"
+summary="$summary $(grep -o 'freshness_p50_ms=[0-9]* freshness_p99_ms=[0-9]*' "$work/fresh.out" || true)"
 if [ -n "$query_iterations" ]; then
-  "$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" --query-bench "$query_iterations"
+  "$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" --query-bench "$query_iterations" \
+    | tee "$work/queries.out"
+  summary="$summary$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    printf " %s_p99_ms=%s", f["query"], f["p99_ms"] }' "$work/queries.out")"
   # Peak RSS of the query node fetching a 50,000-span trace (stored and fetched once
   # first, so that only the reads are in the figure).
   stored=$("$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" \
@@ -102,6 +111,9 @@ if [ -n "$query_iterations" ]; then
   trace_id=$(sed -n 's/.*trace_id=\([0-9a-f]*\).*/\1/p' <<<"$stored")
   before=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$query_pid/status")
   echo 5 > "/proc/$query_pid/clear_refs"
-  "$bench" loadgen --query "http://$query" --fetch-trace-spans 50000 --trace-id "$trace_id" --fetches 5
-  echo "50,000-span trace: query node RSS before ${before} MiB, peak while fetching it $(awk '/VmHWM/ {print int($2/1024)}' "/proc/$query_pid/status") MiB"
+  "$bench" loadgen --query "http://$query" --fetch-trace-spans 50000 --trace-id "$trace_id" --fetches 5 | tee "$work/fetch.out"
+  peak=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$query_pid/status")
+  echo "50,000-span trace: query node RSS before ${before} MiB, peak while fetching it $peak MiB"
+  summary="$summary fetch_50000_p50_ms=$(sed -n 's/.*fetch_p50_ms=\([0-9.]*\).*/\1/p' "$work/fetch.out") fetch_50000_rss_rise_mib=$((peak - before))"
 fi
+echo "$summary"

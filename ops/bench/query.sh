@@ -4,6 +4,7 @@
 # (trace by id of 1,000 spans, search by service, tag, duration, TraceQL), then the
 # peak RSS of fetching one 50,000-span trace. A benchmark: it prints numbers, it
 # asserts nothing. For the CQL backend: ops/bench/pipeline.sh ... QUERY_ITERATIONS.
+# The last line is the machine-readable summary (`SUMMARY bench=query ...`).
 #
 # Usage: ops/bench/query.sh [SPANS] [ITERATIONS]   (defaults: 1000000 100)
 set -euo pipefail
@@ -25,8 +26,10 @@ wait_idle() {
   done
 }
 wait_idle
-echo "on disk: $(du -sb "$data" | cut -f1) bytes; server RSS $(awk '/VmRSS/ {print int($2/1024)}' /proc/$pid/status) MiB"
-"$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://127.0.0.1:$query" --query-bench "$iterations"
+disk=$(du -s -B1 "$data" | cut -f1)
+echo "on disk: $disk bytes ($((disk / spans)) per span); server RSS $(awk '/VmRSS/ {print int($2/1024)}' /proc/$pid/status) MiB"
+"$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://127.0.0.1:$query" --query-bench "$iterations" \
+  | tee /tmp/tracekeeper-query-bench.out
 
 # Peak RSS of answering reads only: the trace is stored (and fetched once) first, the
 # server left to go idle, the peak reset, then the trace fetched again.
@@ -37,5 +40,12 @@ trace_id=$(sed -n 's/.*trace_id=\([0-9a-f]*\).*/\1/p' <<<"$stored")
 wait_idle  # the flush and compaction of the stored trace are not the fetch's memory
 before=$(awk '/VmRSS/ {print int($2/1024)}' /proc/$pid/status)
 echo 5 > "/proc/$pid/clear_refs"  # resets the peak (VmHWM) to the current RSS
-"$bench" loadgen --query "http://127.0.0.1:$query" --fetch-trace-spans 50000 --trace-id "$trace_id" --fetches 5
-echo "50,000-span trace: server RSS before ${before} MiB, peak while fetching it $(awk '/VmHWM/ {print int($2/1024)}' /proc/$pid/status) MiB"
+"$bench" loadgen --query "http://127.0.0.1:$query" --fetch-trace-spans 50000 --trace-id "$trace_id" --fetches 5 \
+  | tee /tmp/tracekeeper-fetch.out
+peak=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$pid/status)
+echo "50,000-span trace: server RSS before ${before} MiB, peak while fetching it ${peak} MiB"
+queries=$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+  printf " %s_p50_ms=%s %s_p99_ms=%s", f["query"], f["p50_ms"], f["query"], f["p99_ms"] }' /tmp/tracekeeper-query-bench.out)
+echo "SUMMARY bench=query spans=$spans bytes_per_span=$((disk / spans))$queries" \
+  "fetch_50000_p50_ms=$(sed -n 's/.*fetch_p50_ms=\([0-9.]*\).*/\1/p' /tmp/tracekeeper-fetch.out)" \
+  "fetch_50000_rss_rise_mib=$((peak - before))"

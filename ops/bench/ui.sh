@@ -20,4 +20,5 @@ fi
 BENCH_QUERY="http://127.0.0.1:$query" BENCH_OTLP="http://127.0.0.1:$http" \
   BENCH_MACHINE="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(chromium --version 2>/dev/null)" \
   TRACEKEEPER_BIN="$bin" node ui/bench/ui-bench.mjs
-echo "server peak RSS: $(awk '/VmHWM/ {print int($2/1024)}' /proc/$pid/status) MiB"
+# ui-bench.mjs ends with the summary line unterminated: the server's figure completes it.
+echo " server_peak_rss_mib=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$pid/status)"

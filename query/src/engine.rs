@@ -240,6 +240,11 @@ impl QueryEngine {
             if found.len() >= query.limit && found[query.limit - 1].summary.start_ns > posting.time_ns {
                 break;
             }
+            // Every span this posting stands for is too short to match: another posting
+            // of the same trace may still hold one, so the trace is not marked as seen.
+            if query.span.min_duration_ns.zip(posting.max_duration_ns).is_some_and(|(min, longest)| longest < min) {
+                continue;
+            }
             if !seen.insert(posting.trace_id) {
                 continue;
             }

@@ -114,6 +114,27 @@ pub async fn search_conformance(writer: Arc<dyn SpanWriter>, reader: Arc<dyn Spa
     let too_short = SpanPredicate { min_duration_ns: Some(51 * 1_000_000), ..same };
     assert!(ids(&engine, &query(too_short, 10)).await.is_empty());
 
+    // Span duration bounds recorded with postings never hide a match. Trace 3000's long
+    // span is in an older posting than its short ones; trace 3001's long and short
+    // spans start at the same nanosecond but arrive in two batches, so they share a
+    // (time, trace) and only a bound per batch keeps the long one findable.
+    let ms = 1_000_000;
+    let mut long_then_short = vec![at(3000, 1, "timer", "tick", T0 - 300 * SEC)];
+    long_then_short[0].end_ns = long_then_short[0].start_ns + 80 * ms;
+    long_then_short.extend((2..6).map(|i| at(3000, i, "timer", "tick", T0 - 200 * SEC + u64::from(i))));
+    writer.write(batch("t", long_then_short)).await.unwrap();
+    let mut long = at(3001, 1, "timer", "tock", T0 - 250 * SEC);
+    long.end_ns = long.start_ns + 70 * ms;
+    writer.write(batch("t", vec![long])).await.unwrap();
+    writer.write(batch("t", vec![at(3001, 2, "timer", "tock", T0 - 250 * SEC)])).await.unwrap();
+    let at_least = |min_ms: u64| SpanPredicate { min_duration_ns: Some(min_ms * ms), ..svc("timer") };
+    assert_eq!(ids(&engine, &query(at_least(60), 10)).await, vec![tid(3001), tid(3000)]);
+    assert_eq!(ids(&engine, &query(at_least(75), 10)).await, vec![tid(3000)]);
+    assert!(ids(&engine, &query(at_least(81), 10)).await.is_empty());
+    let any_timer = SpanPredicate { min_duration_ns: Some(60 * ms), ..Default::default() };
+    let found = ids(&engine, &query(any_timer, 100)).await;
+    assert!(found.contains(&tid(3000)) && found.contains(&tid(3001)), "by duration alone: {found:?}");
+
     // Trace duration and the summary.
     let mut long = query(svc("api"), 10);
     long.min_trace_duration_ns = Some(50 * 1_000_000);

@@ -75,6 +75,7 @@ fn batch(rng: &mut Rng, resources: &[Arc<Resource>], scope: &Arc<Scope>, start_n
 
 struct Phase {
     spans: usize,
+    rate: f64,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
@@ -82,6 +83,7 @@ struct Phase {
 impl Phase {
     fn report(&mut self, name: &str) {
         self.latencies.sort();
+        self.rate = self.spans as f64 / self.elapsed.as_secs_f64();
         let at = |p: f64| self.latencies[((self.latencies.len() - 1) as f64 * p) as usize];
         println!(
             "{name:<22} {:>9.0} spans/s  batch of {BATCH}: p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  ({} batches)",
@@ -103,7 +105,7 @@ fn write_while(
     start_ns: u64,
     mut until: impl FnMut(usize) -> bool,
 ) -> Phase {
-    let mut phase = Phase { spans: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    let mut phase = Phase { spans: 0, rate: 0.0, elapsed: Duration::ZERO, latencies: Vec::new() };
     let began = Instant::now();
     while !until(phase.spans) {
         let spans = batch(rng, &fixtures.0, &fixtures.1, start_ns);
@@ -174,6 +176,20 @@ fn main() {
     println!(
         "day 0 bucket after compaction: {:.1} MiB, {:.1} bytes/span",
         after as f64 / 1048576.0,
+        after as f64 / loaded as f64
+    );
+    let p99 = |phase: &Phase| phase.latencies[(phase.latencies.len() - 1) * 99 / 100].as_secs_f64() * 1e3;
+    println!(
+        "SUMMARY bench=compaction loaded_spans={loaded} load_spans_per_sec={:.0} quiet_spans_per_sec={:.0} \
+         compacting_spans_per_sec={:.0} quiet_batch_p99_ms={:.2} compacting_batch_p99_ms={:.2} \
+         major_compaction_s={:.1} bytes_per_span_before={:.0} bytes_per_span_after={:.0}",
+        load.rate,
+        quiet.rate,
+        busy.rate,
+        p99(&quiet),
+        p99(&busy),
+        took.as_secs_f64(),
+        before as f64 / loaded as f64,
         after as f64 / loaded as f64
     );
 }

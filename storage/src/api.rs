@@ -73,6 +73,11 @@ pub trait SpanWriter: Send + Sync {
 pub struct Posting {
     pub time_ns: u64,
     pub trace_id: TraceId,
+    /// At least the longest duration among the spans this posting stands for, when the
+    /// backend records it (`None` otherwise): a search for spans of at least some
+    /// duration can pass over a posting whose spans are all shorter without reading
+    /// the trace.
+    pub max_duration_ns: Option<u64>,
 }
 
 /// An operation in the catalog.

@@ -230,21 +230,23 @@ pub fn row_id(span: &Span) -> Vec<u8> {
     id
 }
 
-/// A posting to write: (term, time, trace).
-pub type PostingRow<'a> = (TermRef<'a>, u64, TraceId);
+/// A posting to write: (term, time, trace, longest duration of the spans it groups).
+pub type PostingRow<'a> = (TermRef<'a>, u64, TraceId, u64);
 
 /// The postings a batch produces, deduplicated as described in the module docs.
 pub fn postings_of(spans: &[Span]) -> Vec<PostingRow<'_>> {
     type Fast = std::hash::BuildHasherDefault<Fnv64>;
-    let mut latest: std::collections::HashMap<(TermRef<'_>, TraceId, u64), u64, Fast> = Default::default();
+    let mut latest: std::collections::HashMap<(TermRef<'_>, TraceId, u64), (u64, u64), Fast> = Default::default();
     for span in spans {
         let slot = span.start_ns / POSTING_GROUP_NS;
+        let duration = span.duration_ns();
         for term in terms_of(span) {
-            let time = latest.entry((term, span.trace_id, slot)).or_insert(span.start_ns);
+            let (time, longest) = latest.entry((term, span.trace_id, slot)).or_insert((span.start_ns, duration));
             *time = (*time).max(span.start_ns);
+            *longest = (*longest).max(duration);
         }
     }
-    latest.into_iter().map(|((term, trace, _), time)| (term, time, trace)).collect()
+    latest.into_iter().map(|((term, trace, _), (time, longest))| (term, time, trace, longest)).collect()
 }
 
 /// Encodes spans as stored rows. Spans of one request share their resource and scope,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tracekeeper_model::{AnyValue, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, TraceId};
 
-use crate::api::{Operation, Posting, SpanReader, SpanWriter, WriteBatch};
+use crate::api::{Operation, SpanReader, SpanWriter, WriteBatch};
 use crate::schema::{IndexTerm, IndexValue};
 
 const DAY_NS: u64 = 86_400_000_000_000;
@@ -80,12 +80,13 @@ pub async fn conformance(writer: &dyn SpanWriter, reader: &dyn SpanReader) {
     let api = IndexTerm::Service("api".into());
     let window = reader.postings("acme", &api, b1.start_ns, a1.start_ns, None, 100).await.unwrap();
     assert_eq!(
-        window,
-        vec![
-            Posting { time_ns: b1.start_ns, trace_id: b1.trace_id },
-            Posting { time_ns: a1.start_ns, trace_id: a1.trace_id }
-        ]
+        window.iter().map(|p| (p.time_ns, p.trace_id)).collect::<Vec<_>>(),
+        vec![(b1.start_ns, b1.trace_id), (a1.start_ns, a1.trace_id)]
     );
+    // A recorded bound is an upper bound of the durations of the spans it stands for.
+    for (posting, span) in window.iter().zip([&b1, &a1]) {
+        assert!(posting.max_duration_ns.is_none_or(|d| d >= span.duration_ns()), "{posting:?} for {span:?}");
+    }
     let page1 = reader.postings("acme", &api, u64::MAX, 0, None, 1).await.unwrap();
     let page2 = reader.postings("acme", &api, u64::MAX, 0, page1.last().copied(), 1).await.unwrap();
     let page3 = reader.postings("acme", &api, u64::MAX, 0, page2.last().copied(), 5).await.unwrap();

@@ -53,6 +53,7 @@ async function main() {
   const browser = await launchBrowser();
   console.log(`machine: ${process.env.BENCH_MACHINE || ''}`);
   console.log('spans    first rows   scroll p50/p95/max (ms)   expand-all (ms)   JS heap (MB)');
+  const summary = [];
   for (const n of sizes) {
     const id = await ingestTrace(n);
     const firsts = [], scrolls = [], expands = [], heaps = [];
@@ -76,6 +77,8 @@ async function main() {
     }
     console.log(`${String(n).padEnd(8)} ${f(pct(firsts, 50)).padStart(7)} ms   ${f(pct(scrolls, 50))} / ${f(pct(scrolls, 95))} / ${f(Math.max(...scrolls))}`.padEnd(52) +
       `${f(pct(expands, 50)).padStart(8)}          ${f(Math.max(...heaps))}`);
+    summary.push(`trace_${n}_first_rows_ms=${f(pct(firsts, 50))} trace_${n}_scroll_p95_ms=${f(pct(scrolls, 95))}`,
+      `trace_${n}_expand_all_ms=${f(pct(expands, 50))} trace_${n}_js_heap_mb=${f(Math.max(...heaps))}`);
   }
 
   const searchTimes = [];
@@ -92,7 +95,10 @@ async function main() {
   }
   const shown = await page.locator('#result-list li').count();
   console.log(`search page, ${shown} traces${service ? ` of ${service}` : ''}: submit to results shown p50 ${f(pct(searchTimes, 50))} ms, p95 ${f(pct(searchTimes, 95))} ms`);
+  summary.push(`search_p50_ms=${f(pct(searchTimes, 50))} search_p95_ms=${f(pct(searchTimes, 95))}`);
   await browser.close();
+  // One machine-readable line; ops/bench/ui.sh appends the server's peak RSS to it.
+  process.stdout.write(`SUMMARY bench=ui ${summary.join(' ')}`);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -334,7 +334,7 @@ fn parse_postings(result: scylla::response::query_result::QueryResult) -> Result
         .map(|row| {
             let (time, trace) = row.map_err(corrupt)?;
             let trace_id = TraceId(trace.as_slice().try_into().map_err(|_| corrupt("posting trace id"))?);
-            Ok(Posting { time_ns: time as u64, trace_id })
+            Ok(Posting { time_ns: time as u64, trace_id, max_duration_ns: None })
         })
         .collect()
 }
@@ -382,7 +382,7 @@ impl SpanWriter for CqlStore {
 
         let postings: Vec<_> = logical::postings_of(&batch.spans)
             .into_iter()
-            .filter_map(|(term, time, trace)| {
+            .filter_map(|(term, time, trace, _)| {
                 let ttl = ttl_secs(time, &batch)?;
                 let bucket = (time / HOUR_NS) as i64;
                 let (term_id, shard) = (term.id() as i64, shard_of(term, trace));

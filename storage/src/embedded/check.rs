@@ -45,7 +45,8 @@ impl Checkable for EmbeddedStore {
             for entry in bucket.prefix([keys::POSTING]) {
                 let key = entry.key().map_err(io)?;
                 let (tenant, _) = split_tenant(&key).ok_or_else(|| io("posting key"))?;
-                let (time_ns, trace) = keys::parse_posting_suffix(&key).ok_or_else(|| io("posting key"))?;
+                let (time_ns, trace, _) =
+                    keys::parse_posting(&key, keys::term_prefix_len(&tenant)).ok_or_else(|| io("posting key"))?;
                 scan.posting(&tenant, time_ns, trace);
             }
         }
@@ -68,7 +69,7 @@ mod tests {
         // An index entry pointing at a trace that was never stored.
         let time = 1_700_000_000_000_000_000u64;
         let bucket = store.inner.bucket(time / store.inner.bucket_width_ns).unwrap();
-        let key = keys::posting_key(&keys::term_prefix("t", TermRef::All), time, TraceId([9; 16]));
+        let key = keys::posting_key(&keys::term_prefix("t", TermRef::All), time, TraceId([9; 16]), Some(1000));
         bucket.insert(key, []).unwrap();
         let keep_all = |_: &str| 0;
         let horizons = Horizons { visible_from: &keep_all, gone_before: &keep_all };

@@ -38,20 +38,48 @@ pub fn term_prefix(tenant: &str, term: TermRef<'_>) -> Vec<u8> {
     key
 }
 
-/// Times are stored inverted so that a forward scan runs newest first.
-pub fn posting_key(term_prefix: &[u8], time_ns: u64, trace_id: TraceId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(term_prefix.len() + 24);
+/// Times are stored inverted so that a forward scan runs newest first. After the trace
+/// id comes the longest duration of the spans the posting stands for (see
+/// [`duration_suffix`]), when given: range bounds leave it out. It is in the key rather
+/// than the value so that two batches grouping different spans under one (time, trace)
+/// keep both bounds instead of the last one written.
+pub fn posting_key(term_prefix: &[u8], time_ns: u64, trace_id: TraceId, max_duration_ns: Option<u64>) -> Vec<u8> {
+    let mut key = Vec::with_capacity(term_prefix.len() + 28);
     key.extend_from_slice(term_prefix);
     key.extend_from_slice(&(u64::MAX - time_ns).to_be_bytes());
     key.extend_from_slice(&trace_id.0);
+    if let Some(duration) = max_duration_ns {
+        key.extend_from_slice(&duration_suffix(duration));
+    }
     key
 }
 
-/// Splits the (time, trace) suffix off a posting key.
-pub fn parse_posting_suffix(key: &[u8]) -> Option<(u64, TraceId)> {
-    let suffix = key.get(key.len().checked_sub(24)?..)?;
-    let time = u64::MAX - u64::from_be_bytes(suffix[..8].try_into().ok()?);
-    Some((time, TraceId(suffix[8..].try_into().ok()?)))
+/// A duration in µs, rounded up so that it stays an upper bound, and capped: the cap
+/// reads back as `u64::MAX`, no bound.
+pub fn duration_suffix(duration_ns: u64) -> [u8; 4] {
+    u32::try_from(duration_ns.div_ceil(1000)).unwrap_or(u32::MAX).to_be_bytes()
+}
+
+/// (time, trace, longest span duration) of a posting key whose term prefix is
+/// `prefix_len` bytes. Keys written before the duration was recorded have none.
+pub fn parse_posting(key: &[u8], prefix_len: usize) -> Option<(u64, TraceId, Option<u64>)> {
+    let rest = key.get(prefix_len..)?;
+    let time = u64::MAX - u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    let trace = TraceId(rest.get(8..24)?.try_into().ok()?);
+    let duration = match rest.len() {
+        24 => None,
+        28 => Some(match u32::from_be_bytes(rest[24..].try_into().ok()?) {
+            u32::MAX => u64::MAX,
+            micros => u64::from(micros) * 1000,
+        }),
+        _ => return None,
+    };
+    Some((time, trace, duration))
+}
+
+/// Length of the term prefix of a posting key for `tenant` ([`term_prefix`]).
+pub fn term_prefix_len(tenant: &str) -> usize {
+    2 + tenant.len() + 8
 }
 
 pub fn catalog_key(tenant: &str, service: &str, kind: SpanKind, operation: &str) -> Vec<u8> {
@@ -71,4 +99,32 @@ pub fn parse_catalog_key(key: &[u8], prefix_len: usize) -> Option<(String, SpanK
     let kind = SpanKind::from_otlp(i32::from(*rest.get(4 + len)?));
     let operation = std::str::from_utf8(rest.get(5 + len..)?).ok()?.to_string();
     Some((service, kind, operation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posting_keys_read_back_and_sort_newest_first_within_their_range_bounds() {
+        let prefix = term_prefix("t", TermRef::All);
+        let trace = TraceId([7; 16]);
+        for duration in [0, 1, 999, 1000, 1001, 5_000_000, 4_294_967_294_000, u64::MAX] {
+            let key = posting_key(&prefix, 42, trace, Some(duration));
+            let (time, id, bound) = parse_posting(&key, term_prefix_len("t")).unwrap();
+            assert_eq!((time, id), (42, trace));
+            let bound = bound.unwrap();
+            assert!(bound >= duration, "{bound} bounds {duration}");
+            assert!(bound - duration < 1000 || bound == u64::MAX, "{bound} is within a µs of {duration}");
+            assert_eq!(posting_key(&prefix, 42, trace, Some(bound)), key, "a bound read back writes the same key");
+        }
+        let old = posting_key(&prefix, 42, trace, None);
+        assert_eq!(parse_posting(&old, term_prefix_len("t")), Some((42, trace, None)), "keys written before bounds");
+        let newer = posting_key(&prefix, 43, trace, Some(u64::MAX));
+        let key = posting_key(&prefix, 42, trace, Some(5));
+        let lowest = posting_key(&prefix, 42, TraceId([0; 16]), None);
+        let highest = posting_key(&prefix, 42, TraceId([0xff; 16]), Some(u64::MAX));
+        assert!(newer < lowest && lowest < key && key < highest, "newest first, and the bounds enclose a time");
+        assert_eq!(parse_posting(&key[..key.len() - 1], term_prefix_len("t")), None);
+    }
 }

@@ -294,10 +294,10 @@ impl Inner {
             let key = keys::span_key(&batch.tenant, span.trace_id, &schema::row_id(span));
             tx.insert(&bucket, key, encoder.encode(span));
         }
-        for (term, time_ns, trace_id) in schema::postings_of(&batch.spans) {
+        for (term, time_ns, trace_id, max_duration_ns) in schema::postings_of(&batch.spans) {
             let bucket = self.bucket(time_ns / self.bucket_width_ns)?;
             let prefix = keys::term_prefix(&batch.tenant, term);
-            tx.insert(&bucket, keys::posting_key(&prefix, time_ns, trace_id), []);
+            tx.insert(&bucket, keys::posting_key(&prefix, time_ns, trace_id, Some(max_duration_ns)), []);
         }
         let mut catalog_seen = BTreeSet::new();
         for span in &batch.spans {
@@ -351,17 +351,17 @@ impl Inner {
         }
         let prefix = keys::term_prefix(tenant, term.as_ref());
         let start = match after {
-            Some(a) => Bound::Excluded(keys::posting_key(&prefix, a.time_ns, a.trace_id)),
-            None => Bound::Included(keys::posting_key(&prefix, newest_ns, TraceId([0; 16]))),
+            Some(a) => Bound::Excluded(keys::posting_key(&prefix, a.time_ns, a.trace_id, a.max_duration_ns)),
+            None => Bound::Included(keys::posting_key(&prefix, newest_ns, TraceId([0; 16]), None)),
         };
-        let end = Bound::Included(keys::posting_key(&prefix, oldest_ns, TraceId([0xff; 16])));
+        let end = Bound::Included(keys::posting_key(&prefix, oldest_ns, TraceId([0xff; 16]), Some(u64::MAX)));
         let mut out = Vec::new();
         for bucket in self.buckets_between(oldest_ns, newest_ns) {
             for item in bucket.range::<Vec<u8>, _>((start.clone(), end.clone())) {
                 let key = item.key().map_err(io)?;
-                let (time_ns, trace_id) =
-                    keys::parse_posting_suffix(&key).ok_or_else(|| StorageError::Corrupt("posting key".into()))?;
-                out.push(Posting { time_ns, trace_id });
+                let (time_ns, trace_id, max_duration_ns) = keys::parse_posting(&key, prefix.len())
+                    .ok_or_else(|| StorageError::Corrupt("posting key".into()))?;
+                out.push(Posting { time_ns, trace_id, max_duration_ns });
                 if out.len() == max {
                     return Ok(out);
                 }
