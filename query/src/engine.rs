@@ -16,6 +16,7 @@ use tracekeeper_storage::{IndexTerm, Operation, Posting, SpanReader, StorageErro
 
 use crate::budget::{SearchBudget, Searched, Spending};
 use crate::predicate::SpanPredicate;
+pub use crate::trace_pages::TracePages;
 
 /// A trace search.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +152,13 @@ impl QueryEngine {
         let (mut spans, truncated) = self.reader.trace(tenant, trace_id, self.max_trace_spans).await?;
         spans.retain(|s| s.start_ns >= visible_from);
         Ok((spans, truncated))
+    }
+
+    /// The visible spans of a trace a page at a time, in (start time, row id) order, cut
+    /// at the span limit as [`Self::trace`] is: how a large trace is sent without
+    /// holding it whole.
+    pub fn trace_pages(&self, tenant: &str, trace_id: TraceId) -> TracePages {
+        TracePages::new(Arc::clone(&self.reader), tenant, trace_id, self.visible_from(tenant), self.max_trace_spans)
     }
 
     pub fn max_trace_spans(&self) -> usize {

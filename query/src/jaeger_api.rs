@@ -141,15 +141,19 @@ async fn get_trace(
     JaegerResult(
         async {
             let id = parse_trace_id(&trace_id)?;
-            let (spans, truncated) = state.engine.trace(&tenant, id).await?;
-            if spans.is_empty() {
+            let mut pages = state.engine.trace_pages(&tenant, id);
+            let Some(first) = pages.next().await? else {
                 return Err(QueryError::NotFound("trace not found".into()));
-            }
+            };
             // Tempo's clients (Grafana) ask for protobuf on this same path.
             if crate::tempo_api::wants_protobuf(&headers) {
+                let mut spans = first;
+                while let Some(page) = pages.next().await? {
+                    spans.extend(page);
+                }
                 return Ok(crate::tempo_api::trace_protobuf(&spans));
             }
-            Ok(crate::jaeger_stream::trace_response(spans, state.truncation_warning(truncated)))
+            Ok(crate::jaeger_stream::trace_response(first, pages, Arc::clone(&state)))
         }
         .await,
     )

@@ -1,12 +1,13 @@
-//! `GET /api/traces/{id}` with a streamed body: the Jaeger JSON of a trace is written a
-//! few hundred spans at a time, and each span is dropped once written. A 50,000-span
-//! trace so never exists as a whole JSON tree or a whole JSON text in memory, and the
-//! first bytes leave before the last span is converted.
+//! `GET /api/traces/{id}` with a streamed body: the trace is read from storage a page
+//! at a time ([`TracePages`]), and each page is written as Jaeger JSON and dropped
+//! before the next is read. A 50,000-span trace so never exists whole in memory, as
+//! spans, as a JSON tree or as JSON text, and the first bytes leave before the last
+//! span is read.
 //!
 //! The bytes are exactly those of the buffered envelope (`{"data":[trace],"total":1,
 //! ...}`); a property test holds the two together.
 
-use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
@@ -14,39 +15,49 @@ use axum::response::{IntoResponse, Response};
 use tracekeeper_model::jaeger::{trace_id_text, Processes, SpanJson};
 use tracekeeper_model::Span;
 
+use crate::engine::TracePages;
+use crate::QueryState;
+
 /// Spans per body chunk: ~1 ms of work, so the runtime thread is never held long.
 const SPANS_PER_CHUNK: usize = 200;
 
-/// The streamed response for one found trace (`spans` non-empty).
-pub fn trace_response(spans: Vec<Span>, warnings: Vec<String>) -> Response {
-    let chunks = TraceChunks::new(spans, warnings, SPANS_PER_CHUNK);
-    let stream = futures::stream::iter(chunks.map(Ok::<_, Infallible>));
+/// The streamed response for a found trace: `first` is its first page (non-empty),
+/// `pages` the rest.
+pub fn trace_response(first: Vec<Span>, pages: TracePages, state: Arc<QueryState>) -> Response {
+    let json = TraceJson::new(trace_id_text(&first));
+    let stream = futures::stream::unfold(Some((json, pages, Some(first))), move |step| {
+        let state = Arc::clone(&state);
+        async move {
+            let (mut json, mut pages, pending) = step?;
+            let page = match pending {
+                Some(page) => Some(page),
+                None => match pages.next().await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        // The status line is gone: all that is left is to cut the body
+                        // short, which the client sees as a failed read.
+                        tracing::warn!(error = %e, "reading a trace page failed mid-response");
+                        return Some((Err(std::io::Error::other("reading the trace failed")), None));
+                    }
+                },
+            };
+            match page {
+                Some(page) => {
+                    let chunk = page.chunks(SPANS_PER_CHUNK).flat_map(|c| json.spans(c)).collect::<Vec<u8>>();
+                    Some((Ok(chunk), Some((json, pages, None))))
+                }
+                None => Some((Ok(json.finish(&state.truncation_warning(pages.truncated()))), None)),
+            }
+        }
+    });
     ([(CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response()
 }
 
-/// The envelope's bytes, chunk by chunk.
-struct TraceChunks {
-    spans: std::vec::IntoIter<Span>,
+/// Writes the envelope of one trace, spans first and processes last, as they come.
+struct TraceJson {
     trace_id: String,
     processes: Processes,
-    warnings: Vec<String>,
-    per_chunk: usize,
     started: bool,
-    finished: bool,
-}
-
-impl TraceChunks {
-    fn new(spans: Vec<Span>, warnings: Vec<String>, per_chunk: usize) -> Self {
-        Self {
-            trace_id: trace_id_text(&spans),
-            spans: spans.into_iter(),
-            processes: Processes::default(),
-            warnings,
-            per_chunk,
-            started: false,
-            finished: false,
-        }
-    }
 }
 
 /// Serializing our own types into memory has no way to fail.
@@ -54,36 +65,38 @@ fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
     serde_json::to_writer(out, value).expect("serializing to memory");
 }
 
-impl Iterator for TraceChunks {
-    type Item = Vec<u8>;
+impl TraceJson {
+    fn new(trace_id: String) -> Self {
+        Self { trace_id, processes: Processes::default(), started: false }
+    }
 
-    fn next(&mut self) -> Option<Vec<u8>> {
-        if self.finished {
-            return None;
-        }
-        let mut out = Vec::with_capacity(self.per_chunk * 1024);
-        if !self.started {
-            out.extend_from_slice(br#"{"data":[{"traceID":"#);
-            write_json(&mut out, &self.trace_id);
-            out.extend_from_slice(br#","spans":["#);
-        }
-        for span in self.spans.by_ref().take(self.per_chunk) {
+    /// The bytes for `spans`, after the envelope's head before the first of them.
+    fn spans(&mut self, spans: &[Span]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(spans.len() * 1024 + 64);
+        for span in spans {
             if self.started {
                 out.push(b',');
+            } else {
+                out.extend_from_slice(br#"{"data":[{"traceID":"#);
+                write_json(&mut out, &self.trace_id);
+                out.extend_from_slice(br#","spans":["#);
+                self.started = true;
             }
-            self.started = true;
             let process = self.processes.number_of(&span.resource);
-            write_json(&mut out, &SpanJson { span: &span, process });
+            write_json(&mut out, &SpanJson { span, process });
         }
-        if self.spans.len() == 0 {
-            out.extend_from_slice(br#"],"processes":"#);
-            write_json(&mut out, &self.processes);
-            out.extend_from_slice(br#","warnings":"#);
-            write_json(&mut out, &(!self.warnings.is_empty()).then_some(&self.warnings));
-            out.extend_from_slice(br#"}],"total":1,"limit":0,"offset":0,"errors":null}"#);
-            self.finished = true;
-        }
-        Some(out)
+        out
+    }
+
+    /// The envelope's tail: the processes seen, and the warnings.
+    fn finish(&self, warnings: &[String]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(br#"],"processes":"#);
+        write_json(&mut out, &self.processes);
+        out.extend_from_slice(br#","warnings":"#);
+        write_json(&mut out, &(!warnings.is_empty()).then_some(warnings));
+        out.extend_from_slice(br#"}],"total":1,"limit":0,"offset":0,"errors":null}"#);
+        out
     }
 }
 
@@ -100,8 +113,9 @@ mod tests {
         fn streamed_bytes_equal_the_buffered_envelope(
             spans in arb_spans(),
             warnings in proptest::collection::vec(".{0,6}", 0..2),
-            per_chunk in 1usize..4,
+            per_page in 1usize..4,
         ) {
+            prop_assume!(!spans.is_empty());
             let buffered = serde_json::to_vec(&crate::jaeger_api::Envelope {
                 data: vec![to_trace(&spans, warnings.clone())],
                 total: 1,
@@ -110,7 +124,9 @@ mod tests {
                 errors: None,
             })
             .unwrap();
-            let streamed: Vec<u8> = TraceChunks::new(spans, warnings, per_chunk).flatten().collect();
+            let mut json = TraceJson::new(trace_id_text(&spans));
+            let mut streamed: Vec<u8> = spans.chunks(per_page).flat_map(|page| json.spans(page)).collect();
+            streamed.extend(json.finish(&warnings));
             prop_assert_eq!(String::from_utf8(streamed).unwrap(), String::from_utf8(buffered).unwrap());
         }
     }

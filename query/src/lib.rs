@@ -25,6 +25,7 @@ pub mod params;
 pub mod predicate;
 pub mod tempo_api;
 pub mod tenant_gate;
+pub mod trace_pages;
 pub mod traceql;
 pub mod zipkin_api;
 

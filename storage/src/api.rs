@@ -80,6 +80,21 @@ pub struct Posting {
     pub max_duration_ns: Option<u64>,
 }
 
+/// Where a page of a trace ended: the start time and row id ([`crate::schema::row_id`])
+/// of its last span. Spans are paged in (start time, row id) order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanCursor {
+    pub start_ns: u64,
+    pub row_id: Vec<u8>,
+}
+
+impl SpanCursor {
+    /// The cursor just past `span`.
+    pub fn after(span: &Span) -> Self {
+        Self { start_ns: span.start_ns, row_id: crate::schema::row_id(span) }
+    }
+}
+
 /// An operation in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Operation {
@@ -102,6 +117,18 @@ pub trait SpanReader: Send + Sync {
     /// the second value is true when more exist.
     async fn trace(&self, tenant: &str, trace_id: TraceId, max_spans: usize)
         -> Result<(Vec<Span>, bool), StorageError>;
+
+    /// Up to `max` spans of the trace that come after `after` in (start time, row id)
+    /// order, in that order: the same spans as [`Self::trace`], a page at a time, so
+    /// that a large trace can be sent without holding it whole. An empty page means
+    /// there are no more.
+    async fn trace_page(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        after: Option<&SpanCursor>,
+        max: usize,
+    ) -> Result<Vec<Span>, StorageError>;
 
     /// The identities ([`crate::schema::row_id`]) of up to `max` stored spans of the
     /// trace, in no particular order: how ingest counts a trace's spans without

@@ -128,6 +128,34 @@ pub async fn conformance(writer: &dyn SpanWriter, reader: &dyn SpanReader) {
     assert_eq!(reader.span_rows("rows", id, 2).await.unwrap().len(), 2);
     assert!(reader.span_rows("other", id, 100).await.unwrap().is_empty());
     assert_eq!(reader.trace("rows", id, 100).await.unwrap().0.len(), 3);
+
+    // Pages: the trace's spans in the same order as whole, from any page size, across a
+    // day (bucket) boundary, with equal start times and a shared span's two halves.
+    let midnight = (t0 / DAY_NS + 1) * DAY_NS;
+    let mut spans: Vec<Span> = (1..=9u8).map(|i| span(0x52, i, "p", "op", midnight - 3 + u64::from(i / 2))).collect();
+    let mut shared_client = span(0x52, 5, "p", "call", midnight);
+    shared_client.kind = SpanKind::Client;
+    spans.push(shared_client);
+    writer.write(batch("pages", spans[5..].to_vec())).await.unwrap();
+    writer.write(batch("pages", spans[..5].to_vec())).await.unwrap();
+    let id = TraceId([0x52; 16]);
+    let (whole, _) = reader.trace("pages", id, usize::MAX).await.unwrap();
+    assert_eq!(whole.len(), 10);
+    let order: Vec<(u64, Vec<u8>)> = whole.iter().map(|s| (s.start_ns, crate::schema::row_id(s))).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "ordered by (start, row id): {order:?}");
+    for page_size in [1, 3, 4, 10, 11] {
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = reader.trace_page("pages", id, after.as_ref(), page_size).await.unwrap();
+            assert!(page.len() <= page_size);
+            let Some(last) = page.last() else { break };
+            after = Some(crate::api::SpanCursor::after(last));
+            paged.extend(page);
+        }
+        assert_eq!(paged, whole, "pages of {page_size}");
+    }
+    assert!(reader.trace_page("rows", id, None, 10).await.unwrap().is_empty(), "tenant-scoped");
 }
 
 /// The checker's contract on one backend, from an empty store: clean data is reported

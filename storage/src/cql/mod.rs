@@ -15,6 +15,7 @@ mod purge;
 mod red;
 mod registry;
 pub mod schema;
+mod traces;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,7 @@ use tracekeeper_model::{Span, SpanKind, TraceId};
 
 pub use self::connect::CqlConnection;
 use self::errors::{corrupt, unavailable, write_error};
-use crate::api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBatch};
+use crate::api::{Operation, Posting, SpanCursor, SpanReader, SpanWriter, StorageError, WriteBatch};
 use crate::schema::{self as logical, IndexTerm, SpanEncoder, TermRef};
 
 pub(crate) const HOUR_NS: u64 = 3_600_000_000_000;
@@ -106,6 +107,7 @@ struct Statements {
     insert_operation: PreparedStatement,
     insert_day: PreparedStatement,
     select_trace: PreparedStatement,
+    select_trace_after: PreparedStatement,
     select_span_rows: PreparedStatement,
     select_postings: PreparedStatement,
     select_postings_tie: PreparedStatement,
@@ -168,6 +170,10 @@ impl CqlStore {
             ))
             .await?,
             select_trace: prepare(format!("SELECT span FROM {ks}.spans WHERE tenant = ? AND trace_id = ? LIMIT ?")).await?,
+            select_trace_after: prepare(format!(
+                "SELECT span FROM {ks}.spans WHERE tenant = ? AND trace_id = ? AND (start_ns, span_id) > (?, ?) LIMIT ?"
+            ))
+            .await?,
             select_span_rows: prepare(format!(
                 "SELECT span_id FROM {ks}.spans WHERE tenant = ? AND trace_id = ? LIMIT ?"
             ))
@@ -417,19 +423,7 @@ impl SpanWriter for CqlStore {
 #[async_trait]
 impl SpanReader for CqlStore {
     async fn span_rows(&self, tenant: &str, trace_id: TraceId, max: usize) -> Result<Vec<Vec<u8>>, StorageError> {
-        let limit = i32::try_from(max).unwrap_or(i32::MAX);
-        let mut ps = self.statements.select_span_rows.clone();
-        ps.set_page_size(5000);
-        self.session
-            .execute_iter(ps, (tenant, trace_id.0.to_vec(), limit))
-            .await
-            .map_err(unavailable)?
-            .rows_stream::<(Vec<u8>,)>()
-            .map_err(corrupt)?
-            .map_ok(|(id,)| id)
-            .try_collect()
-            .await
-            .map_err(unavailable)
+        self.span_rows_of(tenant, trace_id, max).await
     }
 
     async fn trace(
@@ -438,24 +432,20 @@ impl SpanReader for CqlStore {
         trace_id: TraceId,
         max_spans: usize,
     ) -> Result<(Vec<Span>, bool), StorageError> {
-        let limit = i32::try_from(max_spans.saturating_add(1)).unwrap_or(i32::MAX);
-        let mut ps = self.statements.select_trace.clone();
-        ps.set_page_size(1000);
-        let mut rows = self
-            .session
-            .execute_iter(ps, (tenant, trace_id.0.to_vec(), limit))
-            .await
-            .map_err(unavailable)?
-            .rows_stream::<(Vec<u8>,)>()
-            .map_err(corrupt)?;
-        let mut spans = Vec::new();
-        let mut decoder = logical::SpanDecoder::default();
-        while let Some((bytes,)) = rows.try_next().await.map_err(unavailable)? {
-            spans.push(decoder.decode(&bytes)?);
-        }
+        let mut spans = self.spans_after(tenant, trace_id, None, max_spans.saturating_add(1)).await?;
         let truncated = spans.len() > max_spans;
         spans.truncate(max_spans);
         Ok((spans, truncated))
+    }
+
+    async fn trace_page(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        after: Option<&SpanCursor>,
+        max: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        self.spans_after(tenant, trace_id, after, max).await
     }
 
     async fn postings(

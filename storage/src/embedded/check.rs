@@ -24,24 +24,24 @@ impl Checkable for EmbeddedStore {
         horizons: &Horizons<'_>,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<CheckReport, StorageError> {
-        let buckets: Vec<fjall::Keyspace> =
-            self.inner.buckets.read().expect("bucket map lock").values().cloned().collect();
+        let buckets = self.inner.buckets_oldest_first();
         let mut scan = Scan::new(horizons, progress);
-        // A span's key has no time: the same span id in two buckets is a duplicate.
+        // The same span id twice in a trace, in one bucket or two, is a duplicate.
         let mut seen: HashSet<(String, TraceId, Vec<u8>)> = HashSet::new();
-        for bucket in &buckets {
+        for (_, bucket, legacy) in &buckets {
             for entry in bucket.prefix([keys::SPAN]) {
                 let (key, value) = entry.into_inner().map_err(io)?;
                 let (tenant, rest) = split_tenant(&key).ok_or_else(|| io("span key"))?;
                 let trace = TraceId(rest.get(..16).and_then(|t| t.try_into().ok()).ok_or_else(|| io("span key"))?);
-                let span_id = rest.get(16..).filter(|id| id.len() >= 8).ok_or_else(|| io("span key"))?.to_vec();
+                let span_id = rest.get(16..).and_then(|r| keys::row_id_of(r, *legacy)).ok_or_else(|| io("span key"))?;
+                let span_id = span_id.to_vec();
                 let start_ns = crate::schema::decode_span(&value)?.start_ns;
                 let duplicate = !seen.insert((tenant.clone(), trace, span_id));
                 scan.span(&tenant, trace, start_ns, duplicate);
             }
         }
         drop(seen);
-        for bucket in &buckets {
+        for (_, bucket, _) in &buckets {
             for entry in bucket.prefix([keys::POSTING]) {
                 let key = entry.key().map_err(io)?;
                 let (tenant, _) = split_tenant(&key).ok_or_else(|| io("posting key"))?;

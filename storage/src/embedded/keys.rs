@@ -25,10 +25,35 @@ pub fn trace_prefix(tenant: &str, trace_id: TraceId) -> Vec<u8> {
     key
 }
 
-/// `row_id` is [`crate::schema::row_id`]: the span id, and a marker for a shared span.
-pub fn span_key(tenant: &str, trace_id: TraceId, row_id: &[u8]) -> Vec<u8> {
+/// A span's key: its trace, start time and `row_id` ([`crate::schema::row_id`]: the
+/// span id, and a marker for a shared span), so that a trace's spans are stored in the
+/// order they are sent and can be read a page at a time.
+pub fn span_key(tenant: &str, trace_id: TraceId, start_ns: u64, row_id: &[u8]) -> Vec<u8> {
+    let mut key = trace_prefix(tenant, trace_id);
+    key.extend_from_slice(&start_ns.to_be_bytes());
+    key.extend_from_slice(row_id);
+    key
+}
+
+/// A span's key in buckets created before span keys held the start time (named
+/// `b…`; see [`super::bucket_name`]): no start time,
+/// so those spans are sorted after reading.
+pub fn legacy_span_key(tenant: &str, trace_id: TraceId, row_id: &[u8]) -> Vec<u8> {
     let mut key = trace_prefix(tenant, trace_id);
     key.extend_from_slice(row_id);
+    key
+}
+
+/// The row id in what follows the trace prefix of a span key.
+pub fn row_id_of(after_trace_prefix: &[u8], legacy: bool) -> Option<&[u8]> {
+    let row_id = if legacy { after_trace_prefix } else { after_trace_prefix.get(8..)? };
+    (row_id.len() >= 8).then_some(row_id)
+}
+
+/// Past every span key of a trace: start times and row ids are at most 17 bytes.
+pub fn trace_end(tenant: &str, trace_id: TraceId) -> Vec<u8> {
+    let mut key = trace_prefix(tenant, trace_id);
+    key.extend_from_slice(&[0xff; 18]);
     key
 }
 

@@ -12,6 +12,7 @@ mod idle;
 mod keys;
 mod lifecycle;
 mod red;
+mod traces;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -26,7 +27,7 @@ use tracekeeper_model::{Span, TraceId};
 pub use durability::Durability;
 use durability::GroupCommit;
 
-use crate::api::{Operation, Posting, SpanReader, SpanWriter, StorageError, WriteBatch};
+use crate::api::{Operation, Posting, SpanCursor, SpanReader, SpanWriter, StorageError, WriteBatch};
 use crate::schema::{self, IndexTerm};
 
 const META_KEYSPACE: &str = "meta";
@@ -74,6 +75,8 @@ struct Inner {
     /// Tenants with stored data; a new one is registered in `meta` with its first write.
     tenants: RwLock<BTreeSet<String>>,
     buckets: RwLock<BTreeMap<u64, Keyspace>>,
+    /// Buckets created before span keys held the start time (see [`bucket_name`]).
+    legacy_buckets: RwLock<BTreeSet<u64>>,
     /// Writes hold it shared while they build and commit a batch; dropping a bucket
     /// that other tenants may still write to holds it exclusively, so no acknowledged
     /// write lands in a keyspace being deleted.
@@ -115,8 +118,21 @@ fn bucket_options() -> KeyspaceCreateOptions {
         .data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
 }
 
+/// A bucket's keyspace name. Buckets named `b…` were created before span keys held
+/// the start time ([`keys::legacy_span_key`]); they are read and written in that
+/// layout until retention drops them, and new buckets are named `c…`.
 fn bucket_name(index: u64) -> String {
-    format!("b{index:012}")
+    format!("c{index:012}")
+}
+
+/// The index of a bucket keyspace, and whether it is a legacy (`b…`) one.
+fn parse_bucket_name(name: &str) -> Option<(u64, bool)> {
+    let (legacy, digits) = match name.split_at_checked(1)? {
+        ("b", digits) => (true, digits),
+        ("c", digits) => (false, digits),
+        _ => return None,
+    };
+    Some((digits.parse().ok()?, legacy))
 }
 
 impl EmbeddedStore {
@@ -149,10 +165,14 @@ impl EmbeddedStore {
             }
         };
         let mut buckets = BTreeMap::new();
+        let mut legacy_buckets = BTreeSet::new();
         for name in db.list_keyspace_names() {
             let name: &str = name.as_ref();
-            if let Some(index) = name.strip_prefix('b').and_then(|i| i.parse::<u64>().ok()) {
+            if let Some((index, legacy)) = parse_bucket_name(name) {
                 buckets.insert(index, db.keyspace(name, bucket_options).map_err(io)?);
+                if legacy {
+                    legacy_buckets.insert(index);
+                }
             }
         }
         let mut tenants = BTreeSet::new();
@@ -167,6 +187,7 @@ impl EmbeddedStore {
                 meta_lock: std::sync::Mutex::new(()),
                 tenants: RwLock::new(tenants),
                 buckets: RwLock::new(buckets),
+                legacy_buckets: RwLock::new(legacy_buckets),
                 drop_gate: RwLock::new(()),
                 bucket_width_ns,
                 durability: config.durability,
@@ -272,7 +293,13 @@ impl Inner {
         }
         let ks = self.db.keyspace(&bucket_name(index), bucket_options).map_err(io)?;
         buckets.insert(index, ks.clone());
+        // A legacy bucket of this index was dropped before: this one is new.
+        self.legacy_buckets.write().expect("legacy bucket lock").remove(&index);
         Ok(ks)
+    }
+
+    fn is_legacy(&self, index: u64) -> bool {
+        self.legacy_buckets.read().expect("legacy bucket lock").contains(&index)
     }
 
     /// Existing buckets whose time range overlaps `[oldest_ns, newest_ns]`, newest first.
@@ -289,10 +316,21 @@ impl Inner {
             tx.insert(&self.meta, [lifecycle::TENANT, batch.tenant.as_bytes()].concat(), []);
         }
         let mut encoder = schema::SpanEncoder::default();
+        let mut last: Option<(u64, Keyspace, bool)> = None;
         for span in &batch.spans {
-            let bucket = self.bucket(span.start_ns / self.bucket_width_ns)?;
-            let key = keys::span_key(&batch.tenant, span.trace_id, &schema::row_id(span));
+            let index = span.start_ns / self.bucket_width_ns;
+            let (bucket, legacy) = match &last {
+                Some((i, bucket, legacy)) if *i == index => (bucket.clone(), *legacy),
+                _ => (self.bucket(index)?, self.is_legacy(index)),
+            };
+            let row_id = schema::row_id(span);
+            let key = if legacy {
+                keys::legacy_span_key(&batch.tenant, span.trace_id, &row_id)
+            } else {
+                keys::span_key(&batch.tenant, span.trace_id, span.start_ns, &row_id)
+            };
             tx.insert(&bucket, key, encoder.encode(span));
+            last = Some((index, bucket, legacy));
         }
         for (term, time_ns, trace_id, max_duration_ns) in schema::postings_of(&batch.spans) {
             let bucket = self.bucket(time_ns / self.bucket_width_ns)?;
@@ -318,22 +356,6 @@ impl Inner {
             self.group_commit.wait_synced(&self.db, ticket).map_err(io)?;
         }
         Ok(())
-    }
-
-    fn trace_sync(&self, tenant: &str, trace_id: TraceId, max_spans: usize) -> Result<(Vec<Span>, bool), StorageError> {
-        let prefix = keys::trace_prefix(tenant, trace_id);
-        let mut spans = Vec::new();
-        let mut decoder = schema::SpanDecoder::default();
-        for bucket in self.buckets_between(0, u64::MAX) {
-            for item in bucket.prefix(&prefix) {
-                let (_, value) = item.into_inner().map_err(io)?;
-                spans.push(decoder.decode(&value)?);
-            }
-        }
-        spans.sort_by_key(|s| (s.start_ns, s.span_id));
-        let truncated = spans.len() > max_spans;
-        spans.truncate(max_spans);
-        Ok((spans, truncated))
     }
 
     fn postings_sync(
@@ -436,18 +458,20 @@ impl SpanReader for EmbeddedStore {
         blocking(&self.inner, move |inner| inner.postings_sync(&tenant, &term, newest_ns, oldest_ns, after, max)).await
     }
 
+    async fn trace_page(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        after: Option<&SpanCursor>,
+        max: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        let (tenant, after) = (tenant.to_string(), after.cloned());
+        blocking(&self.inner, move |inner| inner.trace_page_sync(&tenant, trace_id, after.as_ref(), max)).await
+    }
+
     async fn span_rows(&self, tenant: &str, trace_id: TraceId, max: usize) -> Result<Vec<Vec<u8>>, StorageError> {
-        let prefix = keys::trace_prefix(tenant, trace_id);
-        blocking(&self.inner, move |inner| {
-            let mut rows = Vec::new();
-            for bucket in inner.buckets_between(0, u64::MAX) {
-                for item in bucket.prefix(&prefix).take(max.saturating_sub(rows.len())) {
-                    rows.push(item.key().map_err(io)?[prefix.len()..].to_vec());
-                }
-            }
-            Ok(rows)
-        })
-        .await
+        let tenant = tenant.to_string();
+        blocking(&self.inner, move |inner| inner.span_rows_sync(&tenant, trace_id, max)).await
     }
 
     fn catalog_bucket_ns(&self) -> u64 {

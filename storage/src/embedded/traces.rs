@@ -1,0 +1,182 @@
+//! Reading a trace's span rows, whole or a page at a time.
+//!
+//! A span sits in the bucket of its start time, under a key ordered by (start time,
+//! row id) within its trace ([`keys::span_key`]). So reading the buckets oldest first
+//! gives the spans in the order they are served, and a page resumes from a cursor
+//! with one range scan, without reading or sorting the spans before it. Legacy buckets
+//! ([`keys::legacy_span_key`]) have no start time in the key: while any exists, a
+//! trace is read whole and sorted.
+
+use std::ops::Bound;
+
+use fjall::Keyspace;
+use tracekeeper_model::{Span, TraceId};
+
+use super::{io, keys, Inner};
+use crate::api::{SpanCursor, StorageError};
+use crate::schema::SpanDecoder;
+
+impl Inner {
+    /// Every bucket, oldest first, with whether it is a legacy one.
+    pub(super) fn buckets_oldest_first(&self) -> Vec<(u64, Keyspace, bool)> {
+        let legacy = self.legacy_buckets.read().expect("legacy bucket lock").clone();
+        let buckets = self.buckets.read().expect("bucket map lock");
+        buckets.iter().map(|(index, ks)| (*index, ks.clone(), legacy.contains(index))).collect()
+    }
+
+    fn has_legacy_buckets(&self) -> bool {
+        !self.legacy_buckets.read().expect("legacy bucket lock").is_empty()
+    }
+
+    pub(super) fn trace_sync(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        max_spans: usize,
+    ) -> Result<(Vec<Span>, bool), StorageError> {
+        let mut spans = if self.has_legacy_buckets() {
+            self.sorted_trace(tenant, trace_id)?
+        } else {
+            self.ordered_page(tenant, trace_id, None, max_spans.saturating_add(1))?
+        };
+        let truncated = spans.len() > max_spans;
+        spans.truncate(max_spans);
+        Ok((spans, truncated))
+    }
+
+    pub(super) fn trace_page_sync(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        after: Option<&SpanCursor>,
+        max: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        if !self.has_legacy_buckets() {
+            return self.ordered_page(tenant, trace_id, after, max);
+        }
+        let spans = self.sorted_trace(tenant, trace_id)?;
+        let past =
+            |s: &Span| after.is_none_or(|c| (s.start_ns, crate::schema::row_id(s)) > (c.start_ns, c.row_id.clone()));
+        Ok(spans.into_iter().filter(past).take(max).collect())
+    }
+
+    /// Up to `max` spans after `after`, read in key order from the buckets oldest first.
+    fn ordered_page(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        after: Option<&SpanCursor>,
+        max: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        let first_bucket = after.map_or(0, |c| c.start_ns / self.bucket_width_ns);
+        let end = Bound::Excluded(keys::trace_end(tenant, trace_id));
+        let mut spans = Vec::new();
+        let mut decoder = SpanDecoder::default();
+        for (index, bucket, _) in self.buckets_oldest_first() {
+            // Spans before the cursor's bucket started before it.
+            if index < first_bucket {
+                continue;
+            }
+            let start = match after {
+                Some(c) if index == first_bucket => {
+                    Bound::Excluded(keys::span_key(tenant, trace_id, c.start_ns, &c.row_id))
+                }
+                _ => Bound::Included(keys::trace_prefix(tenant, trace_id)),
+            };
+            for item in bucket.range::<Vec<u8>, _>((start, end.clone())) {
+                if spans.len() >= max {
+                    return Ok(spans);
+                }
+                let (_, value) = item.into_inner().map_err(io)?;
+                spans.push(decoder.decode(&value)?);
+            }
+        }
+        Ok(spans)
+    }
+
+    /// The whole trace from every bucket, legacy ones included, sorted.
+    fn sorted_trace(&self, tenant: &str, trace_id: TraceId) -> Result<Vec<Span>, StorageError> {
+        let prefix = keys::trace_prefix(tenant, trace_id);
+        let mut spans = Vec::new();
+        let mut decoder = SpanDecoder::default();
+        for (_, bucket, _) in self.buckets_oldest_first() {
+            for item in bucket.prefix(&prefix) {
+                let (_, value) = item.into_inner().map_err(io)?;
+                spans.push(decoder.decode(&value)?);
+            }
+        }
+        spans.sort_by_key(|s| (s.start_ns, crate::schema::row_id(s)));
+        Ok(spans)
+    }
+
+    pub(super) fn span_rows_sync(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        max: usize,
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        let prefix = keys::trace_prefix(tenant, trace_id);
+        let mut rows = Vec::new();
+        for (_, bucket, legacy) in self.buckets_oldest_first() {
+            for item in bucket.prefix(&prefix).take(max.saturating_sub(rows.len())) {
+                let key = item.key().map_err(io)?;
+                let row_id = keys::row_id_of(&key[prefix.len()..], legacy)
+                    .ok_or_else(|| StorageError::Corrupt("span key".into()))?;
+                rows.push(row_id.to_vec());
+            }
+        }
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::{bucket_options, EmbeddedConfig, EmbeddedStore};
+    use crate::schema::{encode_span, row_id};
+    use crate::testing::{batch, span};
+    use crate::{Checkable, Horizons, SpanReader, SpanWriter};
+
+    /// A data directory from before span keys held the start time keeps working: its
+    /// bucket is read in order (sorted), written in its own layout, paged, and checked.
+    #[tokio::test]
+    async fn legacy_buckets_are_read_in_order_and_written_in_their_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = 86_400_000_000_000u64;
+        let t0 = 1_700_000_000_000_000_000u64;
+        {
+            let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+            let legacy = store.inner.db.keyspace(&format!("b{:012}", t0 / day), bucket_options).unwrap();
+            // Span ids out of start order, as the old key (by span id) stores them.
+            for s in [span(1, 3, "svc", "late", t0 + 20), span(1, 1, "svc", "early", t0 + 10)] {
+                legacy.insert(keys::legacy_span_key("t", s.trace_id, &row_id(&s)), encode_span(&s)).unwrap();
+            }
+        }
+        let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+        assert!(store.inner.has_legacy_buckets());
+        let written = vec![span(1, 2, "svc", "mid", t0 + 15), span(1, 4, "svc", "next day", t0 + day)];
+        store.write(batch("t", written)).await.unwrap();
+        let id = TraceId([1; 16]);
+        let (whole, _) = store.trace("t", id, usize::MAX).await.unwrap();
+        let names: Vec<&str> = whole.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["early", "mid", "late", "next day"]);
+        let mut paged: Vec<Span> = Vec::new();
+        loop {
+            let after = paged.last().map(SpanCursor::after);
+            let page = store.trace_page("t", id, after.as_ref(), 1).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            paged.extend(page);
+        }
+        assert_eq!(paged, whole);
+        let mut rows = store.span_rows("t", id, 10).await.unwrap();
+        rows.sort();
+        assert_eq!(rows, whole.iter().map(row_id).collect::<Vec<_>>(), "row ids, not keys");
+        let legacy_keys = store.inner.bucket(t0 / day).unwrap().prefix(keys::trace_prefix("t", id)).count();
+        assert_eq!(legacy_keys, 3, "the new span went into the legacy bucket in its layout");
+        let keep = |_: &str| 0;
+        let report = store.check(&Horizons { visible_from: &keep, gone_before: &keep }, &|_| {}).await.unwrap();
+        assert_eq!(report.duplicate_spans, 0);
+    }
+}
