@@ -126,7 +126,15 @@ impl Prepared {
         let limits = self.limits.clone();
         let app = router.layer(ServingLayer::new(self.name, Protocol::Http, self.limits, self.auth));
         match self.socket {
-            Socket::Plain(tcp) => http_server::serve(tcp, app, &limits, shutdown).await,
+            Socket::Plain(tcp) => {
+                use axum::serve::ListenerExt;
+                // A streamed body goes out in many writes: without NODELAY, Nagle holds
+                // each small one until the client's delayed ACK (40 ms) comes back.
+                let tcp = tcp.tap_io(|stream| {
+                    let _ = stream.set_nodelay(true);
+                });
+                http_server::serve(tcp, app, &limits, shutdown).await
+            }
             Socket::Tls(tls) => http_server::serve(tls, app, &limits, shutdown).await,
         }
         Ok(())

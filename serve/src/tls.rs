@@ -191,6 +191,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // As for plaintext HTTP (see `serve_http`): no Nagle delay on streamed bodies.
+                let _ = stream.set_nodelay(true);
                 let acceptor = TlsAcceptor::from(source.current());
                 let tx = tx.clone();
                 tokio::spawn(async move {
