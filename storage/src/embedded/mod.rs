@@ -110,6 +110,11 @@ fn io<E: std::fmt::Display + 'static>(e: E) -> StorageError {
 /// worth rather than fjall's 512 MiB default.
 const MAX_JOURNAL_BYTES: u64 = 128 << 20;
 
+/// A bucket's memtable size. Up to four sealed memtables wait for the background
+/// worker, so this bounds memtable memory at five times it; 32 MiB (fjall's default is
+/// 64) cut peak RSS by 40 MiB and ingested as fast or faster at 2-7M spans stored.
+const MEMTABLE_BYTES: u64 = 32 << 20;
+
 /// How a bucket keyspace stores its tables: every level LZ4-compressed. fjall leaves
 /// the first two levels uncompressed, which is where a day's data sits until it is
 /// compacted further, so the store was twice its compressed size. Data blocks stay at
@@ -119,6 +124,7 @@ const MAX_JOURNAL_BYTES: u64 = 128 << 20;
 fn bucket_options() -> KeyspaceCreateOptions {
     use fjall::config::{BlockSizePolicy, CompressionPolicy};
     KeyspaceCreateOptions::default()
+        .max_memtable_size(MEMTABLE_BYTES)
         .data_block_size_policy(BlockSizePolicy::all(4 * 1024))
         .data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
 }
