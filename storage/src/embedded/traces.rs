@@ -24,8 +24,13 @@ impl Inner {
         buckets.iter().map(|(index, ks)| (*index, ks.clone(), legacy.contains(index))).collect()
     }
 
+    /// Whether a legacy bucket still exists (retention drops buckets from the map only).
     fn has_legacy_buckets(&self) -> bool {
-        !self.legacy_buckets.read().expect("legacy bucket lock").is_empty()
+        let legacy = self.legacy_buckets.read().expect("legacy bucket lock").clone();
+        !legacy.is_empty() && {
+            let buckets = self.buckets.read().expect("bucket map lock");
+            legacy.iter().any(|index| buckets.contains_key(index))
+        }
     }
 
     pub(super) fn trace_sync(
@@ -135,7 +140,7 @@ mod tests {
     use crate::embedded::{bucket_options, EmbeddedConfig, EmbeddedStore};
     use crate::schema::{encode_span, row_id};
     use crate::testing::{batch, span};
-    use crate::{Checkable, Horizons, SpanReader, SpanWriter};
+    use crate::{Checkable, Horizons, Lifecycle, SpanReader, SpanWriter};
 
     /// A data directory from before span keys held the start time keeps working: its
     /// bucket is read in order (sorted), written in its own layout, paged, and checked.
@@ -178,5 +183,11 @@ mod tests {
         let keep = |_: &str| 0;
         let report = store.check(&Horizons { visible_from: &keep, gone_before: &keep }, &|_| {}).await.unwrap();
         assert_eq!(report.duplicate_spans, 0);
+
+        // Once retention drops the legacy bucket, traces are read in pages again.
+        store.expire_before(t0 - t0 % day + day).await.unwrap();
+        assert!(!store.inner.has_legacy_buckets());
+        let left = store.trace_page("t", id, None, 10).await.unwrap();
+        assert_eq!(left.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["next day"]);
     }
 }
