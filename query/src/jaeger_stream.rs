@@ -18,9 +18,6 @@ use tracekeeper_model::Span;
 use crate::engine::TracePages;
 use crate::QueryState;
 
-/// Spans per body chunk: ~1 ms of work, so the runtime thread is never held long.
-const SPANS_PER_CHUNK: usize = 200;
-
 /// The streamed response for a found trace: `first` is its first page (non-empty),
 /// `pages` the rest.
 pub fn trace_response(first: Vec<Span>, pages: TracePages, state: Arc<QueryState>) -> Response {
@@ -42,10 +39,8 @@ pub fn trace_response(first: Vec<Span>, pages: TracePages, state: Arc<QueryState
                 },
             };
             match page {
-                Some(page) => {
-                    let chunk = page.chunks(SPANS_PER_CHUNK).flat_map(|c| json.spans(c)).collect::<Vec<u8>>();
-                    Some((Ok(chunk), Some((json, pages, None))))
-                }
+                // One body chunk per page.
+                Some(page) => Some((Ok(json.spans(&page)), Some((json, pages, None)))),
                 None => Some((Ok(json.finish(&state.truncation_warning(pages.truncated()))), None)),
             }
         }

@@ -114,9 +114,18 @@ pub struct Operation {
 pub trait SpanReader: Send + Sync {
     /// Every stored span of the trace, ordered by (start time, span id); empty when
     /// the trace is not stored. At most `max_spans` are returned (`usize::MAX` for all);
-    /// the second value is true when more exist.
-    async fn trace(&self, tenant: &str, trace_id: TraceId, max_spans: usize)
-        -> Result<(Vec<Span>, bool), StorageError>;
+    /// the second value is true when more exist. The first page of [`Self::trace_page`].
+    async fn trace(
+        &self,
+        tenant: &str,
+        trace_id: TraceId,
+        max_spans: usize,
+    ) -> Result<(Vec<Span>, bool), StorageError> {
+        let mut spans = self.trace_page(tenant, trace_id, None, max_spans.saturating_add(1)).await?;
+        let truncated = spans.len() > max_spans;
+        spans.truncate(max_spans);
+        Ok((spans, truncated))
+    }
 
     /// Up to `max` spans of the trace that come after `after` in (start time, row id)
     /// order, in that order: the same spans as [`Self::trace`], a page at a time, so

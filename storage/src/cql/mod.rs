@@ -426,18 +426,6 @@ impl SpanReader for CqlStore {
         self.span_rows_of(tenant, trace_id, max).await
     }
 
-    async fn trace(
-        &self,
-        tenant: &str,
-        trace_id: TraceId,
-        max_spans: usize,
-    ) -> Result<(Vec<Span>, bool), StorageError> {
-        let mut spans = self.spans_after(tenant, trace_id, None, max_spans.saturating_add(1)).await?;
-        let truncated = spans.len() > max_spans;
-        spans.truncate(max_spans);
-        Ok((spans, truncated))
-    }
-
     async fn trace_page(
         &self,
         tenant: &str,

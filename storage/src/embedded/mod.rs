@@ -447,16 +447,6 @@ impl SpanWriter for EmbeddedStore {
 
 #[async_trait]
 impl SpanReader for EmbeddedStore {
-    async fn trace(
-        &self,
-        tenant: &str,
-        trace_id: TraceId,
-        max_spans: usize,
-    ) -> Result<(Vec<Span>, bool), StorageError> {
-        let tenant = tenant.to_string();
-        blocking(&self.inner, move |inner| inner.trace_sync(&tenant, trace_id, max_spans)).await
-    }
-
     async fn postings(
         &self,
         tenant: &str,

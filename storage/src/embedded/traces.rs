@@ -24,29 +24,10 @@ impl Inner {
         buckets.iter().map(|(index, ks)| (*index, ks.clone(), legacy.contains(index))).collect()
     }
 
-    /// Whether a legacy bucket still exists (retention drops buckets from the map only).
+    /// Whether a legacy bucket still exists.
+    #[cfg(test)]
     fn has_legacy_buckets(&self) -> bool {
-        let legacy = self.legacy_buckets.read().expect("legacy bucket lock").clone();
-        !legacy.is_empty() && {
-            let buckets = self.buckets.read().expect("bucket map lock");
-            legacy.iter().any(|index| buckets.contains_key(index))
-        }
-    }
-
-    pub(super) fn trace_sync(
-        &self,
-        tenant: &str,
-        trace_id: TraceId,
-        max_spans: usize,
-    ) -> Result<(Vec<Span>, bool), StorageError> {
-        let mut spans = if self.has_legacy_buckets() {
-            self.sorted_trace(tenant, trace_id)?
-        } else {
-            self.ordered_page(tenant, trace_id, None, max_spans.saturating_add(1))?
-        };
-        let truncated = spans.len() > max_spans;
-        spans.truncate(max_spans);
-        Ok((spans, truncated))
+        self.buckets_oldest_first().iter().any(|(_, _, legacy)| *legacy)
     }
 
     pub(super) fn trace_page_sync(
@@ -56,18 +37,21 @@ impl Inner {
         after: Option<&SpanCursor>,
         max: usize,
     ) -> Result<Vec<Span>, StorageError> {
-        if !self.has_legacy_buckets() {
-            return self.ordered_page(tenant, trace_id, after, max);
+        let buckets = self.buckets_oldest_first();
+        if !buckets.iter().any(|(_, _, legacy)| *legacy) {
+            return self.ordered_page(&buckets, tenant, trace_id, after, max);
         }
-        let spans = self.sorted_trace(tenant, trace_id)?;
-        let past =
-            |s: &Span| after.is_none_or(|c| (s.start_ns, crate::schema::row_id(s)) > (c.start_ns, c.row_id.clone()));
+        let spans = sorted_trace(&buckets, tenant, trace_id)?;
+        let past = |s: &Span| {
+            after.is_none_or(|c| (s.start_ns, crate::schema::row_id(s).as_slice()) > (c.start_ns, c.row_id.as_slice()))
+        };
         Ok(spans.into_iter().filter(past).take(max).collect())
     }
 
     /// Up to `max` spans after `after`, read in key order from the buckets oldest first.
     fn ordered_page(
         &self,
+        buckets: &[(u64, Keyspace, bool)],
         tenant: &str,
         trace_id: TraceId,
         after: Option<&SpanCursor>,
@@ -77,13 +61,13 @@ impl Inner {
         let end = Bound::Excluded(keys::trace_end(tenant, trace_id));
         let mut spans = Vec::new();
         let mut decoder = SpanDecoder::default();
-        for (index, bucket, _) in self.buckets_oldest_first() {
+        for (index, bucket, _) in buckets {
             // Spans before the cursor's bucket started before it.
-            if index < first_bucket {
+            if *index < first_bucket {
                 continue;
             }
             let start = match after {
-                Some(c) if index == first_bucket => {
+                Some(c) if *index == first_bucket => {
                     Bound::Excluded(keys::span_key(tenant, trace_id, c.start_ns, &c.row_id))
                 }
                 _ => Bound::Included(keys::trace_prefix(tenant, trace_id)),
@@ -96,21 +80,6 @@ impl Inner {
                 spans.push(decoder.decode(&value)?);
             }
         }
-        Ok(spans)
-    }
-
-    /// The whole trace from every bucket, legacy ones included, sorted.
-    fn sorted_trace(&self, tenant: &str, trace_id: TraceId) -> Result<Vec<Span>, StorageError> {
-        let prefix = keys::trace_prefix(tenant, trace_id);
-        let mut spans = Vec::new();
-        let mut decoder = SpanDecoder::default();
-        for (_, bucket, _) in self.buckets_oldest_first() {
-            for item in bucket.prefix(&prefix) {
-                let (_, value) = item.into_inner().map_err(io)?;
-                spans.push(decoder.decode(&value)?);
-            }
-        }
-        spans.sort_by_key(|s| (s.start_ns, crate::schema::row_id(s)));
         Ok(spans)
     }
 
@@ -132,6 +101,21 @@ impl Inner {
         }
         Ok(rows)
     }
+}
+
+/// The whole trace from every bucket, legacy ones included, sorted.
+fn sorted_trace(buckets: &[(u64, Keyspace, bool)], tenant: &str, trace_id: TraceId) -> Result<Vec<Span>, StorageError> {
+    let prefix = keys::trace_prefix(tenant, trace_id);
+    let mut spans = Vec::new();
+    let mut decoder = SpanDecoder::default();
+    for (_, bucket, _) in buckets {
+        for item in bucket.prefix(&prefix) {
+            let (_, value) = item.into_inner().map_err(io)?;
+            spans.push(decoder.decode(&value)?);
+        }
+    }
+    spans.sort_by_key(|s| (s.start_ns, crate::schema::row_id(s)));
+    Ok(spans)
 }
 
 #[cfg(test)]
