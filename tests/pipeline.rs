@@ -61,7 +61,15 @@ async fn collector_kafka_indexer_cql_query() {
     // this member, nothing left to index, and the duplicate batch counted as produced.
     let member = indexer.json("/api/status").await["member"]["member_id"].as_str().unwrap().to_string();
     for node in [&indexer, &query] {
-        let status: Value = node.json("/api/status").await;
+        // The last batch is stored before it is recorded and committed: wait for that.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut status: Value = node.json("/api/status").await;
+        while status["partitions"].as_array().is_some_and(|ps| ps.iter().any(|p| p["lag"] != 0))
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            status = node.json("/api/status").await;
+        }
         let partitions = status["partitions"].as_array().unwrap();
         assert_eq!(partitions.len(), PARTITIONS as usize, "{status}");
         for p in partitions {

@@ -27,9 +27,10 @@ async fn schema_apply_creates_the_tables_and_is_idempotent() {
         .unwrap();
     let mut tables: Vec<String> = rows.rows::<(String,)>().unwrap().map(|r| r.unwrap().0).collect();
     tables.sort();
-    let expected = ["bucket_terms", "catalog_days", "operations", "partition_owners", "postings", "red_minutes"];
+    let expected = ["bucket_terms", "catalog_days", "operations", "packed_postings", "partition_owners", "postings"];
     let expected =
-        [&expected[..], &["retention_lease", "retention_policies", "retention_watermarks", "spans"]].concat();
+        [&expected[..], &["red_minutes", "retention_lease", "retention_policies", "retention_watermarks", "spans"]]
+            .concat();
     assert_eq!(tables, expected);
     session.query_unpaged(format!("DROP KEYSPACE {keyspace}"), ()).await.unwrap();
 

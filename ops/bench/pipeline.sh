@@ -8,6 +8,8 @@
 #         indexers).
 #   QUERY_ITERATIONS  when given, then times the common queries against the query
 #         node that many times each (`loadgen --query-bench`).
+# TRACEKEEPER_BENCH_TOTAL_SPANS sets how many spans the load sends at most (the load
+# stops at SECONDS or when they are all sent); by default enough for SECONDS.
 # Prints: spans/s indexed (until every partition's lag is 0), CQL rows per span and
 # writes/s, CPU of each process, and freshness (ack → searchable) p50/p99 from probes
 # sent alongside the load. The last line is the machine-readable summary
@@ -60,7 +62,7 @@ for i in "${!indexer_pids[@]}"; do watch+=("indexer$((i + 1)):${indexer_pids[$i]
 for w in "${watch[@]}"; do t0[$w]=$(ticks "${w#*:}"); done
 s0=$(date +%s.%N)
 
-total=$(( rate > 0 ? rate * seconds : 120000 * seconds ))
+total=${TRACEKEEPER_BENCH_TOTAL_SPANS:-$(( rate > 0 ? rate * seconds : 120000 * seconds ))}
 "$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds "$seconds" --rate "$rate" \
   --total-spans "$total" >"$work/load.out" 2>/dev/null &
 load=$!
@@ -77,9 +79,12 @@ hz=$(getconf CLK_TCK)
 spans=$(sed -n 's/.*spans=\([0-9]*\) .*/\1/p' "$work/load.out")
 rows=0
 for a in "${admins[@]}"; do
-  r=$(curl -sf "http://$a/metrics" | awk '/^tracekeeper_cql_rows_written_total/ {s += $2} END {print s + 0}')
-  rows=$((rows + r))
+  curl -sf "http://$a/metrics" | grep '^tracekeeper_cql_rows_written_total' >>"$work/rows.txt" || true
 done
+rows=$(awk '{s += $2} END {print s + 0}' "$work/rows.txt")
+# Rows per span by table, to see where the writes go.
+awk -v spans="$spans" '{match($1, /table="[^"]*"/); t = substr($1, RSTART + 7, RLENGTH - 8); r[t] += $2}
+  END {printf "CQL rows per span by table:"; for (t in r) printf " %s=%.3f", t, r[t] / spans; print ""}' "$work/rows.txt"
 elapsed=$(python3 -c "print($s1 - $s0)")
 echo "keyspace=$run indexers=$indexers offered_rate=$rate $(cat "$work/load.out")"
 summary=$(python3 - "$spans" "$rows" "$elapsed" <<PY

@@ -85,7 +85,7 @@ pub async fn run(
             encoding,
             group: args.group.clone(),
             batch_messages: 500,
-            batch_wait: Duration::from_millis(50),
+            batch_wait: Duration::from_millis(150),
             session_timeout: args.session_timeout,
             dead_letter_topic: args.kafka_dlq_topic.clone(),
         })

@@ -1,4 +1,5 @@
-//! [`Checkable`] on CQL: full paged scans of `spans`, then `postings`.
+//! [`Checkable`] on CQL: full paged scans of `spans`, then `postings` and
+//! `packed_postings`.
 
 use std::collections::HashSet;
 
@@ -52,6 +53,19 @@ impl Checkable for CqlStore {
             .map_err(corrupt)?;
         while let Some((tenant, time_ns, trace)) = stream.try_next().await.map_err(unavailable)? {
             scan.posting(&tenant, time_ns as u64, trace_id(&trace)?);
+        }
+        let query = format!("SELECT tenant, packed FROM {ks}.packed_postings");
+        let mut stream = self
+            .session
+            .query_iter(query, ())
+            .await
+            .map_err(unavailable)?
+            .rows_stream::<(String, Vec<u8>)>()
+            .map_err(corrupt)?;
+        while let Some((tenant, bytes)) = stream.try_next().await.map_err(unavailable)? {
+            for entry in super::packed::decode(&bytes).ok_or_else(|| corrupt("a packed postings row"))? {
+                scan.posting(&tenant, entry.time_ns, entry.trace_id);
+            }
         }
         Ok(scan.finish())
     }

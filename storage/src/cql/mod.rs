@@ -6,11 +6,14 @@
 //! identical cells. Span rows are written and acknowledged before the postings and
 //! catalog rows that point at them.
 
+mod catalog;
 mod check;
 pub mod connect;
 mod errors;
 pub mod ledger;
 pub mod lifecycle;
+mod packed;
+mod postings;
 mod purge;
 mod red;
 mod registry;
@@ -37,6 +40,9 @@ pub(crate) const HOUR_NS: u64 = 3_600_000_000_000;
 pub(crate) const DAY_NS: u64 = 24 * HOUR_NS;
 /// Writes in flight at once per batch.
 const WRITE_CONCURRENCY: usize = 64;
+/// Span bytes per single-partition batch. Both servers exempt single-partition batches
+/// from their batch size limits (50 KiB by default); this stays under them anyway.
+const SPAN_BATCH_BYTES: usize = 32 * 1024;
 
 /// Settings for [`CqlStore::connect`].
 #[derive(Debug, Clone)]
@@ -92,18 +98,10 @@ fn lwt(
     Ok((applied, row.columns))
 }
 
-/// The partition key of a postings partition.
-struct Partition<'a> {
-    tenant: &'a str,
-    term_id: i64,
-    bucket: u64,
-    shard: i32,
-}
-
 struct Statements {
     insert_span: PreparedStatement,
     insert_bucket_term: PreparedStatement,
-    insert_posting: PreparedStatement,
+    insert_packed: PreparedStatement,
     insert_operation: PreparedStatement,
     insert_day: PreparedStatement,
     select_trace: PreparedStatement,
@@ -111,6 +109,7 @@ struct Statements {
     select_span_rows: PreparedStatement,
     select_postings: PreparedStatement,
     select_postings_tie: PreparedStatement,
+    select_packed: PreparedStatement,
     select_days: PreparedStatement,
     select_operations: PreparedStatement,
 }
@@ -125,6 +124,10 @@ pub struct CqlStore {
     /// each is listed once rather than with every batch. Forgotten wholesale when it
     /// grows past [`REGISTERED_MAX`]; listing again is harmless.
     registered: Arc<Mutex<HashSet<registry::RegisteredPartition>>>,
+    /// Whether the keyspace's pre-v006 `postings` table held rows when this store
+    /// connected: they are read alongside the packed rows until they expire.
+    legacy_postings: bool,
+    catalog_written: Arc<catalog::Written>,
 }
 
 impl CqlStore {
@@ -157,8 +160,9 @@ impl CqlStore {
                 "INSERT INTO {ks}.bucket_terms (tenant, bucket, term_id, shard) VALUES (?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
             ))
             .await?,
-            insert_posting: prepare(format!(
-                "INSERT INTO {ks}.postings (tenant, term_id, bucket, shard, time_ns, trace_id) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+            insert_packed: prepare(format!(
+                "INSERT INTO {ks}.packed_postings (tenant, term_id, bucket, shard, newest_ns, group_id, packed) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
             ))
             .await?,
             insert_operation: prepare(format!(
@@ -188,6 +192,15 @@ impl CqlStore {
                  AND time_ns = ? AND trace_id > ? LIMIT ?"
             ))
             .await?,
+            select_packed: {
+                let mut ps = prepare(format!(
+                    "SELECT newest_ns, packed FROM {ks}.packed_postings WHERE tenant = ? AND term_id = ? AND bucket = ? \
+                     AND shard = ? AND newest_ns <= ? AND newest_ns >= ?"
+                ))
+                .await?;
+                ps.set_page_size(postings::PACKED_PAGE_ROWS);
+                ps
+            },
             select_days: prepare(format!("SELECT day FROM {ks}.catalog_days WHERE tenant = ? AND day >= ? AND day <= ?"))
                 .await?,
             select_operations: prepare(format!(
@@ -195,12 +208,22 @@ impl CqlStore {
             ))
             .await?,
         };
+        let legacy_postings = session
+            .query_unpaged(format!("SELECT term_id FROM {ks}.postings LIMIT 1"), ())
+            .await
+            .map_err(unavailable)?
+            .into_rows_result()
+            .map_err(corrupt)?
+            .rows_num()
+            > 0;
         Ok(Self {
             session,
             keyspace: ks.to_string(),
             consistency,
             statements: Arc::new(statements),
             registered: Arc::default(),
+            legacy_postings,
+            catalog_written: Arc::default(),
         })
     }
 
@@ -273,50 +296,6 @@ impl CqlStore {
             }
         }
     }
-
-    /// Postings of one partition within `[oldest_ns, newest_ns]`, after `after`.
-    async fn postings_in(
-        &self,
-        partition: &Partition<'_>,
-        newest_ns: u64,
-        oldest_ns: u64,
-        after: Option<Posting>,
-        max: usize,
-    ) -> Result<Vec<Posting>, StorageError> {
-        let p = partition;
-        let limit = i32::try_from(max).unwrap_or(i32::MAX);
-        let mut out = Vec::new();
-        let mut newest = newest_ns;
-        if let Some(a) = after {
-            // Ties at the cursor's time continue by trace id, then strictly older times.
-            let rows = self
-                .session
-                .execute_unpaged(
-                    &self.statements.select_postings_tie,
-                    (p.tenant, p.term_id, p.bucket as i64, p.shard, a.time_ns as i64, a.trace_id.0.to_vec(), limit),
-                )
-                .await
-                .map_err(unavailable)?;
-            out.extend(parse_postings(rows)?);
-            if a.time_ns == 0 {
-                return Ok(out);
-            }
-            newest = newest.min(a.time_ns - 1);
-        }
-        if out.len() < max && newest >= oldest_ns {
-            let rows = self
-                .session
-                .execute_unpaged(
-                    &self.statements.select_postings,
-                    (p.tenant, p.term_id, p.bucket as i64, p.shard, newest as i64, oldest_ns as i64, limit),
-                )
-                .await
-                .map_err(unavailable)?;
-            out.extend(parse_postings(rows)?);
-        }
-        out.truncate(max);
-        Ok(out)
-    }
 }
 
 impl CqlStore {
@@ -331,18 +310,6 @@ impl CqlStore {
             .map_err(corrupt)?;
         rows.rows::<(i64,)>().map_err(corrupt)?.map(|r| r.map(|(d,)| d as u64).map_err(corrupt)).collect()
     }
-}
-
-fn parse_postings(result: scylla::response::query_result::QueryResult) -> Result<Vec<Posting>, StorageError> {
-    let rows = result.into_rows_result().map_err(corrupt)?;
-    rows.rows::<(i64, Vec<u8>)>()
-        .map_err(corrupt)?
-        .map(|row| {
-            let (time, trace) = row.map_err(corrupt)?;
-            let trace_id = TraceId(trace.as_slice().try_into().map_err(|_| corrupt("posting trace id"))?);
-            Ok(Posting { time_ns: time as u64, trace_id, max_duration_ns: None })
-        })
-        .collect()
 }
 
 /// Seconds a row written now should live: until its time plus the tenant's retention.
@@ -362,61 +329,68 @@ impl SpanWriter for CqlStore {
     async fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let tenant = batch.tenant.as_str();
         let mut encoder = SpanEncoder::default();
+        // A trace's rows go together in single-partition batches of up to
+        // SPAN_BATCH_BYTES: one request and one partition update for many rows.
+        let mut batch_of: std::collections::HashMap<TraceId, (u32, usize)> = std::collections::HashMap::new();
         let spans: Vec<_> = batch
             .spans
             .iter()
             .filter_map(|s| {
                 let ttl = ttl_secs(s.start_ns, &batch)?;
                 let bytes = encoder.encode(s);
-                let partition = s.trace_id;
-                Some((
-                    partition,
-                    (
-                        tenant,
-                        s.trace_id.0.to_vec(),
-                        s.start_ns as i64,
-                        logical::row_id(s),
-                        bytes,
-                        ttl,
-                        (s.start_ns / 1000) as i64,
-                    ),
-                ))
+                let (number, filled) = batch_of.entry(s.trace_id).or_insert((0, 0));
+                if *filled > 0 && *filled + bytes.len() > SPAN_BATCH_BYTES {
+                    (*number, *filled) = (*number + 1, 0);
+                }
+                *filled += bytes.len();
+                let row = (
+                    tenant,
+                    s.trace_id.0.to_vec(),
+                    s.start_ns as i64,
+                    logical::row_id(s),
+                    bytes,
+                    ttl,
+                    (s.start_ns / 1000) as i64,
+                );
+                Some(((s.trace_id, *number), row))
             })
             .collect();
-        // ~1 KB a span row: batches stay under Cassandra's 5 KiB..50 KiB batch limits.
-        self.run_all("spans", &self.statements.insert_span, spans, 4).await?;
+        self.run_all("spans", &self.statements.insert_span, spans, usize::MAX).await?;
 
-        let postings: Vec<_> = logical::postings_of(&batch.spans)
+        let postings: Vec<_> = packed::pack(&logical::postings_of(&batch.spans))
             .into_iter()
-            .filter_map(|(term, time, trace, _)| {
-                let ttl = ttl_secs(time, &batch)?;
-                let bucket = (time / HOUR_NS) as i64;
-                let (term_id, shard) = (term.id() as i64, shard_of(term, trace));
-                Some((
-                    (term_id, bucket, shard),
-                    (tenant, term_id, bucket, shard, time as i64, trace.0.to_vec(), ttl, (time / 1000) as i64),
-                ))
+            .filter_map(|row| {
+                let ttl = ttl_secs(row.newest_ns, &batch)?;
+                let (term_id, bucket, shard) = row.partition;
+                let values = (
+                    tenant,
+                    term_id,
+                    bucket,
+                    shard,
+                    row.newest_ns as i64,
+                    row.group_id,
+                    row.entries,
+                    ttl,
+                    (row.newest_ns / 1000) as i64,
+                );
+                Some((row.partition, values))
             })
             .collect();
         self.register_partitions(&batch, &postings).await?;
-        self.run_all("postings", &self.statements.insert_posting, postings, 64).await?;
+        // A packed row may be tens of KiB: one to a request, under the batch size limits.
+        self.run_all("packed_postings", &self.statements.insert_packed, postings, 1).await?;
 
-        let mut days = BTreeSet::new();
-        let mut operations = BTreeSet::new();
-        for span in &batch.spans {
-            let Some(ttl) = ttl_secs(span.start_ns, &batch) else { continue };
-            let day = (span.start_ns / DAY_NS) as i64;
-            let ts = (span.start_ns / 1000) as i64;
-            operations.insert((day, span.service_name(), span.kind.to_otlp(), span.name.as_str(), ttl, ts));
-            days.insert((day, ttl, ts));
-        }
-        let operations: Vec<_> = operations
-            .into_iter()
-            .map(|(day, svc, kind, name, ttl, ts)| (day, (tenant, day, svc, kind, name, ttl, ts)))
+        let (mut operations, mut days) = catalog::rows_of(&batch);
+        self.catalog_written.unwritten(tenant, &mut operations, &mut days);
+        let operation_rows: Vec<_> = operations
+            .iter()
+            .map(|(&(day, svc, kind, name), &(ts, ttl))| (day, (tenant, day, svc, kind, name, ttl, ts)))
             .collect();
-        self.run_all("operations", &self.statements.insert_operation, operations, 64).await?;
-        let days: Vec<_> = days.into_iter().map(|(day, ttl, ts)| ((), (tenant, day, ttl, ts))).collect();
-        self.run_all("catalog_days", &self.statements.insert_day, days, 64).await
+        self.run_all("operations", &self.statements.insert_operation, operation_rows, 64).await?;
+        let day_rows: Vec<_> = days.iter().map(|(&day, &(ts, ttl))| ((), (tenant, day, ttl, ts))).collect();
+        self.run_all("catalog_days", &self.statements.insert_day, day_rows, 64).await?;
+        self.catalog_written.record(tenant, &operations, &days);
+        Ok(())
     }
 }
 
@@ -445,43 +419,7 @@ impl SpanReader for CqlStore {
         after: Option<Posting>,
         max: usize,
     ) -> Result<Vec<Posting>, StorageError> {
-        let term_ref = term.as_ref();
-        let term_id = term_ref.id() as i64;
-        // Times are stored as CQL bigint.
-        let newest_ns = after.map_or(newest_ns, |a| a.time_ns.min(newest_ns)).min(i64::MAX as u64);
-        if newest_ns < oldest_ns || max == 0 {
-            return Ok(Vec::new());
-        }
-        // Only hours of days that hold data are read: the range may be unbounded.
-        let mut out = Vec::new();
-        for day in self.days(tenant, oldest_ns / DAY_NS, newest_ns / DAY_NS).await? {
-            let first = (day * DAY_NS / HOUR_NS).max(oldest_ns / HOUR_NS);
-            let last = ((day + 1) * DAY_NS / HOUR_NS - 1).min(newest_ns / HOUR_NS);
-            for bucket in (first..=last).rev() {
-                let bucket_after = after.filter(|a| a.time_ns / HOUR_NS == bucket);
-                let mut merged = Vec::new();
-                for shard in 0..i32::from(shards(term_ref)) {
-                    let want = max - out.len();
-                    merged.extend(
-                        self.postings_in(
-                            &Partition { tenant, term_id, bucket, shard },
-                            newest_ns,
-                            oldest_ns,
-                            bucket_after,
-                            want,
-                        )
-                        .await?,
-                    );
-                }
-                merged.sort_by_key(|p| (std::cmp::Reverse(p.time_ns), p.trace_id));
-                merged.truncate(max - out.len());
-                out.extend(merged);
-                if out.len() >= max {
-                    return Ok(out);
-                }
-            }
-        }
-        Ok(out)
+        self.read_postings(tenant, term, newest_ns, oldest_ns, after, max).await
     }
 
     fn catalog_bucket_ns(&self) -> u64 {

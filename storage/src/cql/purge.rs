@@ -2,7 +2,8 @@
 //! carry the old policy's TTL. Everything is deleted a partition (or one trace's time
 //! range) at a time, hour bucket by hour bucket, oldest first:
 //!
-//! 1. the traces with spans in the hour, from the "every trace" postings;
+//! 1. the traces with spans in the hour, from the "every trace" postings (packed, and
+//!    legacy ones of keyspaces older than v006);
 //! 2. those traces' span rows within the hour (one range tombstone per trace);
 //! 3. every postings partition the hour has, from `bucket_terms`, the "every trace"
 //!    ones last since they are the list of step 1;
@@ -19,7 +20,7 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 
-use super::{corrupt, shards, unavailable, DAY_NS, HOUR_NS};
+use super::{corrupt, packed, shards, unavailable, DAY_NS, HOUR_NS};
 use crate::api::StorageError;
 use crate::lifecycle::Expired;
 use crate::schema::TermRef;
@@ -29,9 +30,11 @@ const DELETE_CONCURRENCY: usize = 32;
 pub(super) struct Purger {
     session: Arc<Session>,
     select_traces: PreparedStatement,
+    select_packed_traces: PreparedStatement,
     delete_spans: PreparedStatement,
     select_bucket_terms: PreparedStatement,
     delete_postings: PreparedStatement,
+    delete_packed: PreparedStatement,
     delete_bucket_terms: PreparedStatement,
     select_days: PreparedStatement,
     delete_operations: PreparedStatement,
@@ -54,6 +57,10 @@ impl Purger {
                 "SELECT trace_id FROM {ks}.postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ?"
             ))
             .await?,
+            select_packed_traces: prepare(format!(
+                "SELECT packed FROM {ks}.packed_postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ?"
+            ))
+            .await?,
             delete_spans: prepare(format!(
                 "DELETE FROM {ks}.spans WHERE tenant = ? AND trace_id = ? AND start_ns >= ? AND start_ns < ?"
             ))
@@ -64,6 +71,10 @@ impl Purger {
             .await?,
             delete_postings: prepare(format!(
                 "DELETE FROM {ks}.postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ?"
+            ))
+            .await?,
+            delete_packed: prepare(format!(
+                "DELETE FROM {ks}.packed_postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ?"
             ))
             .await?,
             delete_bucket_terms: prepare(format!("DELETE FROM {ks}.bucket_terms WHERE tenant = ? AND bucket = ?"))
@@ -118,6 +129,11 @@ impl Purger {
         for shard in 0..i32::from(shards(TermRef::All)) {
             let ids: Vec<(Vec<u8>,)> = self.rows(&self.select_traces, (tenant, all, bucket, shard)).await?;
             traces.extend(ids.into_iter().map(|(id,)| id));
+            let rows: Vec<(Vec<u8>,)> = self.rows(&self.select_packed_traces, (tenant, all, bucket, shard)).await?;
+            for (bytes,) in rows {
+                let entries = packed::decode(&bytes).ok_or_else(|| corrupt("a packed postings row"))?;
+                traces.extend(entries.into_iter().filter(|e| e.term_id == all).map(|e| e.trace_id.0.to_vec()));
+            }
         }
         let (from, to) = (bucket * HOUR_NS as i64, (bucket + 1) * HOUR_NS as i64);
         let spans = traces.into_iter().map(|trace| (tenant, trace, from, to)).collect();
@@ -127,8 +143,11 @@ impl Purger {
         // The "every trace" partitions list what step 1 read: delete them last.
         let (others, every): (Vec<_>, Vec<_>) = partitions.into_iter().partition(|(term, _)| *term != all);
         for group in [others, every] {
-            let deletes = group.into_iter().map(|(term, shard)| (tenant, term, bucket, shard)).collect();
-            removed += self.each(&self.delete_postings, deletes).await?;
+            // A partition listed before v006 is in `postings`, one since in
+            // `packed_postings`: both are deleted.
+            let deletes: Vec<_> = group.into_iter().map(|(term, shard)| (tenant, term, bucket, shard)).collect();
+            self.each(&self.delete_postings, deletes.clone()).await?;
+            removed += self.each(&self.delete_packed, deletes).await?;
         }
         self.session.execute_unpaged(&self.delete_bucket_terms, (tenant, bucket)).await.map_err(unavailable)?;
         Ok(removed)

@@ -5,12 +5,13 @@ use scylla::client::session::Session;
 use crate::api::StorageError;
 
 /// Every schema version, in order. Each statement is idempotent (IF NOT EXISTS).
-const VERSIONS: [(&str, &str); 5] = [
+const VERSIONS: [(&str, &str); 6] = [
     ("v001", include_str!("../../../schemas/v001.cql")),
     ("v002", include_str!("../../../schemas/v002.cql")),
     ("v003", include_str!("../../../schemas/v003.cql")),
     ("v004", include_str!("../../../schemas/v004.cql")),
     ("v005", include_str!("../../../schemas/v005.cql")),
+    ("v006", include_str!("../../../schemas/v006.cql")),
 ];
 
 /// Which CQL database the schema goes to; they differ in keyspace options only.

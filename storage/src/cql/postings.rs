@@ -1,0 +1,156 @@
+//! Reading postings: the packed rows of `schemas/v006.cql` ([`super::packed`]), and
+//! while any are left, the one-row-per-posting `postings` table that keyspaces
+//! created before v006 hold (their rows expire with their TTL; nothing rewrites them).
+
+use scylla::response::PagingState;
+use scylla::response::PagingStateResponse;
+
+use super::packed::{self, Merge, PartitionKey};
+use super::{corrupt, shards, unavailable, CqlStore, DAY_NS, HOUR_NS};
+use crate::api::{Posting, StorageError};
+use crate::schema::IndexTerm;
+
+/// Packed rows fetched per request: a search wants a handful of postings, and one row
+/// often holds dozens.
+pub(super) const PACKED_PAGE_ROWS: i32 = 16;
+
+impl CqlStore {
+    /// [`crate::SpanReader::postings`] on CQL.
+    pub(super) async fn read_postings(
+        &self,
+        tenant: &str,
+        term: &IndexTerm,
+        newest_ns: u64,
+        oldest_ns: u64,
+        after: Option<Posting>,
+        max: usize,
+    ) -> Result<Vec<Posting>, StorageError> {
+        let term_ref = term.as_ref();
+        let term_id = term_ref.id() as i64;
+        // Times are stored as CQL bigint.
+        let newest_ns = after.map_or(newest_ns, |a| a.time_ns.min(newest_ns)).min(i64::MAX as u64 - packed::WINDOW_NS);
+        if newest_ns < oldest_ns || max == 0 {
+            return Ok(Vec::new());
+        }
+        // Only hours of days that hold data are read: the range may be unbounded.
+        let mut out = Vec::new();
+        for day in self.days(tenant, oldest_ns / DAY_NS, newest_ns / DAY_NS).await? {
+            let first = (day * DAY_NS / HOUR_NS).max(oldest_ns / HOUR_NS);
+            let last = ((day + 1) * DAY_NS / HOUR_NS - 1).min(newest_ns / HOUR_NS);
+            for bucket in (first..=last).rev() {
+                let bucket_after = after.filter(|a| a.time_ns / HOUR_NS == bucket);
+                let want = max - out.len();
+                let bucket = bucket as i64;
+                let mut partitions: Vec<PartitionKey> =
+                    (0..i32::from(shards(term_ref))).map(|shard| (term_id, bucket, shard)).collect();
+                partitions.push((packed::overflow_term(term_id), bucket, 0));
+                let packed = partitions.into_iter().map(|partition| {
+                    let merge = Merge::new(term_id, newest_ns, oldest_ns, bucket_after.as_ref(), want);
+                    self.packed_in(tenant, partition, merge)
+                });
+                let legacy = (0..i32::from(shards(term_ref))).filter(|_| self.legacy_postings).map(|shard| {
+                    self.legacy_in(tenant, (term_id, bucket, shard), newest_ns, oldest_ns, bucket_after, want)
+                });
+                let (packed, legacy) =
+                    futures::future::join(futures::future::try_join_all(packed), futures::future::try_join_all(legacy))
+                        .await;
+                let mut lists = packed?;
+                lists.extend(legacy?);
+                out.extend(packed::merge_sources(lists, want));
+                if out.len() >= max {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One packed partition's postings, read newest row first until `merge` is done.
+    async fn packed_in(&self, tenant: &str, key: PartitionKey, mut merge: Merge) -> Result<Vec<Posting>, StorageError> {
+        let (term_id, bucket, shard) = key;
+        let values = (tenant, term_id, bucket, shard, merge.rows_newest() as i64, merge.oldest_ns() as i64);
+        let mut paging = PagingState::start();
+        loop {
+            let (result, next) = self
+                .session
+                .execute_single_page(&self.statements.select_packed, values, paging)
+                .await
+                .map_err(unavailable)?;
+            let rows = result.into_rows_result().map_err(corrupt)?;
+            for row in rows.rows::<(i64, Vec<u8>)>().map_err(corrupt)? {
+                let (newest, bytes) = row.map_err(corrupt)?;
+                let entries = packed::decode(&bytes).ok_or_else(|| corrupt("a packed postings row"))?;
+                merge.push(newest as u64, &entries);
+                if merge.done() {
+                    return Ok(merge.finish());
+                }
+            }
+            match next {
+                PagingStateResponse::HasMorePages { state } => paging = state,
+                PagingStateResponse::NoMorePages => return Ok(merge.finish()),
+            }
+        }
+    }
+
+    /// Postings of one partition of the legacy `postings` table within
+    /// `[oldest_ns, newest_ns]`, after `after`.
+    async fn legacy_in(
+        &self,
+        tenant: &str,
+        (term_id, bucket, shard): PartitionKey,
+        newest_ns: u64,
+        oldest_ns: u64,
+        after: Option<Posting>,
+        max: usize,
+    ) -> Result<Vec<Posting>, StorageError> {
+        let limit = i32::try_from(max).unwrap_or(i32::MAX);
+        let mut out = Vec::new();
+        let mut newest = newest_ns;
+        if let Some(a) = after {
+            // Ties at the cursor's time continue by trace id, then strictly older times.
+            let rows = self
+                .session
+                .execute_unpaged(
+                    &self.statements.select_postings_tie,
+                    (tenant, term_id, bucket, shard, a.time_ns as i64, a.trace_id.0.to_vec(), limit),
+                )
+                .await
+                .map_err(unavailable)?;
+            out.extend(parse_legacy(rows)?);
+            if a.time_ns == 0 {
+                return Ok(out);
+            }
+            newest = newest.min(a.time_ns - 1);
+        }
+        if out.len() < max && newest >= oldest_ns {
+            let rows = self
+                .session
+                .execute_unpaged(
+                    &self.statements.select_postings,
+                    (tenant, term_id, bucket, shard, newest as i64, oldest_ns as i64, limit),
+                )
+                .await
+                .map_err(unavailable)?;
+            out.extend(parse_legacy(rows)?);
+        }
+        out.truncate(max);
+        Ok(out)
+    }
+}
+
+fn parse_legacy(result: scylla::response::query_result::QueryResult) -> Result<Vec<Posting>, StorageError> {
+    let rows = result.into_rows_result().map_err(corrupt)?;
+    rows.rows::<(i64, Vec<u8>)>()
+        .map_err(corrupt)?
+        .map(|row| {
+            let (time, trace) = row.map_err(corrupt)?;
+            let trace_id =
+                tracekeeper_model::TraceId(trace.as_slice().try_into().map_err(|_| corrupt("posting trace id"))?);
+            Ok(Posting { time_ns: time as u64, trace_id, max_duration_ns: None })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "postings_tests.rs"]
+mod tests;
