@@ -104,6 +104,15 @@ done
 cat "$work/fresh.out"
 summary="$summary $(grep -o 'freshness_p50_ms=[0-9]* freshness_p99_ms=[0-9]*' "$work/fresh.out" || true)"
 if [ -n "$query_iterations" ]; then
+  # Searches are timed once Cassandra has finished compacting what the load flushed
+  # (under 15% of a core for 3 s in a row, at most 120 s), as the embedded benchmark
+  # waits for its idle flush: a bulk load's compactions are not the steady state.
+  quiet=0; waited=0
+  while [ "$quiet" -lt 3 ] && [ "$waited" -lt 120 ]; do
+    a=$(ticks "$cassandra_pid"); sleep 1; b=$(ticks "$cassandra_pid"); waited=$((waited + 1))
+    if [ $(( (b - a) * 100 / hz )) -lt 15 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+  done
+  echo "Cassandra settled after ${waited} s"
   "$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --query "http://$query" --query-bench "$query_iterations" \
     | tee "$work/queries.out"
   summary="$summary$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }

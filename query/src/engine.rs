@@ -98,6 +98,8 @@ pub struct QueryEngine {
 }
 
 const POSTING_PAGE: usize = 512;
+/// Candidate traces read at once by a search.
+const VERIFY_AHEAD: usize = 8;
 
 impl QueryEngine {
     pub fn new(
@@ -243,24 +245,42 @@ impl QueryEngine {
         let mut postings = MergedPostings::new(&*self.reader, tenant, query.span.candidate_terms(), newest, oldest);
         let mut seen = HashSet::new();
         let mut found: Vec<Found> = Vec::new();
-        while let Some(posting) = postings.next().await? {
-            // Every unseen trace starts at or before this posting's time.
+        // Candidates are read VERIFY_AHEAD at a time and judged in posting order, so
+        // the answer is the same as reading them one by one; a networked store's round
+        // trips overlap instead of adding up.
+        let mut reading = futures::stream::FuturesOrdered::new();
+        let mut more = true;
+        loop {
+            while more && reading.len() < VERIFY_AHEAD {
+                let Some(posting) = postings.next().await? else {
+                    more = false;
+                    break;
+                };
+                // Every unseen trace starts at or before this posting's time.
+                if found.len() >= query.limit && found[query.limit - 1].summary.start_ns > posting.time_ns {
+                    more = false;
+                    break;
+                }
+                // Every span this posting stands for is too short to match: another
+                // posting of the same trace may still hold one, so the trace is not
+                // marked as seen.
+                if query.span.min_duration_ns.zip(posting.max_duration_ns).is_some_and(|(min, longest)| longest < min) {
+                    continue;
+                }
+                if seen.insert(posting.trace_id) {
+                    let verified = self.verify(tenant, posting.trace_id, query, oldest, trace_filter);
+                    reading.push_back(async move { (posting, verified.await) });
+                }
+            }
+            let Some((posting, verified)) = futures::StreamExt::next(&mut reading).await else { break };
             if found.len() >= query.limit && found[query.limit - 1].summary.start_ns > posting.time_ns {
                 break;
-            }
-            // Every span this posting stands for is too short to match: another posting
-            // of the same trace may still hold one, so the trace is not marked as seen.
-            if query.span.min_duration_ns.zip(posting.max_duration_ns).is_some_and(|(min, longest)| longest < min) {
-                continue;
-            }
-            if !seen.insert(posting.trace_id) {
-                continue;
             }
             if let Some(partial) = spending.exhausted(posting.time_ns) {
                 return Ok(Searched { found, partial: Some(partial) });
             }
             spending.inspected += 1;
-            if let Some(hit) = self.verify(tenant, posting.trace_id, query, oldest, trace_filter).await? {
+            if let Some(hit) = verified? {
                 let at = found.partition_point(|f| rank(&f.summary) <= rank(&hit.summary));
                 found.insert(at, hit);
                 found.truncate(query.limit);
@@ -361,17 +381,16 @@ impl<'a> MergedPostings<'a> {
     }
 
     async fn next(&mut self) -> Result<Option<Posting>, StorageError> {
-        for list in &mut self.lists {
-            if list.buffer.is_empty() && !list.exhausted {
-                let page = self
-                    .reader
-                    .postings(self.tenant, &list.term, self.newest, self.oldest, list.after, POSTING_PAGE)
-                    .await?;
-                list.exhausted = page.len() < POSTING_PAGE;
-                list.after = page.last().copied();
-                list.buffer.extend(page);
-            }
-        }
+        // Lists that ran dry are read again together: a store's round trips overlap.
+        let (reader, tenant, newest, oldest) = (self.reader, self.tenant, self.newest, self.oldest);
+        let refills = self.lists.iter_mut().filter(|l| l.buffer.is_empty() && !l.exhausted).map(|list| async move {
+            let page = reader.postings(tenant, &list.term, newest, oldest, list.after, POSTING_PAGE).await?;
+            list.exhausted = page.len() < POSTING_PAGE;
+            list.after = page.last().copied();
+            list.buffer.extend(page);
+            Ok::<_, StorageError>(())
+        });
+        futures::future::try_join_all(refills).await?;
         let best = self
             .lists
             .iter()

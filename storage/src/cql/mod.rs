@@ -110,6 +110,7 @@ struct Statements {
     select_postings: PreparedStatement,
     select_postings_tie: PreparedStatement,
     select_packed: PreparedStatement,
+    select_overflow: PreparedStatement,
     select_days: PreparedStatement,
     select_operations: PreparedStatement,
 }
@@ -151,6 +152,10 @@ impl CqlStore {
                 Ok::<_, StorageError>(ps)
             }
         };
+        let select_packed = format!(
+            "SELECT newest_ns, packed FROM {ks}.packed_postings WHERE tenant = ? AND term_id = ? AND bucket = ? \
+             AND shard = ? AND newest_ns <= ? AND newest_ns >= ?"
+        );
         let statements = Statements {
             insert_span: prepare(format!(
                 "INSERT INTO {ks}.spans (tenant, trace_id, start_ns, span_id, span) VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
@@ -193,12 +198,13 @@ impl CqlStore {
             ))
             .await?,
             select_packed: {
-                let mut ps = prepare(format!(
-                    "SELECT newest_ns, packed FROM {ks}.packed_postings WHERE tenant = ? AND term_id = ? AND bucket = ? \
-                     AND shard = ? AND newest_ns <= ? AND newest_ns >= ?"
-                ))
-                .await?;
+                let mut ps = prepare(select_packed.clone()).await?;
                 ps.set_page_size(postings::PACKED_PAGE_ROWS);
+                ps
+            },
+            select_overflow: {
+                let mut ps = prepare(select_packed).await?;
+                ps.set_page_size(postings::OVERFLOW_PAGE_ROWS);
                 ps
             },
             select_days: prepare(format!("SELECT day FROM {ks}.catalog_days WHERE tenant = ? AND day >= ? AND day <= ?"))

@@ -11,8 +11,11 @@ use crate::api::{Posting, StorageError};
 use crate::schema::IndexTerm;
 
 /// Packed rows fetched per request: a search wants a handful of postings, and one row
-/// often holds dozens.
+/// of a term's own partition often holds dozens.
 pub(super) const PACKED_PAGE_ROWS: i32 = 16;
+/// The same for overflow partitions, whose rows hold a few entries of many terms: a
+/// rare term's search reads the whole range.
+pub(super) const OVERFLOW_PAGE_ROWS: i32 = 256;
 
 impl CqlStore {
     /// [`crate::SpanReader::postings`] on CQL.
@@ -41,21 +44,27 @@ impl CqlStore {
                 let bucket_after = after.filter(|a| a.time_ns / HOUR_NS == bucket);
                 let want = max - out.len();
                 let bucket = bucket as i64;
-                let mut partitions: Vec<PartitionKey> =
-                    (0..i32::from(shards(term_ref))).map(|shard| (term_id, bucket, shard)).collect();
-                partitions.push((packed::overflow_term(term_id), bucket, 0));
-                let packed = partitions.into_iter().map(|partition| {
+                // The term's own partitions first: an overflow partition is shared by
+                // many terms, so it is read only as far back as they leave open.
+                let own = (0..i32::from(shards(term_ref))).map(|shard| {
                     let merge = Merge::new(term_id, newest_ns, oldest_ns, bucket_after.as_ref(), want);
-                    self.packed_in(tenant, partition, merge)
+                    self.packed_in(tenant, (term_id, bucket, shard), merge, &self.statements.select_packed)
                 });
                 let legacy = (0..i32::from(shards(term_ref))).filter(|_| self.legacy_postings).map(|shard| {
                     self.legacy_in(tenant, (term_id, bucket, shard), newest_ns, oldest_ns, bucket_after, want)
                 });
-                let (packed, legacy) =
-                    futures::future::join(futures::future::try_join_all(packed), futures::future::try_join_all(legacy))
+                let (own, legacy) =
+                    futures::future::join(futures::future::try_join_all(own), futures::future::try_join_all(legacy))
                         .await;
-                let mut lists = packed?;
+                let mut lists = own?;
                 lists.extend(legacy?);
+                let found = packed::merge_sources(lists, want);
+                let overflow_oldest =
+                    if found.len() == want { found.last().map_or(oldest_ns, |p| p.time_ns) } else { oldest_ns };
+                let merge = Merge::new(term_id, newest_ns, overflow_oldest, bucket_after.as_ref(), want);
+                let overflow = (packed::overflow_term(term_id), bucket, 0);
+                let overflow = self.packed_in(tenant, overflow, merge, &self.statements.select_overflow).await?;
+                let lists = vec![found, overflow];
                 out.extend(packed::merge_sources(lists, want));
                 if out.len() >= max {
                     return Ok(out);
@@ -66,16 +75,19 @@ impl CqlStore {
     }
 
     /// One packed partition's postings, read newest row first until `merge` is done.
-    async fn packed_in(&self, tenant: &str, key: PartitionKey, mut merge: Merge) -> Result<Vec<Posting>, StorageError> {
+    async fn packed_in(
+        &self,
+        tenant: &str,
+        key: PartitionKey,
+        mut merge: Merge,
+        statement: &scylla::statement::prepared::PreparedStatement,
+    ) -> Result<Vec<Posting>, StorageError> {
         let (term_id, bucket, shard) = key;
         let values = (tenant, term_id, bucket, shard, merge.rows_newest() as i64, merge.oldest_ns() as i64);
         let mut paging = PagingState::start();
         loop {
-            let (result, next) = self
-                .session
-                .execute_single_page(&self.statements.select_packed, values, paging)
-                .await
-                .map_err(unavailable)?;
+            let (result, next) =
+                self.session.execute_single_page(statement, values, paging).await.map_err(unavailable)?;
             let rows = result.into_rows_result().map_err(corrupt)?;
             for row in rows.rows::<(i64, Vec<u8>)>().map_err(corrupt)? {
                 let (newest, bytes) = row.map_err(corrupt)?;
