@@ -50,6 +50,9 @@ pub async fn measure(endpoint: &str, query: &str, probes: usize, interval: Durat
     let client = reqwest::Client::new();
     let run = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
     let mut lags = Vec::with_capacity(probes);
+    let started = Instant::now();
+    // (lag, seconds into the run): where the slowest probes fell.
+    let mut when: Vec<(Duration, f64)> = Vec::with_capacity(probes);
     for seq in 0..probes as u64 {
         let next = Instant::now() + interval;
         let (body, tag) = probe(run, seq);
@@ -76,6 +79,7 @@ pub async fn measure(endpoint: &str, query: &str, probes: usize, interval: Durat
                 .await?;
             if found["data"].as_array().is_some_and(|d| !d.is_empty()) {
                 lags.push(acked.elapsed());
+                when.push((acked.elapsed(), acked.duration_since(started).as_secs_f64()));
                 break;
             }
             if Instant::now() > deadline {
@@ -86,6 +90,10 @@ pub async fn measure(endpoint: &str, query: &str, probes: usize, interval: Durat
         tokio::time::sleep_until(next.into()).await;
     }
     lags.sort();
+    when.sort_by_key(|w| std::cmp::Reverse(w.0));
+    let slowest: Vec<String> =
+        when.iter().take(5).map(|(lag, at)| format!("{:.0}ms@{at:.1}s", lag.as_secs_f64() * 1e3)).collect();
+    println!("slowest probes (latency@seconds into the run): {}", slowest.join(" "));
     let at = |p: f64| lags[((lags.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
     println!(
         "probes={} freshness_p50_ms={:.0} freshness_p99_ms={:.0} freshness_max_ms={:.0}",

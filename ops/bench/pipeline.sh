@@ -53,6 +53,13 @@ done
 query=127.0.0.1:$(port)
 RUST_LOG=warn "$bin" query --cql-nodes "$cql" --keyspace "$run" --query-addr "$query" & pids+=($!); query_pid=$!
 for a in "${admins[@]}" "$query" 127.0.0.1:$http; do until curl -sf "http://$a/ready" >/dev/null; do sleep 0.2; done; done
+# Ready indexers may still be forming their consumer group: the load starts once every
+# partition has an owner and every indexer owns some (at most 60 s), so that freshness
+# is measured in the steady state rather than across the group's first rebalances.
+owned() { curl -sf "http://$query/api/status" | python3 -c 'import json,sys
+ps = json.load(sys.stdin)["partitions"]; owners = {p.get("owner") for p in ps}
+print(int(len(ps) == 6 and None not in owners and "" not in owners and len(owners) == min('"$indexers"', 6)))'; }
+for _ in $(seq 300); do [ "$(owned 2>/dev/null)" = 1 ] && break; sleep 0.2; done
 
 kafka_pid=$(pgrep -f 'kafka.Kafka' | head -1); cassandra_pid=$(pgrep -f 'CassandraDaemon' | head -1)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
