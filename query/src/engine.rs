@@ -248,6 +248,11 @@ impl QueryEngine {
         // Candidates are read VERIFY_AHEAD at a time and judged in posting order, so
         // the answer is the same as reading them one by one; a networked store's round
         // trips overlap instead of adding up.
+        // Every unseen trace starts at or before the posting's time, so once the
+        // limit's worth of found traces all start later, no later posting can place.
+        let outranked = |found: &[Found], time_ns: u64| {
+            found.len() >= query.limit && found[query.limit - 1].summary.start_ns > time_ns
+        };
         let mut reading = futures::stream::FuturesOrdered::new();
         let mut more = true;
         loop {
@@ -256,8 +261,7 @@ impl QueryEngine {
                     more = false;
                     break;
                 };
-                // Every unseen trace starts at or before this posting's time.
-                if found.len() >= query.limit && found[query.limit - 1].summary.start_ns > posting.time_ns {
+                if outranked(&found, posting.time_ns) {
                     more = false;
                     break;
                 }
@@ -273,7 +277,7 @@ impl QueryEngine {
                 }
             }
             let Some((posting, verified)) = futures::StreamExt::next(&mut reading).await else { break };
-            if found.len() >= query.limit && found[query.limit - 1].summary.start_ns > posting.time_ns {
+            if outranked(&found, posting.time_ns) {
                 break;
             }
             if let Some(partial) = spending.exhausted(posting.time_ns) {

@@ -88,10 +88,12 @@ pub(crate) fn pack(postings: &[PostingRow<'_>]) -> Vec<PackedRow> {
         let key = (term_id, (time_ns / HOUR_NS) as i64, shard_of(term, trace_id));
         partitions.entry(key).or_default().push(entry);
     }
+    // The "every trace" term always keeps its own partitions: the retention worker lists
+    // an hour's traces from them (`purge.rs`).
+    let every_trace = TermRef::All.id() as i64;
     let mut rows: BTreeMap<PartitionKey, Vec<Entry>> = BTreeMap::new();
     for (key @ (term_id, bucket, _), entries) in partitions {
-        let key =
-            if entries.len() == 1 && !never_overflows(term_id) { (overflow_term(term_id), bucket, 0) } else { key };
+        let key = if entries.len() == 1 && term_id != every_trace { (overflow_term(term_id), bucket, 0) } else { key };
         rows.entry(key).or_default().extend(entries);
     }
     let mut out = Vec::new();
@@ -114,12 +116,6 @@ pub(crate) fn pack(postings: &[PostingRow<'_>]) -> Vec<PackedRow> {
         }
     }
     out
-}
-
-/// The "every trace" term always keeps its own partitions: the retention worker lists
-/// an hour's traces from them (`purge.rs`).
-fn never_overflows(term_id: i64) -> bool {
-    term_id == TermRef::All.id() as i64
 }
 
 fn encode(entries: &[Entry]) -> Vec<u8> {

@@ -100,11 +100,6 @@ fn io<E: std::fmt::Display + 'static>(e: E) -> StorageError {
     StorageError::Io(e.to_string())
 }
 
-// One background worker flushes and compacts. With more, fjall's first worker hands
-// every compaction request back to the queue while the others are busy, and on two
-// cores that re-queueing took 16% of the server's CPU (perf) under sustained ingest:
-// one worker ingested 20-25% more at 2-6M spans stored.
-
 /// Most bytes the journal may hold before fjall writes out the memtables holding its
 /// oldest file. Rows sit uncompressed in the journal, so it is kept to two memtables'
 /// worth rather than fjall's 512 MiB default.
@@ -152,6 +147,11 @@ impl EmbeddedStore {
         let db = Database::builder(&config.path)
             .cache_size(config.cache_bytes)
             .max_journaling_size(MAX_JOURNAL_BYTES)
+            // One background worker flushes and compacts. With more, fjall's first
+            // worker hands every compaction request back to the queue while the others
+            // are busy; on two cores that re-queueing took 16% of the server's CPU
+            // (perf) under sustained ingest, and one worker ingested 20-25% more at
+            // 2-6M spans stored.
             .worker_threads(1)
             .open()
             .map_err(io)?;
