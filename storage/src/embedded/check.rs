@@ -10,13 +10,6 @@ use super::{io, keys, EmbeddedStore};
 use crate::api::StorageError;
 use crate::check::{CheckReport, Checkable, Horizons, Scan};
 
-/// The tenant of a key, and the rest of the key after it.
-fn split_tenant(key: &[u8]) -> Option<(String, &[u8])> {
-    let len = usize::from(*key.get(1)?);
-    let tenant = std::str::from_utf8(key.get(2..2 + len)?).ok()?.to_string();
-    Some((tenant, key.get(2 + len..)?))
-}
-
 #[async_trait]
 impl Checkable for EmbeddedStore {
     async fn check(
@@ -28,26 +21,25 @@ impl Checkable for EmbeddedStore {
         let mut scan = Scan::new(horizons, progress);
         // The same span id twice in a trace, in one bucket or two, is a duplicate.
         let mut seen: HashSet<(String, TraceId, Vec<u8>)> = HashSet::new();
-        for (_, bucket, legacy) in &buckets {
+        for (_, bucket, layout) in &buckets {
             for entry in bucket.prefix([keys::SPAN]) {
                 let (key, value) = entry.into_inner().map_err(io)?;
-                let (tenant, rest) = split_tenant(&key).ok_or_else(|| io("span key"))?;
-                let trace = TraceId(rest.get(..16).and_then(|t| t.try_into().ok()).ok_or_else(|| io("span key"))?);
-                let span_id = rest.get(16..).and_then(|r| keys::row_id_of(r, *legacy)).ok_or_else(|| io("span key"))?;
-                let span_id = span_id.to_vec();
+                let (tenant, trace, rest) = keys::split_owner(*layout, &key, 16).ok_or_else(|| io("span key"))?;
+                let trace = TraceId(trace.try_into().map_err(|_| io("span key"))?);
+                let span_id = keys::row_id_of(rest, *layout).ok_or_else(|| io("span key"))?.to_vec();
                 let start_ns = crate::schema::decode_span(&value)?.start_ns;
-                let duplicate = !seen.insert((tenant.clone(), trace, span_id));
-                scan.span(&tenant, trace, start_ns, duplicate);
+                let duplicate = !seen.insert((tenant.to_string(), trace, span_id));
+                scan.span(tenant, trace, start_ns, duplicate);
             }
         }
         drop(seen);
-        for (_, bucket, _) in &buckets {
+        for (_, bucket, layout) in &buckets {
             for entry in bucket.prefix([keys::POSTING]) {
                 let key = entry.key().map_err(io)?;
-                let (tenant, _) = split_tenant(&key).ok_or_else(|| io("posting key"))?;
+                let (tenant, _, _) = keys::split_owner(*layout, &key, 8).ok_or_else(|| io("posting key"))?;
                 let (time_ns, trace, _) =
-                    keys::parse_posting(&key, keys::term_prefix_len(&tenant)).ok_or_else(|| io("posting key"))?;
-                scan.posting(&tenant, time_ns, trace);
+                    keys::parse_posting(&key, keys::term_prefix_len(tenant)).ok_or_else(|| io("posting key"))?;
+                scan.posting(tenant, time_ns, trace);
             }
         }
         Ok(scan.finish())
@@ -69,7 +61,8 @@ mod tests {
         // An index entry pointing at a trace that was never stored.
         let time = 1_700_000_000_000_000_000u64;
         let bucket = store.inner.bucket(time / store.inner.bucket_width_ns).unwrap();
-        let key = keys::posting_key(&keys::term_prefix("t", TermRef::All), time, TraceId([9; 16]), Some(1000));
+        let prefix = keys::term_prefix(keys::Layout::IdFirst, "t", TermRef::All);
+        let key = keys::posting_key(&prefix, time, TraceId([9; 16]), Some(1000));
         bucket.insert(key, []).unwrap();
         let keep_all = |_: &str| 0;
         let horizons = Horizons { visible_from: &keep_all, gone_before: &keep_all };

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::keys;
+use super::keys::{self, Layout};
 use super::{blocking, io, EmbeddedStore, Inner};
 use crate::api::StorageError;
 use crate::lifecycle::{Expired, Lifecycle, LifecycleError, PolicyVersion};
@@ -164,7 +164,14 @@ impl Inner {
         let doomed: Vec<(u64, fjall::Keyspace)> = {
             let mut buckets = self.buckets.write().expect("bucket map lock");
             let indexes: Vec<u64> = buckets.range(..=last_whole).map(|(i, _)| *i).collect();
-            indexes.into_iter().filter_map(|i| buckets.remove(&i).map(|ks| (i, ks))).collect()
+            let mut layouts = self.layouts.write().expect("layout lock");
+            indexes
+                .into_iter()
+                .filter_map(|i| {
+                    layouts.remove(&i);
+                    buckets.remove(&i).map(|ks| (i, ks))
+                })
+                .collect()
         };
         let mut expired = Expired { buckets: doomed.len() as u64, rows: 0 };
         for (index, keyspace) in doomed {
@@ -189,13 +196,44 @@ impl Inner {
         };
         let mut expired = Expired::default();
         for (index, bucket) in buckets {
-            if let Some(rows) = self.drop_if_only(index, &bucket, tenant)? {
+            let layout = self.layout(index);
+            if let Some(rows) = self.drop_if_only(index, &bucket, layout, tenant)? {
                 expired.buckets += 1;
                 expired.rows += rows;
                 continue;
             }
+            let delete = |keys: &[fjall::UserKey]| -> Result<(), StorageError> {
+                if keys.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.db.batch();
+                for key in keys {
+                    tx.remove(&bucket, key.clone());
+                }
+                tx.commit().map_err(io)
+            };
             let mut removed = 0u64;
-            for table in [keys::SPAN, keys::CATALOG, keys::POSTING] {
+            for (table, id_len) in [(keys::SPAN, 16), (keys::CATALOG, 0), (keys::POSTING, 8)] {
+                if layout == Layout::IdFirst && table != keys::CATALOG {
+                    // The tenant follows the id: read the whole table for its keys.
+                    let mut chunk = Vec::with_capacity(CHUNK);
+                    for entry in bucket.prefix([table]) {
+                        let key = entry.key().map_err(io)?;
+                        let (owner, _, _) =
+                            keys::split_owner(layout, &key, id_len).ok_or_else(|| io("key without a tenant"))?;
+                        if owner == tenant {
+                            chunk.push(key);
+                        }
+                        if chunk.len() == CHUNK {
+                            delete(&chunk)?;
+                            removed += chunk.len() as u64;
+                            chunk.clear();
+                        }
+                    }
+                    delete(&chunk)?;
+                    removed += chunk.len() as u64;
+                    continue;
+                }
                 loop {
                     let chunk: Vec<_> = bucket
                         .prefix(keys::tenant_prefix(table, tenant))
@@ -205,11 +243,7 @@ impl Inner {
                     if chunk.is_empty() {
                         break;
                     }
-                    let mut tx = self.db.batch();
-                    for key in &chunk {
-                        tx.remove(&bucket, key.clone());
-                    }
-                    tx.commit().map_err(io)?;
+                    delete(&chunk)?;
                     removed += chunk.len() as u64;
                 }
             }
@@ -224,9 +258,25 @@ impl Inner {
 
     /// Drops the bucket whole when it holds `tenant`'s data only (a single-tenant
     /// store, say), with writes held off meanwhile; returns the rows dropped.
-    fn drop_if_only(&self, index: u64, bucket: &fjall::Keyspace, tenant: &str) -> Result<Option<u64>, StorageError> {
+    ///
+    /// In [`Layout::IdFirst`] buckets span and posting keys do not start with their
+    /// tenant, so the catalog tells: every write puts a catalog key of its tenant in
+    /// each bucket it writes spans to, in the same batch, and only a purge of that
+    /// tenant's share of the bucket removes it (whatever of that share a purge cut
+    /// short left behind may go with the bucket).
+    fn drop_if_only(
+        &self,
+        index: u64,
+        bucket: &fjall::Keyspace,
+        layout: Layout,
+        tenant: &str,
+    ) -> Result<Option<u64>, StorageError> {
         let _gate = self.drop_gate.write().expect("drop gate");
-        for table in [keys::SPAN, keys::CATALOG, keys::POSTING] {
+        let tables: &[u8] = match layout {
+            Layout::IdFirst => &[keys::CATALOG, keys::RED],
+            Layout::NoStartTime | Layout::TenantFirst => &[keys::SPAN, keys::CATALOG, keys::POSTING, keys::RED],
+        };
+        for &table in tables {
             let ours = keys::tenant_prefix(table, tenant);
             let mut after = ours.clone();
             // The first key past every key that starts with `ours`.
@@ -245,6 +295,7 @@ impl Inner {
             }
         }
         let Some(keyspace) = self.buckets.write().expect("bucket map lock").remove(&index) else { return Ok(None) };
+        self.layouts.write().expect("layout lock").remove(&index);
         let rows = keyspace.approximate_len() as u64;
         self.db.delete_keyspace(keyspace).map_err(io)?;
         tracing::info!(bucket = index, tenant, "dropped a bucket that held only this tenant's data");

@@ -10,6 +10,8 @@ mod check;
 mod durability;
 mod idle;
 mod keys;
+#[cfg(test)]
+mod layout_tests;
 mod lifecycle;
 mod red;
 mod traces;
@@ -29,6 +31,7 @@ use durability::GroupCommit;
 
 use crate::api::{Operation, Posting, SpanCursor, SpanReader, SpanWriter, StorageError, WriteBatch};
 use crate::schema::{self, IndexTerm};
+use keys::Layout;
 
 const META_KEYSPACE: &str = "meta";
 const BUCKET_WIDTH_KEY: &[u8] = b"bucket_width_ns";
@@ -75,8 +78,11 @@ struct Inner {
     /// Tenants with stored data; a new one is registered in `meta` with its first write.
     tenants: RwLock<BTreeSet<String>>,
     buckets: RwLock<BTreeMap<u64, Keyspace>>,
-    /// Buckets created before span keys held the start time (see [`bucket_name`]).
-    legacy_buckets: RwLock<BTreeSet<u64>>,
+    /// The key layout of every bucket in `buckets` (see [`bucket_name`]).
+    layouts: RwLock<BTreeMap<u64, Layout>>,
+    /// The layout of buckets created from now on: [`Layout::IdFirst`], except in tests
+    /// of the older layouts.
+    new_layout: Layout,
     /// Writes hold it shared while they build and commit a batch; dropping a bucket
     /// that other tenants may still write to holds it exclusively, so no acknowledged
     /// write lands in a keyspace being deleted.
@@ -117,32 +123,45 @@ const MEMTABLE_BYTES: u64 = 32 << 20;
 /// 150 MiB. Fixed when a bucket is created, so buckets written by an older version
 /// keep theirs.
 fn bucket_options() -> KeyspaceCreateOptions {
-    use fjall::config::{BlockSizePolicy, CompressionPolicy};
+    use fjall::config::{BlockSizePolicy, CompressionPolicy, FilterPolicy, FilterPolicyEntry};
     KeyspaceCreateOptions::default()
         .max_memtable_size(MEMTABLE_BYTES)
+        .filter_policy(FilterPolicy::new([FilterPolicyEntry::None]))
         .data_block_size_policy(BlockSizePolicy::all(4 * 1024))
         .data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
 }
 
-/// A bucket's keyspace name. Buckets named `b…` were created before span keys held
-/// the start time ([`keys::legacy_span_key`]); they are read and written in that
-/// layout until retention drops them, and new buckets are named `c…`.
-fn bucket_name(index: u64) -> String {
-    format!("c{index:012}")
+/// A bucket's keyspace name. The first letter tells the bucket's key layout:
+/// buckets written by older versions (`b…`, `c…`; see [`Layout`]) are read and
+/// written in their layout until retention drops them, and new buckets are `d…`.
+fn bucket_name(index: u64, layout: Layout) -> String {
+    let letter = match layout {
+        Layout::NoStartTime => 'b',
+        Layout::TenantFirst => 'c',
+        Layout::IdFirst => 'd',
+    };
+    format!("{letter}{index:012}")
 }
 
-/// The index of a bucket keyspace, and whether it is a legacy (`b…`) one.
-fn parse_bucket_name(name: &str) -> Option<(u64, bool)> {
-    let (legacy, digits) = match name.split_at_checked(1)? {
-        ("b", digits) => (true, digits),
-        ("c", digits) => (false, digits),
+/// The index of a bucket keyspace, and its key layout.
+fn parse_bucket_name(name: &str) -> Option<(u64, Layout)> {
+    let (layout, digits) = match name.split_at_checked(1)? {
+        ("b", digits) => (Layout::NoStartTime, digits),
+        ("c", digits) => (Layout::TenantFirst, digits),
+        ("d", digits) => (Layout::IdFirst, digits),
         _ => return None,
     };
-    Some((digits.parse().ok()?, legacy))
+    Some((digits.parse().ok()?, layout))
 }
 
 impl EmbeddedStore {
     pub fn open(config: EmbeddedConfig) -> Result<Self, StorageError> {
+        Self::open_creating(config, Layout::IdFirst)
+    }
+
+    /// [`Self::open`], creating new buckets in `layout`: how the tests write data the
+    /// way older versions did.
+    fn open_creating(config: EmbeddedConfig, new_layout: Layout) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&config.path).map_err(io)?;
         let db = Database::builder(&config.path)
             .cache_size(config.cache_bytes)
@@ -177,14 +196,12 @@ impl EmbeddedStore {
             }
         };
         let mut buckets = BTreeMap::new();
-        let mut legacy_buckets = BTreeSet::new();
+        let mut layouts = BTreeMap::new();
         for name in db.list_keyspace_names() {
             let name: &str = name.as_ref();
-            if let Some((index, legacy)) = parse_bucket_name(name) {
+            if let Some((index, layout)) = parse_bucket_name(name) {
                 buckets.insert(index, db.keyspace(name, bucket_options).map_err(io)?);
-                if legacy {
-                    legacy_buckets.insert(index);
-                }
+                layouts.insert(index, layout);
             }
         }
         let mut tenants = BTreeSet::new();
@@ -199,7 +216,8 @@ impl EmbeddedStore {
                 meta_lock: std::sync::Mutex::new(()),
                 tenants: RwLock::new(tenants),
                 buckets: RwLock::new(buckets),
-                legacy_buckets: RwLock::new(legacy_buckets),
+                layouts: RwLock::new(layouts),
+                new_layout,
                 drop_gate: RwLock::new(()),
                 bucket_width_ns,
                 durability: config.durability,
@@ -296,28 +314,45 @@ impl Inner {
     }
 
     fn bucket(&self, index: u64) -> Result<Keyspace, StorageError> {
-        if let Some(ks) = self.buckets.read().expect("bucket map lock").get(&index) {
-            return Ok(ks.clone());
+        Ok(self.bucket_and_layout(index)?.0)
+    }
+
+    /// The bucket of `index`, created in the current layout if it does not exist.
+    fn bucket_and_layout(&self, index: u64) -> Result<(Keyspace, Layout), StorageError> {
+        let existing = self.buckets.read().expect("bucket map lock").get(&index).cloned();
+        if let Some(ks) = existing {
+            return Ok((ks, self.layout(index)));
         }
         let mut buckets = self.buckets.write().expect("bucket map lock");
         if let Some(ks) = buckets.get(&index) {
-            return Ok(ks.clone());
+            return Ok((ks.clone(), self.layout(index)));
         }
-        let ks = self.db.keyspace(&bucket_name(index), bucket_options).map_err(io)?;
+        let ks = self.db.keyspace(&bucket_name(index, self.new_layout), bucket_options).map_err(io)?;
+        // Before the bucket is visible, so no reader sees it without its layout. The
+        // only place that holds both locks, in this order: a reader holding `layouts`
+        // while it waits for `buckets` would deadlock with it.
+        self.layouts.write().expect("layout lock").insert(index, self.new_layout);
         buckets.insert(index, ks.clone());
-        // A legacy bucket of this index was dropped before: this one is new.
-        self.legacy_buckets.write().expect("legacy bucket lock").remove(&index);
-        Ok(ks)
+        Ok((ks, self.new_layout))
     }
 
-    fn is_legacy(&self, index: u64) -> bool {
-        self.legacy_buckets.read().expect("legacy bucket lock").contains(&index)
+    fn layout(&self, index: u64) -> Layout {
+        self.layouts.read().expect("layout lock").get(&index).copied().unwrap_or(Layout::IdFirst)
     }
 
     /// Existing buckets whose time range overlaps `[oldest_ns, newest_ns]`, newest first.
-    fn buckets_between(&self, oldest_ns: u64, newest_ns: u64) -> Vec<Keyspace> {
+    fn buckets_between(&self, oldest_ns: u64, newest_ns: u64) -> Vec<(Keyspace, Layout)> {
         let (lo, hi) = (oldest_ns / self.bucket_width_ns, newest_ns / self.bucket_width_ns);
-        self.buckets.read().expect("bucket map lock").range(lo..=hi).rev().map(|(_, ks)| ks.clone()).collect()
+        let buckets: Vec<(u64, Keyspace)> = self
+            .buckets
+            .read()
+            .expect("bucket map lock")
+            .range(lo..=hi)
+            .rev()
+            .map(|(i, ks)| (*i, ks.clone()))
+            .collect();
+        let layouts = self.layouts.read().expect("layout lock");
+        buckets.into_iter().map(|(index, ks)| (ks, layouts.get(&index).copied().unwrap_or(Layout::IdFirst))).collect()
     }
 
     fn write_sync(&self, batch: &WriteBatch) -> Result<(), StorageError> {
@@ -328,25 +363,26 @@ impl Inner {
             tx.insert(&self.meta, [lifecycle::TENANT, batch.tenant.as_bytes()].concat(), []);
         }
         let mut encoder = schema::SpanEncoder::default();
-        let mut last: Option<(u64, Keyspace, bool)> = None;
+        let mut last: Option<(u64, Keyspace, Layout)> = None;
+        let mut bucket_of = |time_ns: u64| -> Result<(Keyspace, Layout), StorageError> {
+            let index = time_ns / self.bucket_width_ns;
+            match &last {
+                Some((i, bucket, layout)) if *i == index => Ok((bucket.clone(), *layout)),
+                _ => {
+                    let (bucket, layout) = self.bucket_and_layout(index)?;
+                    last = Some((index, bucket.clone(), layout));
+                    Ok((bucket, layout))
+                }
+            }
+        };
         for span in &batch.spans {
-            let index = span.start_ns / self.bucket_width_ns;
-            let (bucket, legacy) = match &last {
-                Some((i, bucket, legacy)) if *i == index => (bucket.clone(), *legacy),
-                _ => (self.bucket(index)?, self.is_legacy(index)),
-            };
-            let row_id = schema::row_id(span);
-            let key = if legacy {
-                keys::legacy_span_key(&batch.tenant, span.trace_id, &row_id)
-            } else {
-                keys::span_key(&batch.tenant, span.trace_id, span.start_ns, &row_id)
-            };
+            let (bucket, layout) = bucket_of(span.start_ns)?;
+            let key = keys::span_key(layout, &batch.tenant, span.trace_id, span.start_ns, &schema::row_id(span));
             tx.insert(&bucket, key, encoder.encode(span));
-            last = Some((index, bucket, legacy));
         }
         for (term, time_ns, trace_id, max_duration_ns) in schema::postings_of(&batch.spans) {
-            let bucket = self.bucket(time_ns / self.bucket_width_ns)?;
-            let prefix = keys::term_prefix(&batch.tenant, term);
+            let (bucket, layout) = bucket_of(time_ns)?;
+            let prefix = keys::term_prefix(layout, &batch.tenant, term);
             tx.insert(&bucket, keys::posting_key(&prefix, time_ns, trace_id, Some(max_duration_ns)), []);
         }
         let mut catalog_seen = BTreeSet::new();
@@ -383,18 +419,19 @@ impl Inner {
         if newest_ns < oldest_ns || max == 0 {
             return Ok(Vec::new());
         }
-        let prefix = keys::term_prefix(tenant, term.as_ref());
-        let start = match after {
-            Some(a) => Bound::Excluded(keys::posting_key(&prefix, a.time_ns, a.trace_id, a.max_duration_ns)),
-            None => Bound::Included(keys::posting_key(&prefix, newest_ns, TraceId([0; 16]), None)),
-        };
-        let end = Bound::Included(keys::posting_key(&prefix, oldest_ns, TraceId([0xff; 16]), Some(u64::MAX)));
+        let prefix_len = keys::term_prefix_len(tenant);
         let mut out = Vec::new();
-        for bucket in self.buckets_between(oldest_ns, newest_ns) {
-            for item in bucket.range::<Vec<u8>, _>((start.clone(), end.clone())) {
+        for (bucket, layout) in self.buckets_between(oldest_ns, newest_ns) {
+            let prefix = keys::term_prefix(layout, tenant, term.as_ref());
+            let start = match after {
+                Some(a) => Bound::Excluded(keys::posting_key(&prefix, a.time_ns, a.trace_id, a.max_duration_ns)),
+                None => Bound::Included(keys::posting_key(&prefix, newest_ns, TraceId([0; 16]), None)),
+            };
+            let end = Bound::Included(keys::posting_key(&prefix, oldest_ns, TraceId([0xff; 16]), Some(u64::MAX)));
+            for item in bucket.range::<Vec<u8>, _>((start, end)) {
                 let key = item.key().map_err(io)?;
-                let (time_ns, trace_id, max_duration_ns) = keys::parse_posting(&key, prefix.len())
-                    .ok_or_else(|| StorageError::Corrupt("posting key".into()))?;
+                let (time_ns, trace_id, max_duration_ns) =
+                    keys::parse_posting(&key, prefix_len).ok_or_else(|| StorageError::Corrupt("posting key".into()))?;
                 out.push(Posting { time_ns, trace_id, max_duration_ns });
                 if out.len() == max {
                     return Ok(out);
@@ -411,7 +448,7 @@ impl Inner {
     ) -> Result<BTreeSet<(String, tracekeeper_model::SpanKind, String)>, StorageError> {
         let prefix = keys::tenant_prefix(keys::CATALOG, tenant);
         let mut out = BTreeSet::new();
-        for bucket in self.buckets_between(since_ns, u64::MAX) {
+        for (bucket, _) in self.buckets_between(since_ns, u64::MAX) {
             for item in bucket.prefix(&prefix) {
                 let key = item.key().map_err(io)?;
                 out.insert(

@@ -58,7 +58,7 @@ impl Inner {
         let bound = |ns: u64| [prefix.as_slice(), &ns.to_be_bytes()].concat();
         let (start, end) = (bound(from_ns - from_ns % MINUTE_NS), bound(to_ns));
         let mut out = Vec::new();
-        for bucket in self.buckets_between(from_ns, to_ns.saturating_sub(1)) {
+        for (bucket, _) in self.buckets_between(from_ns, to_ns.saturating_sub(1)) {
             for item in bucket.range::<Vec<u8>, _>(start.clone()..end.clone()) {
                 let (key, value) = item.into_inner().map_err(io)?;
                 let cell =

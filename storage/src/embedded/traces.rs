@@ -3,31 +3,33 @@
 //! A span sits in the bucket of its start time, under a key ordered by (start time,
 //! row id) within its trace ([`keys::span_key`]). So reading the buckets oldest first
 //! gives the spans in the order they are served, and a page resumes from a cursor
-//! with one range scan, without reading or sorting the spans before it. Legacy buckets
-//! ([`keys::legacy_span_key`]) have no start time in the key: while any exists, a
-//! trace is read whole and sorted.
+//! with one range scan, without reading or sorting the spans before it. Buckets of the
+//! oldest layout ([`Layout::NoStartTime`]) have no start time in the key: while any
+//! exists, a trace is read whole and sorted.
 
 use std::ops::Bound;
 
 use fjall::Keyspace;
 use tracekeeper_model::{Span, TraceId};
 
-use super::{io, keys, Inner};
+use super::keys::{self, Layout};
+use super::{io, Inner};
 use crate::api::{SpanCursor, StorageError};
 use crate::schema::SpanDecoder;
 
 impl Inner {
-    /// Every bucket, oldest first, with whether it is a legacy one.
-    pub(super) fn buckets_oldest_first(&self) -> Vec<(u64, Keyspace, bool)> {
-        let legacy = self.legacy_buckets.read().expect("legacy bucket lock").clone();
-        let buckets = self.buckets.read().expect("bucket map lock");
-        buckets.iter().map(|(index, ks)| (*index, ks.clone(), legacy.contains(index))).collect()
+    /// Every bucket, oldest first, with its layout.
+    pub(super) fn buckets_oldest_first(&self) -> Vec<(u64, Keyspace, Layout)> {
+        let buckets: Vec<(u64, Keyspace)> =
+            self.buckets.read().expect("bucket map lock").iter().map(|(i, ks)| (*i, ks.clone())).collect();
+        let layouts = self.layouts.read().expect("layout lock");
+        buckets.into_iter().map(|(i, ks)| (i, ks, layouts.get(&i).copied().unwrap_or(Layout::IdFirst))).collect()
     }
 
-    /// Whether a legacy bucket still exists.
+    /// Whether a bucket without start times in its span keys still exists.
     #[cfg(test)]
     fn has_legacy_buckets(&self) -> bool {
-        self.buckets_oldest_first().iter().any(|(_, _, legacy)| *legacy)
+        self.buckets_oldest_first().iter().any(|(_, _, layout)| *layout == Layout::NoStartTime)
     }
 
     pub(super) fn trace_page_sync(
@@ -38,7 +40,7 @@ impl Inner {
         max: usize,
     ) -> Result<Vec<Span>, StorageError> {
         let buckets = self.buckets_oldest_first();
-        if !buckets.iter().any(|(_, _, legacy)| *legacy) {
+        if !buckets.iter().any(|(_, _, layout)| *layout == Layout::NoStartTime) {
             return self.ordered_page(&buckets, tenant, trace_id, after, max);
         }
         let spans = sorted_trace(&buckets, tenant, trace_id)?;
@@ -51,28 +53,28 @@ impl Inner {
     /// Up to `max` spans after `after`, read in key order from the buckets oldest first.
     fn ordered_page(
         &self,
-        buckets: &[(u64, Keyspace, bool)],
+        buckets: &[(u64, Keyspace, Layout)],
         tenant: &str,
         trace_id: TraceId,
         after: Option<&SpanCursor>,
         max: usize,
     ) -> Result<Vec<Span>, StorageError> {
         let first_bucket = after.map_or(0, |c| c.start_ns / self.bucket_width_ns);
-        let end = Bound::Excluded(keys::trace_end(tenant, trace_id));
         let mut spans = Vec::new();
         let mut decoder = SpanDecoder::default();
-        for (index, bucket, _) in buckets {
+        for &(index, ref bucket, layout) in buckets {
+            let end = Bound::Excluded(keys::trace_end(layout, tenant, trace_id));
             // Spans before the cursor's bucket started before it.
-            if *index < first_bucket {
+            if index < first_bucket {
                 continue;
             }
             let start = match after {
-                Some(c) if *index == first_bucket => {
-                    Bound::Excluded(keys::span_key(tenant, trace_id, c.start_ns, &c.row_id))
+                Some(c) if index == first_bucket => {
+                    Bound::Excluded(keys::span_key(layout, tenant, trace_id, c.start_ns, &c.row_id))
                 }
-                _ => Bound::Included(keys::trace_prefix(tenant, trace_id)),
+                _ => Bound::Included(keys::trace_prefix(layout, tenant, trace_id)),
             };
-            for item in bucket.range::<Vec<u8>, _>((start, end.clone())) {
+            for item in bucket.range::<Vec<u8>, _>((start, end)) {
                 if spans.len() >= max {
                     return Ok(spans);
                 }
@@ -89,12 +91,12 @@ impl Inner {
         trace_id: TraceId,
         max: usize,
     ) -> Result<Vec<Vec<u8>>, StorageError> {
-        let prefix = keys::trace_prefix(tenant, trace_id);
         let mut rows = Vec::new();
-        for (_, bucket, legacy) in self.buckets_oldest_first() {
+        for (_, bucket, layout) in self.buckets_oldest_first() {
+            let prefix = keys::trace_prefix(layout, tenant, trace_id);
             for item in bucket.prefix(&prefix).take(max.saturating_sub(rows.len())) {
                 let key = item.key().map_err(io)?;
-                let row_id = keys::row_id_of(&key[prefix.len()..], legacy)
+                let row_id = keys::row_id_of(&key[prefix.len()..], layout)
                     .ok_or_else(|| StorageError::Corrupt("span key".into()))?;
                 rows.push(row_id.to_vec());
             }
@@ -104,12 +106,15 @@ impl Inner {
 }
 
 /// The whole trace from every bucket, legacy ones included, sorted.
-fn sorted_trace(buckets: &[(u64, Keyspace, bool)], tenant: &str, trace_id: TraceId) -> Result<Vec<Span>, StorageError> {
-    let prefix = keys::trace_prefix(tenant, trace_id);
+fn sorted_trace(
+    buckets: &[(u64, Keyspace, Layout)],
+    tenant: &str,
+    trace_id: TraceId,
+) -> Result<Vec<Span>, StorageError> {
     let mut spans = Vec::new();
     let mut decoder = SpanDecoder::default();
-    for (_, bucket, _) in buckets {
-        for item in bucket.prefix(&prefix) {
+    for (_, bucket, layout) in buckets {
+        for item in bucket.prefix(keys::trace_prefix(*layout, tenant, trace_id)) {
             let (_, value) = item.into_inner().map_err(io)?;
             spans.push(decoder.decode(&value)?);
         }
@@ -138,7 +143,8 @@ mod tests {
             let legacy = store.inner.db.keyspace(&format!("b{:012}", t0 / day), bucket_options).unwrap();
             // Span ids out of start order, as the old key (by span id) stores them.
             for s in [span(1, 3, "svc", "late", t0 + 20), span(1, 1, "svc", "early", t0 + 10)] {
-                legacy.insert(keys::legacy_span_key("t", s.trace_id, &row_id(&s)), encode_span(&s)).unwrap();
+                let key = keys::span_key(Layout::NoStartTime, "t", s.trace_id, s.start_ns, &row_id(&s));
+                legacy.insert(key, encode_span(&s)).unwrap();
             }
         }
         let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
@@ -162,7 +168,8 @@ mod tests {
         let mut rows = store.span_rows("t", id, 10).await.unwrap();
         rows.sort();
         assert_eq!(rows, whole.iter().map(row_id).collect::<Vec<_>>(), "row ids, not keys");
-        let legacy_keys = store.inner.bucket(t0 / day).unwrap().prefix(keys::trace_prefix("t", id)).count();
+        let legacy_prefix = keys::trace_prefix(Layout::NoStartTime, "t", id);
+        let legacy_keys = store.inner.bucket(t0 / day).unwrap().prefix(legacy_prefix).count();
         assert_eq!(legacy_keys, 3, "the new span went into the legacy bucket in its layout");
         let keep = |_: &str| 0;
         let report = store.check(&Horizons { visible_from: &keep, gone_before: &keep }, &|_| {}).await.unwrap();
