@@ -111,34 +111,43 @@ async fn older_buckets_are_read_next_to_new_ones() {
 
 /// Buckets are created while readers list them: the bucket map and the layout map are
 /// never locked in opposite orders (they once were, and ingest stopped within seconds
-/// under the load generator, whose write path reads a trace's span rows).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn creating_buckets_while_reading_them_does_not_deadlock() {
+/// under the load generator, whose write path reads a trace's span rows). The store
+/// runs on a thread of its own, so that a deadlock fails the test instead of hanging
+/// it.
+#[test]
+fn creating_buckets_while_reading_them_does_not_deadlock() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
-    let work = async {
-        let writers = (0..4u8).map(|w| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                for day in 0..50u64 {
-                    let start = T0 + (u64::from(w) * 50 + day) * DAY;
-                    store.write(batch("t", vec![span(w, day as u8, "svc", "op", start)])).await.unwrap();
-                }
-            })
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+        runtime.block_on(async {
+            let writers = (0..4u8).map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for day in 0..50u64 {
+                        let start = T0 + (u64::from(w) * 50 + day) * DAY;
+                        store.write(batch("t", vec![span(w, day as u8, "svc", "op", start)])).await.unwrap();
+                    }
+                })
+            });
+            let readers = (0..4u8).map(|r| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for _ in 0..200 {
+                        store.span_rows("t", TraceId([r; 16]), 10).await.unwrap();
+                        store.postings("t", &IndexTerm::All, u64::MAX, 0, None, 1).await.unwrap();
+                    }
+                })
+            });
+            for task in writers.chain(readers).collect::<Vec<_>>() {
+                task.await.unwrap();
+            }
         });
-        let readers = (0..4u8).map(|r| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                for _ in 0..200 {
-                    store.span_rows("t", TraceId([r; 16]), 10).await.unwrap();
-                    store.postings("t", &IndexTerm::All, u64::MAX, 0, None, 1).await.unwrap();
-                }
-            })
-        });
-        for task in writers.chain(readers).collect::<Vec<_>>() {
-            task.await.unwrap();
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(60), work).await.expect("writers and readers finished");
-    assert_eq!(store.bucket_starts().len(), 200);
+        let _ = done.send(store.bucket_starts().len());
+    });
+    let buckets = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("writers and readers finish (a lock-order deadlock leaves them waiting)");
+    assert_eq!(buckets, 200);
 }
