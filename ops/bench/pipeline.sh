@@ -16,6 +16,9 @@
 # (`SUMMARY bench=pipeline ...`).
 # Uses TRACEKEEPER_TEST_KAFKA / TRACEKEEPER_TEST_CQL when set, else starts the local
 # stack, with a 4G Cassandra heap unless TRACEKEEPER_CASSANDRA_HEAP says otherwise.
+# TRACEKEEPER_BENCH_WARMUP_SECONDS=N first makes a whole run of N seconds at RATE (in
+# its own keyspace and topic) and reports its freshness, so that the measured run
+# finds Cassandra and Kafka warmed up rather than freshly started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 indexers="${1:-1}"; seconds="${2:-30}"; rate="${3:-0}"; query_iterations="${4:-}"
@@ -34,6 +37,12 @@ if [ -z "${TRACEKEEPER_TEST_KAFKA:-}" ]; then
   pids+=($!)
   until grep -q ready "$work/stack.log" 2>/dev/null; do sleep 1; done
   set -a; . "$work/stack.env"; set +a
+fi
+warmup="${TRACEKEEPER_BENCH_WARMUP_SECONDS:-0}"
+if [ "$warmup" -gt 0 ]; then
+  echo "warm-up run: $warmup s at $rate spans/s..."
+  TRACEKEEPER_BENCH_WARMUP_SECONDS=0 "$0" "$indexers" "$warmup" "$rate" >"$work/warmup.log" 2>&1
+  echo "warm-up run: $(grep -o 'freshness_p50_ms=[0-9]* freshness_p99_ms=[0-9]*' "$work/warmup.log" || echo 'no freshness figures')"
 fi
 kafka="$TRACEKEEPER_TEST_KAFKA"; cql="$TRACEKEEPER_TEST_CQL"
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
