@@ -164,14 +164,7 @@ impl Inner {
         let doomed: Vec<(u64, fjall::Keyspace)> = {
             let mut buckets = self.buckets.write().expect("bucket map lock");
             let indexes: Vec<u64> = buckets.range(..=last_whole).map(|(i, _)| *i).collect();
-            let mut layouts = self.layouts.write().expect("layout lock");
-            indexes
-                .into_iter()
-                .filter_map(|i| {
-                    layouts.remove(&i);
-                    buckets.remove(&i).map(|ks| (i, ks))
-                })
-                .collect()
+            indexes.into_iter().filter_map(|i| buckets.remove(&i).map(|(ks, _)| (i, ks))).collect()
         };
         let mut expired = Expired { buckets: doomed.len() as u64, rows: 0 };
         for (index, keyspace) in doomed {
@@ -188,15 +181,14 @@ impl Inner {
         let width = self.bucket_width_ns;
         let first = from_ns.div_ceil(width);
         let end = before_ns / width;
-        let buckets: Vec<(u64, fjall::Keyspace)> = if first < end {
+        let buckets: Vec<(u64, fjall::Keyspace, Layout)> = if first < end {
             let map = self.buckets.read().expect("bucket map lock");
-            map.range(first..end).map(|(i, ks)| (*i, ks.clone())).collect()
+            map.range(first..end).map(|(i, (ks, layout))| (*i, ks.clone(), *layout)).collect()
         } else {
             Vec::new()
         };
         let mut expired = Expired::default();
-        for (index, bucket) in buckets {
-            let layout = self.layout(index);
+        for (index, bucket, layout) in buckets {
             if let Some(rows) = self.drop_if_only(index, &bucket, layout, tenant)? {
                 expired.buckets += 1;
                 expired.rows += rows;
@@ -294,8 +286,9 @@ impl Inner {
                 return Ok(None);
             }
         }
-        let Some(keyspace) = self.buckets.write().expect("bucket map lock").remove(&index) else { return Ok(None) };
-        self.layouts.write().expect("layout lock").remove(&index);
+        let Some((keyspace, _)) = self.buckets.write().expect("bucket map lock").remove(&index) else {
+            return Ok(None);
+        };
         let rows = keyspace.approximate_len() as u64;
         self.db.delete_keyspace(keyspace).map_err(io)?;
         tracing::info!(bucket = index, tenant, "dropped a bucket that held only this tenant's data");

@@ -79,9 +79,8 @@ struct Inner {
     meta_lock: std::sync::Mutex<()>,
     /// Tenants with stored data; a new one is registered in `meta` with its first write.
     tenants: RwLock<BTreeSet<String>>,
-    buckets: RwLock<BTreeMap<u64, Keyspace>>,
-    /// The key layout of every bucket in `buckets` (see [`bucket_name`]).
-    layouts: RwLock<BTreeMap<u64, Layout>>,
+    /// Each bucket's keyspace and key layout (see [`bucket_name`]).
+    buckets: RwLock<BTreeMap<u64, (Keyspace, Layout)>>,
     /// The layout of buckets created from now on: [`Layout::IdFirst`], except in tests
     /// of the older layouts.
     new_layout: Layout,
@@ -198,12 +197,10 @@ impl EmbeddedStore {
             }
         };
         let mut buckets = BTreeMap::new();
-        let mut layouts = BTreeMap::new();
         for name in db.list_keyspace_names() {
             let name: &str = name.as_ref();
             if let Some((index, layout)) = parse_bucket_name(name) {
-                buckets.insert(index, db.keyspace(name, bucket_options).map_err(io)?);
-                layouts.insert(index, layout);
+                buckets.insert(index, (db.keyspace(name, bucket_options).map_err(io)?, layout));
             }
         }
         let mut tenants = BTreeSet::new();
@@ -218,7 +215,6 @@ impl EmbeddedStore {
                 meta_lock: std::sync::Mutex::new(()),
                 tenants: RwLock::new(tenants),
                 buckets: RwLock::new(buckets),
-                layouts: RwLock::new(layouts),
                 new_layout,
                 drop_gate: RwLock::new(()),
                 bucket_width_ns,
@@ -265,7 +261,7 @@ impl EmbeddedStore {
     /// Bytes on disk of the bucket holding `time_ns` (0 if it does not exist).
     pub fn bucket_disk_space_at(&self, time_ns: u64) -> u64 {
         let index = time_ns / self.inner.bucket_width_ns;
-        self.inner.buckets.read().expect("bucket map lock").get(&index).map_or(0, Keyspace::disk_space)
+        self.inner.buckets.read().expect("bucket map lock").get(&index).map_or(0, |(ks, _)| ks.disk_space())
     }
 
     /// Whether the engine still accepts writes: an error once a fatal write failure has
@@ -308,7 +304,8 @@ impl idle::Tidy for Inner {
 
 impl Inner {
     fn flush_memtables(&self) -> Result<(), StorageError> {
-        let buckets: Vec<Keyspace> = self.buckets.read().expect("bucket map lock").values().cloned().collect();
+        let buckets: Vec<Keyspace> =
+            self.buckets.read().expect("bucket map lock").values().map(|(ks, _)| ks.clone()).collect();
         for keyspace in buckets.iter().chain([&self.meta]) {
             keyspace.rotate_memtable_and_wait().map_err(io)?;
         }
@@ -321,40 +318,28 @@ impl Inner {
 
     /// The bucket of `index`, created in the current layout if it does not exist.
     fn bucket_and_layout(&self, index: u64) -> Result<(Keyspace, Layout), StorageError> {
-        let existing = self.buckets.read().expect("bucket map lock").get(&index).cloned();
-        if let Some(ks) = existing {
-            return Ok((ks, self.layout(index)));
+        if let Some(bucket) = self.buckets.read().expect("bucket map lock").get(&index) {
+            return Ok(bucket.clone());
         }
         let mut buckets = self.buckets.write().expect("bucket map lock");
-        if let Some(ks) = buckets.get(&index) {
-            return Ok((ks.clone(), self.layout(index)));
+        if let Some(bucket) = buckets.get(&index) {
+            return Ok(bucket.clone());
         }
         let ks = self.db.keyspace(&bucket_name(index, self.new_layout), bucket_options).map_err(io)?;
-        // Before the bucket is visible, so no reader sees it without its layout. The
-        // only place that holds both locks, in this order: a reader holding `layouts`
-        // while it waits for `buckets` would deadlock with it.
-        self.layouts.write().expect("layout lock").insert(index, self.new_layout);
-        buckets.insert(index, ks.clone());
+        buckets.insert(index, (ks.clone(), self.new_layout));
         Ok((ks, self.new_layout))
     }
 
-    fn layout(&self, index: u64) -> Layout {
-        self.layouts.read().expect("layout lock").get(&index).copied().unwrap_or(Layout::IdFirst)
+    /// The layout of the bucket of `index`, if it exists.
+    #[cfg(test)]
+    fn layout(&self, index: u64) -> Option<Layout> {
+        self.buckets.read().expect("bucket map lock").get(&index).map(|(_, layout)| *layout)
     }
 
     /// Existing buckets whose time range overlaps `[oldest_ns, newest_ns]`, newest first.
     fn buckets_between(&self, oldest_ns: u64, newest_ns: u64) -> Vec<(Keyspace, Layout)> {
         let (lo, hi) = (oldest_ns / self.bucket_width_ns, newest_ns / self.bucket_width_ns);
-        let buckets: Vec<(u64, Keyspace)> = self
-            .buckets
-            .read()
-            .expect("bucket map lock")
-            .range(lo..=hi)
-            .rev()
-            .map(|(i, ks)| (*i, ks.clone()))
-            .collect();
-        let layouts = self.layouts.read().expect("layout lock");
-        buckets.into_iter().map(|(index, ks)| (ks, layouts.get(&index).copied().unwrap_or(Layout::IdFirst))).collect()
+        self.buckets.read().expect("bucket map lock").range(lo..=hi).rev().map(|(_, bucket)| bucket.clone()).collect()
     }
 
     fn write_sync(&self, batch: &WriteBatch) -> Result<(), StorageError> {

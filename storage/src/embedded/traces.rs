@@ -20,10 +20,8 @@ use crate::schema::SpanDecoder;
 impl Inner {
     /// Every bucket, oldest first, with its layout.
     pub(super) fn buckets_oldest_first(&self) -> Vec<(u64, Keyspace, Layout)> {
-        let buckets: Vec<(u64, Keyspace)> =
-            self.buckets.read().expect("bucket map lock").iter().map(|(i, ks)| (*i, ks.clone())).collect();
-        let layouts = self.layouts.read().expect("layout lock");
-        buckets.into_iter().map(|(i, ks)| (i, ks, layouts.get(&i).copied().unwrap_or(Layout::IdFirst))).collect()
+        let buckets = self.buckets.read().expect("bucket map lock");
+        buckets.iter().map(|(index, (ks, layout))| (*index, ks.clone(), *layout)).collect()
     }
 
     /// Whether a bucket without start times in its span keys still exists.
