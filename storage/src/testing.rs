@@ -144,16 +144,7 @@ pub async fn conformance(writer: &dyn SpanWriter, reader: &dyn SpanReader) {
     let order: Vec<(u64, Vec<u8>)> = whole.iter().map(|s| (s.start_ns, crate::schema::row_id(s))).collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "ordered by (start, row id): {order:?}");
     for page_size in [1, 3, 4, 10, 11] {
-        let mut paged = Vec::new();
-        let mut after = None;
-        loop {
-            let page = reader.trace_page("pages", id, after.as_ref(), page_size).await.unwrap();
-            assert!(page.len() <= page_size);
-            let Some(last) = page.last() else { break };
-            after = Some(crate::api::SpanCursor::after(last));
-            paged.extend(page);
-        }
-        assert_eq!(paged, whole, "pages of {page_size}");
+        assert_eq!(read_in_pages(reader, "pages", id, page_size).await, whole, "pages of {page_size}");
     }
     assert!(reader.trace_page("rows", id, None, 10).await.unwrap().is_empty(), "tenant-scoped");
 }
@@ -222,4 +213,17 @@ pub async fn red_conformance(store: &dyn crate::RedStore) {
     assert_eq!(middle.len(), 1, "[from, to) by minute: {middle:?}");
     assert!(store.red("red-a", minute(5), minute(5)).await.unwrap().is_empty());
     assert_eq!(store.red("red-b", minute(0), minute(10)).await.unwrap().len(), 1, "tenants apart");
+}
+
+/// A whole trace read `page_size` spans at a time, each page resuming after the last.
+pub async fn read_in_pages(reader: &dyn SpanReader, tenant: &str, id: TraceId, page_size: usize) -> Vec<Span> {
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = reader.trace_page(tenant, id, after.as_ref(), page_size).await.unwrap();
+        assert!(page.len() <= page_size, "a page of {} for {page_size}", page.len());
+        let Some(last) = page.last() else { return paged };
+        after = Some(crate::api::SpanCursor::after(last));
+        paged.extend(page);
+    }
 }

@@ -21,22 +21,23 @@ impl Checkable for EmbeddedStore {
         let mut scan = Scan::new(horizons, progress);
         // The same span id twice in a trace, in one bucket or two, is a duplicate.
         let mut seen: HashSet<(String, TraceId, Vec<u8>)> = HashSet::new();
-        for (_, bucket, layout) in &buckets {
+        for (_, bucket) in &buckets {
+            let layout = bucket.layout;
             for entry in bucket.prefix([keys::SPAN]) {
-                let (key, value) = entry.into_inner().map_err(io)?;
-                let (tenant, trace, rest) = keys::split_owner(*layout, &key, 16).ok_or_else(|| io("span key"))?;
+                let (key, value) = entry?;
+                let (tenant, trace, rest) = keys::split_owner(layout, &key, 16).ok_or_else(|| io("span key"))?;
                 let trace = TraceId(trace.try_into().map_err(|_| io("span key"))?);
-                let span_id = keys::row_id_of(rest, *layout).ok_or_else(|| io("span key"))?.to_vec();
+                let span_id = keys::row_id_of(rest, layout).ok_or_else(|| io("span key"))?.to_vec();
                 let start_ns = crate::schema::decode_span(&value)?.start_ns;
                 let duplicate = !seen.insert((tenant.to_string(), trace, span_id));
                 scan.span(tenant, trace, start_ns, duplicate);
             }
         }
         drop(seen);
-        for (_, bucket, layout) in &buckets {
+        for (_, bucket) in &buckets {
             for entry in bucket.prefix([keys::POSTING]) {
-                let key = entry.key().map_err(io)?;
-                let (tenant, _, _) = keys::split_owner(*layout, &key, 8).ok_or_else(|| io("posting key"))?;
+                let (key, _) = entry?;
+                let (tenant, _, _) = keys::split_owner(bucket.layout, &key, 8).ok_or_else(|| io("posting key"))?;
                 let (time_ns, trace, _) =
                     keys::parse_posting(&key, keys::term_prefix_len(tenant)).ok_or_else(|| io("posting key"))?;
                 scan.posting(tenant, time_ns, trace);
@@ -63,7 +64,7 @@ mod tests {
         let bucket = store.inner.bucket(time / store.inner.bucket_width_ns).unwrap();
         let prefix = keys::term_prefix(keys::Layout::IdFirst, "t", TermRef::All);
         let key = keys::posting_key(&prefix, time, TraceId([9; 16]), Some(1000));
-        bucket.insert(key, []).unwrap();
+        bucket.newest().insert(key, []).unwrap();
         let keep_all = |_: &str| 0;
         let horizons = Horizons { visible_from: &keep_all, gone_before: &keep_all };
         assert_eq!(store.check(&horizons, &|_| {}).await.unwrap().dangling_postings, 1);

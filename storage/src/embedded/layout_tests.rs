@@ -32,7 +32,7 @@ async fn every_layout_passes_the_conformance_suites() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_creating(&dir, layout);
         testing::checker_conformance(&store, &store).await;
-        let layouts: Vec<Layout> = store.inner.buckets.read().unwrap().values().map(|(_, l)| *l).collect();
+        let layouts: Vec<Layout> = store.inner.buckets.read().unwrap().values().map(|b| b.layout).collect();
         assert!(!layouts.is_empty() && layouts.iter().all(|l| *l == layout), "{layout:?}: {layouts:?}");
     }
 }

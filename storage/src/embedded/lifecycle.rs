@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::keys::{self, Layout};
+use super::parts::Bucket;
 use super::{blocking, io, EmbeddedStore, Inner};
 use crate::api::StorageError;
 use crate::lifecycle::{Expired, Lifecycle, LifecycleError, PolicyVersion};
@@ -161,15 +162,14 @@ impl Inner {
     fn expire_sync(&self, before_ns: u64) -> Result<Expired, StorageError> {
         let last_whole = (before_ns / self.bucket_width_ns).checked_sub(1);
         let Some(last_whole) = last_whole else { return Ok(Expired::default()) };
-        let doomed: Vec<(u64, fjall::Keyspace)> = {
+        let doomed: Vec<(u64, Bucket)> = {
             let mut buckets = self.buckets.write().expect("bucket map lock");
             let indexes: Vec<u64> = buckets.range(..=last_whole).map(|(i, _)| *i).collect();
-            indexes.into_iter().filter_map(|i| buckets.remove(&i).map(|(ks, _)| (i, ks))).collect()
+            indexes.into_iter().filter_map(|i| buckets.remove(&i).map(|bucket| (i, bucket))).collect()
         };
         let mut expired = Expired { buckets: doomed.len() as u64, rows: 0 };
-        for (index, keyspace) in doomed {
-            expired.rows += keyspace.approximate_len() as u64;
-            self.db.delete_keyspace(keyspace).map_err(io)?;
+        for (index, bucket) in doomed {
+            expired.rows += self.delete_bucket(bucket)?;
             tracing::info!(bucket = index, "expired bucket dropped");
         }
         Ok(expired)
@@ -177,67 +177,25 @@ impl Inner {
 
     /// Deletes `tenant`'s keys in every bucket lying whole in `[from_ns, before_ns)`.
     fn purge_sync(&self, tenant: &str, from_ns: u64, before_ns: u64) -> Result<(Expired, u64), StorageError> {
-        const CHUNK: usize = 4096;
         let width = self.bucket_width_ns;
         let first = from_ns.div_ceil(width);
         let end = before_ns / width;
-        let buckets: Vec<(u64, fjall::Keyspace, Layout)> = if first < end {
+        let buckets: Vec<(u64, Bucket)> = if first < end {
             let map = self.buckets.read().expect("bucket map lock");
-            map.range(first..end).map(|(i, (ks, layout))| (*i, ks.clone(), *layout)).collect()
+            map.range(first..end).map(|(i, bucket)| (*i, bucket.clone())).collect()
         } else {
             Vec::new()
         };
         let mut expired = Expired::default();
-        for (index, bucket, layout) in buckets {
-            if let Some(rows) = self.drop_if_only(index, &bucket, layout, tenant)? {
+        for (index, bucket) in buckets {
+            if let Some(rows) = self.drop_if_only(index, &bucket, tenant)? {
                 expired.buckets += 1;
                 expired.rows += rows;
                 continue;
             }
-            let delete = |keys: &[fjall::UserKey]| -> Result<(), StorageError> {
-                if keys.is_empty() {
-                    return Ok(());
-                }
-                let mut tx = self.db.batch();
-                for key in keys {
-                    tx.remove(&bucket, key.clone());
-                }
-                tx.commit().map_err(io)
-            };
             let mut removed = 0u64;
-            for (table, id_len) in [(keys::SPAN, 16), (keys::CATALOG, 0), (keys::POSTING, 8)] {
-                if layout == Layout::IdFirst && table != keys::CATALOG {
-                    // The tenant follows the id: read the whole table for its keys.
-                    let mut chunk = Vec::with_capacity(CHUNK);
-                    for entry in bucket.prefix([table]) {
-                        let key = entry.key().map_err(io)?;
-                        let (owner, _, _) =
-                            keys::split_owner(layout, &key, id_len).ok_or_else(|| io("key without a tenant"))?;
-                        if owner == tenant {
-                            chunk.push(key);
-                        }
-                        if chunk.len() == CHUNK {
-                            delete(&chunk)?;
-                            removed += chunk.len() as u64;
-                            chunk.clear();
-                        }
-                    }
-                    delete(&chunk)?;
-                    removed += chunk.len() as u64;
-                    continue;
-                }
-                loop {
-                    let chunk: Vec<_> = bucket
-                        .prefix(keys::tenant_prefix(table, tenant))
-                        .take(CHUNK)
-                        .map(|entry| entry.key().map_err(io))
-                        .collect::<Result<_, _>>()?;
-                    if chunk.is_empty() {
-                        break;
-                    }
-                    delete(&chunk)?;
-                    removed += chunk.len() as u64;
-                }
+            for part in bucket.parts() {
+                removed += self.purge_part(part, bucket.layout, tenant)?;
             }
             if removed > 0 {
                 expired.buckets += 1;
@@ -248,6 +206,67 @@ impl Inner {
         Ok((expired, end.max(first).saturating_mul(width)))
     }
 
+    /// Deletes `tenant`'s keys in one part of a bucket; returns how many.
+    fn purge_part(&self, part: &fjall::Keyspace, layout: Layout, tenant: &str) -> Result<u64, StorageError> {
+        const CHUNK: usize = 4096;
+        let delete = |keys: &[fjall::UserKey]| -> Result<(), StorageError> {
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.db.batch();
+            for key in keys {
+                tx.remove(part, key.clone());
+            }
+            tx.commit().map_err(io)
+        };
+        let mut removed = 0u64;
+        for (table, id_len) in [(keys::SPAN, 16), (keys::CATALOG, 0), (keys::POSTING, 8)] {
+            if layout == Layout::IdFirst && table != keys::CATALOG {
+                // The tenant follows the id: read the whole table for its keys.
+                let mut chunk = Vec::with_capacity(CHUNK);
+                for entry in part.prefix([table]) {
+                    let key = entry.key().map_err(io)?;
+                    let (owner, _, _) =
+                        keys::split_owner(layout, &key, id_len).ok_or_else(|| io("key without a tenant"))?;
+                    if owner == tenant {
+                        chunk.push(key);
+                    }
+                    if chunk.len() == CHUNK {
+                        delete(&chunk)?;
+                        removed += chunk.len() as u64;
+                        chunk.clear();
+                    }
+                }
+                delete(&chunk)?;
+                removed += chunk.len() as u64;
+                continue;
+            }
+            loop {
+                let chunk: Vec<_> = part
+                    .prefix(keys::tenant_prefix(table, tenant))
+                    .take(CHUNK)
+                    .map(|entry| entry.key().map_err(io))
+                    .collect::<Result<_, _>>()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                delete(&chunk)?;
+                removed += chunk.len() as u64;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes every part of a bucket already taken out of the bucket map; returns
+    /// the rows it held.
+    fn delete_bucket(&self, bucket: Bucket) -> Result<u64, StorageError> {
+        let rows = bucket.approximate_len();
+        for part in bucket.parts() {
+            self.db.delete_keyspace(part.clone()).map_err(io)?;
+        }
+        Ok(rows)
+    }
+
     /// Drops the bucket whole when it holds `tenant`'s data only (a single-tenant
     /// store, say), with writes held off meanwhile; returns the rows dropped.
     ///
@@ -256,15 +275,9 @@ impl Inner {
     /// each bucket it writes spans to, in the same batch, and only a purge of that
     /// tenant's share of the bucket removes it (whatever of that share a purge cut
     /// short left behind may go with the bucket).
-    fn drop_if_only(
-        &self,
-        index: u64,
-        bucket: &fjall::Keyspace,
-        layout: Layout,
-        tenant: &str,
-    ) -> Result<Option<u64>, StorageError> {
+    fn drop_if_only(&self, index: u64, bucket: &Bucket, tenant: &str) -> Result<Option<u64>, StorageError> {
         let _gate = self.drop_gate.write().expect("drop gate");
-        let tables: &[u8] = match layout {
+        let tables: &[u8] = match bucket.layout {
             Layout::IdFirst => &[keys::CATALOG, keys::RED],
             Layout::NoStartTime | Layout::TenantFirst => &[keys::SPAN, keys::CATALOG, keys::POSTING, keys::RED],
         };
@@ -278,19 +291,18 @@ impl Inner {
                     break;
                 }
             }
-            let other_before = bucket.prefix([table]).next().map(|e| e.key().map_err(io)).transpose()?;
-            let other_after = bucket.range(after..).next().map(|e| e.key().map_err(io)).transpose()?;
+            let other_before = bucket.prefix([table]).next().transpose()?.map(|(key, _)| key);
+            let other_after = bucket.range(after..).next().transpose()?.map(|(key, _)| key);
             if other_before.is_some_and(|k| !k.starts_with(&ours))
                 || other_after.is_some_and(|k| k.first() == Some(&table))
             {
                 return Ok(None);
             }
         }
-        let Some((keyspace, _)) = self.buckets.write().expect("bucket map lock").remove(&index) else {
+        let Some(bucket) = self.buckets.write().expect("bucket map lock").remove(&index) else {
             return Ok(None);
         };
-        let rows = keyspace.approximate_len() as u64;
-        self.db.delete_keyspace(keyspace).map_err(io)?;
+        let rows = self.delete_bucket(bucket)?;
         tracing::info!(bucket = index, tenant, "dropped a bucket that held only this tenant's data");
         Ok(Some(rows))
     }

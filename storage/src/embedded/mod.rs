@@ -1,9 +1,9 @@
 //! The embedded store: fjall, one keyspace per time bucket.
 //!
-//! Each bucket keyspace (`b<index>`) holds the span rows, postings and catalog entries
-//! whose time falls in that bucket (see [`keys`] for the layout). A write is one fjall
-//! batch across keyspaces, so a span and the postings that point to it become visible
-//! together. Expiry drops whole bucket keyspaces. Why fjall and why this layout:
+//! Each bucket (keyspaces `d<index>`, `d<index>.<part>`; see [`parts`]) holds the span
+//! rows, postings and catalog entries whose time falls in that bucket (see [`keys`] for
+//! the layout). A write is one fjall batch across keyspaces, so a span and the postings
+//! that point to it become visible together. Expiry drops whole bucket keyspaces. Why fjall and why this layout:
 //! `docs/adr/0001-embedded-engine.md` and `docs/adr/0002-key-layout.md`.
 
 mod check;
@@ -13,6 +13,9 @@ mod keys;
 #[cfg(test)]
 mod layout_tests;
 mod lifecycle;
+mod parts;
+#[cfg(test)]
+mod parts_tests;
 mod red;
 #[cfg(test)]
 mod tests;
@@ -34,6 +37,7 @@ use durability::GroupCommit;
 use crate::api::{Operation, Posting, SpanCursor, SpanReader, SpanWriter, StorageError, WriteBatch};
 use crate::schema::{self, IndexTerm};
 use keys::Layout;
+use parts::Bucket;
 
 const META_KEYSPACE: &str = "meta";
 const BUCKET_WIDTH_KEY: &[u8] = b"bucket_width_ns";
@@ -53,6 +57,9 @@ pub struct EmbeddedConfig {
     /// How long writes must pause before every memtable is written out and the journal
     /// dropped (see `idle`); `None` leaves it to memtables filling up.
     pub idle_flush: Option<Duration>,
+    /// Bytes on disk at which a bucket's newest part is closed to new spans and a new
+    /// part started (see [`parts`]): bounds how much each write's compactions rewrite.
+    pub part_bytes: u64,
 }
 
 impl EmbeddedConfig {
@@ -63,6 +70,7 @@ impl EmbeddedConfig {
             bucket_width: Duration::from_secs(24 * 3600),
             cache_bytes: 256 << 20,
             idle_flush: Some(Duration::from_secs(3)),
+            part_bytes: 256 << 20,
         }
     }
 }
@@ -79,8 +87,10 @@ struct Inner {
     meta_lock: std::sync::Mutex<()>,
     /// Tenants with stored data; a new one is registered in `meta` with its first write.
     tenants: RwLock<BTreeSet<String>>,
-    /// Each bucket's keyspace and key layout (see [`bucket_name`]).
-    buckets: RwLock<BTreeMap<u64, (Keyspace, Layout)>>,
+    /// Each bucket's keyspaces and key layout (see [`parts::part_name`]).
+    buckets: RwLock<BTreeMap<u64, Bucket>>,
+    /// [`EmbeddedConfig::part_bytes`].
+    part_bytes: u64,
     /// The layout of buckets created from now on: [`Layout::IdFirst`], except in tests
     /// of the older layouts.
     new_layout: Layout,
@@ -132,29 +142,6 @@ fn bucket_options() -> KeyspaceCreateOptions {
         .data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
 }
 
-/// A bucket's keyspace name. The first letter tells the bucket's key layout:
-/// buckets written by older versions (`b…`, `c…`; see [`Layout`]) are read and
-/// written in their layout until retention drops them, and new buckets are `d…`.
-fn bucket_name(index: u64, layout: Layout) -> String {
-    let letter = match layout {
-        Layout::NoStartTime => 'b',
-        Layout::TenantFirst => 'c',
-        Layout::IdFirst => 'd',
-    };
-    format!("{letter}{index:012}")
-}
-
-/// The index of a bucket keyspace, and its key layout.
-fn parse_bucket_name(name: &str) -> Option<(u64, Layout)> {
-    let (layout, digits) = match name.split_at_checked(1)? {
-        ("b", digits) => (Layout::NoStartTime, digits),
-        ("c", digits) => (Layout::TenantFirst, digits),
-        ("d", digits) => (Layout::IdFirst, digits),
-        _ => return None,
-    };
-    Some((digits.parse().ok()?, layout))
-}
-
 impl EmbeddedStore {
     pub fn open(config: EmbeddedConfig) -> Result<Self, StorageError> {
         Self::open_creating(config, Layout::IdFirst)
@@ -196,13 +183,18 @@ impl EmbeddedStore {
                 requested
             }
         };
-        let mut buckets = BTreeMap::new();
+        let mut found: BTreeMap<u64, (Layout, BTreeMap<usize, Keyspace>)> = BTreeMap::new();
         for name in db.list_keyspace_names() {
             let name: &str = name.as_ref();
-            if let Some((index, layout)) = parse_bucket_name(name) {
-                buckets.insert(index, (db.keyspace(name, bucket_options).map_err(io)?, layout));
+            if let Some((index, layout, part)) = parts::parse_part_name(name) {
+                let keyspace = db.keyspace(name, bucket_options).map_err(io)?;
+                found.entry(index).or_insert_with(|| (layout, BTreeMap::new())).1.insert(part, keyspace);
             }
         }
+        let buckets: BTreeMap<u64, Bucket> = found
+            .into_iter()
+            .map(|(index, (layout, parts))| (index, Bucket::new(layout, parts.into_values().collect())))
+            .collect();
         let mut tenants = BTreeSet::new();
         for entry in meta.prefix(lifecycle::TENANT) {
             let key = entry.key().map_err(io)?;
@@ -215,6 +207,7 @@ impl EmbeddedStore {
                 meta_lock: std::sync::Mutex::new(()),
                 tenants: RwLock::new(tenants),
                 buckets: RwLock::new(buckets),
+                part_bytes: config.part_bytes,
                 new_layout,
                 drop_gate: RwLock::new(()),
                 bucket_width_ns,
@@ -254,14 +247,17 @@ impl EmbeddedStore {
     /// ingest into other buckets (and this one) carries on meanwhile.
     pub fn compact_bucket_at(&self, time_ns: u64) -> Result<(), StorageError> {
         let bucket = self.inner.bucket(time_ns / self.inner.bucket_width_ns)?;
-        bucket.rotate_memtable_and_wait().map_err(io)?;
-        bucket.major_compact().map_err(io)
+        for part in bucket.parts() {
+            part.rotate_memtable_and_wait().map_err(io)?;
+            part.major_compact().map_err(io)?;
+        }
+        Ok(())
     }
 
     /// Bytes on disk of the bucket holding `time_ns` (0 if it does not exist).
     pub fn bucket_disk_space_at(&self, time_ns: u64) -> u64 {
         let index = time_ns / self.inner.bucket_width_ns;
-        self.inner.buckets.read().expect("bucket map lock").get(&index).map_or(0, |(ks, _)| ks.disk_space())
+        self.inner.buckets.read().expect("bucket map lock").get(&index).map_or(0, Bucket::disk_space)
     }
 
     /// Whether the engine still accepts writes: an error once a fatal write failure has
@@ -304,20 +300,15 @@ impl idle::Tidy for Inner {
 
 impl Inner {
     fn flush_memtables(&self) -> Result<(), StorageError> {
-        let buckets: Vec<Keyspace> =
-            self.buckets.read().expect("bucket map lock").values().map(|(ks, _)| ks.clone()).collect();
-        for keyspace in buckets.iter().chain([&self.meta]) {
+        let buckets: Vec<Bucket> = self.buckets.read().expect("bucket map lock").values().cloned().collect();
+        for keyspace in buckets.iter().flat_map(Bucket::parts).chain([&self.meta]) {
             keyspace.rotate_memtable_and_wait().map_err(io)?;
         }
         Ok(())
     }
 
-    fn bucket(&self, index: u64) -> Result<Keyspace, StorageError> {
-        Ok(self.bucket_and_layout(index)?.0)
-    }
-
     /// The bucket of `index`, created in the current layout if it does not exist.
-    fn bucket_and_layout(&self, index: u64) -> Result<(Keyspace, Layout), StorageError> {
+    fn bucket(&self, index: u64) -> Result<Bucket, StorageError> {
         if let Some(bucket) = self.buckets.read().expect("bucket map lock").get(&index) {
             return Ok(bucket.clone());
         }
@@ -325,19 +316,44 @@ impl Inner {
         if let Some(bucket) = buckets.get(&index) {
             return Ok(bucket.clone());
         }
-        let ks = self.db.keyspace(&bucket_name(index, self.new_layout), bucket_options).map_err(io)?;
-        buckets.insert(index, (ks.clone(), self.new_layout));
-        Ok((ks, self.new_layout))
+        let name = parts::part_name(index, self.new_layout, 0);
+        let bucket = Bucket::new(self.new_layout, vec![self.db.keyspace(&name, bucket_options).map_err(io)?]);
+        buckets.insert(index, bucket.clone());
+        Ok(bucket)
+    }
+
+    /// Starts a new part of bucket `index` if `written` (the bucket as a write saw it)
+    /// has a newest part holding [`Inner::part_bytes`] or more. Writes that still hold
+    /// the full part may add to it meanwhile; reads merge every part, so that is only
+    /// a little more in it.
+    fn start_part_if_full(&self, index: u64, written: &Bucket) -> Result<(), StorageError> {
+        let full = written.newest();
+        if full.disk_space() < self.part_bytes {
+            return Ok(());
+        }
+        let mut buckets = self.buckets.write().expect("bucket map lock");
+        let Some(current) = buckets.get(&index) else { return Ok(()) };
+        if current.parts().len() != written.parts().len() {
+            return Ok(());
+        }
+        let name = parts::part_name(index, current.layout, current.parts().len());
+        let next = current.with_part(self.db.keyspace(&name, bucket_options).map_err(io)?);
+        buckets.insert(index, next);
+        drop(buckets);
+        tracing::debug!(bucket = index, part = %name, "bucket part full; new spans go to a new part");
+        // Its last rows go out to a table now rather than when the journal fills.
+        full.rotate_memtable().map_err(io)?;
+        Ok(())
     }
 
     /// The layout of the bucket of `index`, if it exists.
     #[cfg(test)]
     fn layout(&self, index: u64) -> Option<Layout> {
-        self.buckets.read().expect("bucket map lock").get(&index).map(|(_, layout)| *layout)
+        self.buckets.read().expect("bucket map lock").get(&index).map(|bucket| bucket.layout)
     }
 
     /// Existing buckets whose time range overlaps `[oldest_ns, newest_ns]`, newest first.
-    fn buckets_between(&self, oldest_ns: u64, newest_ns: u64) -> Vec<(Keyspace, Layout)> {
+    fn buckets_between(&self, oldest_ns: u64, newest_ns: u64) -> Vec<Bucket> {
         let (lo, hi) = (oldest_ns / self.bucket_width_ns, newest_ns / self.bucket_width_ns);
         self.buckets.read().expect("bucket map lock").range(lo..=hi).rev().map(|(_, bucket)| bucket.clone()).collect()
     }
@@ -350,38 +366,40 @@ impl Inner {
             tx.insert(&self.meta, [lifecycle::TENANT, batch.tenant.as_bytes()].concat(), []);
         }
         let mut encoder = schema::SpanEncoder::default();
-        let mut last: Option<(u64, Keyspace, Layout)> = None;
-        let mut bucket_of = |time_ns: u64| -> Result<(Keyspace, Layout), StorageError> {
+        // The buckets this batch writes to, as it found them: usually one.
+        let mut written: BTreeMap<u64, Bucket> = BTreeMap::new();
+        let mut bucket_of = |time_ns: u64| -> Result<Bucket, StorageError> {
             let index = time_ns / self.bucket_width_ns;
-            match &last {
-                Some((i, bucket, layout)) if *i == index => Ok((bucket.clone(), *layout)),
-                _ => {
-                    let (bucket, layout) = self.bucket_and_layout(index)?;
-                    last = Some((index, bucket.clone(), layout));
-                    Ok((bucket, layout))
-                }
+            if let Some(bucket) = written.get(&index) {
+                return Ok(bucket.clone());
             }
+            let bucket = self.bucket(index)?;
+            written.insert(index, bucket.clone());
+            Ok(bucket)
         };
         for span in &batch.spans {
-            let (bucket, layout) = bucket_of(span.start_ns)?;
-            let key = keys::span_key(layout, &batch.tenant, span.trace_id, span.start_ns, &schema::row_id(span));
-            tx.insert(&bucket, key, encoder.encode(span));
+            let bucket = bucket_of(span.start_ns)?;
+            let key = keys::span_key(bucket.layout, &batch.tenant, span.trace_id, span.start_ns, &schema::row_id(span));
+            tx.insert(bucket.newest(), key, encoder.encode(span));
         }
         for (term, time_ns, trace_id, max_duration_ns) in schema::postings_of(&batch.spans) {
-            let (bucket, layout) = bucket_of(time_ns)?;
-            let prefix = keys::term_prefix(layout, &batch.tenant, term);
-            tx.insert(&bucket, keys::posting_key(&prefix, time_ns, trace_id, Some(max_duration_ns)), []);
+            let bucket = bucket_of(time_ns)?;
+            let prefix = keys::term_prefix(bucket.layout, &batch.tenant, term);
+            tx.insert(bucket.newest(), keys::posting_key(&prefix, time_ns, trace_id, Some(max_duration_ns)), []);
         }
         let mut catalog_seen = BTreeSet::new();
         for span in &batch.spans {
-            let bucket_index = span.start_ns / self.bucket_width_ns;
-            if catalog_seen.insert((bucket_index, span.service_name(), span.kind, span.name.as_str())) {
-                let bucket = self.bucket(bucket_index)?;
-                tx.insert(&bucket, keys::catalog_key(&batch.tenant, span.service_name(), span.kind, &span.name), []);
+            if catalog_seen.insert((span.start_ns / self.bucket_width_ns, span.service_name(), span.kind, &span.name)) {
+                let bucket = bucket_of(span.start_ns)?;
+                let key = keys::catalog_key(&batch.tenant, span.service_name(), span.kind, &span.name);
+                tx.insert(bucket.first(), key, []);
             }
         }
         tx.commit().map_err(io)?;
         drop(gate);
+        for (index, bucket) in &written {
+            self.start_part_if_full(*index, bucket)?;
+        }
         self.writes.wrote();
         if new_tenant {
             self.tenants.write().expect("tenant lock").insert(batch.tenant.clone());
@@ -408,15 +426,15 @@ impl Inner {
         }
         let prefix_len = keys::term_prefix_len(tenant);
         let mut out = Vec::new();
-        for (bucket, layout) in self.buckets_between(oldest_ns, newest_ns) {
-            let prefix = keys::term_prefix(layout, tenant, term.as_ref());
+        for bucket in self.buckets_between(oldest_ns, newest_ns) {
+            let prefix = keys::term_prefix(bucket.layout, tenant, term.as_ref());
             let start = match after {
                 Some(a) => Bound::Excluded(keys::posting_key(&prefix, a.time_ns, a.trace_id, a.max_duration_ns)),
                 None => Bound::Included(keys::posting_key(&prefix, newest_ns, TraceId([0; 16]), None)),
             };
             let end = Bound::Included(keys::posting_key(&prefix, oldest_ns, TraceId([0xff; 16]), Some(u64::MAX)));
             for item in bucket.range::<Vec<u8>, _>((start, end)) {
-                let key = item.key().map_err(io)?;
+                let (key, _) = item?;
                 let (time_ns, trace_id, max_duration_ns) =
                     keys::parse_posting(&key, prefix_len).ok_or_else(|| StorageError::Corrupt("posting key".into()))?;
                 out.push(Posting { time_ns, trace_id, max_duration_ns });
@@ -435,8 +453,8 @@ impl Inner {
     ) -> Result<BTreeSet<(String, tracekeeper_model::SpanKind, String)>, StorageError> {
         let prefix = keys::tenant_prefix(keys::CATALOG, tenant);
         let mut out = BTreeSet::new();
-        for (bucket, _) in self.buckets_between(since_ns, u64::MAX) {
-            for item in bucket.prefix(&prefix) {
+        for bucket in self.buckets_between(since_ns, u64::MAX) {
+            for item in bucket.first().prefix(&prefix) {
                 let key = item.key().map_err(io)?;
                 out.insert(
                     keys::parse_catalog_key(&key, prefix.len())

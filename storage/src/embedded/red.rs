@@ -46,7 +46,7 @@ impl Inner {
         let mut tx = self.db.batch();
         for cell in cells {
             let bucket = self.bucket(cell.minute_ns / self.bucket_width_ns)?;
-            tx.insert(&bucket, key(tenant, cell, next_unique()), cell.encode_counts());
+            tx.insert(bucket.first(), key(tenant, cell, next_unique()), cell.encode_counts());
         }
         tx.commit().map_err(io)?;
         drop(gate);
@@ -58,8 +58,8 @@ impl Inner {
         let bound = |ns: u64| [prefix.as_slice(), &ns.to_be_bytes()].concat();
         let (start, end) = (bound(from_ns - from_ns % MINUTE_NS), bound(to_ns));
         let mut out = Vec::new();
-        for (bucket, _) in self.buckets_between(from_ns, to_ns.saturating_sub(1)) {
-            for item in bucket.range::<Vec<u8>, _>(start.clone()..end.clone()) {
+        for bucket in self.buckets_between(from_ns, to_ns.saturating_sub(1)) {
+            for item in bucket.first().range::<Vec<u8>, _>(start.clone()..end.clone()) {
                 let (key, value) = item.into_inner().map_err(io)?;
                 let cell =
                     parse(&key, prefix.len(), &value).ok_or_else(|| StorageError::Corrupt("RED key".into()))??;

@@ -9,25 +9,25 @@
 
 use std::ops::Bound;
 
-use fjall::Keyspace;
 use tracekeeper_model::{Span, TraceId};
 
 use super::keys::{self, Layout};
-use super::{io, Inner};
+use super::parts::Bucket;
+use super::Inner;
 use crate::api::{SpanCursor, StorageError};
 use crate::schema::SpanDecoder;
 
 impl Inner {
-    /// Every bucket, oldest first, with its layout.
-    pub(super) fn buckets_oldest_first(&self) -> Vec<(u64, Keyspace, Layout)> {
+    /// Every bucket, oldest first.
+    pub(super) fn buckets_oldest_first(&self) -> Vec<(u64, Bucket)> {
         let buckets = self.buckets.read().expect("bucket map lock");
-        buckets.iter().map(|(index, (ks, layout))| (*index, ks.clone(), *layout)).collect()
+        buckets.iter().map(|(index, bucket)| (*index, bucket.clone())).collect()
     }
 
     /// Whether a bucket without start times in its span keys still exists.
     #[cfg(test)]
     fn has_legacy_buckets(&self) -> bool {
-        self.buckets_oldest_first().iter().any(|(_, _, layout)| *layout == Layout::NoStartTime)
+        self.buckets_oldest_first().iter().any(|(_, bucket)| bucket.layout == Layout::NoStartTime)
     }
 
     pub(super) fn trace_page_sync(
@@ -38,7 +38,7 @@ impl Inner {
         max: usize,
     ) -> Result<Vec<Span>, StorageError> {
         let buckets = self.buckets_oldest_first();
-        if !buckets.iter().any(|(_, _, layout)| *layout == Layout::NoStartTime) {
+        if !buckets.iter().any(|(_, bucket)| bucket.layout == Layout::NoStartTime) {
             return self.ordered_page(&buckets, tenant, trace_id, after, max);
         }
         let spans = sorted_trace(&buckets, tenant, trace_id)?;
@@ -51,7 +51,7 @@ impl Inner {
     /// Up to `max` spans after `after`, read in key order from the buckets oldest first.
     fn ordered_page(
         &self,
-        buckets: &[(u64, Keyspace, Layout)],
+        buckets: &[(u64, Bucket)],
         tenant: &str,
         trace_id: TraceId,
         after: Option<&SpanCursor>,
@@ -60,7 +60,8 @@ impl Inner {
         let first_bucket = after.map_or(0, |c| c.start_ns / self.bucket_width_ns);
         let mut spans = Vec::new();
         let mut decoder = SpanDecoder::default();
-        for &(index, ref bucket, layout) in buckets {
+        for &(index, ref bucket) in buckets {
+            let layout = bucket.layout;
             let end = Bound::Excluded(keys::trace_end(layout, tenant, trace_id));
             // Spans before the cursor's bucket started before it.
             if index < first_bucket {
@@ -76,7 +77,7 @@ impl Inner {
                 if spans.len() >= max {
                     return Ok(spans);
                 }
-                let (_, value) = item.into_inner().map_err(io)?;
+                let (_, value) = item?;
                 spans.push(decoder.decode(&value)?);
             }
         }
@@ -90,11 +91,11 @@ impl Inner {
         max: usize,
     ) -> Result<Vec<Vec<u8>>, StorageError> {
         let mut rows = Vec::new();
-        for (_, bucket, layout) in self.buckets_oldest_first() {
-            let prefix = keys::trace_prefix(layout, tenant, trace_id);
+        for (_, bucket) in self.buckets_oldest_first() {
+            let prefix = keys::trace_prefix(bucket.layout, tenant, trace_id);
             for item in bucket.prefix(&prefix).take(max.saturating_sub(rows.len())) {
-                let key = item.key().map_err(io)?;
-                let row_id = keys::row_id_of(&key[prefix.len()..], layout)
+                let (key, _) = item?;
+                let row_id = keys::row_id_of(&key[prefix.len()..], bucket.layout)
                     .ok_or_else(|| StorageError::Corrupt("span key".into()))?;
                 rows.push(row_id.to_vec());
             }
@@ -104,16 +105,12 @@ impl Inner {
 }
 
 /// The whole trace from every bucket, legacy ones included, sorted.
-fn sorted_trace(
-    buckets: &[(u64, Keyspace, Layout)],
-    tenant: &str,
-    trace_id: TraceId,
-) -> Result<Vec<Span>, StorageError> {
+fn sorted_trace(buckets: &[(u64, Bucket)], tenant: &str, trace_id: TraceId) -> Result<Vec<Span>, StorageError> {
     let mut spans = Vec::new();
     let mut decoder = SpanDecoder::default();
-    for (_, bucket, layout) in buckets {
-        for item in bucket.prefix(keys::trace_prefix(*layout, tenant, trace_id)) {
-            let (_, value) = item.into_inner().map_err(io)?;
+    for (_, bucket) in buckets {
+        for item in bucket.prefix(keys::trace_prefix(bucket.layout, tenant, trace_id)) {
+            let (_, value) = item?;
             spans.push(decoder.decode(&value)?);
         }
     }
@@ -138,7 +135,8 @@ mod tests {
         let t0 = 1_700_000_000_000_000_000u64;
         {
             let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
-            let legacy = store.inner.db.keyspace(&format!("b{:012}", t0 / day), bucket_options).unwrap();
+            let name = crate::embedded::parts::part_name(t0 / day, Layout::NoStartTime, 0);
+            let legacy = store.inner.db.keyspace(&name, bucket_options).unwrap();
             // Span ids out of start order, as the old key (by span id) stores them.
             for s in [span(1, 3, "svc", "late", t0 + 20), span(1, 1, "svc", "early", t0 + 10)] {
                 let key = keys::span_key(Layout::NoStartTime, "t", s.trace_id, s.start_ns, &row_id(&s));
@@ -153,16 +151,7 @@ mod tests {
         let (whole, _) = store.trace("t", id, usize::MAX).await.unwrap();
         let names: Vec<&str> = whole.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["early", "mid", "late", "next day"]);
-        let mut paged: Vec<Span> = Vec::new();
-        loop {
-            let after = paged.last().map(SpanCursor::after);
-            let page = store.trace_page("t", id, after.as_ref(), 1).await.unwrap();
-            if page.is_empty() {
-                break;
-            }
-            paged.extend(page);
-        }
-        assert_eq!(paged, whole);
+        assert_eq!(crate::testing::read_in_pages(&store, "t", id, 1).await, whole);
         let mut rows = store.span_rows("t", id, 10).await.unwrap();
         rows.sort();
         assert_eq!(rows, whole.iter().map(row_id).collect::<Vec<_>>(), "row ids, not keys");
