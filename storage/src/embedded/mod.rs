@@ -1,9 +1,10 @@
-//! The embedded store: fjall, one keyspace per time bucket.
+//! The embedded store: fjall, keyspaces per time bucket.
 //!
-//! Each bucket (keyspaces `d<index>`, `d<index>.<part>`; see [`parts`]) holds the span
-//! rows, postings and catalog entries whose time falls in that bucket (see [`keys`] for
-//! the layout). A write is one fjall batch across keyspaces, so a span and the postings
-//! that point to it become visible together. Expiry drops whole bucket keyspaces. Why fjall and why this layout:
+//! Each bucket (keyspace `d<index>`, then `d<index>.<part>` as it grows; see [`parts`])
+//! holds the span rows, postings and catalog entries whose time falls in that bucket
+//! (see [`keys`] for the layout). A write is one fjall batch across keyspaces, so a
+//! span and the postings that point to it become visible together. Expiry drops a
+//! bucket's keyspaces whole. Why fjall and why this layout:
 //! `docs/adr/0001-embedded-engine.md` and `docs/adr/0002-key-layout.md`.
 
 mod check;
@@ -132,11 +133,14 @@ const MEMTABLE_BYTES: u64 = 32 << 20;
 /// compacted further, so the store was twice its compressed size. Data blocks stay at
 /// 4 KiB: 16 KiB blocks saved another 15% of disk but raised peak RSS under ingest by
 /// 150 MiB. Fixed when a bucket is created, so buckets written by an older version
-/// keep theirs.
+/// keep theirs. Index blocks are not pinned in memory: fjall pins those of the first
+/// two levels, which is where all of a bounded part sits ([`parts`]), so pinned index
+/// memory would grow with everything stored; unpinned, they share the block cache.
 fn bucket_options() -> KeyspaceCreateOptions {
-    use fjall::config::{BlockSizePolicy, CompressionPolicy, FilterPolicy, FilterPolicyEntry};
+    use fjall::config::{BlockSizePolicy, CompressionPolicy, FilterPolicy, FilterPolicyEntry, PinningPolicy};
     KeyspaceCreateOptions::default()
         .max_memtable_size(MEMTABLE_BYTES)
+        .index_block_pinning_policy(PinningPolicy::all(false))
         .filter_policy(FilterPolicy::new([FilterPolicyEntry::None]))
         .data_block_size_policy(BlockSizePolicy::all(4 * 1024))
         .data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
