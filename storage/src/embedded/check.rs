@@ -64,7 +64,7 @@ mod tests {
         let bucket = store.inner.bucket(time / store.inner.bucket_width_ns).unwrap();
         let prefix = keys::term_prefix(keys::Layout::IdFirst, "t", TermRef::All);
         let key = keys::posting_key(&prefix, time, TraceId([9; 16]), Some(1000));
-        bucket.newest().insert(key, []).unwrap();
+        bucket.newest().rows.insert(key, []).unwrap();
         let keep_all = |_: &str| 0;
         let horizons = Horizons { visible_from: &keep_all, gone_before: &keep_all };
         assert_eq!(store.check(&horizons, &|_| {}).await.unwrap().dangling_postings, 1);

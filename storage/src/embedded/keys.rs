@@ -75,6 +75,13 @@ pub fn trace_prefix(layout: Layout, tenant: &str, trace_id: TraceId) -> Vec<u8> 
     owned_prefix(layout, SPAN, tenant, &trace_id.0)
 }
 
+/// The key that marks a trace as having spans in a bucket part (see `parts`): its
+/// span-key prefix in the id-first layout, whatever the part's layout, so that its
+/// tenant is read back with [`split_owner`].
+pub fn trace_mark(tenant: &str, trace_id: TraceId) -> Vec<u8> {
+    trace_prefix(Layout::IdFirst, tenant, trace_id)
+}
+
 /// A span's key: its trace, start time and `row_id` ([`crate::schema::row_id`]: the
 /// span id, and a marker for a shared span), so that a trace's spans are stored in the
 /// order they are sent and can be read a page at a time. [`Layout::NoStartTime`] keys

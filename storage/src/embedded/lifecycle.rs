@@ -195,7 +195,11 @@ impl Inner {
             }
             let mut removed = 0u64;
             for part in bucket.parts() {
-                removed += self.purge_part(part, bucket.layout, tenant)?;
+                removed += self.purge_part(&part.rows, bucket.layout, tenant)?;
+                if let Some(traces) = &part.traces {
+                    // Trace marks are keyed as id-first span keys are (`keys::trace_mark`).
+                    self.purge_part(traces, Layout::IdFirst, tenant)?;
+                }
             }
             if removed > 0 {
                 expired.buckets += 1;
@@ -261,8 +265,8 @@ impl Inner {
     /// the rows it held.
     fn delete_bucket(&self, bucket: Bucket) -> Result<u64, StorageError> {
         let rows = bucket.approximate_len();
-        for part in bucket.parts() {
-            self.db.delete_keyspace(part.clone()).map_err(io)?;
+        for keyspace in bucket.keyspaces() {
+            self.db.delete_keyspace(keyspace.clone()).map_err(io)?;
         }
         Ok(rows)
     }

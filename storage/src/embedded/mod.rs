@@ -187,18 +187,7 @@ impl EmbeddedStore {
                 requested
             }
         };
-        let mut found: BTreeMap<u64, (Layout, BTreeMap<usize, Keyspace>)> = BTreeMap::new();
-        for name in db.list_keyspace_names() {
-            let name: &str = name.as_ref();
-            if let Some((index, layout, part)) = parts::parse_part_name(name) {
-                let keyspace = db.keyspace(name, bucket_options).map_err(io)?;
-                found.entry(index).or_insert_with(|| (layout, BTreeMap::new())).1.insert(part, keyspace);
-            }
-        }
-        let buckets: BTreeMap<u64, Bucket> = found
-            .into_iter()
-            .map(|(index, (layout, parts))| (index, Bucket::new(layout, parts.into_values().collect())))
-            .collect();
+        let buckets = parts::open_buckets(&db)?;
         let mut tenants = BTreeSet::new();
         for entry in meta.prefix(lifecycle::TENANT) {
             let key = entry.key().map_err(io)?;
@@ -252,8 +241,8 @@ impl EmbeddedStore {
     pub fn compact_bucket_at(&self, time_ns: u64) -> Result<(), StorageError> {
         let bucket = self.inner.bucket(time_ns / self.inner.bucket_width_ns)?;
         for part in bucket.parts() {
-            part.rotate_memtable_and_wait().map_err(io)?;
-            part.major_compact().map_err(io)?;
+            part.rows.rotate_memtable_and_wait().map_err(io)?;
+            part.rows.major_compact().map_err(io)?;
         }
         Ok(())
     }
@@ -305,7 +294,7 @@ impl idle::Tidy for Inner {
 impl Inner {
     fn flush_memtables(&self) -> Result<(), StorageError> {
         let buckets: Vec<Bucket> = self.buckets.read().expect("bucket map lock").values().cloned().collect();
-        for keyspace in buckets.iter().flat_map(Bucket::parts).chain([&self.meta]) {
+        for keyspace in buckets.iter().flat_map(Bucket::keyspaces).chain([&self.meta]) {
             keyspace.rotate_memtable_and_wait().map_err(io)?;
         }
         Ok(())
@@ -320,8 +309,7 @@ impl Inner {
         if let Some(bucket) = buckets.get(&index) {
             return Ok(bucket.clone());
         }
-        let name = parts::part_name(index, self.new_layout, 0);
-        let bucket = Bucket::new(self.new_layout, vec![self.db.keyspace(&name, bucket_options).map_err(io)?]);
+        let bucket = Bucket::new(self.new_layout, vec![parts::create_part(&self.db, index, self.new_layout, 0)?]);
         buckets.insert(index, bucket.clone());
         Ok(bucket)
     }
@@ -331,7 +319,7 @@ impl Inner {
     /// the full part may add to it meanwhile; reads merge every part, so that is only
     /// a little more in it.
     fn start_part_if_full(&self, index: u64, written: &Bucket) -> Result<(), StorageError> {
-        let full = written.newest();
+        let full = &written.newest().rows;
         if full.disk_space() < self.part_bytes {
             return Ok(());
         }
@@ -340,11 +328,11 @@ impl Inner {
         if current.parts().len() != written.parts().len() {
             return Ok(());
         }
-        let name = parts::part_name(index, current.layout, current.parts().len());
-        let next = current.with_part(self.db.keyspace(&name, bucket_options).map_err(io)?);
+        let part = current.parts().len();
+        let next = current.with_part(parts::create_part(&self.db, index, current.layout, part)?);
         buckets.insert(index, next);
         drop(buckets);
-        tracing::debug!(bucket = index, part = %name, "bucket part full; new spans go to a new part");
+        tracing::debug!(bucket = index, part, "bucket part full; new spans go to a new part");
         // Its last rows go out to a table now rather than when the journal fills.
         full.rotate_memtable().map_err(io)?;
         Ok(())
@@ -381,15 +369,22 @@ impl Inner {
             written.insert(index, bucket.clone());
             Ok(bucket)
         };
+        let mut marked = BTreeSet::new();
         for span in &batch.spans {
             let bucket = bucket_of(span.start_ns)?;
+            let part = bucket.newest();
             let key = keys::span_key(bucket.layout, &batch.tenant, span.trace_id, span.start_ns, &schema::row_id(span));
-            tx.insert(bucket.newest(), key, encoder.encode(span));
+            tx.insert(&part.rows, key, encoder.encode(span));
+            if let Some(traces) = &part.traces {
+                if marked.insert((span.start_ns / self.bucket_width_ns, span.trace_id)) {
+                    tx.insert(traces, keys::trace_mark(&batch.tenant, span.trace_id), []);
+                }
+            }
         }
         for (term, time_ns, trace_id, max_duration_ns) in schema::postings_of(&batch.spans) {
             let bucket = bucket_of(time_ns)?;
             let prefix = keys::term_prefix(bucket.layout, &batch.tenant, term);
-            tx.insert(bucket.newest(), keys::posting_key(&prefix, time_ns, trace_id, Some(max_duration_ns)), []);
+            tx.insert(&bucket.newest().rows, keys::posting_key(&prefix, time_ns, trace_id, Some(max_duration_ns)), []);
         }
         let mut catalog_seen = BTreeSet::new();
         for span in &batch.spans {

@@ -12,77 +12,146 @@
 //!
 //! The first part also holds the bucket's catalog and RED rows, which are small and
 //! are read by prefix: they stay there. Retention drops a bucket with all its parts.
+//!
+//! Reading one trace would cost a seek in every part, and the trace limiter looks up
+//! every trace it has not seen (on the write path, mostly traces stored nowhere): with
+//! tens of parts that became a sixth of ingest's CPU. So each part has a second, small
+//! keyspace holding one key per (trace, tenant) with spans in the part, written in the
+//! same batch as the spans, with bloom filters: a trace is read only from the parts
+//! whose filter or memtable may hold it. Parts written before these existed have none
+//! and are always read.
 
+use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::sync::Arc;
 
-use fjall::{Keyspace, KvPair};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvPair};
 
-use super::io;
 use super::keys::Layout;
+use super::{bucket_options, io};
 use crate::api::StorageError;
 
-/// One time bucket's keyspaces, oldest first (never empty), and its key layout.
+/// One part of a bucket.
+#[derive(Clone)]
+pub(super) struct Part {
+    /// Span, posting, catalog and RED rows.
+    pub rows: Keyspace,
+    /// A key ([`super::keys::trace_mark`]) for each trace with spans in `rows`; `None` in
+    /// parts written before these existed, which are always read.
+    pub traces: Option<Keyspace>,
+}
+
+impl Part {
+    /// Whether `rows` may hold spans of the trace of `mark`.
+    pub(super) fn may_hold(&self, mark: &[u8]) -> Result<bool, StorageError> {
+        match &self.traces {
+            None => Ok(true),
+            Some(traces) => traces.contains_key(mark).map_err(io),
+        }
+    }
+}
+
+/// One time bucket's parts, oldest first (never empty), and its key layout.
 #[derive(Clone)]
 pub(super) struct Bucket {
     pub layout: Layout,
-    parts: Arc<[Keyspace]>,
+    parts: Arc<[Part]>,
 }
 
 impl Bucket {
-    pub fn new(layout: Layout, parts: Vec<Keyspace>) -> Self {
+    pub fn new(layout: Layout, parts: Vec<Part>) -> Self {
         assert!(!parts.is_empty(), "a bucket has at least one part");
         Self { layout, parts: parts.into() }
     }
 
     /// The same bucket with `part` added as its newest.
-    pub fn with_part(&self, part: Keyspace) -> Self {
-        let parts: Vec<Keyspace> = self.parts.iter().cloned().chain([part]).collect();
+    pub fn with_part(&self, part: Part) -> Self {
+        let parts: Vec<Part> = self.parts.iter().cloned().chain([part]).collect();
         Self { layout: self.layout, parts: parts.into() }
     }
 
-    /// The part that holds the catalog and RED rows.
+    /// The rows of the part that holds the catalog and RED rows.
     pub fn first(&self) -> &Keyspace {
-        &self.parts[0]
+        &self.parts[0].rows
     }
 
     /// The part new span and posting rows go to.
-    pub fn newest(&self) -> &Keyspace {
+    pub fn newest(&self) -> &Part {
         &self.parts[self.parts.len() - 1]
     }
 
-    pub fn parts(&self) -> &[Keyspace] {
+    pub fn parts(&self) -> &[Part] {
         &self.parts
     }
 
     pub fn disk_space(&self) -> u64 {
-        self.parts.iter().map(Keyspace::disk_space).sum()
+        self.keyspaces().map(Keyspace::disk_space).sum()
+    }
+
+    /// Every keyspace of every part.
+    pub fn keyspaces(&self) -> impl Iterator<Item = &Keyspace> {
+        self.parts.iter().flat_map(|p| [Some(&p.rows), p.traces.as_ref()]).flatten()
     }
 
     /// Rows in every part, counted as the engine estimates them.
     pub fn approximate_len(&self) -> u64 {
-        self.parts.iter().map(|p| p.approximate_len() as u64).sum()
+        self.parts.iter().map(|p| p.rows.approximate_len() as u64).sum()
     }
 
     /// The rows whose keys fall in `range`, from every part, in key order.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K> + Clone>(&self, range: R) -> Merged {
-        Merged::new(self.parts.iter().map(|p| p.range(range.clone())))
+        Merged::new(self.parts.iter().map(|p| p.rows.range(range.clone())))
     }
 
     /// The rows whose keys start with `prefix`, from every part, in key order.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Merged {
-        Merged::new(self.parts.iter().map(|p| p.prefix(prefix.as_ref())))
+        Merged::new(self.parts.iter().map(|p| p.rows.prefix(prefix.as_ref())))
+    }
+
+    /// [`Bucket::range`] over the parts that may hold spans of the trace of `mark`
+    /// ([`super::keys::trace_mark`]), for reads of one trace.
+    pub fn trace_range<K: AsRef<[u8]>, R: RangeBounds<K> + Clone>(
+        &self,
+        mark: &[u8],
+        range: R,
+    ) -> Result<Merged, StorageError> {
+        self.holding(mark, |rows| rows.range(range.clone()))
+    }
+
+    /// [`Bucket::prefix`] over the parts that may hold spans of the trace of `mark`.
+    pub fn trace_prefix(&self, mark: &[u8], prefix: &[u8]) -> Result<Merged, StorageError> {
+        self.holding(mark, |rows| rows.prefix(prefix))
+    }
+
+    fn holding(&self, mark: &[u8], read: impl Fn(&Keyspace) -> fjall::Iter) -> Result<Merged, StorageError> {
+        let mut iters = Vec::new();
+        for part in self.parts.iter() {
+            if part.may_hold(mark)? {
+                iters.push(read(&part.rows));
+            }
+        }
+        Ok(Merged::new(iters.into_iter()))
     }
 }
 
-/// The name of part `part` of bucket `index`: the first letter tells the layout
-/// (`b…`, `c…`, `d…`; see [`Layout`]), then the index; parts after the first add
-/// `.<part>`.
-pub(super) fn part_name(index: u64, layout: Layout, part: usize) -> String {
-    let letter = match layout {
-        Layout::NoStartTime => 'b',
-        Layout::TenantFirst => 'c',
-        Layout::IdFirst => 'd',
+/// What a keyspace of a bucket holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Holds {
+    /// A part's rows, in this key layout.
+    Rows(Layout),
+    /// A part's trace marks.
+    Traces,
+}
+
+/// The name of a keyspace of part `part` of bucket `index`: the first letter tells
+/// what it holds (rows in layout `b…`, `c…`, `d…`, see [`Layout`]; trace marks `t…`),
+/// then the index; parts after the first add `.<part>`.
+pub(super) fn part_name(index: u64, holds: Holds, part: usize) -> String {
+    let letter = match holds {
+        Holds::Rows(Layout::NoStartTime) => 'b',
+        Holds::Rows(Layout::TenantFirst) => 'c',
+        Holds::Rows(Layout::IdFirst) => 'd',
+        Holds::Traces => 't',
     };
     match part {
         0 => format!("{letter}{index:012}"),
@@ -90,12 +159,13 @@ pub(super) fn part_name(index: u64, layout: Layout, part: usize) -> String {
     }
 }
 
-/// The bucket index, layout and part number of a part's keyspace name.
-pub(super) fn parse_part_name(name: &str) -> Option<(u64, Layout, usize)> {
-    let (layout, rest) = match name.split_at_checked(1)? {
-        ("b", rest) => (Layout::NoStartTime, rest),
-        ("c", rest) => (Layout::TenantFirst, rest),
-        ("d", rest) => (Layout::IdFirst, rest),
+/// The bucket index, contents and part number of a part keyspace's name.
+pub(super) fn parse_part_name(name: &str) -> Option<(u64, Holds, usize)> {
+    let (holds, rest) = match name.split_at_checked(1)? {
+        ("b", rest) => (Holds::Rows(Layout::NoStartTime), rest),
+        ("c", rest) => (Holds::Rows(Layout::TenantFirst), rest),
+        ("d", rest) => (Holds::Rows(Layout::IdFirst), rest),
+        ("t", rest) => (Holds::Traces, rest),
         _ => return None,
     };
     let (digits, part) = match rest.split_once('.') {
@@ -108,7 +178,55 @@ pub(super) fn parse_part_name(name: &str) -> Option<(u64, Layout, usize)> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((digits.parse().ok()?, layout, part))
+    Some((digits.parse().ok()?, holds, part))
+}
+
+/// Opens every bucket whose keyspaces are in `db`.
+pub(super) fn open_buckets(db: &Database) -> Result<BTreeMap<u64, Bucket>, StorageError> {
+    /// A bucket's layout (once its rows are seen), its parts' rows and trace marks.
+    type Found = (Option<Layout>, BTreeMap<usize, Part>, BTreeMap<usize, Keyspace>);
+    let mut found: BTreeMap<u64, Found> = BTreeMap::new();
+    for name in db.list_keyspace_names() {
+        let name: &str = name.as_ref();
+        let Some((index, holds, part)) = parse_part_name(name) else { continue };
+        let (layout, rows, traces) = found.entry(index).or_default();
+        match holds {
+            Holds::Rows(l) => {
+                *layout = Some(l);
+                rows.insert(part, Part { rows: db.keyspace(name, bucket_options).map_err(io)?, traces: None });
+            }
+            Holds::Traces => {
+                traces.insert(part, db.keyspace(name, traces_options).map_err(io)?);
+            }
+        }
+    }
+    let mut buckets = BTreeMap::new();
+    for (index, (layout, mut rows, mut traces)) in found {
+        // Trace marks without rows: left by a crash while a part was being created.
+        let Some(layout) = layout else { continue };
+        for (n, part) in &mut rows {
+            part.traces = traces.remove(n);
+        }
+        buckets.insert(index, Bucket::new(layout, rows.into_values().collect()));
+    }
+    Ok(buckets)
+}
+
+/// Creates part `n` of bucket `index`: its trace marks first, so that a crash in
+/// between leaves marks without rows (ignored) rather than rows without marks.
+pub(super) fn create_part(db: &Database, index: u64, layout: Layout, n: usize) -> Result<Part, StorageError> {
+    let traces = db.keyspace(&part_name(index, Holds::Traces, n), traces_options).map_err(io)?;
+    let rows = db.keyspace(&part_name(index, Holds::Rows(layout), n), bucket_options).map_err(io)?;
+    Ok(Part { rows, traces: Some(traces) })
+}
+
+/// A part's trace marks: one short key per trace and part, read by point lookups, so
+/// with fjall's bloom filters (its default), a small memtable, and LZ4.
+fn traces_options() -> KeyspaceCreateOptions {
+    use fjall::config::CompressionPolicy;
+    KeyspaceCreateOptions::default()
+        .max_memtable_size(8 << 20)
+        .data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
 }
 
 /// Several parts' iterators read as one, in key order; a key found in more than one
@@ -160,12 +278,14 @@ mod tests {
 
     #[test]
     fn part_names_round_trip_and_reject_what_is_not_one() {
-        for layout in [Layout::NoStartTime, Layout::TenantFirst, Layout::IdFirst] {
+        let layouts = [Layout::NoStartTime, Layout::TenantFirst, Layout::IdFirst];
+        for holds in layouts.map(Holds::Rows).into_iter().chain([Holds::Traces]) {
             for (index, part) in [(0, 0), (19_700, 0), (19_700, 1), (u64::from(u32::MAX), 12)] {
-                assert_eq!(parse_part_name(&part_name(index, layout, part)), Some((index, layout, part)));
+                assert_eq!(parse_part_name(&part_name(index, holds, part)), Some((index, holds, part)));
             }
         }
-        assert_eq!(part_name(19_700, Layout::IdFirst, 3), "d000000019700.3");
+        assert_eq!(part_name(19_700, Holds::Rows(Layout::IdFirst), 3), "d000000019700.3");
+        assert_eq!(part_name(19_700, Holds::Traces, 0), "t000000019700");
         for bad in ["meta", "d", "d.1", "d000000019700.", "d000000019700.01", "d000000019700.x", "x000000019700"] {
             assert_eq!(parse_part_name(bad), None, "{bad}");
         }
@@ -182,7 +302,7 @@ mod tests {
             for (k, v) in rows {
                 ks.insert(*k, *v).unwrap();
             }
-            ks
+            Part { rows: ks, traces: None }
         };
         let bucket = Bucket::new(
             Layout::IdFirst,
@@ -210,7 +330,7 @@ mod tests {
         );
         assert_eq!(read(bucket.range("b".."e")), pairs(&[("b", "1"), ("c", "newest"), ("d", "3")]));
         assert_eq!(read(bucket.prefix("z")), pairs(&[]));
-        let one = Bucket::new(Layout::IdFirst, vec![bucket.first().clone()]);
+        let one = Bucket::new(Layout::IdFirst, vec![bucket.parts()[0].clone()]);
         assert_eq!(read(one.prefix("")), pairs(&[("a", "0"), ("c", "old"), ("e", "0")]));
     }
 }

@@ -118,3 +118,64 @@ async fn purge_and_expiry_reach_every_part() {
     let store = store_with_part_bytes(&dir, 0);
     assert!(store.trace("kept", TraceId([1; 16]), 10).await.unwrap().0.is_empty());
 }
+
+/// Which parts hold (tenant, trace), as their trace marks tell.
+fn parts_holding(store: &EmbeddedStore, tenant: &str, trace: u8) -> Vec<bool> {
+    let mark = super::keys::trace_mark(tenant, TraceId([trace; 16]));
+    let buckets = store.inner.buckets.read().unwrap();
+    buckets.values().flat_map(|b| b.parts().iter().map(|p| p.may_hold(&mark).unwrap()).collect::<Vec<_>>()).collect()
+}
+
+/// Each part marks the traces it holds, per tenant, and a purge takes the tenant's
+/// marks with its rows.
+#[tokio::test]
+async fn trace_marks_tell_which_parts_hold_a_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = store_with_part_bytes(&dir, 0);
+        store.write(batch("t", vec![span(1, 1, "svc", "a", T0 + 10)])).await.unwrap();
+        store.write(batch("t", vec![span(2, 1, "svc", "b", T0 + 20)])).await.unwrap();
+        store.write(batch("t", vec![span(1, 2, "svc", "c", T0 + 30)])).await.unwrap();
+        store.write(batch("u", vec![span(3, 1, "svc", "d", T0 + 40)])).await.unwrap();
+    }
+    let store = store_with_part_bytes(&dir, 0);
+    assert_eq!(parts_holding(&store, "t", 1), [true, false, true, false, false]);
+    assert_eq!(parts_holding(&store, "t", 2), [false, true, false, false, false]);
+    assert_eq!(parts_holding(&store, "u", 1), [false; 5], "marks are per tenant");
+    let (spans, _) = store.trace("t", TraceId([1; 16]), 10).await.unwrap();
+    assert_eq!(spans.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+    assert_eq!(store.span_rows("t", TraceId([2; 16]), 10).await.unwrap().len(), 1);
+
+    store.purge_tenant("t", T0, T0 + DAY).await.unwrap();
+    assert_eq!(parts_holding(&store, "t", 1), [false; 5]);
+    assert_eq!(parts_holding(&store, "u", 3), [false, false, false, true, false]);
+    assert_eq!(store.trace("u", TraceId([3; 16]), 10).await.unwrap().0.len(), 1);
+}
+
+/// A part written before trace marks existed has none, and is read for every trace;
+/// the parts after it get marks.
+#[tokio::test]
+async fn a_part_without_trace_marks_is_always_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = span(1, 1, "svc", "old", T0 + 10);
+    {
+        let store = store_with_part_bytes(&dir, 0);
+        let name = super::parts::part_name(T0 / DAY, super::parts::Holds::Rows(super::keys::Layout::IdFirst), 0);
+        let rows = store.inner.db.keyspace(&name, super::bucket_options).unwrap();
+        let key = super::keys::span_key(
+            super::keys::Layout::IdFirst,
+            "t",
+            old.trace_id,
+            old.start_ns,
+            &crate::schema::row_id(&old),
+        );
+        rows.insert(key, crate::schema::encode_span(&old)).unwrap();
+    }
+    let store = store_with_part_bytes(&dir, 0);
+    assert_eq!(parts_holding(&store, "t", 9), [true], "no marks: may hold anything");
+    store.write(batch("t", vec![span(1, 2, "svc", "new", T0 + 20)])).await.unwrap();
+    assert_eq!(parts_holding(&store, "t", 9), [true, false]);
+    let (spans, _) = store.trace("t", TraceId([1; 16]), 10).await.unwrap();
+    assert_eq!(spans.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["old", "new"]);
+    assert_eq!(store.span_rows("t", TraceId([1; 16]), 10).await.unwrap().len(), 2);
+}

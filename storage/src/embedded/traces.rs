@@ -60,6 +60,7 @@ impl Inner {
         let first_bucket = after.map_or(0, |c| c.start_ns / self.bucket_width_ns);
         let mut spans = Vec::new();
         let mut decoder = SpanDecoder::default();
+        let mark = keys::trace_mark(tenant, trace_id);
         for &(index, ref bucket) in buckets {
             let layout = bucket.layout;
             let end = Bound::Excluded(keys::trace_end(layout, tenant, trace_id));
@@ -73,7 +74,7 @@ impl Inner {
                 }
                 _ => Bound::Included(keys::trace_prefix(layout, tenant, trace_id)),
             };
-            for item in bucket.range::<Vec<u8>, _>((start, end)) {
+            for item in bucket.trace_range::<Vec<u8>, _>(&mark, (start, end))? {
                 if spans.len() >= max {
                     return Ok(spans);
                 }
@@ -91,9 +92,10 @@ impl Inner {
         max: usize,
     ) -> Result<Vec<Vec<u8>>, StorageError> {
         let mut rows = Vec::new();
+        let mark = keys::trace_mark(tenant, trace_id);
         for (_, bucket) in self.buckets_oldest_first() {
             let prefix = keys::trace_prefix(bucket.layout, tenant, trace_id);
-            for item in bucket.prefix(&prefix).take(max.saturating_sub(rows.len())) {
+            for item in bucket.trace_prefix(&mark, &prefix)?.take(max.saturating_sub(rows.len())) {
                 let (key, _) = item?;
                 let row_id = keys::row_id_of(&key[prefix.len()..], bucket.layout)
                     .ok_or_else(|| StorageError::Corrupt("span key".into()))?;
@@ -108,8 +110,9 @@ impl Inner {
 fn sorted_trace(buckets: &[(u64, Bucket)], tenant: &str, trace_id: TraceId) -> Result<Vec<Span>, StorageError> {
     let mut spans = Vec::new();
     let mut decoder = SpanDecoder::default();
+    let mark = keys::trace_mark(tenant, trace_id);
     for (_, bucket) in buckets {
-        for item in bucket.prefix(keys::trace_prefix(bucket.layout, tenant, trace_id)) {
+        for item in bucket.trace_prefix(&mark, &keys::trace_prefix(bucket.layout, tenant, trace_id))? {
             let (_, value) = item?;
             spans.push(decoder.decode(&value)?);
         }
@@ -135,7 +138,8 @@ mod tests {
         let t0 = 1_700_000_000_000_000_000u64;
         {
             let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
-            let name = crate::embedded::parts::part_name(t0 / day, Layout::NoStartTime, 0);
+            let holds = crate::embedded::parts::Holds::Rows(Layout::NoStartTime);
+            let name = crate::embedded::parts::part_name(t0 / day, holds, 0);
             let legacy = store.inner.db.keyspace(&name, bucket_options).unwrap();
             // Span ids out of start order, as the old key (by span id) stores them.
             for s in [span(1, 3, "svc", "late", t0 + 20), span(1, 1, "svc", "early", t0 + 10)] {
