@@ -333,8 +333,12 @@ impl Inner {
         buckets.insert(index, next);
         drop(buckets);
         tracing::debug!(bucket = index, part, "bucket part full; new spans go to a new part");
-        // Its last rows go out to a table now rather than when the journal fills.
+        // Its last rows and marks go out to tables now rather than when the journal
+        // fills, and their memtables' memory is freed.
         full.rotate_memtable().map_err(io)?;
+        if let Some(traces) = &written.newest().traces {
+            traces.rotate_memtable().map_err(io)?;
+        }
         Ok(())
     }
 
