@@ -330,8 +330,13 @@ impl Inner {
         }
         let part = current.parts().len();
         let next = current.with_part(parts::create_part(&self.db, index, current.layout, part)?);
+        // The part that filled before this one has long been written out.
+        let settled = part.checked_sub(2).map(|n| current.parts()[n].clone());
         buckets.insert(index, next);
         drop(buckets);
+        if let Some(settled) = settled {
+            parts::settle(&settled)?;
+        }
         tracing::debug!(bucket = index, part, "bucket part full; new spans go to a new part");
         // Its last rows and marks go out to tables now rather than when the journal
         // fills, and their memtables' memory is freed.
