@@ -405,8 +405,12 @@ impl Inner {
         }
         tx.commit().map_err(io)?;
         drop(gate);
+        // The batch is committed: a failure to start a new part only leaves the full
+        // one growing, and must not turn this write into an error or skip what follows.
         for (index, bucket) in &written {
-            self.start_part_if_full(*index, bucket)?;
+            if let Err(e) = self.start_part_if_full(*index, bucket) {
+                tracing::warn!(bucket = index, error = %e, "starting a new bucket part failed; the full one keeps growing");
+            }
         }
         self.writes.wrote();
         if new_tenant {
