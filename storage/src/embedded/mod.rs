@@ -319,8 +319,8 @@ impl Inner {
     /// the full part may add to it meanwhile; reads merge every part, so that is only
     /// a little more in it.
     fn start_part_if_full(&self, index: u64, written: &Bucket) -> Result<(), StorageError> {
-        let full = &written.newest().rows;
-        if full.disk_space() < self.part_bytes {
+        let full = written.newest();
+        if full.rows.disk_space() < self.part_bytes {
             return Ok(());
         }
         let mut buckets = self.buckets.write().expect("bucket map lock");
@@ -340,9 +340,8 @@ impl Inner {
         tracing::debug!(bucket = index, part, "bucket part full; new spans go to a new part");
         // Its last rows and marks go out to tables now rather than when the journal
         // fills, and their memtables' memory is freed.
-        full.rotate_memtable().map_err(io)?;
-        if let Some(traces) = &written.newest().traces {
-            traces.rotate_memtable().map_err(io)?;
+        for keyspace in full.keyspaces() {
+            keyspace.rotate_memtable().map_err(io)?;
         }
         Ok(())
     }

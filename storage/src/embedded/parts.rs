@@ -42,6 +42,11 @@ pub(super) struct Part {
 }
 
 impl Part {
+    /// Its rows' keyspace, and its trace marks' if it has them.
+    pub fn keyspaces(&self) -> impl Iterator<Item = &Keyspace> {
+        [Some(&self.rows), self.traces.as_ref()].into_iter().flatten()
+    }
+
     /// Whether `rows` may hold spans of the trace of `mark`.
     pub(super) fn may_hold(&self, mark: &[u8]) -> Result<bool, StorageError> {
         match &self.traces {
@@ -90,7 +95,7 @@ impl Bucket {
 
     /// Every keyspace of every part.
     pub fn keyspaces(&self) -> impl Iterator<Item = &Keyspace> {
-        self.parts.iter().flat_map(|p| [Some(&p.rows), p.traces.as_ref()]).flatten()
+        self.parts.iter().flat_map(Part::keyspaces)
     }
 
     /// Rows in every part, counted as the engine estimates them.
@@ -193,7 +198,7 @@ const SETTLE_KEY: &[u8] = &[0];
 /// in memory: RSS grew by that much with every part. One small row and one more flush
 /// of each of the part's keyspaces, some time after it filled, lets fjall drop them.
 pub(super) fn settle(part: &Part) -> Result<(), StorageError> {
-    for keyspace in [Some(&part.rows), part.traces.as_ref()].into_iter().flatten() {
+    for keyspace in part.keyspaces() {
         keyspace.insert(SETTLE_KEY, []).map_err(io)?;
         keyspace.rotate_memtable().map_err(io)?;
     }

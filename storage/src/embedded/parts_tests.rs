@@ -4,6 +4,7 @@
 
 use tracekeeper_model::TraceId;
 
+use super::parts::Bucket;
 use super::{EmbeddedConfig, EmbeddedStore};
 use crate::schema::IndexTerm;
 use crate::testing::{self, batch, span};
@@ -123,7 +124,7 @@ async fn purge_and_expiry_reach_every_part() {
 fn parts_holding(store: &EmbeddedStore, tenant: &str, trace: u8) -> Vec<bool> {
     let mark = super::keys::trace_mark(tenant, TraceId([trace; 16]));
     let buckets = store.inner.buckets.read().unwrap();
-    buckets.values().flat_map(|b| b.parts().iter().map(|p| p.may_hold(&mark).unwrap()).collect::<Vec<_>>()).collect()
+    buckets.values().flat_map(Bucket::parts).map(|p| p.may_hold(&mark).unwrap()).collect()
 }
 
 /// Each part marks the traces it holds, per tenant, and a purge takes the tenant's
