@@ -78,7 +78,24 @@ pub fn install_metrics(role: Role) -> anyhow::Result<PrometheusHandle> {
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
     telemetry::register(role);
+    tokio::spawn(keep_metrics_up(handle.clone(), METRICS_UPKEEP_EVERY));
     Ok(handle)
+}
+
+/// How often the recorder folds recorded histogram samples into their buckets.
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until a scrape or an upkeep folds it into
+/// the buckets; `install_recorder` runs no upkeep of its own. A process nobody scraped
+/// kept every span's duration sample: 124 MB after 8M spans (heaptrack), and 2.5 GiB
+/// peak RSS after loading 100M spans into all-in-one.
+async fn keep_metrics_up(handle: PrometheusHandle, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        handle.run_upkeep();
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +103,30 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use super::*;
+
+    /// Samples folded in by the upkeep are all still counted by the next scrape.
+    #[tokio::test(start_paused = true)]
+    async fn metrics_upkeep_keeps_every_sample() {
+        let recorder =
+            metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(&[0.5, 1.0]).unwrap().build_recorder();
+        let handle = recorder.handle();
+        let record = |n: usize| {
+            metrics::with_local_recorder(&recorder, || {
+                for _ in 0..n {
+                    metrics::histogram!("upkeep_test_seconds").record(0.25);
+                }
+            })
+        };
+        record(1_000);
+        let upkeep = tokio::spawn(keep_metrics_up(handle.clone(), METRICS_UPKEEP_EVERY));
+        tokio::time::sleep(METRICS_UPKEEP_EVERY * 2).await;
+        record(500);
+        tokio::time::sleep(METRICS_UPKEEP_EVERY * 2).await;
+        upkeep.abort();
+        let text = handle.render();
+        assert!(text.contains("upkeep_test_seconds_count 1500"), "{text}");
+        assert!(text.contains("upkeep_test_seconds_bucket{le=\"0.5\"} 1500"), "{text}");
+    }
 
     async fn ready_answer(ready: Readiness) -> (u16, String) {
         let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
