@@ -350,7 +350,18 @@ impl Inner {
         if let Some(settled) = settled {
             parts::settle(&settled)?;
         }
-        tracing::debug!(bucket = index, part, "bucket part full; new spans go to a new part");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let buckets = self.buckets_oldest_first();
+            let memory = parts::EngineMemory::of(buckets.iter().map(|(_, bucket)| bucket));
+            tracing::debug!(
+                bucket = index,
+                part,
+                ?memory,
+                cache_bytes = self.db.cache_size(),
+                write_buffer_bytes = self.db.write_buffer_size(),
+                "bucket part full; new spans go to a new part"
+            );
+        }
         // Its last rows and marks go out to tables now rather than when the journal
         // fills, and their memtables' memory is freed.
         for keyspace in full.keyspaces() {

@@ -253,6 +253,37 @@ fn traces_options() -> KeyspaceCreateOptions {
         .data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
 }
 
+/// What the engine holds in memory for a set of buckets, logged (at debug) whenever a
+/// part fills: memory that grows with the number of parts shows here.
+#[derive(Debug, Default)]
+pub(super) struct EngineMemory {
+    pub keyspaces: usize,
+    pub tables: usize,
+    /// Bytes of memtables still referenced, sealed ones waiting for a flush and those
+    /// superseded versions hold.
+    pub memtable_bytes: u64,
+    /// Superseded versions kept for snapshots that may still read them.
+    pub superseded_versions: usize,
+    pub pinned_filter_bytes: usize,
+    pub pinned_index_bytes: usize,
+}
+
+impl EngineMemory {
+    pub fn of<'a>(buckets: impl IntoIterator<Item = &'a Bucket>) -> Self {
+        use fjall::AbstractTree;
+        let mut memory = Self::default();
+        for keyspace in buckets.into_iter().flat_map(Bucket::keyspaces) {
+            memory.keyspaces += 1;
+            memory.tables += keyspace.tree.table_count();
+            memory.memtable_bytes += keyspace.tree.version_memtable_size_sum();
+            memory.superseded_versions += keyspace.tree.version_free_list_len();
+            memory.pinned_filter_bytes += keyspace.tree.pinned_filter_size();
+            memory.pinned_index_bytes += keyspace.tree.pinned_block_index_size();
+        }
+        memory
+    }
+}
+
 /// Several parts' iterators read as one, in key order; a key found in more than one
 /// part is yielded once, with the newest part's value.
 pub(super) struct Merged {
