@@ -46,7 +46,8 @@ echo "10 s after the load: disk_bytes=$idle_bytes bytes_per_span=$((idle_bytes /
 fetch_p50=$(sed -n 's/.*fetch_p50_ms=\([0-9.]*\).*/\1/p' /tmp/tracekeeper-fetch.out)
 fetch_p99=$(sed -n 's/.*fetch_p99_ms=\([0-9.]*\).*/\1/p' /tmp/tracekeeper-fetch.out)
 kill "$pid"; wait "$pid" || true
-"$bin" compact --data-dir "$data" 2>&1 | grep -v ' INFO ' || echo "(this binary cannot compact)"
+"$bin" compact --data-dir "$data" 2>&1 | grep -v ' INFO ' \
+  || echo "(tracekeeper compact failed, or this binary has none: the next figure is not compacted)"
 compacted_bytes=$(disk)
 echo "after tracekeeper compact: disk_bytes=$compacted_bytes bytes_per_span=$((compacted_bytes / stored))"
 echo "SUMMARY bench=ingest sync=$sync_mode preloaded_spans=$preload spans_per_sec=$rate server_cpu_percent=$cpu" \
