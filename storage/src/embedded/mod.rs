@@ -253,11 +253,7 @@ impl EmbeddedStore {
     /// ingest into other buckets (and this one) carries on meanwhile.
     pub fn compact_bucket_at(&self, time_ns: u64) -> Result<(), StorageError> {
         let bucket = self.inner.bucket(time_ns / self.inner.bucket_width_ns)?;
-        for part in bucket.parts() {
-            part.rows.rotate_memtable_and_wait().map_err(io)?;
-            part.rows.major_compact().map_err(io)?;
-        }
-        Ok(())
+        bucket.parts().iter().try_for_each(parts::compact)
     }
 
     /// Bytes on disk of the bucket holding `time_ns` (0 if it does not exist).

@@ -205,6 +205,18 @@ pub(super) fn settle(part: &Part) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Compacts a part's rows into one sorted run, now, on this thread. fjall deletes the
+/// replaced tables only once no version of the keyspace refers to them, and it drops
+/// superseded versions only at the keyspace's next flush or compaction: so the part
+/// is settled (see [`settle`]) and flushed once more, or a whole bucket's compaction
+/// would keep every replaced table on disk until the process exits.
+pub(super) fn compact(part: &Part) -> Result<(), StorageError> {
+    part.rows.rotate_memtable_and_wait().map_err(io)?;
+    part.rows.major_compact().map_err(io)?;
+    part.rows.insert(SETTLE_KEY, []).map_err(io)?;
+    part.rows.rotate_memtable_and_wait().map_err(io)
+}
+
 /// Opens every bucket whose keyspaces are in `db`.
 pub(super) fn open_buckets(db: &Database) -> Result<BTreeMap<u64, Bucket>, StorageError> {
     /// A bucket's layout (once its rows are seen), its parts' rows and trace marks.
@@ -355,6 +367,43 @@ mod tests {
         assert!(part.rows.tree.version_memtable_size_sum() <= 1_000, "{}", part.rows.tree.version_memtable_size_sum());
         let rows: Vec<KvPair> = Bucket::new(Layout::IdFirst, vec![part]).prefix("S").map(Result::unwrap).collect();
         assert_eq!(rows.len(), 20_000, "the settle row is not read as a span");
+    }
+
+    /// Bytes of every file under `dir`.
+    fn bytes_under(dir: &std::path::Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                if meta.is_dir() {
+                    bytes_under(&entry.path())
+                } else {
+                    meta.len()
+                }
+            })
+            .sum()
+    }
+
+    /// Compacting a part leaves on disk only the tables it wrote, not the ones it
+    /// replaced: `tracekeeper compact` must not need twice a bucket's size free.
+    #[test]
+    fn compacting_a_part_deletes_the_tables_it_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = fjall::Database::builder(dir.path()).open().unwrap();
+        let part = create_part(&db, 1, Layout::IdFirst, 0).unwrap();
+        for flush in 0..4u8 {
+            for i in 0..5_000u32 {
+                part.rows.insert([b"S".as_slice(), &[flush], &i.to_be_bytes()].concat(), [flush; 100]).unwrap();
+            }
+            part.rows.rotate_memtable_and_wait().unwrap();
+        }
+        let before = part.rows.disk_space();
+        compact(&part).unwrap();
+        let on_disk = bytes_under(&dir.path().join("keyspaces"));
+        assert!(on_disk < before + before / 2, "{on_disk} bytes on disk after compacting {before}");
+        let rows: Vec<KvPair> = Bucket::new(Layout::IdFirst, vec![part]).prefix("S").map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 20_000);
     }
 
     #[test]
