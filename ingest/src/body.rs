@@ -86,8 +86,14 @@ pub struct RequestBody {
 }
 
 impl RequestBody {
-    pub async fn read(state: &crate::IngestState, headers: &HeaderMap, body: Body) -> Result<Self, IngestError> {
-        let tenant = state.tenant(headers.get(tracekeeper_model::TENANT_HEADER).map(|v| v.as_bytes()))?;
+    /// `tenant`: what the request names ([`tracekeeper_serve::requested_tenant`]).
+    pub async fn read(
+        state: &crate::IngestState,
+        headers: &HeaderMap,
+        tenant: Option<&[u8]>,
+        body: Body,
+    ) -> Result<Self, IngestError> {
+        let tenant = state.tenant(tenant)?;
         let compression = content_encoding(headers)?;
         let limit = state.limits.max_body_bytes;
         let raw = read_limited(body, limit).await?;

@@ -206,12 +206,13 @@ mod tests {
         assert!(bomb.len() < 1024, "{} bytes on the wire", bomb.len());
         let mut headers = axum::http::HeaderMap::new();
         headers.insert(axum::http::header::CONTENT_ENCODING, "gzip".parse().unwrap());
-        let first = body::RequestBody::read(&state, &headers, axum::body::Body::from(bomb.clone())).await.unwrap();
+        let first =
+            body::RequestBody::read(&state, &headers, None, axum::body::Body::from(bomb.clone())).await.unwrap();
         assert_eq!(first.bytes.len(), 200 << 10);
-        let second = body::RequestBody::read(&state, &headers, axum::body::Body::from(bomb.clone())).await;
+        let second = body::RequestBody::read(&state, &headers, None, axum::body::Body::from(bomb.clone())).await;
         assert!(matches!(second, Err(IngestError::Overloaded)), "the second expansion does not fit");
         drop(first);
-        let third = body::RequestBody::read(&state, &headers, axum::body::Body::from(bomb)).await;
+        let third = body::RequestBody::read(&state, &headers, None, axum::body::Body::from(bomb)).await;
         assert!(third.is_ok(), "room comes back with the first request");
     }
 }

@@ -39,6 +39,9 @@ pub struct OtlpGrpc {
 }
 
 /// The gRPC service, ready to add to a tonic server.
+/// What the OTLP/gRPC service needs: `write` (errors are gRPC statuses).
+pub const ACCESS: tracekeeper_serve::Declared = tracekeeper_serve::Declared::write(tracekeeper_serve::Shape::Text);
+
 pub fn service(state: IngestState) -> OtlpGrpcService {
     let max_decoding = state.limits.max_body_bytes;
     OtlpGrpcService { inner: Arc::new(OtlpGrpc { state }), max_decoding }
@@ -145,7 +148,12 @@ impl TraceService for OtlpGrpc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let tenant = self.state.tenant(request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()))?;
+        // As `tracekeeper_serve::requested_tenant`, over gRPC metadata.
+        let named = match tracekeeper_serve::access::granted_tenant(request.extensions()) {
+            Some(granted) => Some(granted.as_bytes()),
+            None => request.metadata().get(TENANT_HEADER).map(|v| v.as_bytes()),
+        };
+        let tenant = self.state.tenant(named)?;
         let request = request.into_inner();
         let size = request.encoded_len();
         let _permit = self.state.reserve(size)?;

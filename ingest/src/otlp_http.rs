@@ -2,10 +2,8 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -16,9 +14,11 @@ use tracekeeper_model::otlp_json;
 use crate::body::RequestBody;
 use crate::error::IngestError;
 use crate::IngestState;
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
 
-pub fn router(state: IngestState) -> Router {
-    Router::new().route("/v1/traces", post(export)).with_state(state)
+/// `POST /v1/traces`: needs `write`, and answers errors as OTLP's `Status`.
+pub fn router(state: IngestState) -> Routes {
+    Group::new(Declared::write(Shape::OTLP)).post("/v1/traces", export).with_state(state)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -37,12 +37,13 @@ fn request_encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
     }
 }
 
-async fn export(State(state): State<IngestState>, headers: HeaderMap, body: Body) -> Response {
+async fn export(State(state): State<IngestState>, extensions: Extensions, headers: HeaderMap, body: Body) -> Response {
     let encoding = match request_encoding(&headers) {
         Ok(encoding) => encoding,
         Err(e) => return e.into_otlp_response(false),
     };
-    match handle(&state, &headers, body, encoding).await {
+    let tenant = tracekeeper_serve::requested_tenant(&extensions, &headers);
+    match handle(&state, &headers, tenant, body, encoding).await {
         Ok(response) => response,
         Err(e) => e.into_otlp_response(encoding == Encoding::Json),
     }
@@ -51,10 +52,11 @@ async fn export(State(state): State<IngestState>, headers: HeaderMap, body: Body
 async fn handle(
     state: &IngestState,
     headers: &HeaderMap,
+    tenant: Option<&[u8]>,
     body: Body,
     encoding: Encoding,
 ) -> Result<Response, IngestError> {
-    let RequestBody { tenant, bytes, _permit } = RequestBody::read(state, headers, body).await?;
+    let RequestBody { tenant, bytes, _permit } = RequestBody::read(state, headers, tenant, body).await?;
     let size = bytes.len();
     let (decoded, warning) = match encoding {
         Encoding::Protobuf => {

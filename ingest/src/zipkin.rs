@@ -2,22 +2,23 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use tracekeeper_model::otlp::summarize_rejections;
 
 use crate::body::RequestBody;
 use crate::error::IngestError;
 use crate::IngestState;
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
 
-pub fn router(state: IngestState) -> Router {
-    Router::new().route("/api/v2/spans", post(spans)).with_state(state)
+/// `POST /api/v2/spans`: needs `write`; errors are plain text, as Zipkin's are.
+pub fn router(state: IngestState) -> Routes {
+    Group::new(Declared::write(Shape::Text)).post("/api/v2/spans", spans).with_state(state)
 }
 
-async fn spans(State(state): State<IngestState>, headers: HeaderMap, body: Body) -> Response {
-    match handle(&state, &headers, body).await {
+async fn spans(State(state): State<IngestState>, extensions: Extensions, headers: HeaderMap, body: Body) -> Response {
+    let tenant = tracekeeper_serve::requested_tenant(&extensions, &headers);
+    match handle(&state, &headers, tenant, body).await {
         Ok(rejected) => match summarize_rejections(&rejected) {
             // Zipkin has no partial success: the valid spans are stored, and the
             // client is told which were not.
@@ -28,7 +29,12 @@ async fn spans(State(state): State<IngestState>, headers: HeaderMap, body: Body)
     }
 }
 
-async fn handle(state: &IngestState, headers: &HeaderMap, body: Body) -> Result<Vec<String>, IngestError> {
+async fn handle(
+    state: &IngestState,
+    headers: &HeaderMap,
+    tenant: Option<&[u8]>,
+    body: Body,
+) -> Result<Vec<String>, IngestError> {
     let content_type =
         headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     if !content_type.trim().to_ascii_lowercase().starts_with("application/json") {
@@ -36,7 +42,7 @@ async fn handle(state: &IngestState, headers: &HeaderMap, body: Body) -> Result<
             "{content_type} (this receiver takes Zipkin v2 JSON: application/json)"
         )));
     }
-    let RequestBody { tenant, bytes, _permit } = RequestBody::read(state, headers, body).await?;
+    let RequestBody { tenant, bytes, _permit } = RequestBody::read(state, headers, tenant, body).await?;
     let decoded = tracekeeper_model::zipkin::decode(&bytes)
         .map_err(|e| IngestError::BadBody(format!("invalid Zipkin v2 JSON (expected a list of spans): {e}")))?;
     state.deliver("zipkin", &tenant, decoded, bytes.len()).await

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use tracekeeper_model::{jaeger, SpanKind, TraceId};
 use tracekeeper_storage::IndexTerm;
@@ -19,20 +18,21 @@ use crate::params::Params;
 use crate::predicate::SpanPredicate;
 use crate::QueryState;
 use crate::Tenant;
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
 
 const DEFAULT_LOOKBACK_NS: u64 = 2 * 86_400_000_000_000;
 const DEFAULT_DEPENDENCY_LOOKBACK_MS: u64 = 86_400_000;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 
-pub fn router(state: Arc<QueryState>) -> Router {
-    Router::new()
-        .route("/api/services", get(services))
-        .route("/api/services/{service}/operations", get(service_operations))
-        .route("/api/operations", get(operations))
-        .route("/api/traces", get(find_traces))
-        .route("/api/traces/{trace_id}", get(get_trace))
-        .route("/api/dependencies", get(dependencies))
+pub fn router(state: Arc<QueryState>) -> Routes {
+    Group::new(Declared::read(Shape::Jaeger))
+        .get("/api/services", services)
+        .get("/api/services/{service}/operations", service_operations)
+        .get("/api/operations", operations)
+        .get("/api/traces", find_traces)
+        .get("/api/traces/{trace_id}", get_trace)
+        .get("/api/dependencies", dependencies)
         .with_state(state)
 }
 

@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use tracekeeper_model::SpanKind;
 use tracekeeper_storage::red::{RedCell, DURATION_BOUNDS_MS, MINUTE_NS};
@@ -22,6 +21,7 @@ use tracekeeper_storage::red::{RedCell, DURATION_BOUNDS_MS, MINUTE_NS};
 use crate::error::{JaegerResult, QueryError};
 use crate::params::Params;
 use crate::{QueryState, Tenant};
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
 
 const MS: u64 = 1_000_000;
 /// The cells' resolution, which is the smallest step worth asking for.
@@ -31,12 +31,12 @@ const DEFAULT_RATE_PER_MS: u64 = 600_000;
 /// As Prometheus: no answer of more points than this per series.
 const MAX_POINTS: u64 = 11_000;
 
-pub fn router(state: Arc<QueryState>) -> Router {
-    Router::new()
-        .route("/api/metrics/calls", get(calls))
-        .route("/api/metrics/errors", get(errors))
-        .route("/api/metrics/latencies", get(latencies))
-        .route("/api/metrics/minstep", get(minstep))
+pub fn router(state: Arc<QueryState>) -> Routes {
+    Group::new(Declared::read(Shape::Jaeger))
+        .get("/api/metrics/calls", calls)
+        .get("/api/metrics/errors", errors)
+        .get("/api/metrics/latencies", latencies)
+        .get("/api/metrics/minstep", minstep)
         .with_state(state)
 }
 

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 use tracekeeper_model::otlp_json::encode_traces_data;
@@ -21,6 +20,7 @@ use crate::params::Params;
 use crate::predicate::SpanPredicate;
 use crate::QueryState;
 use crate::Tenant;
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
 
 const DEFAULT_SEARCH_DEPTH: usize = 100;
 
@@ -37,13 +37,13 @@ const ATTRIBUTES: &[&str] = &["query.attributes"];
 const SPAN_KIND: &[&str] = &["spanKind", "span_kind"];
 const MAX_SEARCH_DEPTH: usize = 10_000;
 
-pub fn router(state: Arc<QueryState>) -> Router {
-    Router::new()
-        .route("/api/v3/services", get(services))
-        .route("/api/v3/operations", get(operations))
-        .route("/api/v3/traces", get(find_traces))
-        .route("/api/v3/traces/{trace_id}", get(get_trace))
-        .route("/api/v3/trace-summaries", get(trace_summaries))
+pub fn router(state: Arc<QueryState>) -> Routes {
+    Group::new(Declared::read(Shape::JaegerV3))
+        .get("/api/v3/services", services)
+        .get("/api/v3/operations", operations)
+        .get("/api/v3/traces", find_traces)
+        .get("/api/v3/traces/{trace_id}", get_trace)
+        .get("/api/v3/trace-summaries", trace_summaries)
         .with_state(state)
 }
 

@@ -34,9 +34,8 @@ pub mod testing;
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
-use axum::Router;
-use tracekeeper_model::{Tenancy, TENANT_HEADER};
+use tracekeeper_model::Tenancy;
+use tracekeeper_serve::Routes;
 use tracekeeper_storage::{RedCell, RedStore};
 
 pub use engine::{QueryEngine, TraceQuery, TraceSummary};
@@ -77,8 +76,9 @@ impl QueryState {
 
     /// The request's tenant, holding one of its query slots for as long as the handler
     /// keeps the answer. Handlers take it as the [`Tenant`] extractor.
-    fn tenant(&self, headers: &HeaderMap) -> Result<tenant_gate::TenantSlot, QueryError> {
-        let tenant = self.tenancy.resolve(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))?;
+    fn tenant(&self, parts: &axum::http::request::Parts) -> Result<tenant_gate::TenantSlot, QueryError> {
+        let named = tracekeeper_serve::requested_tenant(&parts.extensions, &parts.headers);
+        let tenant = self.tenancy.resolve(named)?;
         self.tenant_gate.enter(tenant)
     }
 
@@ -95,7 +95,7 @@ impl QueryState {
 }
 
 /// The tenant a request acts for, as the serving layer let it through (with auth on,
-/// only a tenant the credentials allow gets here), holding one of that tenant's query
+/// the tenant its credentials were granted), holding one of that tenant's query
 /// slots until the handler is done. The only place handlers learn their tenant from.
 pub struct Tenant(tenant_gate::TenantSlot);
 
@@ -114,14 +114,15 @@ impl axum::extract::FromRequestParts<Arc<QueryState>> for Tenant {
         parts: &mut axum::http::request::Parts,
         state: &Arc<QueryState>,
     ) -> Result<Self, Self::Rejection> {
-        state.tenant(&parts.headers).map(Tenant).map_err(|e| {
-            e.into_shaped_response(tracekeeper_serve::shapes::shape_for("query", parts.uri.path(), &parts.headers))
-        })
+        state
+            .tenant(parts)
+            .map(Tenant)
+            .map_err(|e| e.into_shaped_response(tracekeeper_serve::shape_of(&parts.extensions)))
     }
 }
 
-/// Every query API on one router.
-pub fn router(state: Arc<QueryState>) -> Router {
+/// Every query API, each needing `read` and answering errors in its own API's shape.
+pub fn router(state: Arc<QueryState>) -> Routes {
     jaeger_api::router(state.clone())
         .merge(jaeger_v3::router(state.clone()))
         .merge(zipkin_api::router(state.clone()))

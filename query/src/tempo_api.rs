@@ -13,8 +13,7 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 use tracekeeper_model::otlp::{to_resource_spans, value_to_proto};
 use tracekeeper_model::otlp_json::encode_traces_data;
@@ -29,6 +28,7 @@ use crate::predicate::SpanPredicate;
 use crate::traceql::{self, Field, TraceView};
 use crate::QueryState;
 use crate::Tenant;
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
 
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 10_000;
@@ -40,16 +40,16 @@ const LISTING_TRACES: usize = 1_000;
 const INTRINSICS: [&str; 8] =
     ["duration", "kind", "name", "rootName", "rootServiceName", "status", "statusMessage", "traceDuration"];
 
-pub fn router(state: Arc<QueryState>) -> Router {
-    Router::new()
-        .route("/api/echo", get(|| async { "echo" }))
-        .route("/api/status/buildinfo", get(buildinfo))
-        .route("/api/v2/traces/{trace_id}", get(trace_v2))
-        .route("/api/search", get(search))
-        .route("/api/search/tags", get(tags))
-        .route("/api/v2/search/tags", get(tags_v2))
-        .route("/api/search/tag/{tag}/values", get(tag_values))
-        .route("/api/v2/search/tag/{tag}/values", get(tag_values_v2))
+pub fn router(state: Arc<QueryState>) -> Routes {
+    Group::new(Declared::read(Shape::Text))
+        .get("/api/echo", || async { "echo" })
+        .get("/api/status/buildinfo", buildinfo)
+        .get("/api/v2/traces/{trace_id}", trace_v2)
+        .get("/api/search", search)
+        .get("/api/search/tags", tags)
+        .get("/api/v2/search/tags", tags_v2)
+        .get("/api/search/tag/{tag}/values", tag_values)
+        .get("/api/v2/search/tag/{tag}/values", tag_values_v2)
         .with_state(state)
 }
 

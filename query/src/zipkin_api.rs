@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use tracekeeper_model::zipkin::{to_zipkin, ZipkinSpan};
 use tracekeeper_model::{Span, TraceId};
 use tracekeeper_storage::IndexTerm;
@@ -20,6 +19,7 @@ use crate::params::Params;
 use crate::predicate::SpanPredicate;
 use crate::QueryState;
 use crate::Tenant;
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
 
 /// Zipkin's `QUERY_LOOKBACK` default: one day, in ms.
 const DEFAULT_LOOKBACK_MS: u64 = 86_400_000;
@@ -29,17 +29,17 @@ const MAX_LIMIT: usize = 10_000;
 const LISTING_TRACES: usize = 1_000;
 const PEER_SERVICE: &str = "peer.service";
 
-pub fn router(state: Arc<QueryState>) -> Router {
-    Router::new()
-        .route("/api/v2/services", get(services))
-        .route("/api/v2/spans", get(span_names))
-        .route("/api/v2/remoteServices", get(remote_services))
-        .route("/api/v2/traces", get(traces))
-        .route("/api/v2/trace/{trace_id}", get(trace))
-        .route("/api/v2/traceMany", get(trace_many))
-        .route("/api/v2/dependencies", get(dependencies))
-        .route("/api/v2/autocompleteKeys", get(autocomplete_keys))
-        .route("/api/v2/autocompleteValues", get(autocomplete_values))
+pub fn router(state: Arc<QueryState>) -> Routes {
+    Group::new(Declared::read(Shape::Text))
+        .get("/api/v2/services", services)
+        .get("/api/v2/spans", span_names)
+        .get("/api/v2/remoteServices", remote_services)
+        .get("/api/v2/traces", traces)
+        .get("/api/v2/trace/{trace_id}", trace)
+        .get("/api/v2/traceMany", trace_many)
+        .get("/api/v2/dependencies", dependencies)
+        .get("/api/v2/autocompleteKeys", autocomplete_keys)
+        .get("/api/v2/autocompleteValues", autocomplete_values)
         .with_state(state)
 }
 

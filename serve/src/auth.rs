@@ -25,10 +25,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap};
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::access::Grant;
 use crate::reloading::Reloading;
 
 /// The header that names the tenant (Tempo's and Grafana's convention).
@@ -43,13 +44,6 @@ pub enum Scope {
     Read,
     /// Status, retention and metrics.
     Admin,
-}
-
-/// What a request needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Public,
-    Needs(Scope),
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,23 +124,10 @@ fn parse_hash(text: &str, what: &str) -> Result<[u8; 32], String> {
     bytes.try_into().map_err(|_| format!("{what}: a SHA-256 hash is 64 hexadecimal characters"))
 }
 
-/// Seconds since the Unix epoch of a TOML date-time with an offset.
+/// Seconds since the Unix epoch of a TOML date-time with an offset (RFC 3339 in its
+/// text form); `None` for a local date or time, which names no instant.
 fn unix_seconds(at: &toml::value::Datetime) -> Option<i64> {
-    let (date, time, offset) = (at.date?, at.time?, at.offset?);
-    let (y, m, d) = (i64::from(date.year), i64::from(date.month), i64::from(date.day));
-    // Days from 1970-01-01 to the date (Howard Hinnant's days_from_civil).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    let offset_minutes = match offset {
-        toml::value::Offset::Z => 0,
-        toml::value::Offset::Custom { minutes } => i64::from(minutes),
-    };
-    let seconds = i64::from(time.hour) * 3600 + i64::from(time.minute) * 60 + i64::from(time.second);
-    Some(days * 86_400 + seconds - offset_minutes * 60)
+    chrono::DateTime::parse_from_rfc3339(&at.to_string()).ok().map(|at| at.timestamp())
 }
 
 fn principal(
@@ -261,9 +242,10 @@ impl Authenticator {
     }
 
     /// Checks a request's credentials, scope and tenant. With multi-tenancy on, a read
-    /// or write request's tenant header must name a tenant the credentials allow; when it is missing and
-    /// they allow exactly one, that one is filled in, so handlers see it.
-    pub fn authorize(&self, headers: &mut HeaderMap, needs: Scope) -> Result<Principal, Refused> {
+    /// or write request must act for a tenant the credentials allow: the one its
+    /// `X-Scope-OrgID` names or, when it names none and they allow exactly one, that one.
+    /// The request itself is left as it came; handlers read the tenant from the grant.
+    pub fn authorize(&self, headers: &HeaderMap, needs: Scope) -> Result<Grant, Refused> {
         let who = self.identify(headers)?;
         if !who.scopes.contains(&needs) {
             return Err(Refused::Forbidden(
@@ -272,48 +254,26 @@ impl Authenticator {
         }
         // Admin endpoints (status, retention, metrics) span tenants by nature.
         if !self.multi_tenant || needs == Scope::Admin {
-            return Ok(who);
+            return Ok(Grant { name: who.name, tenant: None });
         }
-        match headers.get(TENANT_HEADER).map(|v| v.to_str().map(str::to_string)) {
+        let tenant = match headers.get(TENANT_HEADER).map(|v| v.to_str().map(str::to_string)) {
             Some(Ok(tenant)) => {
                 if who.tenants.as_ref().is_some_and(|allowed| !allowed.contains(&tenant)) {
                     return Err(Refused::Forbidden(format!("these credentials may not act for tenant {tenant:?}")));
                 }
+                tenant
             }
             Some(Err(_)) => return Err(Refused::Forbidden("the X-Scope-OrgID header is not text".into())),
             None => match who.tenants.as_ref().filter(|t| t.len() == 1).and_then(|t| t.iter().next()) {
-                Some(only) => {
-                    if let Ok(value) = HeaderValue::from_str(only) {
-                        headers.insert(TENANT_HEADER, value);
-                    }
-                }
+                Some(only) => only.clone(),
                 None => {
                     return Err(Refused::Forbidden(
                         "these credentials allow several tenants: name one in X-Scope-OrgID".into(),
                     ))
                 }
             },
-        }
-        Ok(who)
-    }
-}
-
-/// What a path on a listener needs. Probes (`/ready`) are public everywhere; `/metrics`
-/// and the status and retention APIs need `admin`; span receivers need `write`; the
-/// query APIs need `read`; the web UI's page and files are public (they hold no data,
-/// and the page asks for a token before it calls an API).
-pub fn access_for(listener: &str, path: &str) -> Access {
-    if path.ends_with("/ready") {
-        return Access::Public;
-    }
-    if path.ends_with("/metrics") || path.contains("/api/status") || path.contains("/api/retention") {
-        return Access::Needs(Scope::Admin);
-    }
-    match listener {
-        "otlp-http" | "otlp-grpc" | "zipkin" => Access::Needs(Scope::Write),
-        "query" if path.contains("/api/") || path.ends_with("/api") => Access::Needs(Scope::Read),
-        "query" => Access::Public,
-        _ => Access::Needs(Scope::Admin),
+        };
+        Ok(Grant { name: who.name, tenant: Some(tenant) })
     }
 }
 

@@ -1,8 +1,10 @@
 //! The request layer every listener of every role goes through, HTTP and gRPC alike:
 //! a request span in the logs, per-route metrics (rate, errors, duration as a
-//! histogram), a concurrency limit, a timeout, and a panic caught as a 500 for that
-//! request alone. Refusals are written in the listener's protocol: an HTTP status with
-//! the route's error body ([`crate::shapes`]), or a trailers-only gRPC status.
+//! histogram), a timeout, and a panic caught as a 500 for that request alone. It hands
+//! the listener's context (credentials, concurrency limit) to the route layer
+//! ([`crate::access::Guarded`]), which checks them once the route is known. Refusals
+//! are written in the listener's protocol: an HTTP status with the route's error body
+//! ([`crate::shapes`]), or a trailers-only gRPC status.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -18,7 +20,8 @@ use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use crate::auth::{access_for, Access, Authenticator, Refused};
+use crate::access::ShapeSlot;
+use crate::auth::{Authenticator, Refused};
 use crate::shapes::Shape;
 
 /// Histogram of request durations, seconds, labelled by listener and route.
@@ -39,7 +42,7 @@ pub enum Protocol {
 }
 
 #[derive(Debug, Clone)]
-enum Refusal {
+pub(crate) enum Refusal {
     Overloaded,
     TimedOut,
     Panicked,
@@ -75,15 +78,16 @@ pub struct Limits {
 
 #[derive(Clone)]
 pub struct ServingLayer {
-    shared: Arc<Shared>,
+    shared: Arc<Listener>,
 }
 
-struct Shared {
-    listener: &'static str,
+/// One listener's context, handed to the route layer in each request's extensions.
+pub(crate) struct Listener {
+    name: &'static str,
     protocol: Protocol,
     limits: Limits,
-    in_flight: Arc<Semaphore>,
-    auth: Option<Arc<Authenticator>>,
+    pub(crate) in_flight: Arc<Semaphore>,
+    pub(crate) auth: Option<Arc<Authenticator>>,
 }
 
 impl ServingLayer {
@@ -95,7 +99,7 @@ impl ServingLayer {
         for reason in REFUSAL_REASONS {
             metrics::counter!(REFUSED, "listener" => listener, "reason" => reason).increment(0);
         }
-        Self { shared: Arc::new(Shared { listener, protocol, limits, in_flight, auth }) }
+        Self { shared: Arc::new(Listener { name: listener, protocol, limits, in_flight, auth }) }
     }
 }
 
@@ -110,7 +114,7 @@ impl<S> Layer<S> for ServingLayer {
 #[derive(Clone)]
 pub struct Serving<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Arc<Listener>,
 }
 
 /// The label for a request's route: the router's pattern where there is one, the gRPC
@@ -131,8 +135,18 @@ const REFUSAL_REASONS: [&str; 5] = ["unauthenticated", "forbidden", "overloaded"
 
 const GRPC_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-impl Shared {
-    fn refuse<RB: RefusalBody>(&self, refusal: Refusal, shape: Shape) -> Response<RB> {
+/// The answer of a route that needs credentials, reached without the serving layer.
+pub(crate) fn unguarded_refusal<RB: RefusalBody>(shape: Shape) -> Response<RB> {
+    let status = StatusCode::INTERNAL_SERVER_ERROR;
+    let (content_type, bytes) = crate::shapes::body(shape, status, 13, "internal error while serving this request");
+    let mut response = Response::new(RB::from_bytes(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    response
+}
+
+impl Listener {
+    pub(crate) fn refuse<RB: RefusalBody>(&self, refusal: Refusal, shape: Shape) -> Response<RB> {
         let (reason, status, grpc_code, message) = match &refusal {
             Refusal::Auth(Refused::Unauthenticated(why)) => {
                 ("unauthenticated", StatusCode::UNAUTHORIZED, "16", why.to_string())
@@ -144,7 +158,7 @@ impl Shared {
                 "14",
                 format!(
                     "tracekeeper is at its limit of {} requests at once on the {} listener; retry shortly",
-                    self.limits.max_concurrent_requests, self.listener
+                    self.limits.max_concurrent_requests, self.name
                 ),
             ),
             Refusal::TimedOut => (
@@ -160,7 +174,7 @@ impl Shared {
                 "internal error while serving this request".to_string(),
             ),
         };
-        metrics::counter!(REFUSED, "listener" => self.listener, "reason" => reason).increment(1);
+        metrics::counter!(REFUSED, "listener" => self.name, "reason" => reason).increment(1);
         let mut response = match self.protocol {
             Protocol::Http => {
                 let code = grpc_code.parse().unwrap_or(2);
@@ -196,27 +210,26 @@ impl Shared {
     }
 }
 
-impl Shared {
-    /// The answer to one request: refused by auth or by the concurrency limit, or the
-    /// handler's, bounded by the timeout and with a panic turned into a 500.
-    async fn answer<S, B, RB>(&self, inner: &mut S, mut request: Request<B>) -> Result<Response<RB>, S::Error>
+impl Listener {
+    /// The answer to one request: the handler's (its route layer checks credentials and
+    /// the concurrency limit), bounded by the timeout and with a panic turned into a 500.
+    async fn answer<S, B, RB>(
+        self: &Arc<Self>,
+        inner: &mut S,
+        mut request: Request<B>,
+    ) -> Result<Response<RB>, S::Error>
     where
         S: Service<Request<B>, Response = Response<RB>>,
         RB: RefusalBody,
     {
-        let shape = crate::shapes::shape_for(self.listener, request.uri().path(), request.headers());
-        if let (Some(auth), Access::Needs(scope)) = (&self.auth, access_for(self.listener, request.uri().path())) {
-            if let Err(refused) = auth.authorize(request.headers_mut(), scope) {
-                tracing::info!(?refused, "refused");
-                return Ok(self.refuse(Refusal::Auth(refused), shape));
-            }
-        }
-        let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
-            tracing::warn!("refused: too many requests at once");
-            return Ok(self.refuse(Refusal::Overloaded, shape));
-        };
+        let slot = ShapeSlot::default();
+        request.extensions_mut().insert(slot.clone());
+        request.extensions_mut().insert(self.clone());
         let call = AssertUnwindSafe(inner.call(request)).catch_unwind();
-        Ok(match tokio::time::timeout(self.limits.request_timeout, call).await {
+        let outcome = tokio::time::timeout(self.limits.request_timeout, call).await;
+        // The route layer recorded the route's shape; outside any route, plain text.
+        let shape = slot.0.get().copied().unwrap_or(Shape::Text);
+        Ok(match outcome {
             Ok(Ok(result)) => result?,
             Ok(Err(panic)) => {
                 let what = panic
@@ -258,16 +271,16 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let route = route_of(&request, shared.protocol);
         let method = request.method().to_string();
-        let span = tracing::info_span!("request", listener = shared.listener, %method, %route);
+        let span = tracing::info_span!("request", listener = shared.name, %method, %route);
         Box::pin(
             async move {
                 let started = Instant::now();
                 let response = shared.answer(&mut inner, request).await?;
                 let status = grpc_or_http_status(&response, shared.protocol);
                 let elapsed = started.elapsed();
-                metrics::histogram!(REQUEST_DURATION, "listener" => shared.listener, "route" => route.clone())
+                metrics::histogram!(REQUEST_DURATION, "listener" => shared.name, "route" => route.clone())
                     .record(elapsed.as_secs_f64());
-                metrics::counter!(REQUESTS, "listener" => shared.listener, "route" => route, "method" => method, "status" => status.clone())
+                metrics::counter!(REQUESTS, "listener" => shared.name, "route" => route, "method" => method, "status" => status.clone())
                     .increment(1);
                 tracing::debug!(%status, elapsed_ms = elapsed.as_millis() as u64, "served");
                 Ok(response)

@@ -3,7 +3,8 @@
 //!
 //! 1. TLS (rustls) when configured, with optional client certificates, reloaded when
 //!    the files change ([`tls`]);
-//! 2. authentication and the tenant, from a tokens file ([`auth`]);
+//! 2. authentication and the tenant, from a tokens file ([`auth`]), as each route
+//!    declares it needs ([`access`]);
 //! 3. a request timeout;
 //! 4. a concurrency limit per listener;
 //! 5. request metrics per route: a counter by status and a duration histogram;
@@ -13,6 +14,7 @@
 //! Refusals (credentials, overload, timeout, panic) are written in the listener's
 //! protocol, in each route's error shape ([`shapes`]).
 
+pub mod access;
 pub mod auth;
 mod http_server;
 pub mod layer;
@@ -24,12 +26,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+pub use access::{requested_tenant, shape_of, Access, Declared, Grant, Group, RouteEntry, Routes};
 pub use auth::{Authenticator, Scope};
 pub use layer::{Limits, Protocol, ServingLayer, DURATION_BUCKETS, REQUEST_DURATION};
+pub use shapes::Shape;
 pub use tls::{TlsError, TlsFiles, TlsSource};
 
 /// How every listener of a process serves.
@@ -116,15 +119,15 @@ impl ServingConfig {
 }
 
 impl Prepared {
-    /// Serves `router` behind the serving layer until `shutdown`, then lets requests
-    /// in flight finish.
+    /// Serves `routes` behind the serving layer until `shutdown`, then lets requests
+    /// in flight finish. Only declared routes are served ([`Routes`]).
     pub async fn serve_http(
         self,
-        router: Router,
+        routes: Routes,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let limits = self.limits.clone();
-        let app = router.layer(ServingLayer::new(self.name, Protocol::Http, self.limits, self.auth));
+        let app = routes.into_router().layer(ServingLayer::new(self.name, Protocol::Http, self.limits, self.auth));
         match self.socket {
             Socket::Plain(tcp) => {
                 use axum::serve::ListenerExt;
@@ -140,10 +143,11 @@ impl Prepared {
         Ok(())
     }
 
-    /// Serves a tonic service behind the same layer.
+    /// Serves a tonic service behind the same layer, every method needing `declared`.
     pub async fn serve_grpc<S>(
         self,
         service: S,
+        declared: Declared,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError>
     where
@@ -159,9 +163,10 @@ impl Prepared {
         S::Future: Send + 'static,
     {
         let name = self.name;
-        let server = tonic::transport::Server::builder()
+        let layers = tower::ServiceBuilder::new()
             .layer(ServingLayer::new(name, Protocol::Grpc, self.limits, self.auth))
-            .add_service(service);
+            .layer(declared);
+        let server = tonic::transport::Server::builder().layer(layers).add_service(service);
         let result = match self.socket {
             Socket::Plain(tcp) => server.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), shutdown).await,
             Socket::Tls(tls) => server.serve_with_incoming_shutdown(tls.into_stream(), shutdown).await,

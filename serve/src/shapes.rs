@@ -1,6 +1,7 @@
 //! The error bodies of every protocol tracekeeper speaks, written in one place: the
 //! serving layer's refusals and the handlers' errors both come here, so a client reads
-//! the same shape whichever of them answered.
+//! the same shape whichever of them answered. Each group of routes declares its shape
+//! ([`crate::access::Declared`]).
 //!
 //! | where | shape |
 //! |---|---|
@@ -35,29 +36,20 @@ pub struct RpcStatus {
     pub message: String,
 }
 
-/// The shape of errors on `path` of `listener`, given the request's headers.
-pub fn shape_for(listener: &str, path: &str, request: &HeaderMap) -> Shape {
-    match listener {
-        "otlp-http" => {
-            let content_type = request.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            Shape::Otlp { json: content_type.contains("json") }
-        }
-        "query" => query_shape(path),
-        _ => Shape::Text,
-    }
-}
+impl Shape {
+    /// OTLP's status, as routes declare it: written in the request's encoding.
+    pub const OTLP: Shape = Shape::Otlp { json: false };
 
-/// The query listener serves four APIs side by side; each keeps its own error shape.
-fn query_shape(path: &str) -> Shape {
-    let Some(at) = path.find("/api/") else { return Shape::Text };
-    let api = &path[at..];
-    let tempo = ["/api/echo", "/api/search", "/api/v2/search", "/api/status/buildinfo", "/api/v2/traces/"];
-    if api.starts_with("/api/v3/") {
-        Shape::JaegerV3
-    } else if api.starts_with("/api/v2/") || tempo.iter().any(|p| api.starts_with(p)) {
-        Shape::Text
-    } else {
-        Shape::Jaeger
+    /// The declared shape as written for one request: OTLP answers JSON to a JSON
+    /// request and protobuf otherwise.
+    pub fn resolve(self, request: &HeaderMap) -> Shape {
+        match self {
+            Shape::Otlp { .. } => {
+                let content_type = request.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+                Shape::Otlp { json: content_type.contains("json") }
+            }
+            other => other,
+        }
     }
 }
 
@@ -102,30 +94,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_api_on_the_query_listener_keeps_its_shape() {
-        let none = HeaderMap::new();
-        for (path, shape) in [
-            ("/api/traces/abc", Shape::Jaeger),
-            ("/api/services", Shape::Jaeger),
-            ("/api/dependencies", Shape::Jaeger),
-            ("/jaeger/api/traces", Shape::Jaeger),
-            ("/api/v3/traces/abc", Shape::JaegerV3),
-            ("/api/v2/trace/abc", Shape::Text),
-            ("/api/v2/traces/abc", Shape::Text),
-            ("/api/search", Shape::Text),
-            ("/api/v2/search/tags", Shape::Text),
-            ("/search", Shape::Text),
-        ] {
-            assert_eq!(shape_for("query", path, &none), shape, "{path}");
-        }
-    }
-
-    #[test]
     fn otlp_errors_follow_the_request_encoding() {
         let mut json = HeaderMap::new();
         json.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        assert_eq!(shape_for("otlp-http", "/v1/traces", &json), Shape::Otlp { json: true });
-        assert_eq!(shape_for("otlp-http", "/v1/traces", &HeaderMap::new()), Shape::Otlp { json: false });
+        assert_eq!(Shape::OTLP.resolve(&json), Shape::Otlp { json: true });
+        assert_eq!(Shape::OTLP.resolve(&HeaderMap::new()), Shape::Otlp { json: false });
+        assert_eq!(Shape::Jaeger.resolve(&json), Shape::Jaeger);
         let (content_type, bytes) = body(Shape::Otlp { json: false }, StatusCode::UNAUTHORIZED, 16, "who are you");
         assert_eq!(content_type, "application/x-protobuf");
         let decoded = RpcStatus::decode(bytes.as_slice()).unwrap();

@@ -5,8 +5,6 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::routing::get;
-use axum::Router;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -44,12 +42,16 @@ fn config(timeout_ms: u64, max: usize, tls: Option<TlsFiles>) -> ServingConfig {
     }
 }
 
-/// Serves `router` under `name`; returns its address.
-async fn start(config: ServingConfig, name: &'static str, router: Router) -> std::net::SocketAddr {
+fn open() -> Group<()> {
+    Group::new(Declared::open(Shape::Text))
+}
+
+/// Serves `routes` under `name`; returns its address.
+async fn start(config: ServingConfig, name: &'static str, routes: Routes) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let prepared = config.http(listener, name).unwrap();
-    tokio::spawn(prepared.serve_http(router, std::future::pending()));
+    tokio::spawn(prepared.serve_http(routes, std::future::pending()));
     addr
 }
 
@@ -57,24 +59,19 @@ async fn start(config: ServingConfig, name: &'static str, router: Router) -> std
 async fn overload_and_timeouts_are_refused_with_a_reason_and_retry_after() {
     let release = Arc::new(Notify::new());
     let held = release.clone();
-    let router = Router::new()
-        .route(
-            "/hold",
-            get(move || {
-                let held = held.clone();
-                async move {
-                    held.notified().await;
-                    "done"
-                }
-            }),
-        )
-        .route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                "late"
-            }),
-        );
+    let router = open()
+        .get("/hold", move || {
+            let held = held.clone();
+            async move {
+                held.notified().await;
+                "done"
+            }
+        })
+        .get("/slow", || async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            "late"
+        })
+        .done();
     let addr = start(config(300, 1, None), "limits", router).await;
     let client = reqwest::Client::new();
     let first = tokio::spawn({
@@ -96,15 +93,13 @@ async fn overload_and_timeouts_are_refused_with_a_reason_and_retry_after() {
 
 #[tokio::test]
 async fn a_panicking_handler_costs_one_request_not_the_process() {
-    let router = Router::new()
-        .route(
-            "/boom",
-            get(|| async {
-                let empty: Vec<u8> = Vec::new();
-                empty[1].to_string()
-            }),
-        )
-        .route("/fine", get(|| async { "fine" }));
+    let router = open()
+        .get("/boom", || async {
+            let empty: Vec<u8> = Vec::new();
+            empty[1].to_string()
+        })
+        .get("/fine", || async { "fine" })
+        .done();
     let addr = start(config(5_000, 16, None), "panics", router).await;
     let client = reqwest::Client::new();
     let boom = client.get(format!("http://{addr}/boom")).send().await.unwrap();
@@ -117,7 +112,7 @@ async fn a_panicking_handler_costs_one_request_not_the_process() {
 #[tokio::test]
 async fn requests_are_counted_per_route_with_histogram_buckets() {
     let handle = metrics_handle();
-    let router = Router::new().route("/items/{id}", get(|| async { "item" }));
+    let router = open().get("/items/{id}", || async { "item" }).done();
     let addr = start(config(5_000, 16, None), "metered", router).await;
     let client = reqwest::Client::new();
     for id in ["a", "b", "c"] {
@@ -206,8 +201,8 @@ async fn https_get(
     Ok(out)
 }
 
-fn hello() -> Router {
-    Router::new().route("/hello", get(|| async { "hello over tls" }))
+fn hello() -> Routes {
+    open().get("/hello", || async { "hello over tls" }).done()
 }
 
 #[tokio::test]

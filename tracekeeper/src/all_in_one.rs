@@ -24,7 +24,7 @@ use crate::retention_api;
 use crate::serve::Servers;
 
 /// Receivers hand spans straight to the indexer.
-struct DirectSink(Indexer);
+pub(crate) struct DirectSink(pub(crate) Indexer);
 
 #[async_trait]
 impl SpanSink for DirectSink {
@@ -121,8 +121,7 @@ pub async fn run(
     let ready = Readiness::default().with_health(move || health.health().map_err(|e| e.to_string()));
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), config.receivers.serving.clone());
     servers.receivers(listeners.otlp_http, listeners.zipkin, listeners.otlp_grpc, &ingest)?;
-    let api = tracekeeper_query::router(query).merge(retention_api::router(store.clone()));
-    let routes = tracekeeper_ui::mount(api, &config.ui, tracekeeper_query::api_not_found);
+    let routes = crate::listeners::query(query, retention_api::router(store.clone()), &config.ui);
     servers.http(listeners.query, routes, "query")?;
     ready.set_ready();
     tracing::info!(

@@ -11,6 +11,7 @@ mod config;
 mod dlq;
 mod indexer_service;
 mod layering;
+mod listeners;
 mod ops;
 mod query_service;
 mod retention_api;

@@ -4,9 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
 
 use crate::telemetry::{self, Role};
 
@@ -47,20 +46,18 @@ impl Readiness {
     }
 }
 
-pub fn router(ready: Readiness, metrics: PrometheusHandle) -> Router {
-    Router::new()
-        .route("/ready", {
-            let ready = ready.clone();
-            get(move || std::future::ready(ready.status()))
-        })
-        .route(
-            "/metrics",
-            get(move || {
+/// `/ready` is open, for probes that carry no credentials; `/metrics` needs `admin`.
+pub fn router(ready: Readiness, metrics: PrometheusHandle) -> Routes {
+    let probe = ready.clone();
+    Group::new(Declared::open(Shape::Text)).get("/ready", move || std::future::ready(probe.status())).done().merge(
+        Group::new(Declared::admin(Shape::Text))
+            .get("/metrics", move || {
                 // A scrape sees readiness as of now, not as of the last probe.
                 ready.status();
                 std::future::ready(metrics.render())
-            }),
-        )
+            })
+            .done(),
+    )
 }
 
 /// The recorder all `metrics::` calls report to, installed once per process.
@@ -132,7 +129,8 @@ mod tests {
         let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, router(ready, metrics)).await });
+        let prepared = tracekeeper_serve::ServingConfig::default().http(listener, "ops").unwrap();
+        let server = tokio::spawn(prepared.serve_http(router(ready, metrics), std::future::pending()));
         let response = reqwest::get(format!("http://{addr}/ready")).await.unwrap();
         let answer = (response.status().as_u16(), response.text().await.unwrap());
         server.abort();

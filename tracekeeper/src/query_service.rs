@@ -55,10 +55,8 @@ pub async fn run(args: QueryArgs, metrics: PrometheusHandle, shutdown: impl Futu
     let ready = Readiness::default();
     let serving = config::serving_config(&args.serving, args.multi_tenancy)?;
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), serving);
-    let api = tracekeeper_query::router(state)
-        .merge(status::router(ledger, Vec::new(), clock))
-        .merge(retention_api::router(lifecycle));
-    let routes = tracekeeper_ui::mount(api, &ui, tracekeeper_query::api_not_found);
+    let admin = status::router(ledger, Vec::new(), clock).merge(retention_api::router(lifecycle));
+    let routes = crate::listeners::query(state, admin, &ui);
     servers.http(listener, routes, "query")?;
     ready.set_ready();
     tracing::info!(query = %args.query_addr, keyspace = %args.keyspace, "tracekeeper query is ready");

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
 use tracekeeper_storage::{Lifecycle, PolicyVersion};
 
-pub fn router(store: Arc<dyn Lifecycle>) -> Router {
-    Router::new().route("/api/retention", get(retention)).with_state(store)
+/// Needs `admin`: policies and watermarks span every tenant.
+pub fn router(store: Arc<dyn Lifecycle>) -> Routes {
+    Group::new(Declared::admin(Shape::Text)).get("/api/retention", retention).with_state(store)
 }
 
 async fn retention(axum::extract::State(store): axum::extract::State<Arc<dyn Lifecycle>>) -> Response {

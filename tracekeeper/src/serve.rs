@@ -4,22 +4,21 @@
 //! `/ready` and `/metrics`; on shutdown, requests in flight finish.
 
 use anyhow::Context;
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracekeeper_ingest::IngestState;
-use tracekeeper_serve::ServingConfig;
+use tracekeeper_serve::{Routes, ServingConfig};
 
 pub struct Servers {
-    ops: Router,
+    ops: Routes,
     serving: ServingConfig,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Servers {
-    pub fn new(ops: Router, serving: ServingConfig) -> Self {
+    pub fn new(ops: Routes, serving: ServingConfig) -> Self {
         if let Some(auth) = &serving.auth {
             // Ends by itself once the last listener using these tokens is gone.
             auth.watch();
@@ -34,10 +33,10 @@ impl Servers {
         }
     }
 
-    /// Serves `router` (plus `/ready` and `/metrics`) on `listener`. TLS files are read
+    /// Serves `routes` (plus `/ready` and `/metrics`) on `listener`. TLS files are read
     /// here, so a bad certificate stops the start-up with its name.
-    pub fn http(&mut self, listener: TcpListener, router: Router, name: &'static str) -> anyhow::Result<()> {
-        let app = router.merge(self.ops.clone());
+    pub fn http(&mut self, listener: TcpListener, routes: Routes, name: &'static str) -> anyhow::Result<()> {
+        let app = routes.merge(self.ops.clone());
         let prepared = self.serving.http(listener, name)?;
         let stop = self.stopped();
         self.tasks.push(tokio::spawn(async move {
@@ -54,13 +53,14 @@ impl Servers {
         otlp_grpc: TcpListener,
         ingest: &IngestState,
     ) -> anyhow::Result<()> {
-        self.http(otlp_http, tracekeeper_ingest::otlp_http::router(ingest.clone()), "otlp-http")?;
-        self.http(zipkin, tracekeeper_ingest::zipkin::router(ingest.clone()), "zipkin")?;
+        self.http(otlp_http, crate::listeners::otlp_http(ingest), "otlp-http")?;
+        self.http(zipkin, crate::listeners::zipkin(ingest), "zipkin")?;
         let prepared = grpc_serving(&self.serving, &ingest.limits).grpc(otlp_grpc, "otlp-grpc")?;
         let stop = self.stopped();
         let service = tracekeeper_ingest::otlp_grpc::service(ingest.clone());
-        self.tasks
-            .push(tokio::spawn(async move { prepared.serve_grpc(service, stop).await.context("OTLP/gRPC server") }));
+        self.tasks.push(tokio::spawn(async move {
+            prepared.serve_grpc(service, tracekeeper_ingest::otlp_grpc::ACCESS, stop).await.context("OTLP/gRPC server")
+        }));
         Ok(())
     }
 

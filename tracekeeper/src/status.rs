@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use tracekeeper_indexer::kafka::group::GroupView;
 use tracekeeper_model::clock::Clock;
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
 use tracekeeper_storage::OwnershipLedger;
 
 #[derive(Clone)]
@@ -19,8 +19,13 @@ struct StatusState {
 }
 
 /// `members`: the indexer's group members, one per topic; none on a query node.
-pub fn router(ledger: Arc<dyn OwnershipLedger>, members: Vec<GroupView>, clock: Arc<dyn Clock>) -> Router {
-    Router::new().route("/api/status", get(status)).with_state(StatusState { ledger, members, clock })
+/// Needs `admin`: it spans every tenant.
+pub fn router(ledger: Arc<dyn OwnershipLedger>, members: Vec<GroupView>, clock: Arc<dyn Clock>) -> Routes {
+    Group::new(Declared::admin(Shape::Text)).get("/api/status", status).with_state(StatusState {
+        ledger,
+        members,
+        clock,
+    })
 }
 
 async fn status(axum::extract::State(state): axum::extract::State<StatusState>) -> Response {

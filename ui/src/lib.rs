@@ -15,8 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
 
 pub use assets::build_id;
 
@@ -57,21 +56,26 @@ pub fn normalize_base_path(text: &str) -> Result<String, BasePathError> {
     Ok(trimmed.to_string())
 }
 
+/// The UI's page and files: open to anyone, since they hold no data (the page asks
+/// for a token before it calls an API).
+const OPEN: Declared = Declared::open(Shape::Text);
+
 /// `api` with the UI added (or not, per `config`) and mounted under the base path.
 /// `api_not_found` answers unknown `/api/...` paths in the APIs' own error shape.
-pub fn mount(api: Router, config: &UiConfig, api_not_found: fn(&str) -> Response) -> Router {
+pub fn mount(api: Routes, config: &UiConfig, api_not_found: fn(&str) -> Response) -> Routes {
     // Built once; each page answer shares the bytes.
     let index = config.enabled.then(|| Bytes::from(index_html(config)));
-    let api = if config.enabled { api.route("/assets/{build}/{*file}", get(asset)) } else { api };
+    let api =
+        if config.enabled { api.merge(Group::new(OPEN).get("/assets/{build}/{*file}", asset).done()) } else { api };
     let base = config.base_path.clone();
-    let app = api.fallback(move |request: Request| {
+    let app = api.fallback(OPEN, move |request: Request| {
         let (index, base) = (index.clone(), base.clone());
         async move { fallback(request, &base, index, api_not_found) }
     });
     if config.base_path.is_empty() {
         app
     } else {
-        Router::new().nest(&config.base_path, app)
+        app.nest(&config.base_path)
     }
 }
 

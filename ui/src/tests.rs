@@ -1,7 +1,6 @@
 use axum::body::{to_bytes, Body};
 use axum::http::{header, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use tower::ServiceExt;
 
@@ -12,9 +11,9 @@ fn api_not_found(path: &str) -> Response {
 }
 
 fn app(enabled: bool, base: &str) -> Router {
-    let api = Router::new().route("/api/services", get(|| async { "services" }));
+    let api = Group::new(Declared::open(Shape::Text)).get("/api/services", || async { "services" }).done();
     let config = UiConfig { enabled, base_path: base.to_string(), multi_tenancy: true, auth: false };
-    mount(api, &config, api_not_found)
+    mount(api, &config, api_not_found).into_router()
 }
 
 async fn get_path(app: &Router, path: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {

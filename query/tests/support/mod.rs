@@ -41,7 +41,10 @@ impl Api {
         let state = Arc::new(QueryState::new(engine, Tenancy { multi_tenant: tenant.is_some() }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, tracekeeper_query::router(state)).await });
+        // Behind the serving layer, as every listener: the routes' declared access and
+        // error shapes apply (auth is off).
+        let prepared = tracekeeper_serve::ServingConfig::default().http(listener, "query").unwrap();
+        tokio::spawn(prepared.serve_http(tracekeeper_query::router(state), std::future::pending()));
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(tenant) = tenant {
             headers.insert("x-scope-orgid", tenant.parse().unwrap());
