@@ -19,7 +19,7 @@ use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use tracekeeper_storage::{LedgerError, OwnershipLedger, PartitionId, PartitionOwner, Progress, StorageError};
 use tracekeeper_ui::UiConfig;
 
-use crate::all_in_one::DirectSink;
+use crate::roles::all_in_one::DirectSink;
 use crate::{ops, retention_api, status};
 
 /// The status page reads the ledger; its content does not matter to access.
@@ -147,7 +147,7 @@ async fn every_route_of_every_role_needs_what_it_declares() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
     let tenancy = Tenancy { multi_tenant: true };
-    let clock = crate::all_in_one::system_clock();
+    let clock = crate::roles::system_clock();
     let indexer = Indexer::new(store.clone(), RetentionPolicies::default(), clock.clone());
     let ingest = IngestState::new(Arc::new(DirectSink(indexer)), tenancy, IngestLimits::default());
     let query = || {

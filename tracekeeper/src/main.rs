@@ -1,24 +1,5 @@
-//! The `tracekeeper` binary: parses the command line and runs the chosen role. All
-//! behaviour lives in the library crates; this file only wires them together.
-
-mod all_in_one;
-mod check;
-mod cli;
-mod clients;
-mod collector;
-mod compact;
-mod config;
-mod dlq;
-mod indexer_service;
-mod layering;
-mod listeners;
-mod ops;
-mod query_service;
-mod retention_api;
-mod retention_service;
-mod serve;
-mod status;
-mod telemetry;
+//! The `tracekeeper` binary: parses the command line, resolves it into the chosen
+//! role's configuration and runs that role ([`tracekeeper::roles`]).
 
 use tracing_subscriber::EnvFilter;
 
@@ -31,8 +12,10 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use crate::cli::{Command, LogFormat};
-use crate::telemetry::Role;
+use tracekeeper::cli::{self, Command, LogFormat};
+use tracekeeper::config::{self, FileTables};
+use tracekeeper::roles::{self, shutdown_signal};
+use tracekeeper::tools;
 
 fn init_logging(format: LogFormat) {
     // fjall reports every recovery and compaction step at info; only its warnings are news.
@@ -46,36 +29,42 @@ fn init_logging(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let layered = layering::parse(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
-    let cli = layered.cli;
-    init_logging(cli.log_format);
-    if cli.command.is_service() {
+    let layered = cli::parse(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
+    init_logging(layered.cli.log_format);
+    if layered.cli.command.is_service() {
         let settings: Vec<String> =
             layered.effective.iter().map(|(key, value, from)| format!("{key}={value} ({from})")).collect();
         tracing::info!(settings = %settings.join(" "), "effective configuration");
     }
-    match cli.command {
+    let file = FileTables::from_layered(&layered)?;
+    match layered.cli.command {
         Command::AllInOne(args) => {
-            let config = config::AllInOneConfig::resolve(*args)?;
-            let listeners = all_in_one::Listeners::bind(&config).await?;
-            let metrics = ops::install_metrics(Role::AllInOne)?;
-            all_in_one::run(config, listeners, metrics, all_in_one::system_clock(), all_in_one::shutdown_signal()).await
+            let config = config::all_in_one(*args, &file)?;
+            let listeners = roles::all_in_one::Listeners::bind(&config).await?;
+            roles::all_in_one::run(config, listeners, shutdown_signal()).await
         }
         Command::Collector(args) => {
-            let config = config::CollectorConfig::resolve(args)?;
-            collector::run(config, ops::install_metrics(Role::Collector)?, all_in_one::shutdown_signal()).await
+            let config = config::collector(args, &file)?;
+            let listeners = roles::collector::Listeners::bind(&config.receivers).await?;
+            roles::collector::run(config, listeners, shutdown_signal()).await
         }
         Command::Indexer(args) => {
-            indexer_service::run(*args, ops::install_metrics(Role::Indexer)?, all_in_one::shutdown_signal()).await
+            let config = config::indexer(*args, &file)?;
+            let listeners = roles::indexer::Listeners::bind(config.admin_addr).await?;
+            roles::indexer::run(config, listeners, shutdown_signal()).await
         }
         Command::Query(args) => {
-            query_service::run(args, ops::install_metrics(Role::Query)?, all_in_one::shutdown_signal()).await
+            let config = config::query(args)?;
+            let listeners = roles::query::Listeners::bind(&config).await?;
+            roles::query::run(config, listeners, shutdown_signal()).await
         }
-        Command::Check(args) => check::run(args).await,
-        Command::Compact(args) => compact::run(args),
         Command::Retention(args) => {
-            retention_service::run(args, ops::install_metrics(Role::Retention)?, all_in_one::shutdown_signal()).await
+            let config = config::retention(args)?;
+            let listeners = roles::retention::Listeners::bind(config.admin_addr).await?;
+            roles::retention::run(config, listeners, shutdown_signal()).await
         }
+        Command::Check(args) => tools::check::run(config::check(args)?).await,
+        Command::Compact(args) => tools::compact::run(&args.data_dir),
         Command::Schema(cli::SchemaCommand::Apply(args)) => {
             let session = args.cql_security.connection(&args.cql_nodes)?.session().await?;
             let started = std::time::Instant::now();
@@ -84,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Auth(command) => auth_command(command),
-        Command::Dlq(command) => dlq::run(command).await,
+        Command::Dlq(cli::DlqCommand::Replay(args)) => tools::dlq::replay(config::dlq_replay(args)?).await,
     }
 }
 

@@ -60,22 +60,32 @@ pub fn router(ready: Readiness, metrics: PrometheusHandle) -> Routes {
     )
 }
 
-/// The recorder all `metrics::` calls report to, installed once per process.
+/// The recorder all `metrics::` calls report to, installed by the first role that
+/// runs in the process (a test may run several), with `role`'s metrics described and
+/// created at zero ([`telemetry::register`]).
 /// Every histogram tracekeeper records is a duration in seconds, exported with buckets
 /// (never as a summary), so that it aggregates across replicas; the span metrics'
 /// duration is in milliseconds, with the spanmetrics connector's buckets.
-/// `role`'s metrics are described and created at zero ([`telemetry::register`]).
-pub fn install_metrics(role: Role) -> anyhow::Result<PrometheusHandle> {
+pub fn metrics_for(role: Role) -> anyhow::Result<PrometheusHandle> {
     use metrics_exporter_prometheus::Matcher;
     use tracekeeper_indexer::red;
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(tracekeeper_serve::DURATION_BUCKETS)
-        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(red::DURATION.into()), red::DURATION_BUCKETS_MS))
-        .map_err(|e| anyhow::anyhow!("configuring the histogram buckets: {e}"))?
-        .install_recorder()
-        .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
+    static INSTALLED: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let handle = match INSTALLED.get() {
+        Some(handle) => handle.clone(),
+        None => {
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(tracekeeper_serve::DURATION_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(red::DURATION.into()), red::DURATION_BUCKETS_MS))
+                .map_err(|e| anyhow::anyhow!("configuring the histogram buckets: {e}"))?
+                .install_recorder()
+                .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
+            tokio::spawn(keep_metrics_up(handle.clone(), METRICS_UPKEEP_EVERY));
+            INSTALLED.get_or_init(|| handle).clone()
+        }
+    };
     telemetry::register(role);
-    tokio::spawn(keep_metrics_up(handle.clone(), METRICS_UPKEEP_EVERY));
     Ok(handle)
 }
 

@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 use tracekeeper_ingest::IngestState;
 use tracekeeper_serve::{Routes, ServingConfig};
 
+use crate::roles::ReceiverListeners;
+
 pub struct Servers {
     ops: Routes,
     serving: ServingConfig,
@@ -46,16 +48,10 @@ impl Servers {
     }
 
     /// The three span receivers (OTLP/HTTP, Zipkin, OTLP/gRPC) over one ingest state.
-    pub fn receivers(
-        &mut self,
-        otlp_http: TcpListener,
-        zipkin: TcpListener,
-        otlp_grpc: TcpListener,
-        ingest: &IngestState,
-    ) -> anyhow::Result<()> {
-        self.http(otlp_http, crate::listeners::otlp_http(ingest), "otlp-http")?;
-        self.http(zipkin, crate::listeners::zipkin(ingest), "zipkin")?;
-        let prepared = grpc_serving(&self.serving, &ingest.limits).grpc(otlp_grpc, "otlp-grpc")?;
+    pub fn receivers(&mut self, listeners: ReceiverListeners, ingest: &IngestState) -> anyhow::Result<()> {
+        self.http(listeners.otlp_http, crate::listeners::otlp_http(ingest), "otlp-http")?;
+        self.http(listeners.zipkin, crate::listeners::zipkin(ingest), "zipkin")?;
+        let prepared = grpc_serving(&self.serving, &ingest.limits).grpc(listeners.otlp_grpc, "otlp-grpc")?;
         let stop = self.stopped();
         let service = tracekeeper_ingest::otlp_grpc::service(ingest.clone());
         self.tasks.push(tokio::spawn(async move {

@@ -1,13 +1,22 @@
 //! Command-line interface. Every flag also reads `TRACEKEEPER_<FLAG>` and the
-//! `--config` file; see [`crate::layering`] for the precedence. Each default is written
+//! `--config` file; see [`layering`] for the precedence. Each default is written
 //! here, once, and shown by `--help`.
+//!
+//! A leaf: it knows no other module of the binary. Only [`crate::config`] turns what
+//! it parses into the typed configurations the roles and tools run with.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub use crate::clients::{CqlSecurityArgs, KafkaSecurityArgs};
+mod clients;
+mod layering;
+mod tools;
+
+pub use clients::{CqlSecurityArgs, KafkaSecurityArgs};
+pub use layering::{is_secret, parse, Layered};
+pub use tools::{CheckArgs, CompactArgs, DlqCommand, ReplayArgs};
 use tracekeeper_storage::embedded::Durability;
 
 #[derive(Debug, Parser)]
@@ -67,12 +76,12 @@ pub enum Command {
     /// Scan a store (embedded or CQL) for invariant violations: index entries that point
     /// at unstored traces, spans stored twice, data kept past retention. Exits non-zero
     /// on any.
-    Check(crate::check::CheckArgs),
+    Check(CheckArgs),
     /// Compact a stopped all-in-one's embedded store: every time bucket is rewritten as
     /// one compressed sorted run, with its size before and after. The store compacts on
     /// its own as it runs; this reclaims the most space at once (after a bulk load, or
     /// before taking a copy).
-    Compact(crate::compact::CompactArgs),
+    Compact(CompactArgs),
     /// Manage the CQL schema of the distributed shape.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -81,7 +90,7 @@ pub enum Command {
     Auth(AuthCommand),
     /// The indexers' dead-letter topic: messages that could never be stored.
     #[command(subcommand)]
-    Dlq(crate::dlq::DlqCommand),
+    Dlq(DlqCommand),
 }
 
 /// Settings every role with span receivers shares.

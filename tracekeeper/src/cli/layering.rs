@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-use crate::cli::Cli;
+use super::Cli;
 
 /// The tables a role's file may hold, by role: per-tenant settings that are no flag.
 /// The indexer reads only each tenant's max-future-skew from its table.
@@ -34,6 +34,10 @@ pub struct Layered {
     pub cli: Cli,
     /// Every setting of the role: (key, value, where it came from), secrets redacted.
     pub effective: Vec<(String, String, &'static str)>,
+    /// The `--config` file, if one was given.
+    pub config_file: Option<PathBuf>,
+    /// Its per-tenant tables ([`TABLES`]), read with the rest of the file.
+    pub tables: toml::Table,
 }
 
 /// Parses `argv` with the role's `--config` file layered in.
@@ -41,20 +45,17 @@ pub fn parse(argv: Vec<OsString>) -> Result<Layered, clap::Error> {
     let matches = Cli::command().try_get_matches_from(&argv)?;
     let (role, sub) = innermost(&matches);
     let Some(path) = sub.try_get_one::<PathBuf>("config").ok().flatten().cloned() else {
-        return finish(&matches, &[]);
+        let cli = Cli::from_arg_matches(&matches)?;
+        return Ok(Layered { cli, effective: effective(&matches, &[]), config_file: None, tables: toml::Table::new() });
     };
-    let extra = file_flags(&path, &role, sub)
+    let (extra, tables) = file_flags(&path, &role, sub)
         .map_err(|e| Cli::command().error(clap::error::ErrorKind::InvalidValue, format!("{e:#}")))?;
     let from_file: Vec<String> = extra.iter().map(|(key, _)| key.clone()).collect();
     let mut argv = argv;
     argv.extend(extra.into_iter().map(|(_, flag)| OsString::from(flag)));
     let matches = Cli::command().try_get_matches_from(&argv)?;
-    finish(&matches, &from_file)
-}
-
-fn finish(matches: &ArgMatches, from_file: &[String]) -> Result<Layered, clap::Error> {
-    let cli = Cli::from_arg_matches(matches)?;
-    Ok(Layered { cli, effective: effective(matches, from_file) })
+    let cli = Cli::from_arg_matches(&matches)?;
+    Ok(Layered { cli, effective: effective(&matches, &from_file), config_file: Some(path), tables })
 }
 
 /// The deepest subcommand's name (e.g. `schema apply`) and matches.
@@ -81,16 +82,20 @@ fn role_command(role: &str) -> clap::Command {
 }
 
 /// The flags the file's keys stand for, where neither flag nor variable gave a value,
-/// as (key, flag).
-fn file_flags(path: &PathBuf, role: &str, given: &ArgMatches) -> anyhow::Result<Vec<(String, String)>> {
+/// as (key, flag); and the file's tables.
+type FileFlags = (Vec<(String, String)>, toml::Table);
+
+fn file_flags(path: &PathBuf, role: &str, given: &ArgMatches) -> anyhow::Result<FileFlags> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
     let table: toml::Table = text.parse().with_context(|| format!("parsing config file {}", path.display()))?;
     let command = role_command(role);
     let tables = TABLES.iter().find(|(r, _)| *r == role).map_or(&[][..], |(_, t)| t);
     let mut flags = Vec::new();
+    let mut kept = toml::Table::new();
     for (key, value) in &table {
         if let toml::Value::Table(_) = value {
             if tables.contains(&key.as_str()) {
+                kept.insert(key.clone(), value.clone());
                 continue;
             }
             bail!("config file {}: [{key}] is not a table `tracekeeper {role}` reads", path.display());
@@ -123,7 +128,7 @@ fn file_flags(path: &PathBuf, role: &str, given: &ArgMatches) -> anyhow::Result<
             flags.push((key.clone(), flag));
         }
     }
-    Ok(flags)
+    Ok((flags, kept))
 }
 
 /// A TOML value as the flag's text: arrays become one flag per item.
@@ -146,7 +151,7 @@ fn values(key: &str, value: &toml::Value) -> anyhow::Result<Vec<String>> {
 }
 
 /// Whether a setting's value is a secret to keep out of logs.
-fn is_secret(key: &str, value: &str) -> bool {
+pub fn is_secret(key: &str, value: &str) -> bool {
     let key = key.to_ascii_lowercase();
     let value = value.to_ascii_lowercase();
     ["password", "secret", "sasl-username"].iter().any(|s| key.contains(s))
@@ -155,7 +160,7 @@ fn is_secret(key: &str, value: &str) -> bool {
 
 /// Every setting of the role with its value and where it came from; `from_file` are
 /// the keys the config file gave.
-pub fn effective(matches: &ArgMatches, from_file: &[String]) -> Vec<(String, String, &'static str)> {
+fn effective(matches: &ArgMatches, from_file: &[String]) -> Vec<(String, String, &'static str)> {
     let (role, sub) = innermost(matches);
     // ids() also lists argument groups (one per flattened struct): only flags count.
     let command = role_command(&role);
@@ -183,7 +188,3 @@ pub fn effective(matches: &ArgMatches, from_file: &[String]) -> Vec<(String, Str
     }
     out
 }
-
-#[cfg(test)]
-#[path = "layering_tests.rs"]
-mod tests;

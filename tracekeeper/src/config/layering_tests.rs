@@ -1,8 +1,20 @@
+//! The config system end to end: flags, variables and the file layered by
+//! [`crate::cli::parse`], then resolved here.
+
+use std::ffi::OsString;
 use std::time::Duration;
 
-use super::*;
-use crate::cli::Command;
-use crate::config::AllInOneConfig;
+use crate::cli::{is_secret, parse, Command, Layered};
+use crate::config::FileTables;
+use crate::roles::all_in_one::Config as AllInOneConfig;
+
+fn resolve(layered: Layered) -> anyhow::Result<AllInOneConfig> {
+    let file = FileTables::from_layered(&layered)?;
+    match layered.cli.command {
+        Command::AllInOne(args) => crate::config::all_in_one(*args, &file),
+        other => panic!("not all-in-one: {other:?}"),
+    }
+}
 
 fn file(text: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -17,10 +29,7 @@ fn layered(argv: &[&str]) -> Result<Layered, clap::Error> {
 }
 
 fn all_in_one(argv: &[&str]) -> AllInOneConfig {
-    match layered(argv).unwrap().cli.command {
-        Command::AllInOne(args) => AllInOneConfig::resolve(*args).unwrap(),
-        other => panic!("not all-in-one: {other:?}"),
-    }
+    resolve(layered(argv).unwrap()).unwrap()
 }
 
 #[test]
@@ -30,20 +39,16 @@ fn a_flag_beats_the_file_which_beats_the_default() {
     );
     let layered = layered(&["tracekeeper", "all-in-one", "--config", &path, "--query-addr", "127.0.0.1:3000"]).unwrap();
     assert_eq!(layered.cli.log_format, crate::cli::LogFormat::Json);
-    let Command::AllInOne(args) = layered.cli.command else { panic!() };
-    let config = AllInOneConfig::resolve(*args).unwrap();
+    let effective = layered.effective.clone();
+    let config = resolve(layered).unwrap();
     assert_eq!(config.query_addr.to_string(), "127.0.0.1:3000", "the flag");
     assert_eq!(config.receivers.zipkin_addr.to_string(), "127.0.0.1:2000", "the file");
     assert_eq!(config.receivers.otlp_http_addr.to_string(), "0.0.0.0:4318", "the default");
     assert!(config.receivers.multi_tenancy, "a true boolean in the file is the bare flag");
     assert_eq!(config.retention.retention_for("x"), Duration::from_secs(86_400));
     assert_eq!(config.retention.retention_for("acme"), Duration::from_secs(3600));
-    let sources: Vec<(&str, &str)> = layered
-        .effective
-        .iter()
-        .map(|(k, _, from)| (k.as_str(), *from))
-        .filter(|(k, _)| k.ends_with("-addr"))
-        .collect();
+    let sources: Vec<(&str, &str)> =
+        effective.iter().map(|(k, _, from)| (k.as_str(), *from)).filter(|(k, _)| k.ends_with("-addr")).collect();
     assert!(sources.contains(&("query-addr", "flag")), "{sources:?}");
     assert!(sources.contains(&("zipkin-addr", "file")), "{sources:?}");
     assert!(sources.contains(&("otlp-http-addr", "default")), "{sources:?}");
@@ -89,11 +94,7 @@ fn a_tenant_table_sets_rates_and_clock_skew() {
     assert_eq!(config.tenant_future_skews.get("satellite"), Some(&Duration::from_secs(48 * 3600)));
     assert_eq!(config.receivers.limits.tenant_rates.per_tenant["satellite"].spans_per_second, Some(10.0));
     let (_dir, path) = file("[tenant-ingest-limits.satellite]\nmax-future-skew = \"soon\"\n");
-    let Command::AllInOne(args) = layered(&["tracekeeper", "all-in-one", "--config", &path]).unwrap().cli.command
-    else {
-        panic!()
-    };
-    let err = AllInOneConfig::resolve(*args).unwrap_err();
+    let err = resolve(layered(&["tracekeeper", "all-in-one", "--config", &path]).unwrap()).unwrap_err();
     assert!(format!("{err:#}").contains("tenant-ingest-limits.satellite.max-future-skew"), "{err:#}");
 }
 

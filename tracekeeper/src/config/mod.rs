@@ -1,11 +1,13 @@
 //! From parsed flags to what each role runs with. The flags already hold the layered
-//! values (defaults < `--config` file < environment < flags, see [`crate::layering`]);
+//! values (defaults < `--config` file < environment < flags, see [`crate::cli::parse`]);
 //! here they are checked against each other, and the config file's per-tenant tables
-//! are added.
+//! are added. The only module that sees clap's types besides [`crate::cli`] itself.
+
+mod roles;
+
+pub use roles::{all_in_one, check, collector, dlq_replay, indexer, query, retention};
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,9 +19,11 @@ use tracekeeper_ingest::IngestLimits;
 use tracekeeper_query::budget::SearchBudget;
 use tracekeeper_retention::RetentionPolicies;
 use tracekeeper_serve::{Limits, ServingConfig, TlsFiles};
-use tracekeeper_storage::embedded::Durability;
 
-use crate::cli::{AllInOneArgs, CollectorArgs, ReceiverArgs, SearchArgs, ServingArgs, UiArgs};
+use tracekeeper_storage::cql::CqlConfig;
+
+use crate::cli::{CqlSecurityArgs, Layered, ReceiverArgs, SearchArgs, ServingArgs, UiArgs};
+use crate::roles::ReceiverConfig;
 
 /// The config file's per-tenant tables ([`crate::layering::TABLES`]); its other keys
 /// are flags, already layered into the parsed arguments.
@@ -35,10 +39,13 @@ pub struct FileTables {
 }
 
 impl FileTables {
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else { return Ok(Self::default()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    /// The tables of the config file the command line was layered with (read once,
+    /// by [`crate::cli::parse`]).
+    pub fn from_layered(layered: &Layered) -> anyhow::Result<Self> {
+        let Some(path) = &layered.config_file else { return Ok(Self::default()) };
+        toml::Value::Table(layered.tables.clone())
+            .try_into()
+            .with_context(|| format!("parsing config file {}", path.display()))
     }
 }
 
@@ -101,17 +108,6 @@ pub fn tenant_future_skews(file: &FileTables) -> anyhow::Result<BTreeMap<String,
     Ok(skews)
 }
 
-/// The receivers' settings, shared by all-in-one and the collector.
-#[derive(Debug, Clone)]
-pub struct ReceiverConfig {
-    pub otlp_grpc_addr: SocketAddr,
-    pub otlp_http_addr: SocketAddr,
-    pub zipkin_addr: SocketAddr,
-    pub limits: IngestLimits,
-    pub multi_tenancy: bool,
-    pub serving: ServingConfig,
-}
-
 /// TLS, auth and the serving layer's limits.
 pub fn serving_config(args: &ServingArgs, multi_tenant: bool) -> anyhow::Result<ServingConfig> {
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -138,69 +134,24 @@ pub fn serving_config(args: &ServingArgs, multi_tenant: bool) -> anyhow::Result<
     })
 }
 
-impl ReceiverConfig {
-    fn resolve(args: &ReceiverArgs, file: &FileTables) -> anyhow::Result<Self> {
-        let limits = IngestLimits {
-            max_body_bytes: args.max_body_bytes,
-            max_inflight_bytes: args.max_inflight_bytes,
-            tenant_rates: tenant_rates(args, file)?,
-        };
-        if limits.max_body_bytes == 0 || limits.max_inflight_bytes < limits.max_body_bytes {
-            bail!("max-body-bytes must be positive and max-inflight-bytes at least max-body-bytes");
-        }
-        Ok(Self {
-            otlp_grpc_addr: args.otlp_grpc_addr,
-            otlp_http_addr: args.otlp_http_addr,
-            zipkin_addr: args.zipkin_addr,
-            limits,
-            multi_tenancy: args.multi_tenancy,
-            serving: serving_config(&args.serving, args.multi_tenancy)?,
-        })
+/// The receivers' settings, shared by all-in-one and the collector.
+fn receivers(args: &ReceiverArgs, file: &FileTables) -> anyhow::Result<ReceiverConfig> {
+    let limits = IngestLimits {
+        max_body_bytes: args.max_body_bytes,
+        max_inflight_bytes: args.max_inflight_bytes,
+        tenant_rates: tenant_rates(args, file)?,
+    };
+    if limits.max_body_bytes == 0 || limits.max_inflight_bytes < limits.max_body_bytes {
+        bail!("max-body-bytes must be positive and max-inflight-bytes at least max-body-bytes");
     }
-}
-
-/// Everything `collector` runs with.
-#[derive(Debug, Clone)]
-pub struct CollectorConfig {
-    pub receivers: ReceiverConfig,
-    pub kafka: tracekeeper_ingest::kafka::KafkaSinkConfig,
-}
-
-impl CollectorConfig {
-    pub fn resolve(args: CollectorArgs) -> anyhow::Result<Self> {
-        let file = FileTables::load(args.receivers.config.config.as_deref())?;
-        Ok(Self {
-            receivers: ReceiverConfig::resolve(&args.receivers, &file)?,
-            kafka: tracekeeper_ingest::kafka::KafkaSinkConfig {
-                options: args.kafka_security.options()?,
-                brokers: args.kafka_brokers,
-                topic: args.kafka_topic,
-                ack_timeout: args.kafka_ack_timeout,
-            },
-        })
-    }
-}
-
-/// Everything `all-in-one` runs with.
-#[derive(Debug, Clone)]
-pub struct AllInOneConfig {
-    pub receivers: ReceiverConfig,
-    pub query_addr: SocketAddr,
-    pub data_dir: PathBuf,
-    pub durability: Durability,
-    pub retention: RetentionPolicies,
-    pub bucket_width: Duration,
-    pub max_trace_spans: usize,
-    pub max_future_skew: Duration,
-    /// Most RED label sets before folding.
-    pub red_max_series: usize,
-    /// How often RED cells are written to the store.
-    pub red_flush_interval: Duration,
-    /// Tenants with their own `max-future-skew`.
-    pub tenant_future_skews: BTreeMap<String, Duration>,
-    pub search: SearchBudget,
-    pub max_queries_per_tenant: usize,
-    pub ui: tracekeeper_ui::UiConfig,
+    Ok(ReceiverConfig {
+        otlp_grpc_addr: args.otlp_grpc_addr,
+        otlp_http_addr: args.otlp_http_addr,
+        zipkin_addr: args.zipkin_addr,
+        limits,
+        multi_tenancy: args.multi_tenancy,
+        serving: serving_config(&args.serving, args.multi_tenancy)?,
+    })
 }
 
 /// Each tenant's share of a query node.
@@ -232,36 +183,6 @@ fn duration(text: &str, what: &str) -> anyhow::Result<Duration> {
     crate::cli::parse_duration(text).map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
-impl AllInOneConfig {
-    pub fn resolve(args: AllInOneArgs) -> anyhow::Result<Self> {
-        let file = FileTables::load(args.receivers.config.config.as_deref())?;
-        let mut retention = RetentionPolicies { default: args.retention, per_tenant: BTreeMap::new() };
-        for (tenant, text) in &file.tenant_retention {
-            add_tenant_retention(&mut retention, tenant, text)?;
-        }
-        if args.bucket_width < Duration::from_secs(60) {
-            bail!("bucket-width must be at least 1m, got {:?}", args.bucket_width);
-        }
-        let receivers = ReceiverConfig::resolve(&args.receivers, &file)?;
-        Ok(Self {
-            search: search_budget(&args.search),
-            max_queries_per_tenant: max_queries_per_tenant(&args.search),
-            ui: ui_config(&args.ui, receivers.multi_tenancy, receivers.serving.auth.is_some())?,
-            receivers,
-            query_addr: args.query_addr,
-            data_dir: args.data_dir,
-            durability: args.sync,
-            retention,
-            bucket_width: args.bucket_width,
-            max_trace_spans: args.max_trace_spans,
-            max_future_skew: args.max_future_skew,
-            red_max_series: args.red_max_series,
-            red_flush_interval: args.red_flush_interval,
-            tenant_future_skews: tenant_future_skews(&file)?,
-        })
-    }
-}
-
 /// One retention for every tenant, from a Go duration: what the distributed roles
 /// take until the retention worker has recorded per-tenant policies in the store.
 pub fn single_retention(text: &str) -> anyhow::Result<RetentionPolicies> {
@@ -289,20 +210,13 @@ fn add_tenant_retention(policies: &mut RetentionPolicies, tenant: &str, text: &s
     Ok(())
 }
 
-/// The CQL store the distributed roles read and write.
-pub async fn connect_cql(
-    security: &crate::cli::CqlSecurityArgs,
-    nodes: &[String],
-    keyspace: &str,
-) -> anyhow::Result<tracekeeper_storage::cql::CqlStore> {
-    let config = tracekeeper_storage::cql::CqlConfig {
+/// The CQL store a distributed role or tool connects to.
+pub fn cql(security: &CqlSecurityArgs, nodes: &[String], keyspace: &str) -> anyhow::Result<CqlConfig> {
+    Ok(CqlConfig {
         connection: security.connection(nodes)?,
         keyspace: keyspace.to_string(),
         consistency: security.cql_consistency,
-    };
-    tracekeeper_storage::cql::CqlStore::connect(&config)
-        .await
-        .with_context(|| format!("connecting to CQL at {}", nodes.join(",")))
+    })
 }
 
 /// Each topic the indexer consumes, with its encoding: `encodings` holds at most one bare
@@ -381,3 +295,6 @@ mod topic_encoding_tests {
         assert!(topic_encodings(&[], &[]).is_err());
     }
 }
+
+#[cfg(test)]
+mod layering_tests;

@@ -1,27 +1,61 @@
 //! `tracekeeper all-in-one`: receivers → indexer → embedded store ← query API, in one
 //! process.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracekeeper_indexer::red::{Red, RedConfig, RedFlusher};
 use tracekeeper_indexer::{IndexError, Indexer};
 use tracekeeper_ingest::{IngestState, SinkError, SinkOutcome, SpanSink};
-use tracekeeper_model::clock::{Clock, SystemClock};
+use tracekeeper_model::clock::Clock;
 use tracekeeper_model::{Span, Tenancy};
+use tracekeeper_query::budget::SearchBudget;
 use tracekeeper_query::{QueryEngine, QueryState};
 use tracekeeper_retention::worker::{Worker, WorkerConfig};
-use tracekeeper_retention::Watermarks;
-use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
+use tracekeeper_retention::{RetentionPolicies, Watermarks};
+use tracekeeper_storage::embedded::{Durability, EmbeddedConfig, EmbeddedStore};
 
-use crate::config::AllInOneConfig;
+use super::{bind, ReceiverConfig, ReceiverListeners};
 use crate::ops::{self, Readiness};
 use crate::retention_api;
 use crate::serve::Servers;
+use crate::telemetry::Role;
+
+/// Everything `all-in-one` runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub receivers: ReceiverConfig,
+    pub query_addr: SocketAddr,
+    /// Where the embedded store keeps its files; one process at a time.
+    pub data_dir: PathBuf,
+    /// When a write is acknowledged: after fsync of the batch, or of the process.
+    pub durability: Durability,
+    pub retention: RetentionPolicies,
+    /// The width of the store's time buckets, which retention drops whole.
+    pub bucket_width: Duration,
+    /// Most spans kept per trace; more are refused at ingest and cut at fetch.
+    pub max_trace_spans: usize,
+    /// How far ahead of now a span may start.
+    pub max_future_skew: Duration,
+    /// Most RED label sets before folding.
+    pub red_max_series: usize,
+    /// How often RED cells are written to the store.
+    pub red_flush_interval: Duration,
+    /// Tenants with their own `max-future-skew`.
+    pub tenant_future_skews: BTreeMap<String, Duration>,
+    /// What one search may cost.
+    pub search: SearchBudget,
+    /// Each tenant's share of the queries at once.
+    pub max_queries_per_tenant: usize,
+    pub ui: tracekeeper_ui::UiConfig,
+}
 
 /// Receivers hand spans straight to the indexer.
 pub(crate) struct DirectSink(pub(crate) Indexer);
@@ -39,33 +73,30 @@ impl SpanSink for DirectSink {
 
 /// The bound sockets, so tests and the binary choose addresses the same way.
 pub struct Listeners {
-    pub otlp_grpc: TcpListener,
-    pub otlp_http: TcpListener,
-    pub zipkin: TcpListener,
+    pub receivers: ReceiverListeners,
     pub query: TcpListener,
 }
 
 impl Listeners {
-    pub async fn bind(config: &AllInOneConfig) -> anyhow::Result<Self> {
-        let bind = |addr| async move { TcpListener::bind(addr).await.with_context(|| format!("binding {addr}")) };
-        Ok(Self {
-            otlp_grpc: bind(config.receivers.otlp_grpc_addr).await?,
-            otlp_http: bind(config.receivers.otlp_http_addr).await?,
-            zipkin: bind(config.receivers.zipkin_addr).await?,
-            query: bind(config.query_addr).await?,
-        })
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self { receivers: ReceiverListeners::bind(&config.receivers).await?, query: bind(config.query_addr).await? })
     }
 }
 
 /// Runs until `shutdown` resolves, then lets requests in flight finish and flushes
 /// the store.
-pub async fn run(
-    config: AllInOneConfig,
+pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    run_with_clock(config, listeners, super::system_clock(), shutdown).await
+}
+
+/// [`run`] with the time taken from `clock` (retention, RED minutes, ingest checks).
+pub async fn run_with_clock(
+    config: Config,
     listeners: Listeners,
-    metrics: PrometheusHandle,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let metrics = ops::metrics_for(Role::AllInOne)?;
     let store = Arc::new(
         EmbeddedStore::open(EmbeddedConfig {
             path: config.data_dir.clone(),
@@ -120,7 +151,7 @@ pub async fn run(
     let health = store.clone();
     let ready = Readiness::default().with_health(move || health.health().map_err(|e| e.to_string()));
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), config.receivers.serving.clone());
-    servers.receivers(listeners.otlp_http, listeners.zipkin, listeners.otlp_grpc, &ingest)?;
+    servers.receivers(listeners.receivers, &ingest)?;
     let routes = crate::listeners::query(query, retention_api::router(store.clone()), &config.ui);
     servers.http(listeners.query, routes, "query")?;
     ready.set_ready();
@@ -143,23 +174,3 @@ pub async fn run(
 
 /// How often the embedded retention worker runs.
 const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
-pub fn system_clock() -> Arc<dyn Clock> {
-    Arc::new(SystemClock)
-}

@@ -1,26 +1,16 @@
 //! `tracekeeper compact`: rewrites every bucket of a stopped all-in-one's embedded
 //! store as one compressed sorted run, reporting each bucket's size before and after.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
 use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct CompactArgs {
-    #[command(flatten)]
-    pub config: crate::cli::ConfigArgs,
-    /// Data directory of the embedded store. Stop all-in-one first: it locks its
-    /// directory, and this command says so if it is still running.
-    #[arg(long, env = "TRACEKEEPER_DATA_DIR")]
-    pub data_dir: PathBuf,
-}
-
 const MIB: f64 = 1024.0 * 1024.0;
 
-pub fn run(args: CompactArgs) -> anyhow::Result<()> {
-    let dir = &args.data_dir;
+/// Compacts the store in `dir`, which no process may have open.
+pub fn run(dir: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(dir.join("version").exists(), "{} holds no tracekeeper store", dir.display());
     let config = EmbeddedConfig { idle_flush: None, ..EmbeddedConfig::new(dir) };
     let store = EmbeddedStore::open(config)

@@ -1,0 +1,95 @@
+//! The long-running roles. Each module has a typed `Config`, its `Listeners` and
+//! `run(config, listeners, shutdown)`, which serves until `shutdown` resolves, lets
+//! requests in flight finish and returns the first error.
+
+pub mod all_in_one;
+pub mod collector;
+pub mod indexer;
+pub mod query;
+pub mod retention;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracekeeper_ingest::IngestLimits;
+use tracekeeper_model::clock::{Clock, SystemClock};
+use tracekeeper_serve::ServingConfig;
+use tracekeeper_storage::cql::{CqlConfig, CqlStore};
+
+/// How often an indexer or a query node re-reads the retention policies and watermarks.
+pub const WATERMARK_REFRESH: Duration = Duration::from_secs(5);
+
+/// The span receivers' settings, shared by all-in-one and the collector.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    pub otlp_grpc_addr: SocketAddr,
+    pub otlp_http_addr: SocketAddr,
+    pub zipkin_addr: SocketAddr,
+    /// Request sizes, the in-flight budget and each tenant's rate.
+    pub limits: IngestLimits,
+    /// Whether `X-Scope-OrgID` keeps tenants apart; otherwise everything is one tenant's.
+    pub multi_tenancy: bool,
+    /// TLS, credentials and the serving layer's limits of every listener.
+    pub serving: ServingConfig,
+}
+
+/// The span receivers' sockets.
+pub struct ReceiverListeners {
+    pub otlp_grpc: TcpListener,
+    pub otlp_http: TcpListener,
+    pub zipkin: TcpListener,
+}
+
+impl ReceiverListeners {
+    pub async fn bind(config: &ReceiverConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            otlp_grpc: bind(config.otlp_grpc_addr).await?,
+            otlp_http: bind(config.otlp_http_addr).await?,
+            zipkin: bind(config.zipkin_addr).await?,
+        })
+    }
+}
+
+/// The one socket of the roles that serve only `/ready`, `/metrics` and an admin API
+/// (the indexer, the retention worker).
+pub struct AdminListeners(pub TcpListener);
+
+impl AdminListeners {
+    pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
+        Ok(Self(bind(addr).await?))
+    }
+}
+
+/// A listening socket on `addr`, its error naming the address.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
+}
+
+/// The CQL store a distributed role or tool reads and writes.
+pub async fn connect_cql(config: &CqlConfig) -> anyhow::Result<CqlStore> {
+    let nodes = config.connection.nodes.join(",");
+    CqlStore::connect(config).await.with_context(|| format!("connecting to CQL at {nodes}"))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}

@@ -1,0 +1,5 @@
+//! The commands that are not roles: they run once and exit.
+
+pub mod check;
+pub mod compact;
+pub mod dlq;
