@@ -13,7 +13,7 @@ use tracekeeper_model::{jaeger, otlp, Span};
 
 async fn crash_and_check(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path(), extra);
+    let mut server = Server::start_process(dir.path(), extra);
     let url = format!("http://{}/v1/traces", server.otlp_http);
     let acked: Arc<Mutex<Vec<Vec<Span>>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));

@@ -16,8 +16,11 @@ use tracekeeper_model::{
     AnyValue, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
 };
 
+/// A running tracekeeper: all-in-one (or a collector), in this test's process on
+/// sockets bound to port 0, or as the real binary for what needs a process of its own.
 pub struct Server {
-    child: Option<Child>,
+    running: Option<Running>,
+    mode: Mode,
     pub data_dir: PathBuf,
     pub otlp_grpc: String,
     pub otlp_http: String,
@@ -28,46 +31,163 @@ pub struct Server {
     kafka: Option<(String, String)>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    InProcess,
+    Process,
+}
+
+enum Running {
+    /// The role on a thread and runtime of its own: `stop` is its shutdown signal,
+    /// `abort` drops it where it stands (as a kill would).
+    InProcess {
+        stop: Signal,
+        abort: Signal,
+        thread: std::thread::JoinHandle<anyhow::Result<()>>,
+    },
+    Process(Child),
+}
+
+/// How a server stopped: its exit status, or the error its role returned.
+#[derive(Debug)]
+pub struct Stopped(Result<(), String>);
+
+impl Stopped {
+    pub fn success(&self) -> bool {
+        self.0.is_ok()
+    }
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Ok(()) => write!(f, "stopped cleanly"),
+            Err(why) => write!(f, "{why}"),
+        }
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+const ANY_PORT: &str = "127.0.0.1:0";
+
+type Signal = tokio::sync::oneshot::Sender<()>;
+
 impl Server {
-    /// Starts all-in-one on `data_dir` and waits until `/ready` answers 200.
+    /// Starts all-in-one on `data_dir`, in this process, and waits until it is ready.
+    /// `extra` are its command-line flags.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let ports = [free_port(), free_port(), free_port(), free_port()];
-        let mut server = Self {
-            child: None,
-            data_dir: data_dir.to_path_buf(),
-            otlp_grpc: format!("127.0.0.1:{}", ports[0]),
-            otlp_http: format!("127.0.0.1:{}", ports[1]),
-            zipkin: format!("127.0.0.1:{}", ports[2]),
-            query: format!("127.0.0.1:{}", ports[3]),
-            args: extra.iter().map(|s| s.to_string()).collect(),
-            kafka: None,
-        };
+        let mut server = Self::stopped(Mode::InProcess, data_dir, extra);
+        server.spawn();
+        server
+    }
+
+    /// Starts the `tracekeeper` binary's all-in-one: for signals, `kill -9` and what
+    /// counts over the whole process (its metrics).
+    pub fn start_process(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut server = Self::stopped(Mode::Process, data_dir, extra);
         server.spawn_on_free_ports();
         server
     }
 
-    /// Starts `tracekeeper collector` publishing to `topic` on `brokers`.
+    /// Starts a collector publishing to `topic` on `brokers`, in this process.
     pub fn start_collector(brokers: &str, topic: &str, extra: &[&str]) -> Self {
-        let mut server = Self::start_stopped(Path::new("/nonexistent"), extra);
+        let mut server = Self::stopped(Mode::InProcess, Path::new("/nonexistent"), extra);
         server.kafka = Some((brokers.to_string(), topic.to_string()));
-        server.spawn_on_free_ports();
+        server.spawn();
         server
     }
 
-    fn start_stopped(data_dir: &Path, extra: &[&str]) -> Self {
+    fn stopped(mode: Mode, data_dir: &Path, extra: &[&str]) -> Self {
+        let addr = || match mode {
+            Mode::InProcess => ANY_PORT.to_string(),
+            Mode::Process => format!("127.0.0.1:{}", free_port()),
+        };
         Self {
-            child: None,
+            running: None,
+            mode,
             data_dir: data_dir.to_path_buf(),
-            otlp_grpc: format!("127.0.0.1:{}", free_port()),
-            otlp_http: format!("127.0.0.1:{}", free_port()),
-            zipkin: format!("127.0.0.1:{}", free_port()),
-            query: format!("127.0.0.1:{}", free_port()),
+            otlp_grpc: addr(),
+            otlp_http: addr(),
+            zipkin: addr(),
+            query: addr(),
             args: extra.iter().map(|s| s.to_string()).collect(),
             kafka: None,
+        }
+    }
+
+    /// The command line this server runs with, without the program name.
+    fn command_line(&self) -> Vec<String> {
+        let mut argv: Vec<String> = match &self.kafka {
+            None => ["all-in-one", "--data-dir", self.data_dir.to_str().unwrap(), "--query-addr", &self.query]
+                .map(String::from)
+                .to_vec(),
+            Some((brokers, topic)) => {
+                ["collector", "--kafka-brokers", brokers, "--kafka-topic", topic].map(String::from).to_vec()
+            }
+        };
+        argv.extend(["--otlp-grpc-addr", &self.otlp_grpc, "--otlp-http-addr", &self.otlp_http].map(String::from));
+        argv.extend(["--zipkin-addr".to_string(), self.zipkin.clone()]);
+        argv.extend(self.args.iter().cloned());
+        argv
+    }
+
+    fn spawn(&mut self) {
+        match self.mode {
+            Mode::InProcess => self.spawn_in_process(),
+            Mode::Process => {
+                if let Err(status) = self.try_spawn_process() {
+                    panic!("tracekeeper exited before it was ready: {status}");
+                }
+            }
+        }
+    }
+
+    /// Resolves the command line as the binary does and runs the role on listeners
+    /// bound here, so the test knows their ports before the role starts.
+    fn spawn_in_process(&mut self) {
+        use tracekeeper::cli::Command as Role;
+        use tracekeeper::roles;
+        let argv = std::iter::once("tracekeeper".to_string()).chain(self.command_line()).map(Into::into).collect();
+        let layered = tracekeeper::cli::parse(argv).unwrap_or_else(|e| panic!("the flags are refused: {e}"));
+        let file = tracekeeper::config::FileTables::from_layered(&layered).unwrap();
+        let bind = |addr: &mut String| {
+            let socket = TcpListener::bind(addr.as_str()).unwrap_or_else(|e| panic!("binding {addr}: {e}"));
+            socket.set_nonblocking(true).unwrap();
+            *addr = socket.local_addr().unwrap().to_string();
+            socket
+        };
+        let receivers = [bind(&mut self.otlp_grpc), bind(&mut self.otlp_http), bind(&mut self.zipkin)];
+        let query = self.kafka.is_none().then(|| bind(&mut self.query));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let (abort, aborted) = tokio::sync::oneshot::channel::<()>();
+        let thread = match layered.cli.command {
+            Role::AllInOne(args) => {
+                let config = tracekeeper::config::all_in_one(*args, &file).expect("a valid all-in-one configuration");
+                in_own_runtime(aborted, move || async move {
+                    let listeners = roles::all_in_one::Listeners {
+                        receivers: receiver_listeners(receivers),
+                        query: tokio::net::TcpListener::from_std(query.unwrap()).unwrap(),
+                    };
+                    roles::all_in_one::run(config, listeners, shutdown).await
+                })
+            }
+            Role::Collector(args) => {
+                let config = tracekeeper::config::collector(args, &file).expect("a valid collector configuration");
+                in_own_runtime(aborted, move || async move {
+                    roles::collector::run(config, receiver_listeners(receivers), shutdown).await
+                })
+            }
+            _ => unreachable!("the command line names all-in-one or collector"),
+        };
+        self.running = Some(Running::InProcess { stop, abort, thread });
+        if let Err(stopped) = self.wait_ready() {
+            panic!("tracekeeper stopped before it was ready: {stopped}");
         }
     }
 
@@ -75,53 +195,33 @@ impl Server {
     /// then the server exits at once, and is started again on other ports.
     fn spawn_on_free_ports(&mut self) {
         for _ in 0..3 {
-            match self.try_spawn() {
+            match self.try_spawn_process() {
                 Ok(()) => return,
                 Err(status) => {
                     eprintln!("tracekeeper exited before it was ready ({status}); retrying on other ports");
-                    self.otlp_grpc = format!("127.0.0.1:{}", free_port());
-                    self.otlp_http = format!("127.0.0.1:{}", free_port());
-                    self.zipkin = format!("127.0.0.1:{}", free_port());
-                    self.query = format!("127.0.0.1:{}", free_port());
+                    for addr in [&mut self.otlp_grpc, &mut self.otlp_http, &mut self.zipkin, &mut self.query] {
+                        *addr = format!("127.0.0.1:{}", free_port());
+                    }
                 }
             }
         }
         self.spawn();
     }
 
-    fn spawn(&mut self) {
-        if let Err(status) = self.try_spawn() {
-            panic!("tracekeeper exited before it was ready: {status}");
-        }
-    }
-
-    fn try_spawn(&mut self) -> Result<(), ExitStatus> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
-        match &self.kafka {
-            None => command.arg("all-in-one").args([
-                "--data-dir",
-                self.data_dir.to_str().unwrap(),
-                "--query-addr",
-                &self.query,
-            ]),
-            Some((brokers, topic)) => {
-                command.arg("collector").args(["--kafka-brokers", brokers, "--kafka-topic", topic])
-            }
-        };
-        let child = command
-            .args(["--otlp-grpc-addr", &self.otlp_grpc, "--otlp-http-addr", &self.otlp_http])
-            .args(["--zipkin-addr", &self.zipkin])
-            .args(&self.args)
+    fn try_spawn_process(&mut self) -> Result<(), Stopped> {
+        let child = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
+            .args(self.command_line())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start tracekeeper");
-        self.child = Some(child);
+        self.running = Some(Running::Process(child));
         self.wait_ready()
     }
 
-    fn wait_ready(&mut self) -> Result<(), ExitStatus> {
+    /// `Err` when the server stopped before it was ready.
+    fn wait_ready(&mut self) -> Result<(), Stopped> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let ready_on = if self.kafka.is_some() { &self.otlp_http } else { &self.query };
         let url = format!("http://{ready_on}/ready");
@@ -129,48 +229,81 @@ impl Server {
             if let Ok(status) = http_status(&url) {
                 // The answer may come from another test's server that took the port
                 // first, while this one exits for want of it: make sure it runs.
-                std::thread::sleep(Duration::from_millis(100));
-                if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                    self.child = None;
-                    return Err(status);
+                if self.mode == Mode::Process {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if let Some(stopped) = self.stopped_by_itself() {
+                    return Err(stopped);
                 }
                 if status == 200 {
                     return Ok(());
                 }
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                self.child = None;
-                return Err(status);
+            if let Some(stopped) = self.stopped_by_itself() {
+                return Err(stopped);
             }
             assert!(Instant::now() < deadline, "tracekeeper was not ready within 30 s");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
-    /// `kill -9`: no chance to flush anything.
+    /// How the server stopped, if it stopped without being asked to.
+    fn stopped_by_itself(&mut self) -> Option<Stopped> {
+        let finished = match self.running.as_mut()? {
+            Running::Process(child) => child.try_wait().unwrap().is_some(),
+            Running::InProcess { thread, .. } => thread.is_finished(),
+        };
+        if !finished {
+            return None;
+        }
+        Some(match self.running.take()? {
+            Running::Process(mut child) => exit_status(child.wait().unwrap()),
+            Running::InProcess { thread, .. } => joined(thread),
+        })
+    }
+
+    /// `kill -9`: no chance to flush anything. Only a process can be killed so.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    /// SIGTERM, then wait for a graceful exit.
-    pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
+        match self.running.take() {
+            Some(Running::Process(mut child)) => {
+                child.kill().unwrap();
+                child.wait().unwrap();
             }
-            assert!(Instant::now() < deadline, "tracekeeper did not stop within 20 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
+            Some(Running::InProcess { .. }) => panic!("kill -9 needs the server's own process: use start_process"),
+            None => {}
         }
     }
 
+    /// SIGTERM (the in-process role: its shutdown), then wait for it to stop cleanly.
+    pub fn terminate(&mut self) -> Stopped {
+        match self.running.take().expect("running") {
+            Running::InProcess { stop, abort, thread } => {
+                let _ = stop.send(());
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !thread.is_finished() {
+                    assert!(Instant::now() < deadline, "tracekeeper did not stop within 20 s of its shutdown");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                drop(abort);
+                joined(thread)
+            }
+            Running::Process(mut child) => {
+                Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+                let deadline = Instant::now() + Duration::from_secs(20);
+                loop {
+                    if let Some(status) = child.try_wait().unwrap() {
+                        return exit_status(status);
+                    }
+                    assert!(Instant::now() < deadline, "tracekeeper did not stop within 20 s of SIGTERM");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    /// Starts the server again, on the same ports and data.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop the server first");
+        assert!(self.running.is_none(), "stop the server first");
         self.spawn();
     }
 
@@ -200,11 +333,60 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        match self.running.take() {
+            Some(Running::Process(mut child)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Some(Running::InProcess { abort, thread, .. }) => {
+                // At once, as the process was killed before: a graceful stop waits for
+                // the test's own connections, which this thread may be the one to drive.
+                let _ = abort.send(());
+                let _ = thread.join();
+            }
+            None => {}
         }
     }
+}
+
+/// Runs `role` on a thread with a runtime of its own, which ends with it: whatever the
+/// role still holds (the store's directory lock) is released when the thread is joined.
+/// `aborted` drops the role where it stands.
+fn in_own_runtime<F, Fut>(
+    aborted: tokio::sync::oneshot::Receiver<()>,
+    role: F,
+) -> std::thread::JoinHandle<anyhow::Result<()>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let result = runtime.block_on(async {
+            tokio::select! {
+                result = role() => result,
+                Ok(()) = aborted => Err(anyhow::anyhow!("aborted")),
+            }
+        });
+        runtime.shutdown_timeout(Duration::from_secs(5));
+        result
+    })
+}
+
+fn receiver_listeners(sockets: [TcpListener; 3]) -> tracekeeper::roles::ReceiverListeners {
+    let [otlp_grpc, otlp_http, zipkin] = sockets.map(|s| tokio::net::TcpListener::from_std(s).unwrap());
+    tracekeeper::roles::ReceiverListeners { otlp_grpc, otlp_http, zipkin }
+}
+
+fn joined(thread: std::thread::JoinHandle<anyhow::Result<()>>) -> Stopped {
+    match thread.join() {
+        Ok(result) => Stopped(result.map_err(|e| format!("{e:#}"))),
+        Err(_) => Stopped(Err("the role panicked".into())),
+    }
+}
+
+fn exit_status(status: ExitStatus) -> Stopped {
+    Stopped(if status.success() { Ok(()) } else { Err(format!("exit status {status}")) })
 }
 
 /// A tiny blocking GET for readiness polling: the status code, or an error.
