@@ -14,6 +14,7 @@ use serde_json::Value;
 use support::cluster::{assert_all_served, post_until_acked, Cluster, Process, PARTITIONS};
 use support::{now_ns, rich_trace, Server};
 use tracekeeper_model::Span;
+use tracekeeper_stack::wait_until;
 
 /// Traces sent continuously until stopped; each trace's first span goes to one
 /// collector and the rest to the other.
@@ -85,14 +86,6 @@ async fn member_id(indexer: &Process) -> String {
     }
 }
 
-async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// `tracekeeper check` is clean and every acknowledged span is stored exactly once.
 fn assert_checker_clean(cluster: &Cluster, acked: &[Vec<Span>]) {
     let spans: usize = acked.iter().map(Vec::len).sum();
@@ -122,7 +115,7 @@ async fn indexer_killed_mid_stream_loses_and_duplicates_nothing() {
     let query = cluster.query().await;
 
     let load = Load::start(collectors.clone(), 10_000);
-    wait_for("both indexers to own partitions", Duration::from_secs(60), async || {
+    wait_until("both indexers to own partitions", Duration::from_secs(60), async || {
         let owners = owners(&query).await;
         let members: BTreeSet<&String> = owners.iter().map(|(_, m, _)| m).collect();
         owners.len() == PARTITIONS as usize && members.len() == 2
@@ -131,7 +124,7 @@ async fn indexer_killed_mid_stream_loses_and_duplicates_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     doomed.kill9();
     let survivor_id = member_id(&survivor).await;
-    wait_for("the survivor to own every partition", Duration::from_secs(60), async || {
+    wait_until("the survivor to own every partition", Duration::from_secs(60), async || {
         owners(&query).await.iter().all(|(_, m, _)| *m == survivor_id)
     })
     .await;
@@ -156,13 +149,13 @@ async fn paused_indexer_is_fenced_rejoins_and_nothing_is_lost_or_doubled() {
 
     let stale_id = member_id(&stale).await;
     let other_id = member_id(&other).await;
-    wait_for("the indexer to be paused to own partitions", Duration::from_secs(60), async || {
+    wait_until("the indexer to be paused to own partitions", Duration::from_secs(60), async || {
         owners(&query).await.iter().any(|(_, m, _)| *m == stale_id)
     })
     .await;
     let before: Vec<(i64, String, i64)> = owners(&query).await;
     stale.pause();
-    wait_for("the other indexer to take every partition", Duration::from_secs(60), async || {
+    wait_until("the other indexer to take every partition", Duration::from_secs(60), async || {
         let now = owners(&query).await;
         now.len() == PARTITIONS as usize && now.iter().all(|(_, m, _)| *m == other_id)
     })
@@ -176,7 +169,7 @@ async fn paused_indexer_is_fenced_rejoins_and_nothing_is_lost_or_doubled() {
     stale.resume();
 
     // Back in the group under a new member id, it is given partitions again.
-    wait_for("the resumed indexer to rejoin and own partitions", Duration::from_secs(90), async || {
+    wait_until("the resumed indexer to rejoin and own partitions", Duration::from_secs(90), async || {
         let id = member_id(&stale).await;
         id != stale_id && owners(&query).await.iter().any(|(_, m, _)| *m == id)
     })
@@ -206,7 +199,7 @@ async fn broker_outage_gives_retryable_errors_and_loses_nothing_acknowledged() {
 
     broker.stop();
     let retried_before = load.retried.load(Ordering::SeqCst);
-    wait_for("collectors to answer retryable errors", Duration::from_secs(60), async || {
+    wait_until("collectors to answer retryable errors", Duration::from_secs(60), async || {
         load.retried.load(Ordering::SeqCst) > retried_before
     })
     .await;

@@ -86,26 +86,11 @@ async fn get(url: String) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+/// RFC 3339 in UTC, to the second, `plus_minutes` after `minute_ns`.
 fn at(minute_ns: u64, plus_minutes: u64) -> String {
     let secs = (minute_ns / 1_000_000_000 + plus_minutes * 60) as i64;
-    chrono_like(secs)
-}
-
-/// RFC 3339 in UTC, to the second, without a date library.
-fn chrono_like(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let at = chrono::DateTime::from_timestamp(secs, 0).expect("a time within chrono's range");
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Jaeger's Monitor tab over `traces` rich traces that started one second into `minute`:

@@ -13,17 +13,10 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use support::cluster::{assert_all_served, post_until_acked, Cluster, Process, PARTITIONS};
 use support::{check_store, now_ns, rich_trace};
 use tracekeeper_model::Span;
+use tracekeeper_stack::wait_until;
 
 const SEC: u64 = 1_000_000_000;
 const HOUR: u64 = 3600 * SEC;
-
-async fn wait_until<F: AsyncFn() -> bool>(what: &str, within: Duration, condition: F) {
-    let deadline = Instant::now() + within;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 async fn served(query: &Process, spans: &[Span]) -> bool {
     let url = format!("/api/traces/{}", spans[0].trace_id.to_hex());

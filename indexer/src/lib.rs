@@ -126,7 +126,7 @@ impl Indexer {
     async fn index_counting(&self, tenant: &str, spans: Vec<Span>, count: bool) -> Result<Indexed, IndexError> {
         let now_ns = self.clock.now_ns();
         let retention = self.retention.current();
-        let visible_from = retention.visible_from_ns(tenant, now_ns).max(self.watermarks.expired_before(tenant));
+        let visible_from = retention.horizon_ns(tenant, now_ns, self.watermarks.expired_before(tenant));
         let skew = self.tenant_future_skews.get(tenant).copied().unwrap_or(self.max_future_skew);
         let latest = now_ns.saturating_add(u64::try_from(skew.as_nanos()).unwrap_or(u64::MAX));
         // One pass: the spans kept, and the refused ones' reasons (too far ahead first,

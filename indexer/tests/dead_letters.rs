@@ -30,9 +30,13 @@ use tracekeeper_indexer::Indexer;
 use tracekeeper_model::clock::{Clock, SystemClock};
 use tracekeeper_model::{otlp, Span, TraceId, KAFKA_TENANT_HEADER};
 use tracekeeper_retention::RetentionPolicies;
+use tracekeeper_stack::wait_until;
 use tracekeeper_storage::cql::ledger::CqlLedger;
 use tracekeeper_storage::cql::{test_store, CqlStore};
 use tracekeeper_storage::{testing::span, SpanReader, SpanWriter, StorageError, WriteBatch};
+
+/// How long a Kafka consumer group may take to settle here.
+const WAIT: Duration = Duration::from_secs(90);
 
 /// The real store behind a switchboard of faults, keyed by trace.
 struct FaultyWriter {
@@ -81,14 +85,6 @@ async fn publish(producer: &FutureProducer, topic: &str, key: &str, tenant: &str
 
 async fn stored_spans(store: &CqlStore, tenant: &str, id: TraceId) -> usize {
     store.trace(tenant, id, 1000).await.unwrap().0.len()
-}
-
-async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while !done().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// A message as read back: key, payload and headers.
@@ -186,8 +182,10 @@ async fn transient_errors_are_retried_and_permanent_ones_go_to_the_dead_letter_t
             .unwrap();
     };
     let checking = async {
-        wait_until("every offset is committed", async || view.position(0).is_some_and(|(committed, _)| committed == 4))
-            .await;
+        wait_until("every offset is committed", WAIT, async || {
+            view.position(0).is_some_and(|(committed, _)| committed == 4)
+        })
+        .await;
         assert_eq!(stored_spans(&store, "acme", good[0].trace_id).await, 2, "the message after the bad ones");
         assert_eq!(stored_spans(&store, "acme", flaky[0].trace_id).await, 2, "the transiently failing message");
         assert_eq!(writer.flaky_failures.load(Ordering::SeqCst), 3, "each injected timeout was retried");
@@ -221,7 +219,7 @@ async fn transient_errors_are_retried_and_permanent_ones_go_to_the_dead_letter_t
         assert_eq!(report.waiting, 2);
         assert_eq!(report.republished.get(&topic), Some(&2));
         assert_eq!(seen, vec![(1, 2), (2, 2)], "progress after each letter");
-        wait_until("the replayed spans are stored", async || {
+        wait_until("the replayed spans are stored", WAIT, async || {
             stored_spans(&store, "acme", refused[0].trace_id).await == 2
         })
         .await;
@@ -232,7 +230,7 @@ async fn transient_errors_are_retried_and_permanent_ones_go_to_the_dead_letter_t
             assert_eq!(header(headers, KAFKA_TENANT_HEADER), Some("acme"));
         }
         // A second replay starts where the first ended: only the garbage, dead-lettered again.
-        wait_until("the garbage is dead-lettered again", async || read_all(&stack.kafka, &dlq).len() == 3).await;
+        wait_until("the garbage is dead-lettered again", WAIT, async || read_all(&stack.kafka, &dlq).len() == 3).await;
         let again = dead_letter::replay(&replay, |_, _| {}).await.unwrap();
         assert_eq!(again.waiting, 1);
         stop.send(()).unwrap();

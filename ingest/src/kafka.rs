@@ -24,10 +24,7 @@ use crate::{SinkError, SinkOutcome, SpanSink};
 
 pub use tracekeeper_model::KAFKA_TENANT_HEADER as TENANT_HEADER;
 
-/// 32-bit FNV-1a.
-pub fn fnv1a32(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
-}
+pub use tracekeeper_model::hash::fnv1a32;
 
 /// Sarama's hash partitioner: `int32(fnv1a(key)) % n`, made non-negative.
 pub fn partition_for(key: &[u8], partitions: i32) -> i32 {

@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod duration;
+pub mod hash;
 pub mod ids;
 pub mod jaeger;
 pub mod jaeger_kafka;

@@ -141,10 +141,7 @@ impl QueryEngine {
     }
 
     fn visible_from(&self, tenant: &str) -> u64 {
-        self.retention
-            .current()
-            .visible_from_ns(tenant, self.clock.now_ns())
-            .max(self.watermarks.expired_before(tenant))
+        self.retention.current().horizon_ns(tenant, self.clock.now_ns(), self.watermarks.expired_before(tenant))
     }
 
     /// The visible spans of a trace (none when it is absent or expired), and whether

@@ -61,6 +61,15 @@ impl RetentionPolicies {
     pub fn visible_from_ns(&self, tenant: &str, now_ns: u64) -> u64 {
         now_ns.saturating_sub(self.retention_ns(tenant))
     }
+
+    /// The retention horizon every reader and writer holds spans to: the policy's
+    /// window or the tenant's watermark (`expired_before_ns`, 0 for none), whichever
+    /// is later. A watermark ahead of the window is a policy shortened since, whose
+    /// rows may not all be purged yet; a window ahead of the watermark is time passing
+    /// between two rounds of the retention worker.
+    pub fn horizon_ns(&self, tenant: &str, now_ns: u64, expired_before_ns: u64) -> u64 {
+        self.visible_from_ns(tenant, now_ns).max(expired_before_ns)
+    }
 }
 
 #[cfg(test)]
@@ -78,5 +87,15 @@ mod tests {
         assert_eq!(policies.retention_for("other"), DEFAULT_RETENTION);
         clock.advance(Duration::from_secs(1));
         assert_eq!(policies.visible_from_ns("short", clock.now_ns()), 1_000_000_000_000 - 59_000_000_000);
+    }
+
+    #[test]
+    fn the_horizon_is_the_later_of_window_and_watermark() {
+        let policies = RetentionPolicies { default: Duration::from_secs(100), per_tenant: Default::default() };
+        let now = 1_000 * 1_000_000_000;
+        let window = now - 100 * 1_000_000_000;
+        assert_eq!(policies.horizon_ns("a", now, 0), window, "no watermark: the window");
+        assert_eq!(policies.horizon_ns("a", now, window - 1), window, "an older watermark changes nothing");
+        assert_eq!(policies.horizon_ns("a", now, window + 7), window + 7, "a shortened policy's watermark hides more");
     }
 }

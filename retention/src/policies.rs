@@ -6,7 +6,7 @@
 //! worker has run yet) the process's own flags stand.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracekeeper_storage::lifecycle::{PolicyVersion, DEFAULT_POLICY};
@@ -14,29 +14,31 @@ use tracekeeper_storage::{Lifecycle, StorageError};
 
 use crate::RetentionPolicies;
 
+/// Read on every span written and every query, replaced every few seconds at most:
+/// reads take no lock.
 #[derive(Debug, Clone)]
-pub struct Policies(Arc<RwLock<Arc<RetentionPolicies>>>);
+pub struct Policies(Arc<arc_swap::ArcSwap<RetentionPolicies>>);
 
 impl From<RetentionPolicies> for Policies {
     fn from(policies: RetentionPolicies) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new(policies))))
+        Self::from(Arc::new(policies))
     }
 }
 
 impl From<Arc<RetentionPolicies>> for Policies {
     fn from(policies: Arc<RetentionPolicies>) -> Self {
-        Self(Arc::new(RwLock::new(policies)))
+        Self(Arc::new(arc_swap::ArcSwap::new(policies)))
     }
 }
 
 impl Policies {
     /// The policies as this process last saw them.
     pub fn current(&self) -> Arc<RetentionPolicies> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0.load_full()
     }
 
     pub fn replace(&self, policies: RetentionPolicies) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policies);
+        self.0.store(Arc::new(policies));
     }
 
     /// The latest version of each tenant's policy, or `None` when there is none.

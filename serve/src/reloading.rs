@@ -5,7 +5,7 @@
 
 use std::fmt::Display;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
@@ -18,7 +18,8 @@ type Stamp = Vec<Option<(SystemTime, u64)>>;
 pub struct Reloading<T, E> {
     paths: Vec<PathBuf>,
     build: Box<dyn Fn() -> Result<T, E> + Send + Sync>,
-    current: RwLock<Arc<T>>,
+    /// Read on every request (credentials, TLS handshakes): without a lock.
+    current: arc_swap::ArcSwap<T>,
     stamp: Mutex<Stamp>,
 }
 
@@ -31,11 +32,16 @@ impl<T, E: Display> Reloading<T, E> {
     pub fn load(paths: Vec<PathBuf>, build: impl Fn() -> Result<T, E> + Send + Sync + 'static) -> Result<Self, E> {
         let stamp = stamp_of(&paths);
         let value = build()?;
-        Ok(Self { paths, build: Box::new(build), current: RwLock::new(Arc::new(value)), stamp: Mutex::new(stamp) })
+        Ok(Self {
+            paths,
+            build: Box::new(build),
+            current: arc_swap::ArcSwap::from_pointee(value),
+            stamp: Mutex::new(stamp),
+        })
     }
 
     pub fn current(&self) -> Arc<T> {
-        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.current.load_full()
     }
 
     /// Rebuilds the value if any file changed; `Ok(true)` when it did.
@@ -47,7 +53,7 @@ impl<T, E: Display> Reloading<T, E> {
         }
         let value = (self.build)()?;
         *last = now;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(value);
+        self.current.store(Arc::new(value));
         Ok(true)
     }
 }

@@ -16,6 +16,9 @@ mod docker;
 pub mod local;
 pub mod probe;
 pub mod secure;
+mod wait;
+
+pub use wait::wait_until;
 
 use std::time::Duration;
 

@@ -143,41 +143,15 @@ impl TermRef<'_> {
     }
 }
 
-/// 64-bit FNV-1a: stable across versions and platforms, so it can be part of stored keys.
-#[derive(Clone, Copy)]
-pub struct Fnv64(u64);
-
-impl Default for Fnv64 {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for Fnv64 {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
 impl TermRef<'_> {
     /// The term's id in posting keys: a stable hash of its encoding. Two terms with the
     /// same id share a posting list, which only adds candidates; the query engine
     /// verifies every candidate, so results stay exact. Short fixed-size ids keep
     /// posting keys short, which is most of the cost of inserting them.
     pub fn id(&self) -> u64 {
-        use std::hash::Hasher;
         let mut bytes = Vec::with_capacity(64);
         self.encode(&mut bytes);
-        let mut hasher = Fnv64::default();
-        hasher.write(&bytes);
-        hasher.finish()
+        tracekeeper_model::hash::fnv1a64(&bytes)
     }
 }
 
@@ -235,7 +209,7 @@ pub type PostingRow<'a> = (TermRef<'a>, u64, TraceId, u64);
 
 /// The postings a batch produces, deduplicated as described in the module docs.
 pub fn postings_of(spans: &[Span]) -> Vec<PostingRow<'_>> {
-    type Fast = std::hash::BuildHasherDefault<Fnv64>;
+    type Fast = std::hash::BuildHasherDefault<tracekeeper_model::hash::Fnv1a64>;
     let mut latest: std::collections::HashMap<(TermRef<'_>, TraceId, u64), (u64, u64), Fast> = Default::default();
     for span in spans {
         let slot = span.start_ns / POSTING_GROUP_NS;

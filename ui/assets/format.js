@@ -30,14 +30,28 @@ export function formatAgo(us, nowUs = Date.now() * 1000) {
   return `${Math.floor(s / 86400)}d ago`;
 }
 
-const UNITS = { ns: 1e-3, us: 1, 'µs': 1, ms: 1e3, s: 1e6, m: 60e6, h: 3600e6 };
+const UNITS = { ns: 1e-3, us: 1, 'µs': 1, 'μs': 1, ms: 1e3, s: 1e6, m: 60e6, h: 3600e6 };
 
-/** '1.5ms' -> 1500 (µs); throws an Error naming the problem. */
+/**
+ * A Go duration, as the server takes it: '1.5ms' -> 1500 (µs), '1h30m' -> 5.4e9, '0'.
+ * Throws an Error naming the problem.
+ */
 export function parseDuration(text) {
   const t = String(text).trim();
-  const m = /^(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h)$/.exec(t);
-  if (!m) throw new Error(`"${t}" is not a duration: write a number and a unit, such as 1.5ms, 200us or 2s`);
-  return Number(m[1]) * UNITS[m[2]];
+  if (t === '0') return 0;
+  const body = t.startsWith('+') ? t.slice(1) : t;
+  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+  let total = 0;
+  let pos = 0;
+  while (body && pos < body.length) {
+    part.lastIndex = pos;
+    const m = part.exec(body);
+    if (!m) { pos = -1; break; }
+    total += Number(m[1]) * UNITS[m[2]];
+    pos = part.lastIndex;
+  }
+  if (!body || pos < 0) throw new Error(`"${t}" is not a duration: write numbers with units, such as 1.5ms, 200us, 2s or 1h30m`);
+  return total;
 }
 
 /**

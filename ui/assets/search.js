@@ -263,7 +263,15 @@ function renderResults(results, traces, state, ms) {
           h('span', { class: 'dot', style: { background: colorOf(s.name) } }), s.spanCount ? `${s.name} (${s.spanCount})` : s.name)))));
     }
   };
-  sortSel.addEventListener('change', draw);
+  sortSel.addEventListener('change', () => {
+    // The order is search state like the rest: kept in the URL (replaced, since the
+    // results are the same), so a reload or a shared link shows the same order.
+    const url = new URL(window.location.href);
+    if (sortSel.value === 'newest') url.searchParams.delete('sort'); else url.searchParams.set('sort', sortSel.value);
+    history.replaceState(history.state, '', url);
+    state.sort = sortSel.value;
+    draw();
+  });
   draw();
   results.append(
     h('div', { class: 'results-head' }, h('strong', { id: 'result-count' }, `${traces.length} trace${traces.length === 1 ? '' : 's'}`),

@@ -53,14 +53,13 @@ pub fn build_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
         // FNV-1a over names and contents: stable across builds of the same files.
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut hash = tracekeeper_model::hash::Fnv1a64::default();
         for asset in FILES {
-            for byte in asset.name.bytes().chain([0]).chain(asset.bytes.iter().copied()) {
-                hash ^= u64::from(byte);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
+            hash.update(asset.name.as_bytes());
+            hash.update(&[0]);
+            hash.update(asset.bytes);
         }
-        format!("{hash:016x}")
+        format!("{:016x}", hash.value())
     })
 }
 

@@ -89,6 +89,12 @@ describe('web UI', { timeout: 600_000 }, () => {
     assert.equal(new URL(page.url()).search, '?service=frontend&lookback=1h');
     await page.selectOption('#sort', 'spans');
     assert.match(await page.locator('#result-list li').first().innerText(), /5 spans/);
+    // The order is in the URL, so it survives a reload and a shared link.
+    assert.equal(new URL(page.url()).searchParams.get('sort'), 'spans');
+    await page.reload();
+    await page.waitForSelector('#result-list li');
+    assert.equal(await page.inputValue('#sort'), 'spans');
+    assert.match(await page.locator('#result-list li').first().innerText(), /5 spans/);
     await done(page, 'search');
   });
 

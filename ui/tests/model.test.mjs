@@ -153,7 +153,16 @@ test('durations parse and format', () => {
   assert.equal(parseDuration('1.5ms'), 1500);
   assert.equal(parseDuration('2s'), 2e6);
   assert.equal(parseDuration('250us'), 250);
-  assert.throws(() => parseDuration('fast'), /not a duration/);
+  // What the server's Go durations take, units in any order and repeated.
+  assert.equal(parseDuration('1h30m'), 5400e6);
+  assert.equal(parseDuration('2m3.5s'), 123.5e6);
+  assert.equal(parseDuration('1s500ms'), 1.5e6);
+  assert.equal(parseDuration('0'), 0);
+  assert.equal(parseDuration('+10ms'), 10e3);
+  assert.equal(parseDuration('1μs'), 1);
+  for (const bad of ['fast', '', '-1s', '1h30', '10', '1 h', 'h', '1hh']) {
+    assert.throws(() => parseDuration(bad), /not a duration/, bad);
+  }
   assert.equal(formatDuration(1500), '1.5ms');
   assert.equal(formatDuration(2e6), '2s');
   assert.equal(formatDuration(0.5), '500ns');

@@ -149,10 +149,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Vec<Entry>> {
 }
 
 fn fnv(bytes: &[u8]) -> i64 {
-    use std::hash::Hasher;
-    let mut hasher = crate::schema::Fnv64::default();
-    hasher.write(bytes);
-    hasher.finish() as i64
+    tracekeeper_model::hash::fnv1a64(bytes) as i64
 }
 
 /// Merges rows read newest first into the postings of one term, newest first, within

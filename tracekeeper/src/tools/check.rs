@@ -54,8 +54,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let now = SystemClock.now_ns();
     let watermarks = lifecycle.watermarks().await.context("reading the retention watermarks")?;
-    let visible_from =
-        |tenant: &str| policies.visible_from_ns(tenant, now).max(watermarks.get(tenant).copied().unwrap_or(0));
+    let visible_from = |tenant: &str| policies.horizon_ns(tenant, now, watermarks.get(tenant).copied().unwrap_or(0));
     let grace = (config.grace + slack).as_nanos() as u64;
     let gone_before = |tenant: &str| policies.visible_from_ns(tenant, now).saturating_sub(grace);
     let horizons = Horizons { visible_from: &visible_from, gone_before: &gone_before };
