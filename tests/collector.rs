@@ -15,7 +15,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
 use support::{now_ns, rich_trace, Server};
-use tracekeeper_ingest::kafka::{partition_for, TENANT_HEADER};
+use tracekeeper_kafka::producer::{partition_for, TENANT_HEADER};
 use tracekeeper_model::otlp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

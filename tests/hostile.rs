@@ -289,8 +289,12 @@ async fn hostile_grpc_requests_get_clear_statuses_and_change_nothing() {
     refused(export(&server, raw(&otlp::to_request(&base)), false, "../etc").await, Code::InvalidArgument, "tenant");
     let huge = "a".repeat(100 * 1024);
     let answer = export(&server, raw(&otlp::to_request(&base)), false, &huge).await;
+    // Refused with a status, or, when the server's refusal (it closes the connection
+    // past its header limit) overtakes the client still writing, a closed connection:
+    // the race is the client's. Never an internal error, never accepted.
+    let closed_while_sending = |s: &tonic::Status| s.code() == Code::Unknown && s.message() == "transport error";
     assert!(
-        answer.as_ref().is_err_and(|s| !matches!(s.code(), Code::Internal | Code::Unknown | Code::Ok)),
+        answer.as_ref().is_err_and(|s| closed_while_sending(s) || !matches!(s.code(), Code::Internal | Code::Unknown)),
         "oversized metadata is refused: {answer:?}"
     );
     assert_up(&server).await;

@@ -5,9 +5,7 @@
 //! rules every stored span obeys (retention at ingest), then hands the batch to a
 //! [`SpanWriter`], whose contract makes the write idempotent and durable.
 
-pub mod kafka;
 pub mod red;
-pub mod status;
 pub mod trace_limit;
 
 use std::sync::Arc;

@@ -8,12 +8,12 @@
 //! - [`body`]: size-limited, optionally gzip-compressed request bodies.
 //! - [`error`]: the one place where ingest errors become HTTP and gRPC responses.
 //! - [`otlp_http`], [`otlp_grpc`], [`zipkin`]: one receiver each.
-//! - [`kafka`]: the collector's sink: one OTLP message per trace, keyed and placed
-//!   the way the OpenTelemetry Collector's Kafka exporter does.
+//!
+//! The collector's Kafka sink lives with the rest of the Kafka code, in
+//! `tracekeeper-kafka`.
 
 pub mod body;
 pub mod error;
-pub mod kafka;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod tenant_limits;

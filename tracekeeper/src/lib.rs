@@ -3,6 +3,9 @@
 //! `run(config, listeners, shutdown)`. The binary (`main.rs`) only parses the command
 //! line ([`cli`]), resolves it into those configurations ([`config`]) and runs one.
 //!
+//! Built without the default `distributed` feature, it is all-in-one only: no Kafka
+//! client, no CQL driver, and only the subcommands all-in-one has.
+//!
 //! Dependencies point one way: `main` → `config` → `cli` and `roles`/`tools`;
 //! `roles` and `tools` → the shared plumbing (`serve`, `listeners`, `ops`,
 //! `telemetry`, the admin APIs) → the library crates. Nothing but `config` sees a
@@ -15,6 +18,7 @@ pub mod ops;
 pub mod retention_api;
 pub mod roles;
 pub mod serve;
+#[cfg(feature = "distributed")]
 pub mod status;
 pub mod telemetry;
 pub mod tools;

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+#[cfg(feature = "distributed")]
 use async_trait::async_trait;
 use tokio::net::TcpListener;
 use tracekeeper_indexer::Indexer;
@@ -16,15 +17,18 @@ use tracekeeper_query::{QueryEngine, QueryState};
 use tracekeeper_retention::RetentionPolicies;
 use tracekeeper_serve::{Access, Authenticator, Declared, Routes, Scope, ServingConfig, Shape};
 use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
+#[cfg(feature = "distributed")]
 use tracekeeper_storage::{LedgerError, OwnershipLedger, PartitionId, PartitionOwner, Progress, StorageError};
 use tracekeeper_ui::UiConfig;
 
 use crate::roles::all_in_one::DirectSink;
-use crate::{ops, retention_api, status};
+use crate::{ops, retention_api};
 
 /// The status page reads the ledger; its content does not matter to access.
+#[cfg(feature = "distributed")]
 struct EmptyLedger;
 
+#[cfg(feature = "distributed")]
 #[async_trait]
 impl OwnershipLedger for EmptyLedger {
     async fn claim(&self, _: &PartitionId, _: &str, _: i32, _: u64) -> Result<PartitionOwner, LedgerError> {
@@ -89,6 +93,8 @@ fn concrete(pattern: &str) -> String {
 struct Walked {
     routes: usize,
     open: Vec<String>,
+    /// Whether it was a query listener (with the UI).
+    query: bool,
 }
 
 /// Serves `routes` (with `/ready` and `/metrics`, as every listener) and checks each.
@@ -135,7 +141,7 @@ async fn walk(listener: &'static str, base: &str, routes: Routes, serving: &Serv
     }
     let _ = stop.send(());
     server.await.unwrap().unwrap();
-    Walked { routes: table.len(), open }
+    Walked { routes: table.len(), open, query: listener == "query" }
 }
 
 fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
@@ -155,7 +161,6 @@ async fn every_route_of_every_role_needs_what_it_declares() {
         Arc::new(QueryState::new(engine, tenancy).with_red(store.clone()))
     };
     let ui = |base: &str| UiConfig { enabled: true, base_path: base.into(), multi_tenancy: true, auth: true };
-    let status = || status::router(Arc::new(EmptyLedger), Vec::new(), Arc::new(SystemClock));
     let retention = || retention_api::router(store.clone());
 
     let file = tokens_file();
@@ -169,17 +174,22 @@ async fn every_route_of_every_role_needs_what_it_declares() {
     walked.push(walk("zipkin", "", super::zipkin(&ingest), &serving).await);
     // all-in-one's query listener, then the query role's, under a base path.
     walked.push(walk("query", "", super::query(query(), retention(), &ui("")), &serving).await);
-    let admin = status().merge(retention());
-    walked.push(walk("query", "/tracing", super::query(query(), admin, &ui("/tracing")), &serving).await);
-    // The indexer's and the retention worker's admin listeners.
-    walked.push(walk("admin", "", status(), &serving).await);
-    walked.push(walk("admin", "", retention(), &serving).await);
+    #[cfg(feature = "distributed")]
+    {
+        let status = || crate::status::router(Arc::new(EmptyLedger), Vec::new(), Arc::new(SystemClock));
+        let admin = status().merge(retention());
+        walked.push(walk("query", "/tracing", super::query(query(), admin, &ui("/tracing")), &serving).await);
+        // The indexer's and the retention worker's admin listeners.
+        walked.push(walk("admin", "", status(), &serving).await);
+        walked.push(walk("admin", "", retention(), &serving).await);
+    }
 
     let routes: usize = walked.iter().map(|w| w.routes).sum();
-    assert!(routes > 80, "walked {routes} routes");
+    assert!(routes > 40 * walked.iter().filter(|w| w.query).count(), "walked {routes} routes");
     let open: Vec<&String> = walked.iter().flat_map(|w| &w.open).collect();
     assert_eq!(open.iter().filter(|p| p.as_str() == "/ready").count(), walked.len(), "one probe per listener");
-    assert_eq!(open.len(), walked.len() + 4, "the probes, and the UI's files and page twice: {open:?}");
+    let uis = walked.iter().filter(|w| w.query).count();
+    assert_eq!(open.len(), walked.len() + 2 * uis, "the probes, and the UI's files and page: {open:?}");
     assert_eq!(tracekeeper_ingest::otlp_grpc::ACCESS, Declared::write(Shape::Text), "the gRPC receiver takes spans");
 }
 

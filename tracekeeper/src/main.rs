@@ -43,21 +43,25 @@ async fn main() -> anyhow::Result<()> {
             let listeners = roles::all_in_one::Listeners::bind(&config).await?;
             roles::all_in_one::run(config, listeners, shutdown_signal()).await
         }
+        #[cfg(feature = "distributed")]
         Command::Collector(args) => {
             let config = config::collector(args, &file)?;
             let listeners = roles::collector::Listeners::bind(&config.receivers).await?;
             roles::collector::run(config, listeners, shutdown_signal()).await
         }
+        #[cfg(feature = "distributed")]
         Command::Indexer(args) => {
             let config = config::indexer(*args, &file)?;
             let listeners = roles::indexer::Listeners::bind(config.admin_addr).await?;
             roles::indexer::run(config, listeners, shutdown_signal()).await
         }
+        #[cfg(feature = "distributed")]
         Command::Query(args) => {
             let config = config::query(args)?;
             let listeners = roles::query::Listeners::bind(&config).await?;
             roles::query::run(config, listeners, shutdown_signal()).await
         }
+        #[cfg(feature = "distributed")]
         Command::Retention(args) => {
             let config = config::retention(args)?;
             let listeners = roles::retention::Listeners::bind(config.admin_addr).await?;
@@ -65,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Check(args) => tools::check::run(config::check(args)?).await,
         Command::Compact(args) => tools::compact::run(&args.data_dir),
+        #[cfg(feature = "distributed")]
         Command::Schema(cli::SchemaCommand::Apply(args)) => {
             let session = args.cql_security.connection(&args.cql_nodes)?.session().await?;
             let started = std::time::Instant::now();
@@ -73,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Auth(command) => auth_command(command),
+        #[cfg(feature = "distributed")]
         Command::Dlq(cli::DlqCommand::Replay(args)) => tools::dlq::replay(config::dlq_replay(args)?).await,
     }
 }

@@ -1,12 +1,12 @@
 //! `GET /api/status` on indexers and query nodes: partition ownership, offsets, lag and
-//! per-tenant counters from the ownership ledger (`tracekeeper_indexer::status`).
+//! per-tenant counters from the ownership ledger (`tracekeeper_kafka::status`).
 
 use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tracekeeper_indexer::kafka::group::GroupView;
+use tracekeeper_kafka::group::GroupView;
 use tracekeeper_model::clock::Clock;
 use tracekeeper_serve::{Declared, Group, Routes, Shape};
 use tracekeeper_storage::OwnershipLedger;
@@ -29,7 +29,7 @@ pub fn router(ledger: Arc<dyn OwnershipLedger>, members: Vec<GroupView>, clock: 
 }
 
 async fn status(axum::extract::State(state): axum::extract::State<StatusState>) -> Response {
-    match tracekeeper_indexer::status::snapshot(&*state.ledger, &state.members, state.clock.now_ns()).await {
+    match tracekeeper_kafka::status::snapshot(&*state.ledger, &state.members, state.clock.now_ns()).await {
         Ok(status) => Json(status).into_response(),
         Err(e) => {
             // The cause is for the operator's log, not the client.

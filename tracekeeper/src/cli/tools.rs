@@ -1,23 +1,26 @@
-//! The flags of the tools that are not roles: `check`, `compact` and `dlq`.
+//! The flags of the tools every build has: `check` and `compact`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tracekeeper_indexer::kafka::dead_letter;
-
-use super::{parse_duration, ConfigArgs, CqlSecurityArgs, KafkaSecurityArgs};
+#[cfg(feature = "distributed")]
+use super::CqlSecurityArgs;
+use super::{parse_duration, ConfigArgs};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Embedded store to check. Stop all-in-one first: it locks its directory.
-    #[arg(long, conflicts_with = "cql_nodes")]
+    #[cfg_attr(feature = "distributed", arg(long, conflicts_with = "cql_nodes"))]
+    #[cfg_attr(not(feature = "distributed"), arg(long))]
     pub data_dir: Option<PathBuf>,
     /// CQL store to check: contact points, comma-separated host:port.
+    #[cfg(feature = "distributed")]
     #[arg(long, value_delimiter = ',')]
     pub cql_nodes: Vec<String>,
     /// Keyspace of the CQL store.
+    #[cfg(feature = "distributed")]
     #[arg(long, default_value = "tracekeeper")]
     pub keyspace: String,
     /// Default retention the data is held to, as a Go duration.
@@ -34,6 +37,7 @@ pub struct CheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[cfg(feature = "distributed")]
     #[command(flatten)]
     pub cql_security: CqlSecurityArgs,
 }
@@ -46,33 +50,4 @@ pub struct CompactArgs {
     /// directory, and this command says so if it is still running.
     #[arg(long, env = "TRACEKEEPER_DATA_DIR")]
     pub data_dir: PathBuf,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum DlqCommand {
-    /// Send the messages waiting in the dead-letter topic back to the topic each came
-    /// from (or to --to-topic), without the headers the indexer added, once the cause is
-    /// fixed. Progress is kept in a consumer group, so a second run sends only what
-    /// arrived since. Stops when it has sent what was waiting when it started.
-    Replay(ReplayArgs),
-}
-
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
-    #[command(flatten)]
-    pub config: ConfigArgs,
-    /// Kafka bootstrap servers, comma-separated host:port.
-    #[arg(long, env = "TRACEKEEPER_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub kafka_brokers: String,
-    /// The dead-letter topic to read.
-    #[arg(long, env = "TRACEKEEPER_KAFKA_DLQ_TOPIC", default_value = dead_letter::DEFAULT_TOPIC)]
-    pub kafka_dlq_topic: String,
-    /// Send every message here instead of back to the topic it came from.
-    #[arg(long)]
-    pub to_topic: Option<String>,
-    /// Consumer group that remembers how far replays have gone.
-    #[arg(long, default_value = "tracekeeper-dlq-replay")]
-    pub group: String,
-    #[command(flatten)]
-    pub kafka_security: KafkaSecurityArgs,
 }

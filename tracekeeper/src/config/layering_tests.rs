@@ -54,6 +54,7 @@ fn a_flag_beats_the_file_which_beats_the_default() {
     assert!(sources.contains(&("otlp-http-addr", "default")), "{sources:?}");
 }
 
+#[cfg(feature = "distributed")]
 #[test]
 fn every_role_takes_a_config_file() {
     let (_dir, path) = file("keyspace = \"from_file\"\ncql-nodes = [\"10.0.0.1:9042\", \"10.0.0.2:9042\"]\n");
@@ -73,15 +74,21 @@ fn unknown_keys_and_tables_are_errors_that_name_them() {
     let (_dir, path) = file("query-adr = \"127.0.0.1:1000\"\n");
     let err = layered(&["tracekeeper", "all-in-one", "--config", &path]).err().unwrap().to_string();
     assert!(err.contains("unknown key `query-adr`") && err.contains("query-addr"), "{err}");
-    // A key of another role is unknown here.
-    let (_dir, path) = file("data-dir = \"/tmp/x\"\n");
-    let err = layered(&["tracekeeper", "indexer", "--config", &path]).err().unwrap().to_string();
-    assert!(err.contains("unknown key `data-dir`"), "{err}");
-    let (_dir, path) = file("[tenant-ingest-limits.x]\nmax-future-skew = \"5m\"\n");
-    assert!(layered(&["tracekeeper", "indexer", "--config", &path]).is_ok(), "the indexer reads a tenant's skew");
-    let (_dir, path) = file("[tenant-retention]\nacme = \"1h\"\n");
-    let err = layered(&["tracekeeper", "collector", "--config", &path]).err().unwrap().to_string();
-    assert!(err.contains("[tenant-retention] is not a table `tracekeeper collector` reads"), "{err}");
+    #[cfg(feature = "distributed")]
+    {
+        // A key of another role is unknown here.
+        let (_dir, path) = file("data-dir = \"/tmp/x\"\n");
+        let err = layered(&["tracekeeper", "indexer", "--config", &path]).err().unwrap().to_string();
+        assert!(err.contains("unknown key `data-dir`"), "{err}");
+        let (_dir, path) = file("[tenant-ingest-limits.x]\nmax-future-skew = \"5m\"\n");
+        assert!(layered(&["tracekeeper", "indexer", "--config", &path]).is_ok(), "the indexer reads a tenant's skew");
+        let (_dir, path) = file("[tenant-retention]\nacme = \"1h\"\n");
+        let err = layered(&["tracekeeper", "collector", "--config", &path]).err().unwrap().to_string();
+        assert!(err.contains("[tenant-retention] is not a table `tracekeeper collector` reads"), "{err}");
+    }
+    let (_dir, path) = file("[some-table]\nx = 1\n");
+    let err = layered(&["tracekeeper", "all-in-one", "--config", &path]).err().unwrap().to_string();
+    assert!(err.contains("[some-table] is not a table `tracekeeper all-in-one` reads"), "{err}");
     let (_dir, path) = file("max-body-bytes = \"lots\"\n");
     let err = layered(&["tracekeeper", "all-in-one", "--config", &path]).err().unwrap().to_string();
     assert!(err.contains("max-body-bytes") && err.contains("lots"), "a bad value is checked like a flag: {err}");
@@ -103,7 +110,7 @@ fn secrets_never_reach_the_effective_config() {
     assert!(is_secret("cql-password", "hunter2"));
     assert!(is_secret("kafka-option", "sasl.password=hunter2"));
     assert!(!is_secret("auth-tokens-file", "/etc/tokens.toml"));
-    let (_dir, path) = file("keyspace = \"k\"\n");
-    let layered = layered(&["tracekeeper", "query", "--config", &path]).unwrap();
+    let (_dir, path) = file("query-addr = \"127.0.0.1:1\"\n");
+    let layered = layered(&["tracekeeper", "all-in-one", "--config", &path]).unwrap();
     assert!(layered.effective.iter().any(|(k, _, _)| k == "config"), "the file itself is listed");
 }

@@ -3,9 +3,13 @@
 //! here they are checked against each other, and the config file's per-tenant tables
 //! are added. The only module that sees clap's types besides [`crate::cli`] itself.
 
+#[cfg(feature = "distributed")]
+mod distributed;
 mod roles;
 
-pub use roles::{all_in_one, check, collector, dlq_replay, indexer, query, retention};
+#[cfg(feature = "distributed")]
+pub use distributed::{collector, cql, dlq_replay, indexer, query, retention, topic_encodings};
+pub use roles::{all_in_one, check};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,16 +17,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
-use tracekeeper_indexer::kafka::Encoding;
 use tracekeeper_ingest::tenant_limits::{Rate, TenantRates};
 use tracekeeper_ingest::IngestLimits;
 use tracekeeper_query::budget::SearchBudget;
 use tracekeeper_retention::RetentionPolicies;
 use tracekeeper_serve::{Limits, ServingConfig, TlsFiles};
 
-use tracekeeper_storage::cql::CqlConfig;
-
-use crate::cli::{CqlSecurityArgs, Layered, ReceiverArgs, SearchArgs, ServingArgs, UiArgs};
+use crate::cli::{Layered, ReceiverArgs, SearchArgs, ServingArgs, UiArgs};
 use crate::roles::ReceiverConfig;
 
 /// The config file's per-tenant tables ([`crate::layering::TABLES`]); its other keys
@@ -208,92 +209,6 @@ fn add_tenant_retention(policies: &mut RetentionPolicies, tenant: &str, text: &s
     tracekeeper_model::validate_tenant(tenant).map_err(|e| anyhow::anyhow!("tenant-retention key {tenant:?}: {e}"))?;
     policies.per_tenant.insert(tenant.to_string(), duration(text, &format!("tenant-retention.{tenant}"))?);
     Ok(())
-}
-
-/// The CQL store a distributed role or tool connects to.
-pub fn cql(security: &CqlSecurityArgs, nodes: &[String], keyspace: &str) -> anyhow::Result<CqlConfig> {
-    Ok(CqlConfig {
-        connection: security.connection(nodes)?,
-        keyspace: keyspace.to_string(),
-        consistency: security.cql_consistency,
-    })
-}
-
-/// Each topic the indexer consumes, with its encoding: `encodings` holds at most one bare
-/// encoding (every topic's) and any number of `topic=encoding` overrides.
-pub fn topic_encodings(topics: &[String], encodings: &[String]) -> anyhow::Result<Vec<(String, Encoding)>> {
-    let mut default = Encoding::default();
-    let mut defaults = 0;
-    let mut chosen: BTreeMap<&str, Encoding> = BTreeMap::new();
-    for entry in encodings.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
-        match entry.split_once('=') {
-            None => {
-                defaults += 1;
-                anyhow::ensure!(defaults == 1, "--kafka-encoding: more than one encoding for every topic");
-                default = entry.parse().map_err(|e| anyhow::anyhow!("--kafka-encoding: {e}"))?;
-            }
-            Some((topic, name)) => {
-                let topic = topic.trim();
-                anyhow::ensure!(
-                    topics.iter().any(|t| t == topic),
-                    "--kafka-encoding names topic {topic:?}, which is not in --kafka-topic ({})",
-                    topics.join(", ")
-                );
-                let encoding = name.trim().parse().map_err(|e| anyhow::anyhow!("--kafka-encoding {topic}: {e}"))?;
-                anyhow::ensure!(chosen.insert(topic, encoding).is_none(), "--kafka-encoding: topic {topic:?} twice");
-            }
-        }
-    }
-    let mut out: Vec<(String, Encoding)> = Vec::new();
-    for topic in topics.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-        anyhow::ensure!(!out.iter().any(|(t, _)| t == topic), "--kafka-topic: {topic:?} is given twice");
-        out.push((topic.to_string(), chosen.get(topic).copied().unwrap_or(default)));
-    }
-    anyhow::ensure!(!out.is_empty(), "--kafka-topic: at least one topic is needed");
-    Ok(out)
-}
-
-#[cfg(test)]
-mod topic_encoding_tests {
-    use super::*;
-
-    fn strings(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn each_topic_takes_its_own_encoding_or_the_common_one() {
-        let topics = strings(&["spans", "zipkin", "jaeger"]);
-        let chosen = topic_encodings(&topics, &strings(&["zipkin=zipkin_json", "jaeger = jaeger_proto"])).unwrap();
-        assert_eq!(
-            chosen,
-            vec![
-                ("spans".to_string(), Encoding::OtlpProto),
-                ("zipkin".to_string(), Encoding::ZipkinJson),
-                ("jaeger".to_string(), Encoding::JaegerProto),
-            ]
-        );
-        let common = topic_encodings(&topics, &strings(&["otlp_json", "jaeger=jaeger_json"])).unwrap();
-        assert_eq!(common[0].1, Encoding::OtlpJson);
-        assert_eq!(common[2].1, Encoding::JaegerJson);
-    }
-
-    #[test]
-    fn mistakes_are_named() {
-        let topics = strings(&["spans"]);
-        for (encodings, says) in [
-            (vec!["thrift"], "unknown Kafka encoding \"thrift\""),
-            (vec!["other=otlp_json"], "names topic \"other\", which is not in --kafka-topic (spans)"),
-            (vec!["otlp_json", "zipkin_json"], "more than one encoding for every topic"),
-            (vec!["spans=otlp_json", "spans=zipkin_json"], "topic \"spans\" twice"),
-        ] {
-            let error = topic_encodings(&topics, &strings(&encodings)).unwrap_err().to_string();
-            assert!(error.contains(says), "{encodings:?}: {error}");
-        }
-        let twice = topic_encodings(&strings(&["a", "a"]), &[]).unwrap_err().to_string();
-        assert!(twice.contains("\"a\" is given twice"), "{twice}");
-        assert!(topic_encodings(&[], &[]).is_err());
-    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tracekeeper_ingest::kafka::{KafkaSink, KafkaSinkConfig};
 use tracekeeper_ingest::IngestState;
+use tracekeeper_kafka::producer::{KafkaSink, KafkaSinkConfig};
 use tracekeeper_model::Tenancy;
 
 use super::{ReceiverConfig, ReceiverListeners};

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tracekeeper_indexer::kafka::group::GroupView;
-use tracekeeper_indexer::kafka::{ConsumerConfig, Encoding, Member};
 use tracekeeper_indexer::red::{Red, RedConfig, RedFlusher};
 use tracekeeper_indexer::Indexer;
+use tracekeeper_kafka::group::GroupView;
+use tracekeeper_kafka::{ConsumerConfig, Encoding, Member};
 use tracekeeper_model::clock::SystemClock;
 use tracekeeper_retention::{Policies, RetentionPolicies, Watermarks};
 use tracekeeper_serve::ServingConfig;
@@ -113,11 +113,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         .iter()
         .map(|c| {
             let every = Duration::from_secs(30);
-            tokio::spawn(tracekeeper_indexer::kafka::partitions::report_partition_count(
-                c.client(),
-                c.topic.clone(),
-                every,
-            ))
+            tokio::spawn(tracekeeper_kafka::partitions::report_partition_count(c.client(), c.topic.clone(), every))
         })
         .collect();
     // One group member per topic, all in the one group: each topic's partitions are

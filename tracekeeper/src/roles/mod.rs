@@ -3,24 +3,29 @@
 //! requests in flight finish and returns the first error.
 
 pub mod all_in_one;
+#[cfg(feature = "distributed")]
 pub mod collector;
+#[cfg(feature = "distributed")]
 pub mod indexer;
+#[cfg(feature = "distributed")]
 pub mod query;
+#[cfg(feature = "distributed")]
 pub mod retention;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tracekeeper_ingest::IngestLimits;
 use tracekeeper_model::clock::{Clock, SystemClock};
 use tracekeeper_serve::ServingConfig;
+#[cfg(feature = "distributed")]
 use tracekeeper_storage::cql::{CqlConfig, CqlStore};
 
 /// How often an indexer or a query node re-reads the retention policies and watermarks.
-pub const WATERMARK_REFRESH: Duration = Duration::from_secs(5);
+#[cfg(feature = "distributed")]
+pub const WATERMARK_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The span receivers' settings, shared by all-in-one and the collector.
 #[derive(Debug, Clone)]
@@ -55,8 +60,10 @@ impl ReceiverListeners {
 
 /// The one socket of the roles that serve only `/ready`, `/metrics` and an admin API
 /// (the indexer, the retention worker).
+#[cfg(feature = "distributed")]
 pub struct AdminListeners(pub TcpListener);
 
+#[cfg(feature = "distributed")]
 impl AdminListeners {
     pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
         Ok(Self(bind(addr).await?))
@@ -69,6 +76,7 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 /// The CQL store a distributed role or tool reads and writes.
+#[cfg(feature = "distributed")]
 pub async fn connect_cql(config: &CqlConfig) -> anyhow::Result<CqlStore> {
     let nodes = config.connection.nodes.join(",");
     CqlStore::connect(config).await.with_context(|| format!("connecting to CQL at {nodes}"))

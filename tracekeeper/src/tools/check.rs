@@ -11,6 +11,7 @@ use tracekeeper_retention::RetentionPolicies;
 use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use tracekeeper_storage::{CheckReport, Checkable, Horizons, Lifecycle};
 
+#[cfg(feature = "distributed")]
 use tracekeeper_storage::cql::CqlConfig;
 
 /// Which store to check.
@@ -18,6 +19,7 @@ use tracekeeper_storage::cql::CqlConfig;
 pub enum Target {
     /// A stopped all-in-one's data directory.
     Embedded(PathBuf),
+    #[cfg(feature = "distributed")]
     Cql(CqlConfig),
 }
 
@@ -44,6 +46,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let bucket = Duration::from_nanos(store.bucket_width_ns());
             (store.clone(), store, bucket)
         }
+        #[cfg(feature = "distributed")]
         Target::Cql(cql) => {
             let store = crate::roles::connect_cql(cql).await?;
             let lifecycle =

@@ -1,7 +1,7 @@
 //! `tracekeeper dlq`: the indexers' dead-letter topic.
 
 use anyhow::Context;
-use tracekeeper_indexer::kafka::dead_letter::{self, ReplayConfig};
+use tracekeeper_kafka::dead_letter::{self, ReplayConfig};
 
 /// Sends what waits in the dead-letter topic back, reporting progress on stderr.
 pub async fn replay(config: ReplayConfig) -> anyhow::Result<()> {

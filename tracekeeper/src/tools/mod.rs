@@ -2,4 +2,5 @@
 
 pub mod check;
 pub mod compact;
+#[cfg(feature = "distributed")]
 pub mod dlq;

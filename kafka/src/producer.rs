@@ -17,10 +17,9 @@ use async_trait::async_trait;
 use prost::Message;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use tracekeeper_model::{otlp, Span, TraceId};
 
-use crate::{SinkError, SinkOutcome, SpanSink};
+use tracekeeper_ingest::{SinkError, SinkOutcome, SpanSink};
 
 pub use tracekeeper_model::KAFKA_TENANT_HEADER as TENANT_HEADER;
 
@@ -55,9 +54,8 @@ pub struct KafkaSink {
 impl KafkaSink {
     pub fn new(config: &KafkaSinkConfig) -> Result<Self, String> {
         let timeout_ms = config.ack_timeout.as_millis().to_string();
-        let mut client = ClientConfig::new();
+        let mut client = crate::client_config(&config.brokers, &[]);
         client
-            .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("partitioner", "fnv1a_random")

@@ -13,26 +13,22 @@
 //!   (it does not decode, or the store refuses its rows as invalid) is published to the
 //!   dead-letter topic ([`dead_letter`]), counted, and the partition moves on.
 
-pub mod dead_letter;
-pub mod decode;
-pub mod group;
-pub mod partitions;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
-pub use rdkafka::ClientConfig;
+use rdkafka::ClientConfig;
 use rdkafka::{Offset, TopicPartitionList};
 use tracekeeper_model::Span;
 use tracekeeper_storage::{LedgerError, OwnershipLedger, PartitionId, Progress};
 
-use self::dead_letter::{DeadLetterError, DeadLetters};
-pub use self::decode::Encoding;
-use self::decode::{decode, Decoded};
-use self::group::{GroupContext, GroupView};
-use crate::{IndexError, Indexer};
+use tracekeeper_indexer::{IndexError, Indexer};
+
+use crate::client_config;
+use crate::dead_letter::{DeadLetterError, DeadLetters};
+use crate::decode::{decode, Decoded, Encoding};
+use crate::group::{GroupContext, GroupView};
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -59,16 +55,6 @@ impl ConsumerConfig {
     pub fn client(&self) -> ClientConfig {
         client_config(&self.brokers, &self.options)
     }
-}
-
-/// A client of `brokers` with `options` (librdkafka properties) set.
-pub fn client_config(brokers: &str, options: &[(String, String)]) -> ClientConfig {
-    let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", brokers);
-    for (key, value) in options {
-        client.set(key, value);
-    }
-    client
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -374,7 +360,7 @@ impl<'a> Member<'a> {
 
     /// `(low, high)` watermarks as last fetched; no broker round trip.
     fn watermarks(&self, partition: i32) -> (i64, i64) {
-        group::ffi::cached_watermarks(self.consumer.client(), &self.config.topic, partition).unwrap_or((0, 0))
+        crate::group::ffi::cached_watermarks(self.consumer.client(), &self.config.topic, partition).unwrap_or((0, 0))
     }
 
     fn report_lag(&self) {

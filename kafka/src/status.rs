@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tracekeeper_storage::{OwnershipLedger, StorageError};
 
-use crate::kafka::group::GroupView;
+use crate::group::GroupView;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
