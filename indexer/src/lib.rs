@@ -6,6 +6,7 @@
 //! [`SpanWriter`], whose contract makes the write idempotent and durable.
 
 pub mod red;
+pub mod telemetry;
 pub mod trace_limit;
 
 use std::sync::Arc;
@@ -147,11 +148,11 @@ impl Indexer {
             }
         }
         if !rejected.is_empty() {
-            metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "future")
+            metrics::counter!(tracekeeper_model::telemetry::SPANS_REJECTED_TOTAL, "reason" => "future")
                 .increment(rejected.len() as u64);
         }
         if !expired.is_empty() {
-            metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "expired")
+            metrics::counter!(tracekeeper_model::telemetry::SPANS_REJECTED_TOTAL, "reason" => "expired")
                 .increment(expired.len() as u64);
         }
         rejected.append(&mut expired);
@@ -160,7 +161,7 @@ impl Indexer {
                 let admitted = limit.admit(tenant, keep).await?;
                 let (keep, too_many) = (admitted.kept, admitted.beyond_limit);
                 if !too_many.is_empty() {
-                    metrics::counter!("tracekeeper_spans_dropped_total", "reason" => "trace_too_large", "tenant" => tracekeeper_model::tenant_label(tenant))
+                    metrics::counter!(tracekeeper_model::telemetry::SPANS_DROPPED_TOTAL, "reason" => "trace_too_large", "tenant" => tracekeeper_model::tenant_label(tenant))
                         .increment(too_many.len() as u64);
                     rejected.extend(too_many.iter().map(|s| {
                         format!(
@@ -208,8 +209,8 @@ impl Indexer {
                 }
                 return Err(e.into());
             }
-            metrics::histogram!("tracekeeper_storage_write_seconds").record(started.elapsed().as_secs_f64());
-            metrics::counter!("tracekeeper_spans_stored_total", "tenant" => tracekeeper_model::tenant_label(tenant))
+            metrics::histogram!(crate::telemetry::STORAGE_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
+            metrics::counter!(crate::telemetry::SPANS_STORED_TOTAL, "tenant" => tracekeeper_model::tenant_label(tenant))
                 .increment(stored as u64);
             if let (Some(red), false) = (&self.red, observed.is_empty()) {
                 red.record(tenant, &observed, std::time::Instant::now());

@@ -37,6 +37,53 @@ pub const EDGES_UNPAIRED: &str = "traces_service_graph_unpaired_spans_total";
 pub const EDGES_DROPPED: &str = "traces_service_graph_dropped_spans_total";
 pub const FOLDED: &str = "tracekeeper_red_folded_spans_total";
 
+/// The RED and service-graph metrics, described; their labels are the spans', so they
+/// appear with the first span stored.
+pub const DESCRIBED: &[tracekeeper_model::telemetry::Metric] = &[
+    tracekeeper_model::telemetry::Metric::counter(
+        CALLS,
+        "Spans stored, by tenant, service, operation, span kind and status.",
+        &[],
+    ),
+    tracekeeper_model::telemetry::Metric::labelled_histogram(
+        DURATION,
+        "Span durations in milliseconds, labelled as the calls.",
+    ),
+    tracekeeper_model::telemetry::Metric::counter(
+        EDGE_REQUESTS,
+        "Calls from a client service to a server service.",
+        &[],
+    ),
+    tracekeeper_model::telemetry::Metric::counter(
+        EDGE_FAILED,
+        "Calls in which the client or the server span failed.",
+        &[],
+    ),
+    tracekeeper_model::telemetry::Metric::labelled_histogram(
+        EDGE_CLIENT_SECONDS,
+        "The client side's duration of a call.",
+    ),
+    tracekeeper_model::telemetry::Metric::labelled_histogram(
+        EDGE_SERVER_SECONDS,
+        "The server side's duration of a call.",
+    ),
+    tracekeeper_model::telemetry::Metric::counter(
+        EDGES_UNPAIRED,
+        "Client or server spans whose other half did not arrive in time.",
+        &[],
+    ),
+    tracekeeper_model::telemetry::Metric::counter(
+        EDGES_DROPPED,
+        "Client or server spans not waited for: too many were waiting.",
+        &[],
+    ),
+    tracekeeper_model::telemetry::Metric::counter(
+        FOLDED,
+        "Spans counted under service_name=\"__folded__\": past --red-max-series.",
+        &[],
+    ),
+];
+
 /// The duration buckets of the spanmetrics connector, in milliseconds.
 pub const DURATION_BUCKETS_MS: &[f64] = tracekeeper_storage::red::DURATION_BOUNDS_MS;
 

@@ -16,6 +16,7 @@ pub mod body;
 pub mod error;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod telemetry;
 pub mod tenant_limits;
 pub mod zipkin;
 
@@ -94,7 +95,7 @@ impl IngestState {
     pub fn reserve(&self, bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit, IngestError> {
         let bytes = u32::try_from(bytes.clamp(1, self.limits.max_inflight_bytes)).unwrap_or(u32::MAX);
         Arc::clone(&self.inflight).try_acquire_many_owned(bytes).map_err(|_| {
-            metrics::counter!("tracekeeper_requests_refused_total", "reason" => "overloaded").increment(1);
+            metrics::counter!(crate::telemetry::REQUESTS_REFUSED_TOTAL, "reason" => "overloaded").increment(1);
             IngestError::Overloaded
         })
     }
@@ -114,15 +115,15 @@ impl IngestState {
         bytes: usize,
     ) -> Result<Vec<String>, IngestError> {
         if let Err(limited) = self.rates.admit(tenant, decoded.spans.len(), bytes) {
-            metrics::counter!("tracekeeper_requests_refused_total", "reason" => "tenant_rate", "measure" => limited.measure)
+            metrics::counter!(crate::telemetry::REQUESTS_REFUSED_TOTAL, "reason" => "tenant_rate", "measure" => limited.measure)
                 .increment(1);
             return Err(IngestError::TenantRate { tenant: tenant.to_string(), limited });
         }
         let mut rejected = decoded.rejected;
-        metrics::counter!("tracekeeper_spans_received_total", "protocol" => protocol)
+        metrics::counter!(crate::telemetry::SPANS_RECEIVED_TOTAL, "protocol" => protocol)
             .increment((decoded.spans.len() + rejected.len()) as u64);
         if !rejected.is_empty() {
-            metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "invalid")
+            metrics::counter!(tracekeeper_model::telemetry::SPANS_REJECTED_TOTAL, "reason" => "invalid")
                 .increment(rejected.len() as u64);
         }
         if !decoded.spans.is_empty() {
@@ -133,12 +134,13 @@ impl IngestState {
                     // Not acknowledged: the client is told to retry, so nothing is lost,
                     // but the operator sees how much was turned away and why.
                     let reason = if matches!(e, SinkError::Unavailable(_)) { "unavailable" } else { "failed" };
-                    metrics::counter!("tracekeeper_spans_dropped_total", "reason" => reason).increment(offered as u64);
+                    metrics::counter!(tracekeeper_model::telemetry::SPANS_DROPPED_TOTAL, "reason" => reason)
+                        .increment(offered as u64);
                     return Err(e.into());
                 }
             };
             let accepted = offered.saturating_sub(outcome.rejected.len());
-            metrics::counter!("tracekeeper_spans_accepted_total", "tenant" => tracekeeper_model::tenant_label(tenant))
+            metrics::counter!(crate::telemetry::SPANS_ACCEPTED_TOTAL, "tenant" => tracekeeper_model::tenant_label(tenant))
                 .increment(accepted as u64);
             rejected.extend(outcome.rejected);
         }

@@ -156,7 +156,7 @@ impl<'a> Member<'a> {
                 Ok(m) => m,
                 Err(e) => {
                     // Usually the broker is unreachable; librdkafka reconnects by itself.
-                    metrics::counter!("tracekeeper_kafka_receive_errors_total").increment(1);
+                    metrics::counter!(crate::telemetry::KAFKA_RECEIVE_ERRORS_TOTAL).increment(1);
                     tracing::warn!(error = %e, "Kafka receive failed");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
@@ -164,7 +164,7 @@ impl<'a> Member<'a> {
             };
             let partition = message.partition();
             let Some(generation) = self.view.generation_of(partition) else {
-                metrics::counter!("tracekeeper_kafka_abandoned_messages_total").increment(1);
+                metrics::counter!(crate::telemetry::KAFKA_ABANDONED_MESSAGES_TOTAL).increment(1);
                 continue;
             };
             count += 1;
@@ -177,7 +177,7 @@ impl<'a> Member<'a> {
             let decoded = decode(&message, self.config.encoding);
             if let Ok(d) = &decoded {
                 if d.invalid > 0 {
-                    metrics::counter!("tracekeeper_spans_rejected_total", "reason" => "invalid")
+                    metrics::counter!(tracekeeper_model::telemetry::SPANS_REJECTED_TOTAL, "reason" => "invalid")
                         .increment(d.invalid as u64);
                     let first = d.first_invalid.as_deref().unwrap_or_default();
                     tracing::warn!(topic = %self.config.topic, partition, offset = message.offset(), invalid = d.invalid, first, "spans left out of a message as invalid");
@@ -189,7 +189,7 @@ impl<'a> Member<'a> {
         batch.retain(|partition, pending| {
             let owned = self.view.generation_of(*partition) == Some(pending.generation);
             if !owned {
-                metrics::counter!("tracekeeper_kafka_abandoned_messages_total")
+                metrics::counter!(crate::telemetry::KAFKA_ABANDONED_MESSAGES_TOTAL)
                     .increment(pending.messages.len() as u64);
             }
             owned
@@ -234,7 +234,7 @@ impl<'a> Member<'a> {
 
     fn fenced(&mut self, partition: i32, operation: &'static str, error: &LedgerError) {
         self.claims.remove(&partition);
-        metrics::counter!("tracekeeper_fenced_writes_total", "operation" => operation).increment(1);
+        metrics::counter!(crate::telemetry::FENCED_WRITES_TOTAL, "operation" => operation).increment(1);
         tracing::warn!(partition, error = %error, "refused by the ownership ledger; abandoning the partition's batch");
     }
 
@@ -263,7 +263,7 @@ impl<'a> Member<'a> {
                     group.1.push(at);
                 }
                 Err(why) => {
-                    metrics::counter!("tracekeeper_kafka_poison_messages_total").increment(1);
+                    metrics::counter!(crate::telemetry::KAFKA_POISON_MESSAGES_TOTAL).increment(1);
                     tracing::error!(partition, offset, reason = %why, "a message that cannot be decoded");
                     self.dead_letters.send(&entry.original, &format!("undecodable: {why}")).await;
                 }
@@ -287,7 +287,7 @@ impl<'a> Member<'a> {
         for entry in pending.messages.iter().filter(|entry| entry.decoded.is_ok()) {
             if let Some(produced_ms) = entry.original.timestamp().to_millis() {
                 let age_ms = now_ms.saturating_sub(u64::try_from(produced_ms).unwrap_or(0));
-                metrics::histogram!("tracekeeper_freshness_seconds").record(age_ms as f64 / 1e3);
+                metrics::histogram!(crate::telemetry::FRESHNESS_SECONDS).record(age_ms as f64 / 1e3);
             }
         }
         counted
@@ -302,7 +302,7 @@ impl<'a> Member<'a> {
             match write_until_stored(self.indexer, &decoded.tenant, decoded.spans, new).await {
                 Ok(count) => stored += count,
                 Err(refused) => {
-                    metrics::counter!("tracekeeper_kafka_refused_messages_total").increment(1);
+                    metrics::counter!(crate::telemetry::KAFKA_REFUSED_MESSAGES_TOTAL).increment(1);
                     self.dead_letters.send(&entry.original, &format!("refused by storage: {refused}")).await;
                 }
             }
@@ -352,7 +352,7 @@ impl<'a> Member<'a> {
         if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
             // The group moved on without us (an older generation): the next owner
             // resumes from the ledger and rewrites the same rows.
-            metrics::counter!("tracekeeper_kafka_commit_failures_total").increment(1);
+            metrics::counter!(crate::telemetry::KAFKA_COMMIT_FAILURES_TOTAL).increment(1);
             tracing::warn!(error = %e, "offset commit refused");
         }
         Ok(())
@@ -369,7 +369,7 @@ impl<'a> Member<'a> {
             let lag = (high - claim.progress.committed_offset).max(0);
             self.view.set_position(*partition, claim.progress.committed_offset, high);
             let labels = [("topic", self.config.topic.clone()), ("partition", partition.to_string())];
-            metrics::gauge!("tracekeeper_kafka_consumer_lag", &labels).set(lag as f64);
+            metrics::gauge!(crate::telemetry::KAFKA_CONSUMER_LAG, &labels).set(lag as f64);
         }
     }
 }
@@ -384,7 +384,8 @@ where
     loop {
         match attempt().await {
             Err(LedgerError::Storage(e)) => {
-                metrics::counter!("tracekeeper_storage_write_errors_total", "table" => "ledger").increment(1);
+                metrics::counter!(tracekeeper_indexer::telemetry::STORAGE_WRITE_ERRORS_TOTAL, "table" => "ledger")
+                    .increment(1);
                 tracing::warn!(error = %e, retry_in = ?backoff, "could not {what}; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -409,7 +410,8 @@ async fn write_until_stored(indexer: &Indexer, tenant: &str, spans: Vec<Span>, n
             Ok(indexed) => return Ok(indexed.stored),
             Err(e) if e.is_permanent() => return Err(e),
             Err(e) => {
-                metrics::counter!("tracekeeper_storage_write_errors_total", "table" => "spans").increment(1);
+                metrics::counter!(tracekeeper_indexer::telemetry::STORAGE_WRITE_ERRORS_TOTAL, "table" => "spans")
+                    .increment(1);
                 tracing::warn!(error = %e, retry_in = ?backoff, "storage write failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));

@@ -84,7 +84,7 @@ impl DeadLetters {
             let record = record_of(&self.topic, original, headers.clone());
             match self.producer.send(record, Timeout::After(SEND_TIMEOUT)).await {
                 Ok(_) => {
-                    metrics::counter!("tracekeeper_kafka_dead_letters_total").increment(1);
+                    metrics::counter!(crate::telemetry::KAFKA_DEAD_LETTERS_TOTAL).increment(1);
                     tracing::warn!(
                         topic = original.topic(),
                         partition = original.partition(),
@@ -96,7 +96,7 @@ impl DeadLetters {
                     return;
                 }
                 Err((e, _)) => {
-                    metrics::counter!("tracekeeper_kafka_dead_letter_errors_total").increment(1);
+                    metrics::counter!(crate::telemetry::KAFKA_DEAD_LETTER_ERRORS_TOTAL).increment(1);
                     tracing::warn!(error = %e, retry_in = ?backoff, "could not publish to the dead-letter topic; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));

@@ -80,11 +80,11 @@ impl ConsumerContext for GroupContext {
                 view.positions.remove(&element.partition());
                 // Another member reports it from now on; sums over members stay exact.
                 let labels = [("topic", self.topic.clone()), ("partition", element.partition().to_string())];
-                metrics::gauge!("tracekeeper_kafka_partition_owned", &labels).set(0.0);
-                metrics::gauge!("tracekeeper_kafka_consumer_lag", &labels).set(0.0);
+                metrics::gauge!(crate::telemetry::KAFKA_PARTITION_OWNED, &labels).set(0.0);
+                metrics::gauge!(crate::telemetry::KAFKA_CONSUMER_LAG, &labels).set(0.0);
             }
             let event = if lost { "lost" } else { "revoked" };
-            metrics::counter!("tracekeeper_kafka_rebalances_total", "event" => event).increment(1);
+            metrics::counter!(crate::telemetry::KAFKA_REBALANCES_TOTAL, "event" => event).increment(1);
             tracing::info!(partitions = list.count(), lost, "partitions revoked; their in-flight work is abandoned");
         }
     }
@@ -99,9 +99,9 @@ impl ConsumerContext for GroupContext {
                 for &partition in &assigned {
                     view.owned.insert(partition, generation);
                     let labels = [("topic", self.topic.clone()), ("partition", partition.to_string())];
-                    metrics::gauge!("tracekeeper_kafka_partition_owned", &labels).set(1.0);
+                    metrics::gauge!(crate::telemetry::KAFKA_PARTITION_OWNED, &labels).set(1.0);
                 }
-                metrics::counter!("tracekeeper_kafka_rebalances_total", "event" => "assigned").increment(1);
+                metrics::counter!(crate::telemetry::KAFKA_REBALANCES_TOTAL, "event" => "assigned").increment(1);
                 tracing::info!(?assigned, generation, member = %view.member, "partitions assigned");
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),

@@ -18,6 +18,7 @@ pub mod group;
 pub mod partitions;
 pub mod producer;
 pub mod status;
+pub mod telemetry;
 
 pub use consumer::{ConsumerConfig, Member};
 pub use decode::Encoding;

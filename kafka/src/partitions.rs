@@ -27,7 +27,7 @@ pub async fn report_partition_count(client: ClientConfig, topic: String, every: 
         .await;
         match counted {
             Ok(Ok(count)) if count > 0 => {
-                metrics::gauge!("tracekeeper_kafka_topic_partitions", "topic" => topic.clone()).set(count as f64)
+                metrics::gauge!(crate::telemetry::KAFKA_TOPIC_PARTITIONS, "topic" => topic.clone()).set(count as f64)
             }
             Ok(Ok(_)) => tracing::debug!(%topic, "the topic has no partitions yet"),
             Ok(Err(e)) => tracing::warn!(error = %e, %topic, "could not count the topic's partitions"),

@@ -88,9 +88,9 @@ impl SpanSink for KafkaSink {
             }
         });
         let results = futures::future::join_all(sends).await;
-        metrics::histogram!("tracekeeper_kafka_produce_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::telemetry::KAFKA_PRODUCE_SECONDS).record(started.elapsed().as_secs_f64());
         if let Some(e) = results.into_iter().find_map(Result::err) {
-            metrics::counter!("tracekeeper_kafka_produce_errors_total").increment(1);
+            metrics::counter!(crate::telemetry::KAFKA_PRODUCE_ERRORS_TOTAL).increment(1);
             // Some traces may have been written: harmless, storage is idempotent and the
             // client retries the whole request.
             return Err(SinkError::Unavailable(format!("Kafka did not acknowledge: {e}")));

@@ -22,6 +22,7 @@ pub mod jaeger_kafka;
 pub mod otlp;
 pub mod otlp_json;
 pub mod span;
+pub mod telemetry;
 pub mod tenancy;
 pub mod zipkin;
 pub mod zipkin_proto;

@@ -23,6 +23,7 @@ mod jaeger_stream;
 pub mod jaeger_v3;
 pub mod params;
 pub mod predicate;
+pub mod telemetry;
 pub mod tempo_api;
 pub mod tenant_gate;
 pub mod trace_pages;

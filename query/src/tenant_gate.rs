@@ -57,7 +57,7 @@ impl TenantGate {
         match semaphore.try_acquire_owned() {
             Ok(slot) => Ok(TenantSlot { name: tenant, _slot: slot }),
             Err(_) => {
-                metrics::counter!("tracekeeper_queries_refused_total", "reason" => "tenant_busy").increment(1);
+                metrics::counter!(crate::telemetry::QUERIES_REFUSED_TOTAL, "reason" => "tenant_busy").increment(1);
                 Err(QueryError::Busy(format!(
                     "tenant {tenant:?} already runs {} queries at once on this node (--max-queries-per-tenant); retry shortly",
                     self.max

@@ -2,6 +2,7 @@
 //! [`tracekeeper_model::clock::Clock`], so tests drive time instead of sleeping.
 
 mod policies;
+pub mod telemetry;
 mod watermarks;
 pub mod worker;
 

@@ -72,8 +72,8 @@ impl Worker {
 fn count(total: &mut Expired, more: Expired, how: &'static str) {
     total.buckets += more.buckets;
     total.rows += more.rows;
-    metrics::counter!("tracekeeper_retention_buckets_expired_total", "how" => how).increment(more.buckets);
-    metrics::counter!("tracekeeper_retention_rows_expired_total", "how" => how).increment(more.rows);
+    metrics::counter!(crate::telemetry::RETENTION_BUCKETS_EXPIRED_TOTAL, "how" => how).increment(more.buckets);
+    metrics::counter!(crate::telemetry::RETENTION_ROWS_EXPIRED_TOTAL, "how" => how).increment(more.rows);
 }
 
 impl Worker {
@@ -82,10 +82,10 @@ impl Worker {
         let now = self.clock.now_ns();
         let ttl = self.config.lease_ttl.as_nanos() as u64;
         let Some(epoch) = self.store.acquire(&self.config.holder, now, ttl).await? else {
-            metrics::gauge!("tracekeeper_retention_leader").set(0.0);
+            metrics::gauge!(crate::telemetry::RETENTION_LEADER).set(0.0);
             return Ok(RunOutcome::Standby);
         };
-        metrics::gauge!("tracekeeper_retention_leader").set(1.0);
+        metrics::gauge!(crate::telemetry::RETENTION_LEADER).set(1.0);
         self.store.record_policy(DEFAULT_POLICY, self.policies.default.as_secs(), now).await?;
         for (tenant, retention) in &self.policies.per_tenant {
             self.store.record_policy(tenant, retention.as_secs(), now).await?;
@@ -106,7 +106,7 @@ impl Worker {
         for tenant in &tenants {
             let horizon = self.policies.visible_from_ns(tenant, now);
             let lag = horizon.saturating_sub(current.get(tenant).copied().unwrap_or(0));
-            metrics::gauge!("tracekeeper_retention_watermark_lag_seconds", "tenant" => tracekeeper_model::tenant_label(tenant))
+            metrics::gauge!(crate::telemetry::RETENTION_WATERMARK_LAG_SECONDS, "tenant" => tracekeeper_model::tenant_label(tenant))
                 .set(lag as f64 / 1e9);
             match self.store.advance_watermark(&self.config.holder, epoch, now, tenant, horizon).await {
                 Ok(()) => {}
@@ -131,9 +131,9 @@ impl Worker {
                 count(&mut expired, purged, "purge");
             }
         }
-        metrics::gauge!("tracekeeper_retention_last_run_timestamp_seconds").set(now as f64 / 1e9);
-        metrics::gauge!("tracekeeper_retention_last_run_duration_seconds").set(started.elapsed().as_secs_f64());
-        metrics::histogram!("tracekeeper_retention_run_seconds").record(started.elapsed().as_secs_f64());
+        metrics::gauge!(crate::telemetry::RETENTION_LAST_RUN_TIMESTAMP_SECONDS).set(now as f64 / 1e9);
+        metrics::gauge!(crate::telemetry::RETENTION_LAST_RUN_DURATION_SECONDS).set(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::telemetry::RETENTION_RUN_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(RunOutcome::Ran {
             epoch,
             tenants: tenants.len(),
@@ -173,7 +173,7 @@ impl Worker {
     }
 
     fn fenced(&self, holder: &str, epoch: u64) -> RunOutcome {
-        metrics::counter!("tracekeeper_retention_fenced_total").increment(1);
+        metrics::counter!(crate::telemetry::RETENTION_FENCED_TOTAL).increment(1);
         tracing::warn!(holder, epoch, "retention lease lost; standing by");
         RunOutcome::Fenced
     }

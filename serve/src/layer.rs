@@ -24,12 +24,7 @@ use crate::access::ShapeSlot;
 use crate::auth::{Authenticator, Refused};
 use crate::shapes::Shape;
 
-/// Histogram of request durations, seconds, labelled by listener and route.
-pub const REQUEST_DURATION: &str = "tracekeeper_http_request_duration_seconds";
-/// Requests answered, by listener, route, method and status code.
-pub const REQUESTS: &str = "tracekeeper_http_requests_total";
-/// Requests refused before a handler ran, by listener and reason.
-pub const REFUSED: &str = "tracekeeper_http_requests_refused_total";
+pub use crate::telemetry::{REFUSED, REQUESTS, REQUEST_DURATION};
 /// Buckets for [`REQUEST_DURATION`]: 1 ms to 60 s.
 pub const DURATION_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];

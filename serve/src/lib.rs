@@ -20,6 +20,7 @@ mod http_server;
 pub mod layer;
 pub mod reloading;
 pub mod shapes;
+pub mod telemetry;
 pub mod tls;
 
 use std::future::Future;

@@ -27,8 +27,7 @@ pub use crate::reloading::RELOAD_CHECK;
 
 /// How long a client has to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Failed handshakes, by listener.
-pub const HANDSHAKE_FAILURES: &str = "tracekeeper_tls_handshake_failures_total";
+pub use crate::telemetry::HANDSHAKE_FAILURES;
 
 /// Where a listener's TLS material lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

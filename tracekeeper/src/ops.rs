@@ -41,7 +41,7 @@ impl Readiness {
                 Err(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {problem}\n")),
             }
         };
-        metrics::gauge!("tracekeeper_ready").set(if answer.0 == StatusCode::OK { 1.0 } else { 0.0 });
+        metrics::gauge!(telemetry::READY).set(if answer.0 == StatusCode::OK { 1.0 } else { 0.0 });
         answer
     }
 }

@@ -18,6 +18,7 @@ mod purge;
 mod red;
 mod registry;
 pub mod schema;
+pub mod telemetry;
 mod traces;
 
 use std::collections::{BTreeSet, HashSet};
@@ -290,16 +291,18 @@ impl CqlStore {
             .buffer_unordered(WRITE_CONCURRENCY)
             .try_collect::<()>()
             .await;
-        metrics::histogram!("tracekeeper_cql_write_seconds", "table" => table).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::cql::telemetry::CQL_WRITE_SECONDS, "table" => table)
+            .record(started.elapsed().as_secs_f64());
         match written {
             Ok(()) => {
-                metrics::counter!("tracekeeper_cql_rows_written_total", "table" => table).increment(count);
+                metrics::counter!(crate::cql::telemetry::CQL_ROWS_WRITTEN_TOTAL, "table" => table).increment(count);
                 Ok(())
             }
             Err(e) => {
                 let refused = write_error(e);
                 let kind = if refused.is_permanent() { "refused" } else { "transient" };
-                metrics::counter!("tracekeeper_cql_write_errors_total", "table" => table, "kind" => kind).increment(1);
+                metrics::counter!(crate::cql::telemetry::CQL_WRITE_ERRORS_TOTAL, "table" => table, "kind" => kind)
+                    .increment(1);
                 Err(refused)
             }
         }
