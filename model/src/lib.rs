@@ -21,6 +21,8 @@ pub mod jaeger;
 pub mod jaeger_kafka;
 pub mod otlp;
 pub mod otlp_json;
+#[cfg(feature = "pem")]
+pub mod pem;
 pub mod span;
 pub mod telemetry;
 pub mod tenancy;

@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -172,10 +172,7 @@ async fn https_get(
     ca: &Path,
     client_cert: Option<(&Path, &Path)>,
 ) -> Result<String, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
+    let roots = tracekeeper_model::pem::root_store(ca).unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -184,8 +181,8 @@ async fn https_get(
         None => builder.with_no_client_auth(),
         Some((cert, key)) => builder
             .with_client_auth_cert(
-                CertificateDer::pem_file_iter(cert).unwrap().map(Result::unwrap).collect(),
-                PrivateKeyDer::from_pem_file(key).unwrap(),
+                tracekeeper_model::pem::certificates(cert).unwrap(),
+                tracekeeper_model::pem::private_key(key).unwrap(),
             )
             .unwrap(),
     };

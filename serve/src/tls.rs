@@ -5,22 +5,21 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+use tracekeeper_model::pem;
 
 use crate::reloading::Reloading;
 pub use crate::reloading::RELOAD_CHECK;
@@ -42,10 +41,8 @@ pub struct TlsFiles {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: rustls::pki_types::pem::Error },
-    #[error("{path} holds no certificate")]
-    NoCertificate { path: PathBuf },
+    #[error("reading {0}")]
+    Pem(#[from] tracekeeper_model::pem::PemError),
     #[error("client CA {path}: {reason}")]
     ClientCa { path: PathBuf, reason: String },
     #[error("the certificate and key do not make a TLS configuration: {0}")]
@@ -58,30 +55,15 @@ pub struct TlsSource {
     config: Arc<Reloading<ServerConfig, TlsError>>,
 }
 
-fn read_err(path: &Path) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsError + '_ {
-    move |source| TlsError::Read { path: path.to_path_buf(), source }
-}
-
 fn build(files: &TlsFiles, alpn: &[Vec<u8>]) -> Result<ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(read_err(&files.cert))?
-        .collect::<Result<_, _>>()
-        .map_err(read_err(&files.cert))?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate { path: files.cert.clone() });
-    }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(read_err(&files.key))?;
+    let certs = pem::certificates(&files.cert)?;
+    let key = pem::private_key(&files.key)?;
     let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
         Some(path) => {
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(path).map_err(read_err(path))? {
-                roots
-                    .add(cert.map_err(read_err(path))?)
-                    .map_err(|e| TlsError::ClientCa { path: path.clone(), reason: e.to_string() })?;
-            }
+            let roots = pem::root_store(path)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| TlsError::ClientCa { path: path.clone(), reason: e.to_string() })?;

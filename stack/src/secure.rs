@@ -8,8 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use scylla::client::session_builder::SessionBuilder;
 
 use crate::local::{free_port, ops_dir, spawn_owned, spawn_reaper, tail};
@@ -81,10 +79,7 @@ impl SecureCassandra {
         if !self.ca.exists() {
             return Err("no certificate yet".into());
         }
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(&self.ca).map_err(|e| e.to_string())? {
-            roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-        }
+        let roots = tracekeeper_model::pem::root_store(&self.ca).map_err(|e| e.to_string())?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -185,6 +185,7 @@ async fn every_route_of_every_role_needs_what_it_declares() {
     }
 
     let routes: usize = walked.iter().map(|w| w.routes).sum();
+    eprintln!("walked {routes} routes on {} listeners", walked.len());
     assert!(routes > 40 * walked.iter().filter(|w| w.query).count(), "walked {routes} routes");
     let open: Vec<&String> = walked.iter().flat_map(|w| &w.open).collect();
     assert_eq!(open.iter().filter(|p| p.as_str() == "/ready").count(), walked.len(), "one probe per listener");

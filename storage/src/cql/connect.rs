@@ -4,13 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::statement::Consistency;
+use tracekeeper_model::pem;
 
 use super::errors::unavailable;
 use crate::api::StorageError;
@@ -69,10 +68,8 @@ impl CqlConnection {
         let unreadable = |path: &PathBuf, e: &dyn std::fmt::Display| {
             StorageError::Refused(format!("CQL TLS file {}: {e}", path.display()))
         };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| unreadable(ca, &e))? {
-            roots.add(cert.map_err(|e| unreadable(ca, &e))?).map_err(|e| unreadable(ca, &e))?;
-        }
+        let tls_file = |e: pem::PemError| StorageError::Refused(format!("CQL TLS file {e}"));
+        let roots = pem::root_store(ca).map_err(tls_file)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -80,11 +77,8 @@ impl CqlConnection {
             .with_root_certificates(roots);
         let config = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => {
-                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-                    .map_err(|e| unreadable(cert, &e))?
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| unreadable(cert, &e))?;
-                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| unreadable(key, &e))?;
+                let chain = pem::certificates(cert).map_err(tls_file)?;
+                let key = pem::private_key(key).map_err(tls_file)?;
                 builder.with_client_auth_cert(chain, key).map_err(|e| unreadable(cert, &e))?
             }
             (None, None) => builder.with_no_client_auth(),
