@@ -6,10 +6,10 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::cluster::{free_addr, Cluster};
+use support::process::Spawned;
 use support::tls::{curl, sdk_emit_with_headers, Pki};
 use tracekeeper_serve::auth::sha256;
 
@@ -18,39 +18,16 @@ fn token(name: &str, secret: &str, scopes: &str, extra: &str) -> String {
     format!("[[token]]\nname = \"{name}\"\nsha256 = \"{hash}\"\ntenants = [\"*\"]\nscopes = [{scopes}]\n{extra}")
 }
 
-/// A role started with TLS and the tokens file; stopped on drop.
-struct Role(Child);
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `tracekeeper ROLE args` and waits until `ready` answers 200 over TLS.
-fn start(pki: &Pki, role: &str, args: &[&str], ready: &str, tokens: &str) -> Role {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
-        .arg(role)
+/// Starts `tracekeeper ROLE args` with TLS and the tokens file, and waits until
+/// `ready` answers 200 over TLS; stopped on drop.
+fn start(pki: &Pki, role: &str, args: &[&str], ready: &str, tokens: &str) -> Spawned {
+    let mut command = Spawned::command(&[role]);
+    command
         .args(args)
         .args(["--tls-cert", pki.path("server.pem").to_str().unwrap()])
         .args(["--tls-key", pki.path("server.key").to_str().unwrap()])
-        .args(["--auth-tokens-file", tokens])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("tracekeeper {role} exited before it was ready: {status}");
-        }
-        if status(pki, "GET", ready, None, None) == 200 {
-            return Role(child);
-        }
-        assert!(Instant::now() < deadline, "tracekeeper {role} was not ready over TLS at {ready}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        .args(["--auth-tokens-file", tokens]);
+    Spawned::start(command, role, || status(pki, "GET", ready, None, None) == 200)
 }
 
 /// The HTTP status of one request over TLS (trusting only the test CA).

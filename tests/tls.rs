@@ -6,10 +6,11 @@
 mod support;
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::process::Spawned;
 use support::tls::{curl, sdk_emit, Pki};
 
 fn free_port() -> u16 {
@@ -17,7 +18,7 @@ fn free_port() -> u16 {
 }
 
 struct Tls {
-    child: Child,
+    _process: Spawned,
     _data: tempfile::TempDir,
     otlp_http: String,
     otlp_grpc: String,
@@ -25,31 +26,28 @@ struct Tls {
     query: String,
 }
 
-impl Drop for Tls {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Tls {
     fn start(pki: &Pki, extra: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let [otlp_grpc, otlp_http, zipkin, query] = [0; 4].map(|_| format!("127.0.0.1:{}", free_port()));
-        let child = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
-            .args(["all-in-one", "--data-dir", data.path().to_str().unwrap()])
+        let mut command = Spawned::command(&["all-in-one", "--data-dir", data.path().to_str().unwrap()]);
+        command
             .args(["--otlp-grpc-addr", &otlp_grpc, "--otlp-http-addr", &otlp_http])
             .args(["--zipkin-addr", &zipkin, "--query-addr", &query])
             .args(["--tls-cert", pki.path("server.pem").to_str().unwrap()])
             .args(["--tls-key", pki.path("server.key").to_str().unwrap()])
             .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut server = Self { child, _data: data, otlp_http, otlp_grpc, zipkin, query };
-        server.wait_ready(pki, extra.contains(&"--tls-client-ca"));
-        server
+            .stderr(Stdio::null());
+        let mtls = extra.contains(&"--tls-client-ca");
+        let url = format!("https://{query}/ready");
+        let ready = || {
+            let mut args = Self::client_args(pki, mtls);
+            args.extend(["-o".into(), "/dev/null".into(), "-w".into(), "%{http_code}".into(), url.clone()]);
+            let out = curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            String::from_utf8_lossy(&out.stdout) == "200"
+        };
+        let process = Spawned::start(command, "all-in-one over TLS", ready);
+        Self { _process: process, _data: data, otlp_http, otlp_grpc, zipkin, query }
     }
 
     fn client_args(pki: &Pki, with_client_cert: bool) -> Vec<String> {
@@ -59,28 +57,6 @@ impl Tls {
             args.extend(["--key".to_string(), pki.path("client.key").display().to_string()]);
         }
         args
-    }
-
-    fn wait_ready(&mut self, pki: &Pki, mtls: bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let url = format!("https://{}/ready", self.query);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("tracekeeper exited before it was ready: {status}");
-            }
-            let mut args = Self::client_args(pki, mtls);
-            args.extend(["-o".into(), "/dev/null".into(), "-w".into(), "%{http_code}".into(), url.clone()]);
-            let out = curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
-            if String::from_utf8_lossy(&out.stdout) == "200" {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tracekeeper was not ready over TLS within 30 s: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
     }
 
     fn get_json(&self, pki: &Pki, path: &str) -> Value {

@@ -1,8 +1,8 @@
 //! The distributed shape on the real stack: a topic of six partitions, a keyspace with
-//! the schema applied, and `tracekeeper` collectors, indexers and query nodes as real
-//! processes that a test may kill, pause and resume.
+//! the schema applied, collectors (in-process), and indexers, query nodes and retention
+//! workers as real processes that a test may kill, pause and resume.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use rdkafka::ClientConfig;
 use serde_json::Value;
 use tracekeeper_model::{otlp, Span};
 
+use super::process::Spawned;
 use super::{free_port, now_ns, Server};
 
 pub const PARTITIONS: i32 = 6;
@@ -115,25 +116,19 @@ impl Cluster {
 
 /// A `tracekeeper` process with an HTTP address (admin or query).
 pub struct Process {
-    child: Option<Child>,
+    spawned: Spawned,
     pub addr: String,
 }
 
 impl Process {
+    /// Starts `command` (its first argument names the role) and waits until `addr`
+    /// answers `/ready` with 200.
     pub async fn spawn(mut command: Command, addr: String) -> Self {
-        let child = command.env("RUST_LOG", "warn").stdout(Stdio::null()).spawn().expect("start tracekeeper");
-        let mut process = Self { child: Some(child), addr };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if matches!(reqwest::get(process.url("/ready")).await, Ok(r) if r.status() == 200) {
-                return process;
-            }
-            if let Some(status) = process.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("tracekeeper exited before it was ready: {status}");
-            }
-            assert!(Instant::now() < deadline, "{} was not ready within 60 s", process.addr);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let role = command.get_args().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+        command.env("RUST_LOG", "warn").stdout(Stdio::null());
+        let ready = format!("http://{addr}/ready");
+        let spawned = Spawned::start(command, &role, || matches!(super::http_status(&ready), Ok(200)));
+        Self { spawned, addr }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -141,28 +136,20 @@ impl Process {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    fn signal(&self, signal: &str) {
-        let ok = Command::new("kill").args([signal, &self.pid().to_string()]).status().unwrap().success();
-        assert!(ok, "kill {signal} failed");
+        self.spawned.pid()
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+        self.spawned.kill9();
     }
 
     /// SIGSTOP: the process freezes, heartbeats and all.
     pub fn pause(&self) {
-        self.signal("-STOP");
+        self.spawned.signal("-STOP");
     }
 
     pub fn resume(&self) {
-        self.signal("-CONT");
+        self.spawned.signal("-CONT");
     }
 
     pub async fn json(&self, path: &str) -> Value {
@@ -177,16 +164,6 @@ impl Process {
             .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

@@ -3,12 +3,13 @@
 
 pub mod cli_help;
 pub mod cluster;
+pub mod process;
 pub mod tls;
 pub mod tools;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,7 +46,7 @@ enum Running {
         abort: Signal,
         thread: std::thread::JoinHandle<anyhow::Result<()>>,
     },
-    Process(Child),
+    Process(process::Spawned),
 }
 
 /// How a server stopped: its exit status, or the error its role returned.
@@ -209,35 +210,26 @@ impl Server {
     }
 
     fn try_spawn_process(&mut self) -> Result<(), Stopped> {
-        let child = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
-            .args(self.command_line())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tracekeeper");
-        self.running = Some(Running::Process(child));
-        self.wait_ready()
+        let args = self.command_line();
+        let ready = self.ready_url();
+        let command = process::Spawned::command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let spawned = process::Spawned::try_start(command, &args[0], || matches!(http_status(&ready), Ok(200)))
+            .map_err(exit_status)?;
+        self.running = Some(Running::Process(spawned));
+        Ok(())
     }
 
-    /// `Err` when the server stopped before it was ready.
+    fn ready_url(&self) -> String {
+        format!("http://{}/ready", if self.kafka.is_some() { &self.otlp_http } else { &self.query })
+    }
+
+    /// `Err` when the in-process server stopped before it was ready.
     fn wait_ready(&mut self) -> Result<(), Stopped> {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let ready_on = if self.kafka.is_some() { &self.otlp_http } else { &self.query };
-        let url = format!("http://{ready_on}/ready");
+        let url = self.ready_url();
         loop {
-            if let Ok(status) = http_status(&url) {
-                // The answer may come from another test's server that took the port
-                // first, while this one exits for want of it: make sure it runs.
-                if self.mode == Mode::Process {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                if let Some(stopped) = self.stopped_by_itself() {
-                    return Err(stopped);
-                }
-                if status == 200 {
-                    return Ok(());
-                }
+            if matches!(http_status(&url), Ok(200)) {
+                return Ok(());
             }
             if let Some(stopped) = self.stopped_by_itself() {
                 return Err(stopped);
@@ -249,26 +241,24 @@ impl Server {
 
     /// How the server stopped, if it stopped without being asked to.
     fn stopped_by_itself(&mut self) -> Option<Stopped> {
-        let finished = match self.running.as_mut()? {
-            Running::Process(child) => child.try_wait().unwrap().is_some(),
-            Running::InProcess { thread, .. } => thread.is_finished(),
-        };
-        if !finished {
-            return None;
+        match self.running.as_mut()? {
+            Running::Process(spawned) => {
+                let status = spawned.exited()?;
+                self.running = None;
+                Some(exit_status(status))
+            }
+            Running::InProcess { thread, .. } if thread.is_finished() => match self.running.take()? {
+                Running::InProcess { thread, .. } => Some(joined(thread)),
+                Running::Process(_) => unreachable!("matched in-process"),
+            },
+            Running::InProcess { .. } => None,
         }
-        Some(match self.running.take()? {
-            Running::Process(mut child) => exit_status(child.wait().unwrap()),
-            Running::InProcess { thread, .. } => joined(thread),
-        })
     }
 
     /// `kill -9`: no chance to flush anything. Only a process can be killed so.
     pub fn kill9(&mut self) {
         match self.running.take() {
-            Some(Running::Process(mut child)) => {
-                child.kill().unwrap();
-                child.wait().unwrap();
-            }
+            Some(Running::Process(mut spawned)) => spawned.kill9(),
             Some(Running::InProcess { .. }) => panic!("kill -9 needs the server's own process: use start_process"),
             None => {}
         }
@@ -287,17 +277,7 @@ impl Server {
                 drop(abort);
                 joined(thread)
             }
-            Running::Process(mut child) => {
-                Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-                let deadline = Instant::now() + Duration::from_secs(20);
-                loop {
-                    if let Some(status) = child.try_wait().unwrap() {
-                        return exit_status(status);
-                    }
-                    assert!(Instant::now() < deadline, "tracekeeper did not stop within 20 s of SIGTERM");
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
+            Running::Process(mut spawned) => exit_status(spawned.terminate()),
         }
     }
 
@@ -334,10 +314,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         match self.running.take() {
-            Some(Running::Process(mut child)) => {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            Some(Running::Process(spawned)) => drop(spawned),
             Some(Running::InProcess { abort, thread, .. }) => {
                 // At once, as the process was killed before: a graceful stop waits for
                 // the test's own connections, which this thread may be the one to drive.
