@@ -151,14 +151,12 @@ pub async fn run_with_clock(
     let health = store.clone();
     let ready = Readiness::default().with_health(move || health.health().map_err(|e| e.to_string()));
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), config.receivers.serving.clone());
+    let (receivers, query_addr) = (listeners.receivers.describe(), super::local(&listeners.query));
     servers.receivers(listeners.receivers, &ingest)?;
     let routes = crate::listeners::query(query, retention_api::router(store.clone()), &config.ui);
     servers.http(listeners.query, routes, "query")?;
     ready.set_ready();
-    tracing::info!(
-        otlp_grpc = %config.receivers.otlp_grpc_addr, otlp_http = %config.receivers.otlp_http_addr, zipkin = %config.receivers.zipkin_addr,
-        query = %config.query_addr, data_dir = %config.data_dir.display(), "tracekeeper all-in-one is ready"
-    );
+    tracing::info!(%receivers, query = %query_addr, data_dir = %config.data_dir.display(), "tracekeeper all-in-one is ready");
     shutdown.await;
     let _ = stop_worker.send(());
     let _ = worker.await;

@@ -29,12 +29,10 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let ingest = IngestState::new(Arc::new(sink), Tenancy { multi_tenant: r.multi_tenancy }, r.limits.clone());
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), r.serving.clone());
+    let receivers = listeners.describe();
     servers.receivers(listeners, &ingest)?;
     ready.set_ready();
-    tracing::info!(
-        otlp_grpc = %r.otlp_grpc_addr, otlp_http = %r.otlp_http_addr, zipkin = %r.zipkin_addr,
-        brokers = %config.kafka.brokers, topic = %config.kafka.topic, "tracekeeper collector is ready"
-    );
+    tracing::info!(%receivers, brokers = %config.kafka.brokers, topic = %config.kafka.topic, "tracekeeper collector is ready");
     shutdown.await;
     servers.shutdown().await
 }

@@ -49,6 +49,12 @@ pub struct ReceiverListeners {
 }
 
 impl ReceiverListeners {
+    /// Where they are bound (the ports the system chose for port 0), for the log.
+    pub fn describe(&self) -> String {
+        let [grpc, http, zipkin] = [&self.otlp_grpc, &self.otlp_http, &self.zipkin].map(local);
+        format!("otlp-grpc {grpc}, otlp-http {http}, zipkin {zipkin}")
+    }
+
     pub async fn bind(config: &ReceiverConfig) -> anyhow::Result<Self> {
         Ok(Self {
             otlp_grpc: bind(config.otlp_grpc_addr).await?,
@@ -68,6 +74,11 @@ impl AdminListeners {
     pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
         Ok(Self(bind(addr).await?))
     }
+}
+
+/// The address `listener` is bound to, for the log.
+pub fn local(listener: &TcpListener) -> String {
+    listener.local_addr().map_or_else(|e| format!("unknown ({e})"), |addr| addr.to_string())
 }
 
 /// A listening socket on `addr`, its error naming the address.

@@ -84,9 +84,10 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), config.serving.clone());
     let admin = status::router(ledger, Vec::new(), clock).merge(retention_api::router(lifecycle));
+    let query_addr = super::local(&listeners.query);
     servers.http(listeners.query, crate::listeners::query(state, admin, &config.ui), "query")?;
     ready.set_ready();
-    tracing::info!(query = %config.query_addr, keyspace = %keyspace, "tracekeeper query is ready");
+    tracing::info!(query = %query_addr, keyspace = %keyspace, "tracekeeper query is ready");
     shutdown.await;
     refresh.abort();
     servers.shutdown().await
