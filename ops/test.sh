@@ -15,6 +15,8 @@
 #   with playwright-core by ops/ui-deps.sh when missing); they need no arguments given;
 # - TRACEKEEPER_CACHE moves all of these caches: TRACEKEEPER_CACHE=$(mktemp -d) ops/test.sh
 #   is the run a new machine makes (only the Rust toolchain and apt packages are shared).
+# - the target directory is emptied first when it holds over 40 GB of old builds
+#   (TRACEKEEPER_TARGET_LIMIT_GB; ops/prune-target.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 # Where the stack's launch scripts are, given at run time: a binary reused from the
 # shared target directory may have been built from another (since deleted) clone.
 export TRACEKEEPER_OPS_DIR="$PWD/ops/stack"
+ops/prune-target.sh "$CARGO_TARGET_DIR"
 
 # librdkafka is built with TLS and SASL against the system's OpenSSL; the test stack
 # makes its certificates with the openssl command.
