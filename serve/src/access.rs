@@ -114,12 +114,6 @@ pub struct Routes {
     table: Vec<RouteEntry>,
 }
 
-impl Default for Routes {
-    fn default() -> Self {
-        Self { router: Router::new(), table: Vec::new() }
-    }
-}
-
 impl std::fmt::Debug for Routes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Routes").field("table", &self.table).finish()
