@@ -60,3 +60,44 @@ async fn compaction_keeps_every_trace_and_is_refused_while_the_server_runs() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("holds no tracekeeper store"));
 }
+
+/// A data directory that older versions wrote in every earlier key layout
+/// (`storage/fixtures/README.md`): all-in-one and `check` refuse it and name the step,
+/// `compact` takes it, and then every tenant's spans are there and hold every invariant.
+#[test]
+fn a_directory_older_versions_wrote_is_refused_until_compact_upgrades_it() {
+    let fixture = include_bytes!("../storage/fixtures/embedded-layouts-b-c-d.tar.gz");
+    let dir = tempfile::tempdir().unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(&fixture[..])).unpack(dir.path()).unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let tracekeeper = || Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
+    // The fixture's spans are from 2023: held to a century, none is expired.
+    let check = ["check", "--json", "--data-dir", data_dir, "--retention", "876000h"];
+
+    let any = "127.0.0.1:0";
+    let started = tracekeeper()
+        .args(["all-in-one", "--data-dir", data_dir, "--query-addr", any, "--otlp-grpc-addr", any])
+        .args(["--otlp-http-addr", any, "--zipkin-addr", any])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&started.stderr);
+    assert!(!started.status.success(), "all-in-one must not serve a directory it cannot read whole");
+    assert!(stderr.contains("older version") && stderr.contains("tracekeeper compact"), "{stderr}");
+    let checked = tracekeeper().args(check).output().unwrap();
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert!(!checked.status.success() && stderr.contains("tracekeeper compact"), "{stderr}");
+
+    let done = compact(dir.path());
+    let (stdout, stderr) = (String::from_utf8_lossy(&done.stdout), String::from_utf8_lossy(&done.stderr));
+    assert!(done.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("upgraded 2 buckets written by older versions"), "{stdout}");
+    assert!(stdout.contains("compacted 3 buckets"), "{stdout}");
+    assert!(stderr.contains("[1/2] bucket from 2023-11-14T00:00:00+00:00: rewriting"), "{stderr}");
+
+    let report = check_store(&check[2..]);
+    for tenant in ["a", "ab"] {
+        assert!(report["tenants"][tenant]["spans"].as_u64() > Some(0), "{report}");
+    }
+    let again = compact(dir.path());
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("upgraded"), "nothing is left to upgrade");
+}

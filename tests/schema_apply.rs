@@ -1,5 +1,5 @@
 //! `tracekeeper schema apply` against a real CQL database: creates every table, and a
-//! second run changes nothing and succeeds.
+//! second run, which finds every version recorded, runs nothing and succeeds.
 
 use std::process::Command;
 
@@ -17,6 +17,9 @@ async fn schema_apply_creates_the_tables_and_is_idempotent() {
             .output()
             .unwrap();
         assert!(output.status.success(), "run {run}: {}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.starts_with(&format!("keyspace {keyspace} is at schema v007")), "run {run}: {stdout}");
+        assert_eq!(stdout.contains("(0 statements run)"), run == 2, "run {run}: {stdout}");
     }
     let session = SessionBuilder::new().known_node(&stack.cql).build().await.unwrap();
     let rows = session
@@ -27,10 +30,13 @@ async fn schema_apply_creates_the_tables_and_is_idempotent() {
         .unwrap();
     let mut tables: Vec<String> = rows.rows::<(String,)>().unwrap().map(|r| r.unwrap().0).collect();
     tables.sort();
-    let expected = ["bucket_terms", "catalog_days", "operations", "packed_postings", "partition_owners", "postings"];
-    let expected =
-        [&expected[..], &["red_minutes", "retention_lease", "retention_policies", "retention_watermarks", "spans"]]
-            .concat();
+    // v001 created `postings`; v007 moved what it held into `packed_postings` and dropped it.
+    let expected = ["bucket_terms", "catalog_days", "operations", "packed_postings", "partition_owners"];
+    let expected = [
+        &expected[..],
+        &["red_minutes", "retention_lease", "retention_policies", "retention_watermarks", "schema_versions", "spans"],
+    ]
+    .concat();
     assert_eq!(tables, expected);
     session.query_unpaged(format!("DROP KEYSPACE {keyspace}"), ()).await.unwrap();
 

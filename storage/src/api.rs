@@ -22,6 +22,10 @@ pub enum StorageError {
     /// store). The same write will be refused again, so retrying it cannot succeed.
     #[error("storage refused the write: {0}")]
     Refused(String),
+    /// The stored data was written by an older version in a form this one reads only
+    /// after a one-time upgrade step, which the message names.
+    #[error("the store needs an upgrade step: {0}")]
+    NeedsUpgrade(String),
 }
 
 impl StorageError {

@@ -74,7 +74,9 @@ async fn main() -> anyhow::Result<()> {
             let session = args.cql_security.connection(&args.cql_nodes)?.session().await?;
             let started = std::time::Instant::now();
             let count = tracekeeper_storage::cql::schema::apply(&session, &args.keyspace, &args.replication).await?;
+            let latest = tracekeeper_storage::cql::schema::LATEST;
             tracing::info!(keyspace = %args.keyspace, statements = count, elapsed = ?started.elapsed(), "schema applied");
+            println!("keyspace {} is at schema {latest} ({count} statements run)", args.keyspace);
             Ok(())
         }
         Command::Auth(command) => auth_command(command),

@@ -1,5 +1,4 @@
-//! [`Checkable`] on CQL: full paged scans of `spans`, then `postings` and
-//! `packed_postings`.
+//! [`Checkable`] on CQL: full paged scans of `spans`, then `packed_postings`.
 
 use std::collections::HashSet;
 
@@ -43,17 +42,6 @@ impl Checkable for CqlStore {
             let duplicate = !span_ids.insert(span_id);
             scan.span(&tenant, trace_id(&trace)?, start_ns as u64, duplicate);
         }
-        let query = format!("SELECT tenant, time_ns, trace_id FROM {ks}.postings");
-        let mut stream = self
-            .session
-            .query_iter(query, ())
-            .await
-            .map_err(unavailable)?
-            .rows_stream::<(String, i64, Vec<u8>)>()
-            .map_err(corrupt)?;
-        while let Some((tenant, time_ns, trace)) = stream.try_next().await.map_err(unavailable)? {
-            scan.posting(&tenant, time_ns as u64, trace_id(&trace)?);
-        }
         let query = format!("SELECT tenant, packed FROM {ks}.packed_postings");
         let mut stream = self
             .session
@@ -81,12 +69,20 @@ mod tests {
         let store = crate::cql::test_store(&stack.cql).await;
         crate::testing::checker_conformance(&store, &store).await;
 
-        let time = 1_700_000_000_000_000_000i64;
+        // A posting whose trace has no span.
+        let entry = super::super::packed::Entry {
+            term_id: 1,
+            time_ns: 1_700_000_000_000_000_000,
+            trace_id: TraceId([9; 16]),
+            max_duration_us: 1,
+        };
+        let [row] = super::super::packed::pack_partition((1, 2, 0), vec![entry]).try_into().unwrap();
         let insert = format!(
-            "INSERT INTO {}.postings (tenant, term_id, bucket, shard, time_ns, trace_id) VALUES ('t', 1, 2, 0, ?, ?)",
+            "INSERT INTO {}.packed_postings (tenant, term_id, bucket, shard, newest_ns, group_id, packed) \
+             VALUES ('t', 1, 2, 0, ?, ?, ?)",
             store.keyspace
         );
-        store.session.query_unpaged(insert, (time, vec![9u8; 16])).await.unwrap();
+        store.session.query_unpaged(insert, (row.newest_ns as i64, row.group_id, row.entries)).await.unwrap();
         let keep_all = |_: &str| 0;
         let horizons = Horizons { visible_from: &keep_all, gone_before: &keep_all };
         assert_eq!(store.check(&horizons, &|_| {}).await.unwrap().dangling_postings, 1);

@@ -12,6 +12,7 @@ pub mod connect;
 mod errors;
 pub mod ledger;
 pub mod lifecycle;
+mod migrate;
 mod packed;
 mod postings;
 mod purge;
@@ -108,8 +109,6 @@ struct Statements {
     select_trace: PreparedStatement,
     select_trace_after: PreparedStatement,
     select_span_rows: PreparedStatement,
-    select_postings: PreparedStatement,
-    select_postings_tie: PreparedStatement,
     select_packed: PreparedStatement,
     select_overflow: PreparedStatement,
     select_days: PreparedStatement,
@@ -126,9 +125,6 @@ pub struct CqlStore {
     /// each is listed once rather than with every batch. Forgotten wholesale when it
     /// grows past [`REGISTERED_MAX`]; listing again is harmless.
     registered: Arc<Mutex<HashSet<registry::RegisteredPartition>>>,
-    /// Whether the keyspace's pre-v006 `postings` table held rows when this store
-    /// connected: they are read alongside the packed rows until they expire.
-    legacy_postings: bool,
     catalog_written: Arc<catalog::Written>,
 }
 
@@ -138,13 +134,15 @@ impl CqlStore {
         CqlConnection::plain(nodes).session().await
     }
 
-    /// Connects and prepares every statement. The schema must have been applied.
+    /// Connects and prepares every statement. The keyspace must have had the latest
+    /// schema applied ([`schema::require_latest`]).
     pub async fn connect(config: &CqlConfig) -> Result<Self, StorageError> {
         let session = config.connection.session().await?;
         Self::with_session(Arc::new(session), &config.keyspace, config.consistency).await
     }
 
     pub async fn with_session(session: Arc<Session>, ks: &str, consistency: Consistency) -> Result<Self, StorageError> {
+        schema::require_latest(&session, ks).await?;
         let prepare = |cql: String| {
             let session = Arc::clone(&session);
             async move {
@@ -188,16 +186,6 @@ impl CqlStore {
                 "SELECT span_id FROM {ks}.spans WHERE tenant = ? AND trace_id = ? LIMIT ?"
             ))
             .await?,
-            select_postings: prepare(format!(
-                "SELECT time_ns, trace_id FROM {ks}.postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ? \
-                 AND time_ns <= ? AND time_ns >= ? LIMIT ?"
-            ))
-            .await?,
-            select_postings_tie: prepare(format!(
-                "SELECT time_ns, trace_id FROM {ks}.postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ? \
-                 AND time_ns = ? AND trace_id > ? LIMIT ?"
-            ))
-            .await?,
             select_packed: {
                 let mut ps = prepare(select_packed.clone()).await?;
                 ps.set_page_size(postings::PACKED_PAGE_ROWS);
@@ -215,23 +203,12 @@ impl CqlStore {
             ))
             .await?,
         };
-        // A table emptied by TTL can still hold enough expired cells for the server to
-        // refuse the scan: then the old rows are read too, which costs little.
-        let legacy_postings =
-            match session.query_unpaged(format!("SELECT term_id FROM {ks}.postings LIMIT 1"), ()).await {
-                Ok(result) => result.into_rows_result().map_or(true, |rows| rows.rows_num() > 0),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not tell whether pre-v006 postings remain; reading them too");
-                    true
-                }
-            };
         Ok(Self {
             session,
             keyspace: ks.to_string(),
             consistency,
             statements: Arc::new(statements),
             registered: Arc::default(),
-            legacy_postings,
             catalog_written: Arc::default(),
         })
     }
@@ -372,19 +349,7 @@ impl SpanWriter for CqlStore {
             .into_iter()
             .filter_map(|row| {
                 let ttl = ttl_secs(row.newest_ns, &batch)?;
-                let (term_id, bucket, shard) = row.partition;
-                let values = (
-                    tenant,
-                    term_id,
-                    bucket,
-                    shard,
-                    row.newest_ns as i64,
-                    row.group_id,
-                    row.entries,
-                    ttl,
-                    (row.newest_ns / 1000) as i64,
-                );
-                Some((row.partition, values))
+                Some((row.partition, row.insert_values(tenant, ttl)))
             })
             .collect();
         self.register_partitions(&batch, &postings).await?;
@@ -499,8 +464,9 @@ mod tests {
         let replication = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
         let keyspace = format!("tk_schema_{}", std::process::id());
         let first = schema::apply(&session, &keyspace, replication).await.unwrap();
-        let second = schema::apply(&session, &keyspace, replication).await.unwrap();
-        assert_eq!(first, second);
+        assert!(first > 0);
+        assert_eq!(schema::apply(&session, &keyspace, replication).await.unwrap(), 0, "every version is recorded");
+        assert_eq!(schema::applied(&session, &keyspace).await.unwrap().len(), schema::VERSIONS.len());
         session.query_unpaged(format!("DROP KEYSPACE {keyspace}"), ()).await.unwrap();
     }
 

@@ -69,6 +69,19 @@ pub(crate) struct PackedRow {
     pub entries: Vec<u8>,
 }
 
+/// The values of a `packed_postings` insert: the partition, clustering and bytes, then
+/// `USING TTL ? AND TIMESTAMP ?` (the newest entry's time, µs).
+pub(crate) type InsertValues<'a> = (&'a str, i64, i64, i32, i64, i64, Vec<u8>, i32, i64);
+
+impl PackedRow {
+    /// The values that insert this row for `tenant`, living `ttl_secs` (0: for ever).
+    pub fn insert_values(self, tenant: &str, ttl_secs: i32) -> InsertValues<'_> {
+        let (term_id, bucket, shard) = self.partition;
+        let timestamp_us = (self.newest_ns / 1000) as i64;
+        (tenant, term_id, bucket, shard, self.newest_ns as i64, self.group_id, self.entries, ttl_secs, timestamp_us)
+    }
+}
+
 /// The overflow partition's term id for postings of `term_id`.
 pub(crate) fn overflow_term(term_id: i64) -> i64 {
     (OVERFLOW_TAG | (term_id as u64 % OVERFLOW_GROUPS)) as i64
@@ -96,24 +109,28 @@ pub(crate) fn pack(postings: &[PostingRow<'_>]) -> Vec<PackedRow> {
         let key = if entries.len() == 1 && term_id != every_trace { (overflow_term(term_id), bucket, 0) } else { key };
         rows.entry(key).or_default().extend(entries);
     }
+    rows.into_iter().flat_map(|(partition, entries)| pack_partition(partition, entries)).collect()
+}
+
+/// The rows that hold `entries` in `partition`: newest first, each within
+/// [`WINDOW_NS`] of its newest entry and at most [`MAX_ENTRIES`] long.
+pub(crate) fn pack_partition(partition: PartitionKey, mut entries: Vec<Entry>) -> Vec<PackedRow> {
     let mut out = Vec::new();
-    for (partition, mut entries) in rows {
-        entries.sort_by_key(|e| (Reverse(e.time_ns), e.trace_id, e.term_id));
-        entries.dedup_by(|b, a| {
-            let same = (a.term_id, a.time_ns, a.trace_id) == (b.term_id, b.time_ns, b.trace_id);
-            if same {
-                a.max_duration_us = a.max_duration_us.max(b.max_duration_us);
-            }
-            same
-        });
-        let mut rest = entries.as_slice();
-        while let Some(first) = rest.first() {
-            let len = rest.iter().take(MAX_ENTRIES).take_while(|e| first.time_ns - e.time_ns < WINDOW_NS).count();
-            let (row, tail) = rest.split_at(len);
-            let bytes = encode(row);
-            out.push(PackedRow { partition, newest_ns: first.time_ns, group_id: fnv(&bytes), entries: bytes });
-            rest = tail;
+    entries.sort_by_key(|e| (Reverse(e.time_ns), e.trace_id, e.term_id));
+    entries.dedup_by(|b, a| {
+        let same = (a.term_id, a.time_ns, a.trace_id) == (b.term_id, b.time_ns, b.trace_id);
+        if same {
+            a.max_duration_us = a.max_duration_us.max(b.max_duration_us);
         }
+        same
+    });
+    let mut rest = entries.as_slice();
+    while let Some(first) = rest.first() {
+        let len = rest.iter().take(MAX_ENTRIES).take_while(|e| first.time_ns - e.time_ns < WINDOW_NS).count();
+        let (row, tail) = rest.split_at(len);
+        let bytes = encode(row);
+        out.push(PackedRow { partition, newest_ns: first.time_ns, group_id: fnv(&bytes), entries: bytes });
+        rest = tail;
     }
     out
 }

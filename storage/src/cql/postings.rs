@@ -1,6 +1,4 @@
-//! Reading postings: the packed rows of `schemas/v006.cql` ([`super::packed`]), and
-//! while any are left, the one-row-per-posting `postings` table that keyspaces
-//! created before v006 hold (their rows expire with their TTL; nothing rewrites them).
+//! Reading postings: the packed rows of `schemas/v006.cql` ([`super::packed`]).
 
 use scylla::response::PagingState;
 use scylla::response::PagingStateResponse;
@@ -50,15 +48,7 @@ impl CqlStore {
                     let merge = Merge::new(term_id, newest_ns, oldest_ns, bucket_after.as_ref(), want);
                     self.packed_in(tenant, (term_id, bucket, shard), merge, &self.statements.select_packed)
                 });
-                let legacy = (0..i32::from(shards(term_ref))).filter(|_| self.legacy_postings).map(|shard| {
-                    self.legacy_in(tenant, (term_id, bucket, shard), newest_ns, oldest_ns, bucket_after, want)
-                });
-                let (own, legacy) =
-                    futures::future::join(futures::future::try_join_all(own), futures::future::try_join_all(legacy))
-                        .await;
-                let mut lists = own?;
-                lists.extend(legacy?);
-                let found = packed::merge_sources(lists, want);
+                let found = packed::merge_sources(futures::future::try_join_all(own).await?, want);
                 let overflow_oldest =
                     if found.len() == want { found.last().map_or(oldest_ns, |p| p.time_ns) } else { oldest_ns };
                 let merge = Merge::new(term_id, newest_ns, overflow_oldest, bucket_after.as_ref(), want);
@@ -103,66 +93,4 @@ impl CqlStore {
             }
         }
     }
-
-    /// Postings of one partition of the legacy `postings` table within
-    /// `[oldest_ns, newest_ns]`, after `after`.
-    async fn legacy_in(
-        &self,
-        tenant: &str,
-        (term_id, bucket, shard): PartitionKey,
-        newest_ns: u64,
-        oldest_ns: u64,
-        after: Option<Posting>,
-        max: usize,
-    ) -> Result<Vec<Posting>, StorageError> {
-        let limit = i32::try_from(max).unwrap_or(i32::MAX);
-        let mut out = Vec::new();
-        let mut newest = newest_ns;
-        if let Some(a) = after {
-            // Ties at the cursor's time continue by trace id, then strictly older times.
-            let rows = self
-                .session
-                .execute_unpaged(
-                    &self.statements.select_postings_tie,
-                    (tenant, term_id, bucket, shard, a.time_ns as i64, a.trace_id.0.to_vec(), limit),
-                )
-                .await
-                .map_err(unavailable)?;
-            out.extend(parse_legacy(rows)?);
-            if a.time_ns == 0 {
-                return Ok(out);
-            }
-            newest = newest.min(a.time_ns - 1);
-        }
-        if out.len() < max && newest >= oldest_ns {
-            let rows = self
-                .session
-                .execute_unpaged(
-                    &self.statements.select_postings,
-                    (tenant, term_id, bucket, shard, newest as i64, oldest_ns as i64, limit),
-                )
-                .await
-                .map_err(unavailable)?;
-            out.extend(parse_legacy(rows)?);
-        }
-        out.truncate(max);
-        Ok(out)
-    }
 }
-
-fn parse_legacy(result: scylla::response::query_result::QueryResult) -> Result<Vec<Posting>, StorageError> {
-    let rows = result.into_rows_result().map_err(corrupt)?;
-    rows.rows::<(i64, Vec<u8>)>()
-        .map_err(corrupt)?
-        .map(|row| {
-            let (time, trace) = row.map_err(corrupt)?;
-            let trace_id =
-                tracekeeper_model::TraceId(trace.as_slice().try_into().map_err(|_| corrupt("posting trace id"))?);
-            Ok(Posting { time_ns: time as u64, trace_id, max_duration_ns: None })
-        })
-        .collect()
-}
-
-#[cfg(test)]
-#[path = "postings_tests.rs"]
-mod tests;

@@ -2,8 +2,7 @@
 //! carry the old policy's TTL. Everything is deleted a partition (or one trace's time
 //! range) at a time, hour bucket by hour bucket, oldest first:
 //!
-//! 1. the traces with spans in the hour, from the "every trace" postings (packed, and
-//!    legacy ones of keyspaces older than v006);
+//! 1. the traces with spans in the hour, from the "every trace" postings;
 //! 2. those traces' span rows within the hour (one range tombstone per trace);
 //! 3. every postings partition the hour has, from `bucket_terms`, the "every trace"
 //!    ones last since they are the list of step 1;
@@ -29,11 +28,9 @@ const DELETE_CONCURRENCY: usize = 32;
 
 pub(super) struct Purger {
     session: Arc<Session>,
-    select_traces: PreparedStatement,
     select_packed_traces: PreparedStatement,
     delete_spans: PreparedStatement,
     select_bucket_terms: PreparedStatement,
-    delete_postings: PreparedStatement,
     delete_packed: PreparedStatement,
     delete_bucket_terms: PreparedStatement,
     select_days: PreparedStatement,
@@ -53,10 +50,6 @@ impl Purger {
             }
         };
         Ok(Self {
-            select_traces: prepare(format!(
-                "SELECT trace_id FROM {ks}.postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ?"
-            ))
-            .await?,
             select_packed_traces: prepare(format!(
                 "SELECT packed FROM {ks}.packed_postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ?"
             ))
@@ -67,10 +60,6 @@ impl Purger {
             .await?,
             select_bucket_terms: prepare(format!(
                 "SELECT term_id, shard FROM {ks}.bucket_terms WHERE tenant = ? AND bucket = ?"
-            ))
-            .await?,
-            delete_postings: prepare(format!(
-                "DELETE FROM {ks}.postings WHERE tenant = ? AND term_id = ? AND bucket = ? AND shard = ?"
             ))
             .await?,
             delete_packed: prepare(format!(
@@ -127,8 +116,6 @@ impl Purger {
         let all = TermRef::All.id() as i64;
         let mut traces = HashSet::new();
         for shard in 0..i32::from(shards(TermRef::All)) {
-            let ids: Vec<(Vec<u8>,)> = self.rows(&self.select_traces, (tenant, all, bucket, shard)).await?;
-            traces.extend(ids.into_iter().map(|(id,)| id));
             let rows: Vec<(Vec<u8>,)> = self.rows(&self.select_packed_traces, (tenant, all, bucket, shard)).await?;
             for (bytes,) in rows {
                 let entries = packed::decode(&bytes).ok_or_else(|| corrupt("a packed postings row"))?;
@@ -143,10 +130,7 @@ impl Purger {
         // The "every trace" partitions list what step 1 read: delete them last.
         let (others, every): (Vec<_>, Vec<_>) = partitions.into_iter().partition(|(term, _)| *term != all);
         for group in [others, every] {
-            // A partition listed before v006 is in `postings`, one since in
-            // `packed_postings`: both are deleted.
             let deletes: Vec<_> = group.into_iter().map(|(term, shard)| (tenant, term, bucket, shard)).collect();
-            self.each(&self.delete_postings, deletes.clone()).await?;
             removed += self.each(&self.delete_packed, deletes).await?;
         }
         self.session.execute_unpaged(&self.delete_bucket_terms, (tenant, bucket)).await.map_err(unavailable)?;

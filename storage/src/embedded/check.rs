@@ -22,12 +22,11 @@ impl Checkable for EmbeddedStore {
         // The same span id twice in a trace, in one bucket or two, is a duplicate.
         let mut seen: HashSet<(String, TraceId, Vec<u8>)> = HashSet::new();
         for (_, bucket) in &buckets {
-            let layout = bucket.layout;
             for entry in bucket.prefix([keys::SPAN]) {
                 let (key, value) = entry?;
-                let (tenant, trace, rest) = keys::split_owner(layout, &key, 16).ok_or_else(|| io("span key"))?;
+                let (tenant, trace, rest) = keys::split_owner(&key, 16).ok_or_else(|| io("span key"))?;
                 let trace = TraceId(trace.try_into().map_err(|_| io("span key"))?);
-                let span_id = keys::row_id_of(rest, layout).ok_or_else(|| io("span key"))?.to_vec();
+                let span_id = keys::row_id_of(rest).ok_or_else(|| io("span key"))?.to_vec();
                 let start_ns = crate::schema::decode_span(&value)?.start_ns;
                 let duplicate = !seen.insert((tenant.to_string(), trace, span_id));
                 scan.span(tenant, trace, start_ns, duplicate);
@@ -37,7 +36,7 @@ impl Checkable for EmbeddedStore {
         for (_, bucket) in &buckets {
             for entry in bucket.prefix([keys::POSTING]) {
                 let (key, _) = entry?;
-                let (tenant, _, _) = keys::split_owner(bucket.layout, &key, 8).ok_or_else(|| io("posting key"))?;
+                let (tenant, _, _) = keys::split_owner(&key, 8).ok_or_else(|| io("posting key"))?;
                 let (time_ns, trace, _) =
                     keys::parse_posting(&key, keys::term_prefix_len(tenant)).ok_or_else(|| io("posting key"))?;
                 scan.posting(tenant, time_ns, trace);
@@ -62,7 +61,7 @@ mod tests {
         // An index entry pointing at a trace that was never stored.
         let time = 1_700_000_000_000_000_000u64;
         let bucket = store.inner.bucket(time / store.inner.bucket_width_ns).unwrap();
-        let prefix = keys::term_prefix(keys::Layout::IdFirst, "t", TermRef::All);
+        let prefix = keys::term_prefix("t", TermRef::All);
         let key = keys::posting_key(&prefix, time, TraceId([9; 16]), Some(1000));
         bucket.newest().rows.insert(key, []).unwrap();
         let keep_all = |_: &str| 0;

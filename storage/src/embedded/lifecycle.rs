@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::keys::{self, Layout};
+use super::keys;
 use super::parts::Bucket;
 use super::{blocking, io, EmbeddedStore, Inner};
 use crate::api::StorageError;
@@ -195,11 +195,9 @@ impl Inner {
             }
             let mut removed = 0u64;
             for part in bucket.parts() {
-                removed += self.purge_part(&part.rows, bucket.layout, tenant)?;
-                if let Some(traces) = &part.traces {
-                    // Trace marks are keyed as id-first span keys are (`keys::trace_mark`).
-                    self.purge_part(traces, Layout::IdFirst, tenant)?;
-                }
+                removed += self.purge_part(&part.rows, tenant)?;
+                // Trace marks are keyed as span keys are (`keys::trace_mark`).
+                self.purge_part(&part.traces, tenant)?;
             }
             if removed > 0 {
                 expired.buckets += 1;
@@ -211,7 +209,7 @@ impl Inner {
     }
 
     /// Deletes `tenant`'s keys in one part of a bucket; returns how many.
-    fn purge_part(&self, part: &fjall::Keyspace, layout: Layout, tenant: &str) -> Result<u64, StorageError> {
+    fn purge_part(&self, part: &fjall::Keyspace, tenant: &str) -> Result<u64, StorageError> {
         const CHUNK: usize = 4096;
         let delete = |keys: &[fjall::UserKey]| -> Result<(), StorageError> {
             if keys.is_empty() {
@@ -225,13 +223,12 @@ impl Inner {
         };
         let mut removed = 0u64;
         for (table, id_len) in [(keys::SPAN, 16), (keys::CATALOG, 0), (keys::POSTING, 8)] {
-            if layout == Layout::IdFirst && table != keys::CATALOG {
+            if table != keys::CATALOG {
                 // The tenant follows the id: read the whole table for its keys.
                 let mut chunk = Vec::with_capacity(CHUNK);
                 for entry in part.prefix([table]) {
                     let key = entry.key().map_err(io)?;
-                    let (owner, _, _) =
-                        keys::split_owner(layout, &key, id_len).ok_or_else(|| io("key without a tenant"))?;
+                    let (owner, _, _) = keys::split_owner(&key, id_len).ok_or_else(|| io("key without a tenant"))?;
                     if owner == tenant {
                         chunk.push(key);
                     }
@@ -274,18 +271,14 @@ impl Inner {
     /// Drops the bucket whole when it holds `tenant`'s data only (a single-tenant
     /// store, say), with writes held off meanwhile; returns the rows dropped.
     ///
-    /// In [`Layout::IdFirst`] buckets span and posting keys do not start with their
-    /// tenant, so the catalog tells: every write puts a catalog key of its tenant in
-    /// each bucket it writes spans to, in the same batch, and only a purge of that
-    /// tenant's share of the bucket removes it (whatever of that share a purge cut
-    /// short left behind may go with the bucket).
+    /// Span and posting keys do not start with their tenant, so the catalog tells:
+    /// every write puts a catalog key of its tenant in each bucket it writes spans to,
+    /// in the same batch, and only a purge of that tenant's share of the bucket removes
+    /// it (whatever of that share a purge cut short left behind may go with the
+    /// bucket).
     fn drop_if_only(&self, index: u64, bucket: &Bucket, tenant: &str) -> Result<Option<u64>, StorageError> {
         let _gate = self.drop_gate.write().expect("drop gate");
-        let tables: &[u8] = match bucket.layout {
-            Layout::IdFirst => &[keys::CATALOG, keys::RED],
-            Layout::NoStartTime | Layout::TenantFirst => &[keys::SPAN, keys::CATALOG, keys::POSTING, keys::RED],
-        };
-        for &table in tables {
+        for table in [keys::CATALOG, keys::RED] {
             let ours = keys::tenant_prefix(table, tenant);
             let mut after = ours.clone();
             // The first key past every key that starts with `ours`.

@@ -11,8 +11,6 @@ mod check;
 mod durability;
 mod idle;
 mod keys;
-#[cfg(test)]
-mod layout_tests;
 mod lifecycle;
 mod parts;
 #[cfg(test)]
@@ -21,6 +19,11 @@ mod red;
 #[cfg(test)]
 mod tests;
 mod traces;
+mod upgrade;
+#[cfg(test)]
+mod upgrade_fixture;
+#[cfg(test)]
+mod upgrade_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -34,10 +37,10 @@ use tracekeeper_model::{Span, TraceId};
 
 pub use durability::Durability;
 use durability::GroupCommit;
+pub use upgrade::{UpgradeProgress, Upgraded};
 
 use crate::api::{Operation, Posting, SpanCursor, SpanReader, SpanWriter, StorageError, WriteBatch};
 use crate::schema::{self, IndexTerm};
-use keys::Layout;
 use parts::Bucket;
 
 const META_KEYSPACE: &str = "meta";
@@ -88,13 +91,10 @@ struct Inner {
     meta_lock: std::sync::Mutex<()>,
     /// Tenants with stored data; a new one is registered in `meta` with its first write.
     tenants: RwLock<BTreeSet<String>>,
-    /// Each bucket's keyspaces and key layout (see [`parts::part_name`]).
+    /// Each bucket's keyspaces (see [`parts::part_name`]).
     buckets: RwLock<BTreeMap<u64, Bucket>>,
     /// [`EmbeddedConfig::part_bytes`].
     part_bytes: u64,
-    /// The layout of buckets created from now on: [`Layout::IdFirst`], except in tests
-    /// of the older layouts.
-    new_layout: Layout,
     /// Writes hold it shared while they build and commit a batch; dropping a bucket
     /// that other tenants may still write to holds it exclusively, so no acknowledged
     /// write lands in a keyspace being deleted.
@@ -159,26 +159,28 @@ fn bucket_options() -> KeyspaceCreateOptions {
         .data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4))
 }
 
-impl EmbeddedStore {
-    pub fn open(config: EmbeddedConfig) -> Result<Self, StorageError> {
-        Self::open_creating(config, Layout::IdFirst)
-    }
+/// The fjall database in `config.path`, created if need be.
+fn open_database(config: &EmbeddedConfig) -> Result<Database, StorageError> {
+    std::fs::create_dir_all(&config.path).map_err(io)?;
+    Database::builder(&config.path)
+        .cache_size(config.cache_bytes)
+        .max_journaling_size(MAX_JOURNAL_BYTES)
+        // One background worker flushes and compacts. With more, fjall's first
+        // worker hands every compaction request back to the queue while the others
+        // are busy; on two cores that re-queueing took 16% of the server's CPU
+        // (perf) under sustained ingest, and one worker ingested 20-25% more at
+        // 2-6M spans stored.
+        .worker_threads(1)
+        .open()
+        .map_err(io)
+}
 
-    /// [`Self::open`], creating new buckets in `layout`: how the tests write data the
-    /// way older versions did.
-    fn open_creating(config: EmbeddedConfig, new_layout: Layout) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(&config.path).map_err(io)?;
-        let db = Database::builder(&config.path)
-            .cache_size(config.cache_bytes)
-            .max_journaling_size(MAX_JOURNAL_BYTES)
-            // One background worker flushes and compacts. With more, fjall's first
-            // worker hands every compaction request back to the queue while the others
-            // are busy; on two cores that re-queueing took 16% of the server's CPU
-            // (perf) under sustained ingest, and one worker ingested 20-25% more at
-            // 2-6M spans stored.
-            .worker_threads(1)
-            .open()
-            .map_err(io)?;
+impl EmbeddedStore {
+    /// Opens the store in `config.path`, creating it if need be. A directory holding
+    /// buckets of an older key layout is refused ([`StorageError::NeedsUpgrade`]) until
+    /// [`Self::upgrade`] has rewritten them.
+    pub fn open(config: EmbeddedConfig) -> Result<Self, StorageError> {
+        let db = open_database(&config)?;
         let meta = db.keyspace(META_KEYSPACE, KeyspaceCreateOptions::default).map_err(io)?;
         let requested = u64::try_from(config.bucket_width.as_nanos()).unwrap_or(u64::MAX).max(1);
         let bucket_width_ns = match meta.get(BUCKET_WIDTH_KEY).map_err(io)? {
@@ -214,7 +216,6 @@ impl EmbeddedStore {
                 tenants: RwLock::new(tenants),
                 buckets: RwLock::new(buckets),
                 part_bytes: config.part_bytes,
-                new_layout,
                 drop_gate: RwLock::new(()),
                 bucket_width_ns,
                 durability: config.durability,
@@ -318,7 +319,7 @@ impl Inner {
         if let Some(bucket) = buckets.get(&index) {
             return Ok(bucket.clone());
         }
-        let bucket = Bucket::new(self.new_layout, vec![parts::create_part(&self.db, index, self.new_layout, 0)?]);
+        let bucket = Bucket::new(vec![parts::create_part(&self.db, index, 0)?]);
         buckets.insert(index, bucket.clone());
         Ok(bucket)
     }
@@ -338,7 +339,7 @@ impl Inner {
             return Ok(());
         }
         let part = current.parts().len();
-        let next = current.with_part(parts::create_part(&self.db, index, current.layout, part)?);
+        let next = current.with_part(parts::create_part(&self.db, index, part)?);
         // The part that filled before this one has long been written out.
         let settled = part.checked_sub(2).map(|n| current.parts()[n].clone());
         buckets.insert(index, next);
@@ -364,12 +365,6 @@ impl Inner {
             keyspace.rotate_memtable().map_err(io)?;
         }
         Ok(())
-    }
-
-    /// The layout of the bucket of `index`, if it exists.
-    #[cfg(test)]
-    fn layout(&self, index: u64) -> Option<Layout> {
-        self.buckets.read().expect("bucket map lock").get(&index).map(|bucket| bucket.layout)
     }
 
     /// Existing buckets whose time range overlaps `[oldest_ns, newest_ns]`, newest first.
@@ -406,17 +401,15 @@ impl Inner {
         for span in &batch.spans {
             let bucket = bucket_of(span.start_ns)?;
             let part = bucket.newest();
-            let key = keys::span_key(bucket.layout, &batch.tenant, span.trace_id, span.start_ns, &schema::row_id(span));
+            let key = keys::span_key(&batch.tenant, span.trace_id, span.start_ns, &schema::row_id(span));
             rows.push((part.rows.clone(), key, encoder.encode(span)));
-            if let Some(traces) = &part.traces {
-                if marked.insert((span.start_ns / self.bucket_width_ns, span.trace_id)) {
-                    rows.push((traces.clone(), keys::trace_mark(&batch.tenant, span.trace_id), Vec::new()));
-                }
+            if marked.insert((span.start_ns / self.bucket_width_ns, span.trace_id)) {
+                rows.push((part.traces.clone(), keys::trace_mark(&batch.tenant, span.trace_id), Vec::new()));
             }
         }
         for (term, time_ns, trace_id, max_duration_ns) in schema::postings_of(&batch.spans) {
             let bucket = bucket_of(time_ns)?;
-            let prefix = keys::term_prefix(bucket.layout, &batch.tenant, term);
+            let prefix = keys::term_prefix(&batch.tenant, term);
             let key = keys::posting_key(&prefix, time_ns, trace_id, Some(max_duration_ns));
             rows.push((bucket.newest().rows.clone(), key, Vec::new()));
         }
@@ -468,7 +461,7 @@ impl Inner {
         let prefix_len = keys::term_prefix_len(tenant);
         let mut out = Vec::new();
         for bucket in self.buckets_between(oldest_ns, newest_ns) {
-            let prefix = keys::term_prefix(bucket.layout, tenant, term.as_ref());
+            let prefix = keys::term_prefix(tenant, term.as_ref());
             let start = match after {
                 Some(a) => Bound::Excluded(keys::posting_key(&prefix, a.time_ns, a.trace_id, a.max_duration_ns)),
                 None => Bound::Included(keys::posting_key(&prefix, newest_ns, TraceId([0; 16]), None)),
@@ -478,7 +471,7 @@ impl Inner {
                 let (key, _) = item?;
                 let (time_ns, trace_id, max_duration_ns) =
                     keys::parse_posting(&key, prefix_len).ok_or_else(|| StorageError::Corrupt("posting key".into()))?;
-                out.push(Posting { time_ns, trace_id, max_duration_ns });
+                out.push(Posting { time_ns, trace_id, max_duration_ns: Some(max_duration_ns) });
                 if out.len() == max {
                     return Ok(out);
                 }

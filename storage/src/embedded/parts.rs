@@ -18,8 +18,8 @@
 //! tens of parts that became a sixth of ingest's CPU. So each part has a second, small
 //! keyspace holding one key per (trace, tenant) with spans in the part, written in the
 //! same batch as the spans, with bloom filters: a trace is read only from the parts
-//! whose filter or memtable may hold it. Parts written before these existed have none
-//! and are always read.
+//! whose filter or memtable may hold it. Parts written before these existed are given
+//! theirs by `super::upgrade`.
 
 use std::collections::BTreeMap;
 use std::ops::RangeBounds;
@@ -27,7 +27,6 @@ use std::sync::Arc;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvPair};
 
-use super::keys::Layout;
 use super::{bucket_options, io};
 use crate::api::StorageError;
 
@@ -36,43 +35,38 @@ use crate::api::StorageError;
 pub(super) struct Part {
     /// Span, posting, catalog and RED rows.
     pub rows: Keyspace,
-    /// A key ([`super::keys::trace_mark`]) for each trace with spans in `rows`; `None` in
-    /// parts written before these existed, which are always read.
-    pub traces: Option<Keyspace>,
+    /// A key ([`super::keys::trace_mark`]) for each trace with spans in `rows`.
+    pub traces: Keyspace,
 }
 
 impl Part {
-    /// Its rows' keyspace, and its trace marks' if it has them.
+    /// Its rows' keyspace and its trace marks'.
     pub fn keyspaces(&self) -> impl Iterator<Item = &Keyspace> {
-        [Some(&self.rows), self.traces.as_ref()].into_iter().flatten()
+        [&self.rows, &self.traces].into_iter()
     }
 
     /// Whether `rows` may hold spans of the trace of `mark`.
     pub(super) fn may_hold(&self, mark: &[u8]) -> Result<bool, StorageError> {
-        match &self.traces {
-            None => Ok(true),
-            Some(traces) => traces.contains_key(mark).map_err(io),
-        }
+        self.traces.contains_key(mark).map_err(io)
     }
 }
 
-/// One time bucket's parts, oldest first (never empty), and its key layout.
+/// One time bucket's parts, oldest first (never empty).
 #[derive(Clone)]
 pub(super) struct Bucket {
-    pub layout: Layout,
     parts: Arc<[Part]>,
 }
 
 impl Bucket {
-    pub fn new(layout: Layout, parts: Vec<Part>) -> Self {
+    pub fn new(parts: Vec<Part>) -> Self {
         assert!(!parts.is_empty(), "a bucket has at least one part");
-        Self { layout, parts: parts.into() }
+        Self { parts: parts.into() }
     }
 
     /// The same bucket with `part` added as its newest.
     pub fn with_part(&self, part: Part) -> Self {
         let parts: Vec<Part> = self.parts.iter().cloned().chain([part]).collect();
-        Self { layout: self.layout, parts: parts.into() }
+        Self { parts: parts.into() }
     }
 
     /// The rows of the part that holds the catalog and RED rows.
@@ -142,21 +136,23 @@ impl Bucket {
 /// What a keyspace of a bucket holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Holds {
-    /// A part's rows, in this key layout.
-    Rows(Layout),
-    /// A part's trace marks.
+    /// A part's rows (`d…`).
+    Rows,
+    /// A part's trace marks (`t…`).
     Traces,
+    /// A part's rows in a key layout older than [`super::keys`]'s: `b…` (span keys
+    /// without the start time, postings without a duration bound) or `c…` (tenant
+    /// before the id). `super::upgrade` rewrites them.
+    OlderRows(char),
 }
 
 /// The name of a keyspace of part `part` of bucket `index`: the first letter tells
-/// what it holds (rows in layout `b…`, `c…`, `d…`, see [`Layout`]; trace marks `t…`),
-/// then the index; parts after the first add `.<part>`.
+/// what it holds ([`Holds`]), then the index; parts after the first add `.<part>`.
 pub(super) fn part_name(index: u64, holds: Holds, part: usize) -> String {
     let letter = match holds {
-        Holds::Rows(Layout::NoStartTime) => 'b',
-        Holds::Rows(Layout::TenantFirst) => 'c',
-        Holds::Rows(Layout::IdFirst) => 'd',
+        Holds::Rows => 'd',
         Holds::Traces => 't',
+        Holds::OlderRows(letter) => letter,
     };
     match part {
         0 => format!("{letter}{index:012}"),
@@ -167,9 +163,9 @@ pub(super) fn part_name(index: u64, holds: Holds, part: usize) -> String {
 /// The bucket index, contents and part number of a part keyspace's name.
 pub(super) fn parse_part_name(name: &str) -> Option<(u64, Holds, usize)> {
     let (holds, rest) = match name.split_at_checked(1)? {
-        ("b", rest) => (Holds::Rows(Layout::NoStartTime), rest),
-        ("c", rest) => (Holds::Rows(Layout::TenantFirst), rest),
-        ("d", rest) => (Holds::Rows(Layout::IdFirst), rest),
+        ("b", rest) => (Holds::OlderRows('b'), rest),
+        ("c", rest) => (Holds::OlderRows('c'), rest),
+        ("d", rest) => (Holds::Rows, rest),
         ("t", rest) => (Holds::Traces, rest),
         _ => return None,
     };
@@ -217,48 +213,66 @@ pub(super) fn compact(part: &Part) -> Result<(), StorageError> {
     part.rows.rotate_memtable_and_wait().map_err(io)
 }
 
-/// Opens every bucket whose keyspaces are in `db`.
+/// Opens every bucket whose keyspaces are in `db`; refuses a directory with buckets
+/// that `super::upgrade` must rewrite first.
 pub(super) fn open_buckets(db: &Database) -> Result<BTreeMap<u64, Bucket>, StorageError> {
-    /// A bucket's layout (once its rows are seen), its parts' rows and trace marks.
-    type Found = (Option<Layout>, BTreeMap<usize, Part>, BTreeMap<usize, Keyspace>);
+    /// A bucket's parts' rows and trace marks.
+    type Found = (BTreeMap<usize, Keyspace>, BTreeMap<usize, Keyspace>);
     let mut found: BTreeMap<u64, Found> = BTreeMap::new();
+    let mut outdated = Vec::new();
     for name in db.list_keyspace_names() {
         let name: &str = name.as_ref();
         let Some((index, holds, part)) = parse_part_name(name) else { continue };
-        let (layout, rows, traces) = found.entry(index).or_default();
+        let (rows, traces) = found.entry(index).or_default();
         match holds {
-            Holds::Rows(l) => {
-                *layout = Some(l);
-                rows.insert(part, Part { rows: db.keyspace(name, bucket_options).map_err(io)?, traces: None });
+            Holds::Rows => {
+                rows.insert(part, db.keyspace(name, bucket_options).map_err(io)?);
             }
             Holds::Traces => {
                 traces.insert(part, db.keyspace(name, traces_options).map_err(io)?);
             }
+            Holds::OlderRows(_) => outdated.push(name.to_string()),
         }
     }
     let mut buckets = BTreeMap::new();
-    for (index, (layout, mut rows, mut traces)) in found {
-        // Trace marks without rows: left by a crash while a part was being created.
-        let Some(layout) = layout else { continue };
-        for (n, part) in &mut rows {
-            part.traces = traces.remove(n);
+    for (index, (rows, mut traces)) in found {
+        let mut parts = Vec::new();
+        for (n, rows) in rows {
+            match traces.remove(&n) {
+                Some(traces) => parts.push(Part { rows, traces }),
+                None => outdated.push(part_name(index, Holds::Rows, n)),
+            }
         }
-        buckets.insert(index, Bucket::new(layout, rows.into_values().collect()));
+        // Trace marks without rows are left by a crash while a part was being created.
+        if !parts.is_empty() {
+            buckets.insert(index, Bucket::new(parts));
+        }
+    }
+    if !outdated.is_empty() {
+        outdated.sort();
+        return Err(StorageError::NeedsUpgrade(format!(
+            "{} bucket part(s) of this data directory were written by an older version in a key \
+             layout this one no longer reads ({}); run `tracekeeper compact --data-dir <dir>` once, \
+             with the server stopped, to rewrite them",
+            outdated.len(),
+            outdated.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                + if outdated.len() > 3 { ", …" } else { "" },
+        )));
     }
     Ok(buckets)
 }
 
-/// Creates part `n` of bucket `index`: its trace marks first, so that a crash in
-/// between leaves marks without rows (ignored) rather than rows without marks.
-pub(super) fn create_part(db: &Database, index: u64, layout: Layout, n: usize) -> Result<Part, StorageError> {
+/// Creates part `n` of bucket `index`, or opens it: its trace marks first, so that a
+/// crash in between leaves marks without rows (ignored) rather than rows without marks.
+pub(super) fn create_part(db: &Database, index: u64, n: usize) -> Result<Part, StorageError> {
     let traces = db.keyspace(&part_name(index, Holds::Traces, n), traces_options).map_err(io)?;
-    let rows = db.keyspace(&part_name(index, Holds::Rows(layout), n), bucket_options).map_err(io)?;
-    Ok(Part { rows, traces: Some(traces) })
+    let rows = db.keyspace(&part_name(index, Holds::Rows, n), bucket_options).map_err(io)?;
+    Ok(Part { rows, traces })
 }
 
 /// A part's trace marks: one short key per trace and part, read by point lookups, so
 /// with fjall's bloom filters (its default), a small memtable, and LZ4.
-fn traces_options() -> KeyspaceCreateOptions {
+pub(super) fn traces_options() -> KeyspaceCreateOptions {
     use fjall::config::CompressionPolicy;
     KeyspaceCreateOptions::default()
         .max_memtable_size(8 << 20)
@@ -367,7 +381,7 @@ mod tests {
 
     fn new_part(dir: &std::path::Path) -> (fjall::Database, Part) {
         let db = fjall::Database::builder(dir).open().unwrap();
-        let part = create_part(&db, 1, Layout::IdFirst, 0).unwrap();
+        let part = create_part(&db, 1, 0).unwrap();
         (db, part)
     }
 
@@ -379,7 +393,7 @@ mod tests {
     }
 
     fn rows_read(part: Part) -> usize {
-        Bucket::new(Layout::IdFirst, vec![part]).prefix("S").map(Result::unwrap).count()
+        Bucket::new(vec![part]).prefix("S").map(Result::unwrap).count()
     }
 
     /// Bytes of every file under `dir`.
@@ -417,13 +431,12 @@ mod tests {
 
     #[test]
     fn part_names_round_trip_and_reject_what_is_not_one() {
-        let layouts = [Layout::NoStartTime, Layout::TenantFirst, Layout::IdFirst];
-        for holds in layouts.map(Holds::Rows).into_iter().chain([Holds::Traces]) {
+        for holds in [Holds::Rows, Holds::Traces, Holds::OlderRows('b'), Holds::OlderRows('c')] {
             for (index, part) in [(0, 0), (19_700, 0), (19_700, 1), (u64::from(u32::MAX), 12)] {
                 assert_eq!(parse_part_name(&part_name(index, holds, part)), Some((index, holds, part)));
             }
         }
-        assert_eq!(part_name(19_700, Holds::Rows(Layout::IdFirst), 3), "d000000019700.3");
+        assert_eq!(part_name(19_700, Holds::Rows, 3), "d000000019700.3");
         assert_eq!(part_name(19_700, Holds::Traces, 0), "t000000019700");
         for bad in ["meta", "d", "d.1", "d000000019700.", "d000000019700.01", "d000000019700.x", "x000000019700"] {
             assert_eq!(parse_part_name(bad), None, "{bad}");
@@ -441,17 +454,15 @@ mod tests {
             for (k, v) in rows {
                 ks.insert(*k, *v).unwrap();
             }
-            Part { rows: ks, traces: None }
+            let traces = db.keyspace(&format!("{name}-marks"), fjall::KeyspaceCreateOptions::default).unwrap();
+            Part { rows: ks, traces }
         };
-        let bucket = Bucket::new(
-            Layout::IdFirst,
-            vec![
-                part("p0", &[("a", "0"), ("c", "old"), ("e", "0")]),
-                part("p1", &[("b", "1"), ("c", "new"), ("f", "1")]),
-                part("p2", &[]),
-                part("p3", &[("c", "newest"), ("d", "3")]),
-            ],
-        );
+        let bucket = Bucket::new(vec![
+            part("p0", &[("a", "0"), ("c", "old"), ("e", "0")]),
+            part("p1", &[("b", "1"), ("c", "new"), ("f", "1")]),
+            part("p2", &[]),
+            part("p3", &[("c", "newest"), ("d", "3")]),
+        ]);
         let read = |merged: Merged| -> Vec<(String, String)> {
             merged
                 .map(|row| {
@@ -469,7 +480,7 @@ mod tests {
         );
         assert_eq!(read(bucket.range("b".."e")), pairs(&[("b", "1"), ("c", "newest"), ("d", "3")]));
         assert_eq!(read(bucket.prefix("z")), pairs(&[]));
-        let one = Bucket::new(Layout::IdFirst, vec![bucket.parts()[0].clone()]);
+        let one = Bucket::new(vec![bucket.parts()[0].clone()]);
         assert_eq!(read(one.prefix("")), pairs(&[("a", "0"), ("c", "old"), ("e", "0")]));
     }
 }

@@ -152,31 +152,3 @@ async fn trace_marks_tell_which_parts_hold_a_trace() {
     assert_eq!(parts_holding(&store, "u", 3), [false, false, false, true, false]);
     assert_eq!(store.trace("u", TraceId([3; 16]), 10).await.unwrap().0.len(), 1);
 }
-
-/// A part written before trace marks existed has none, and is read for every trace;
-/// the parts after it get marks.
-#[tokio::test]
-async fn a_part_without_trace_marks_is_always_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let old = span(1, 1, "svc", "old", T0 + 10);
-    {
-        let store = store_with_part_bytes(&dir, 0);
-        let name = super::parts::part_name(T0 / DAY, super::parts::Holds::Rows(super::keys::Layout::IdFirst), 0);
-        let rows = store.inner.db.keyspace(&name, super::bucket_options).unwrap();
-        let key = super::keys::span_key(
-            super::keys::Layout::IdFirst,
-            "t",
-            old.trace_id,
-            old.start_ns,
-            &crate::schema::row_id(&old),
-        );
-        rows.insert(key, crate::schema::encode_span(&old)).unwrap();
-    }
-    let store = store_with_part_bytes(&dir, 0);
-    assert_eq!(parts_holding(&store, "t", 9), [true], "no marks: may hold anything");
-    store.write(batch("t", vec![span(1, 2, "svc", "new", T0 + 20)])).await.unwrap();
-    assert_eq!(parts_holding(&store, "t", 9), [true, false]);
-    let (spans, _) = store.trace("t", TraceId([1; 16]), 10).await.unwrap();
-    assert_eq!(spans.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["old", "new"]);
-    assert_eq!(store.span_rows("t", TraceId([1; 16]), 10).await.unwrap().len(), 2);
-}

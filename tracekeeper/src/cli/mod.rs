@@ -95,7 +95,8 @@ pub enum Command {
     /// Compact a stopped all-in-one's embedded store: every time bucket is rewritten as
     /// one compressed sorted run, with its size before and after. The store compacts on
     /// its own as it runs; this reclaims the most space at once (after a bulk load, or
-    /// before taking a copy).
+    /// before taking a copy). Buckets an older version wrote in an earlier key layout
+    /// are first rewritten into today's: the one step an upgraded data directory needs.
     Compact(CompactArgs),
     /// Manage the CQL schema of the distributed shape.
     #[cfg(feature = "distributed")]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tracekeeper_model::clock::{Clock, SystemClock};
 use tracekeeper_retention::RetentionPolicies;
-use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
+use tracekeeper_storage::embedded::EmbeddedConfig;
 use tracekeeper_storage::{CheckReport, Checkable, Horizons, Lifecycle};
 
 #[cfg(feature = "distributed")]
@@ -39,10 +39,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let policies = config.policies;
     let (store, lifecycle, slack): (Arc<dyn Checkable>, Arc<dyn Lifecycle>, Duration) = match &config.target {
         Target::Embedded(dir) => {
-            let store = Arc::new(
-                EmbeddedStore::open(EmbeddedConfig::new(dir))
-                    .with_context(|| format!("opening {} (is all-in-one still running?)", dir.display()))?,
-            );
+            let store = Arc::new(super::compact::open_stopped(EmbeddedConfig::new(dir))?);
             let bucket = Duration::from_nanos(store.bucket_width_ns());
             (store.clone(), store, bucket)
         }

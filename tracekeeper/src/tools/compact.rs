@@ -1,11 +1,14 @@
 //! `tracekeeper compact`: rewrites every bucket of a stopped all-in-one's embedded
 //! store as one compressed sorted run, reporting each bucket's size before and after.
+//! Buckets an older version wrote in an earlier key layout are first rewritten into
+//! today's (`EmbeddedStore::upgrade`): the one step an upgraded data directory needs.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore};
+use tracekeeper_storage::embedded::{EmbeddedConfig, EmbeddedStore, UpgradeProgress};
+use tracekeeper_storage::StorageError;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -13,8 +16,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(dir.join("version").exists(), "{} holds no tracekeeper store", dir.display());
     let config = EmbeddedConfig { idle_flush: None, ..EmbeddedConfig::new(dir) };
-    let store = EmbeddedStore::open(config)
-        .with_context(|| format!("opening {} (is all-in-one still running?)", dir.display()))?;
+    upgrade(&config)?;
+    let store = open_stopped(config)?;
     store.flush_memtables().context("writing memtables out")?;
     let starts = store.bucket_starts();
     let began = Instant::now();
@@ -38,6 +41,44 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         store.disk_space() as f64 / MIB,
     );
     Ok(())
+}
+
+/// Rewrites what older versions wrote in earlier key layouts, printing its progress.
+fn upgrade(config: &EmbeddedConfig) -> anyhow::Result<()> {
+    let began = Instant::now();
+    let mut printed = 0u64;
+    let mut progress = |p: UpgradeProgress| {
+        if p.rows == 0 || p.rows >= printed + 1_000_000 {
+            let day = day_of(p.bucket_start_ns);
+            eprintln!(
+                "[{}/{}] bucket from {day}: rewriting into today's key layout, {} rows so far",
+                p.bucket, p.buckets, p.rows
+            );
+            printed = p.rows;
+        }
+    };
+    let upgraded = EmbeddedStore::upgrade(config, &mut progress)
+        .with_context(|| format!("opening {} (is all-in-one still running?)", config.path.display()))?;
+    if upgraded.rewritten_buckets + upgraded.marked_parts > 0 {
+        println!(
+            "upgraded {} buckets written by older versions to today's key layout ({} rows, {} parts given trace marks) in {:.1} s",
+            upgraded.rewritten_buckets,
+            upgraded.rows,
+            upgraded.marked_parts,
+            began.elapsed().as_secs_f64(),
+        );
+    }
+    Ok(())
+}
+
+/// Opens the store of a stopped all-in-one, saying what to do when it cannot.
+pub fn open_stopped(config: EmbeddedConfig) -> anyhow::Result<EmbeddedStore> {
+    let dir = config.path.clone();
+    match EmbeddedStore::open(config) {
+        Ok(store) => Ok(store),
+        Err(StorageError::NeedsUpgrade(why)) => anyhow::bail!("{}: {why}", dir.display()),
+        Err(e) => Err(e).with_context(|| format!("opening {} (is all-in-one still running?)", dir.display())),
+    }
 }
 
 /// A bucket start as an RFC 3339 time, for people.
