@@ -211,6 +211,64 @@ async fn search_is_newest_first_exact_and_combines_filters() {
     assert_eq!(body["data"], json!([{"name": "SELECT cart", "spanKind": "client"}]));
 }
 
+/// A tag held only by an event (a Jaeger log field), by the event's name (its `event`
+/// field) or by the instrumentation scope finds its trace on every API, from the index.
+#[tokio::test]
+async fn tags_in_events_and_scopes_are_searchable_on_every_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let base = now_ns() - 60_000_000_000;
+    let marked = post_at(&server, 300, base, |spans| {
+        spans[0].events[0].attributes = vec![tracekeeper_model::KeyValue::string("key", "cart:vip")];
+        spans[0].events[0].name = "cache stampede".into();
+        let mut scope = (*spans[1].scope).clone();
+        scope.attributes.push(tracekeeper_model::KeyValue::string("lib.flavor", "grpc"));
+        spans[1].scope = std::sync::Arc::new(scope);
+    })
+    .await;
+    post_at(&server, 301, base + 1_000_000_000, |_| {}).await;
+    let want = vec![marked[0].trace_id.to_hex()];
+    let jaeger = [
+        "/api/traces?service=frontend&tags=%7B%22key%22%3A%22cart%3Avip%22%7D",
+        "/api/traces?tags=%7B%22event%22%3A%22cache%20stampede%22%7D",
+        "/api/traces?service=frontend&tag=lib.flavor:grpc",
+    ];
+    for url in jaeger {
+        let (status, body) = server.get_json(url).await;
+        assert_eq!((status, trace_ids(&body)), (200, want.clone()), "{url}: {body}");
+    }
+    let (_, body) = server.get_json("/api/v2/traces?serviceName=frontend&annotationQuery=key%3Dcart%3Avip").await;
+    let zipkin: Vec<String> =
+        body.as_array().unwrap().iter().map(|t| t[0]["traceId"].as_str().unwrap().into()).collect();
+    assert_eq!(zipkin, want, "zipkin: {body}");
+    let tempo = |q: &str| {
+        let url = format!("/api/search?q={}", urlencode(q));
+        let server = &server;
+        async move {
+            let (status, body) = server.get_json(&url).await;
+            assert_eq!(status, 200, "{body}");
+            let found = body["traces"].as_array().unwrap().iter();
+            found.map(|t| t["traceID"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        }
+    };
+    for q in ["{ event.key = \"cart:vip\" }", "{ instrumentation.lib.flavor = \"grpc\" }"] {
+        assert_eq!(tempo(q).await, want, "{q}");
+    }
+    // An unscoped attribute that only resources hold, and that is indexed as the
+    // service rather than as a tag.
+    let both = tempo("{ .service.name = \"frontend\" }").await;
+    assert_eq!(both.len(), 2, "{both:?}");
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn query_errors_use_the_jaeger_envelope() {
     let dir = tempfile::tempdir().unwrap();

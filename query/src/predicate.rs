@@ -4,8 +4,8 @@
 //! so search results are exact whatever the index returned.
 
 use tracekeeper_model::jaeger::value_to_text;
-use tracekeeper_model::{AnyValue, Span, SpanKind, StatusCode};
-use tracekeeper_storage::schema::MAX_INDEXED_LEN;
+use tracekeeper_model::{AnyValue, KeyValue, Span, SpanKind, StatusCode};
+use tracekeeper_storage::schema::{EVENT_NAME_KEY, MAX_INDEXED_LEN};
 use tracekeeper_storage::{IndexTerm, IndexValue};
 
 /// Conditions that must all hold on one span.
@@ -15,12 +15,12 @@ pub struct SpanPredicate {
     pub operation: Option<String>,
     pub kind: Option<SpanKind>,
     pub status: Option<StatusCode>,
-    /// `key = value` on the span's attributes or its resource's, compared by type.
+    /// `key = value` anywhere the span holds tags ([`tags_of`]), compared by type.
     pub tags: Vec<(String, String)>,
     pub min_duration_ns: Option<u64>,
     pub max_duration_ns: Option<u64>,
-    /// Zipkin's bare `annotationQuery` words: each must name an attribute the span has
-    /// or an event (annotation) it carries.
+    /// Zipkin's bare `annotationQuery` words: each must name a tag the span has
+    /// ([`tags_of`]) or an event (annotation) it carries.
     pub words: Vec<String>,
 }
 
@@ -55,14 +55,24 @@ pub fn value_matches(stored: &AnyValue, wanted: &str) -> bool {
     }
 }
 
+/// Every tag a span holds, wherever Jaeger's search finds one: the span's attributes,
+/// its resource's (Jaeger's process tags), its instrumentation scope's, and each
+/// event's (Jaeger's log fields). The storage indexes the same (`schema::terms_of`).
+pub fn tags_of(span: &Span) -> impl Iterator<Item = &KeyValue> {
+    span.attributes
+        .iter()
+        .chain(span.resource.attributes.iter())
+        .chain(span.scope.attributes.iter())
+        .chain(span.events.iter().flat_map(|e| e.attributes.iter()))
+}
+
 fn tag_matches(span: &Span, key: &str, wanted: &str) -> bool {
     if let Some(derived) = derived_tag(span, key) {
         return derived.is_some_and(|v| value_matches(&v, wanted));
     }
-    span.attributes
-        .iter()
-        .chain(span.resource.attributes.iter())
-        .any(|kv| kv.key == key && value_matches(&kv.value, wanted))
+    // An event's name is its log's `event` field in Jaeger.
+    (key == EVENT_NAME_KEY && span.events.iter().any(|e| e.name == wanted))
+        || tags_of(span).any(|kv| kv.key == key && value_matches(&kv.value, wanted))
 }
 
 impl SpanPredicate {
@@ -77,7 +87,7 @@ impl SpanPredicate {
             && self.tags.iter().all(|(k, v)| tag_matches(span, k, v))
             && self.words.iter().all(|w| {
                 span.events.iter().any(|e| e.name == *w)
-                    || span.attributes.iter().chain(span.resource.attributes.iter()).any(|kv| kv.key == *w)
+                    || tags_of(span).any(|kv| kv.key == *w)
                     || derived_tag(span, w).is_some_and(|v| v.is_some())
             })
     }
@@ -105,7 +115,13 @@ impl SpanPredicate {
             }
             // A long string that parses as nothing else is not indexed: fall through.
             if !values.is_empty() {
-                return values.into_iter().map(|value| IndexTerm::Attribute { key: key.clone(), value }).collect();
+                let mut terms: Vec<IndexTerm> =
+                    values.into_iter().map(|value| IndexTerm::Attribute { key: key.clone(), value }).collect();
+                // A resource's `service.name` is indexed as the service, not as a tag.
+                if key == "service.name" {
+                    terms.push(IndexTerm::Service(value.clone()));
+                }
+                return terms;
             }
         }
         match (&self.service, &self.operation) {

@@ -180,19 +180,8 @@ fn kv_json(key: &str, value: &AnyValue) -> Value {
 fn matched_attributes(span: &Span, fields: &[&Field]) -> Vec<Value> {
     let mut out = BTreeMap::new();
     for field in fields {
-        let (attrs, key) = match field {
-            Field::SpanAttr(k) => (&span.attributes, k),
-            Field::ResourceAttr(k) => (&span.resource.attributes, k),
-            Field::AnyAttr(k) => (&span.attributes, k),
-            _ => continue,
-        };
-        let found = attrs.iter().find(|kv| kv.key == *key).or_else(|| match field {
-            Field::AnyAttr(k) => span.resource.attributes.iter().find(|kv| kv.key == *k),
-            _ => None,
-        });
-        if let Some(kv) = found {
-            out.entry(kv.key.clone()).or_insert_with(|| kv_json(&kv.key, &kv.value));
-        }
+        let (Some(key), Some(value)) = (field.attribute_key(), field.values(span).first().copied()) else { continue };
+        out.entry(key.to_string()).or_insert_with(|| kv_json(key, value));
     }
     out.into_values().collect()
 }
@@ -378,18 +367,20 @@ async fn values_of(
             None => (0..spans.len()).collect(),
         };
         for span in selected.into_iter().map(|i| &spans[i]) {
-            let attr = |attrs: &[tracekeeper_model::KeyValue], key: &str| {
-                attrs.iter().find(|kv| kv.key == key).map(|kv| typed(&kv.value))
-            };
+            if field.attribute_key().is_some() {
+                out.extend(field.values(span).into_iter().map(typed));
+                continue;
+            }
             let value = match field {
-                Field::SpanAttr(k) => attr(&span.attributes, k),
-                Field::ResourceAttr(k) => attr(&span.resource.attributes, k),
-                Field::AnyAttr(k) => attr(&span.attributes, k).or_else(|| attr(&span.resource.attributes, k)),
                 Field::Name => Some(("string", span.name.clone())),
                 Field::Status => Some(("keyword", format!("{:?}", span.status.code).to_lowercase())),
                 Field::Kind => Some(("keyword", format!("{:?}", span.kind).to_lowercase())),
                 Field::StatusMessage => Some(("string", span.status.message.clone())).filter(|(_, m)| !m.is_empty()),
-                _ => return Err(QueryError::BadRequest(format!("tag values are not listed for {field:?}"))),
+                _ => {
+                    return Err(QueryError::BadRequest(
+                        "tag values are listed for attributes, name, status, kind and statusMessage only".into(),
+                    ))
+                }
             };
             out.extend(value);
         }

@@ -178,17 +178,31 @@ impl IndexTerm {
     }
 }
 
-/// The terms a span produces.
+/// The key under which an event's name is indexed and searched, as Jaeger shows it:
+/// a log's `event` field.
+pub const EVENT_NAME_KEY: &str = "event";
+
+/// The terms a span produces. A tag is found wherever the span holds it, as Jaeger's
+/// search finds it: the span's attributes, its resource's (`service.name` has its own
+/// term), its instrumentation scope's, and each event's, with each event's name under
+/// [`EVENT_NAME_KEY`].
 pub fn terms_of(span: &Span) -> impl Iterator<Item = TermRef<'_>> + '_ {
     let service = span.service_name();
     let fixed = [TermRef::All, TermRef::Service(service), TermRef::Operation(service, &span.name)];
+    let event_names = span
+        .events
+        .iter()
+        .filter(|e| e.name.len() <= MAX_INDEXED_LEN && !e.name.is_empty())
+        .map(|e| TermRef::Attribute(EVENT_NAME_KEY, ValueRef::Str(&e.name)));
     let attrs = span
         .attributes
         .iter()
         .chain(span.resource.attributes.iter().filter(|kv| kv.key != "service.name"))
+        .chain(span.scope.attributes.iter())
+        .chain(span.events.iter().flat_map(|e| e.attributes.iter()))
         .filter(|kv| kv.key.len() <= MAX_INDEXED_LEN)
         .filter_map(|kv| ValueRef::of(&kv.value).map(|value| TermRef::Attribute(&kv.key, value)));
-    fixed.into_iter().chain(attrs)
+    fixed.into_iter().chain(attrs).chain(event_names)
 }
 
 /// A stored span's identity within its trace: the span id, plus a marker byte for

@@ -99,6 +99,28 @@ pub async fn conformance(writer: &dyn SpanWriter, reader: &dyn SpanReader) {
     assert_eq!(hits.iter().map(|p| p.trace_id).collect::<Vec<_>>(), vec![a1.trace_id]);
     let as_string = IndexTerm::Attribute { key: "http.status_code".into(), value: IndexValue::Str("200".into()) };
     assert!(reader.postings("acme", &as_string, u64::MAX, 0, None, 10).await.unwrap().is_empty());
+    // Tags are indexed wherever a span holds them: its scope's attributes, and each
+    // event's attributes and name (Jaeger's log fields, its `event` field).
+    let mut logged = span(0x53, 1, "api", "GET /logged", t0 + 20 * 1_000_000_000);
+    let mut scope = (*logged.scope).clone();
+    scope.attributes.push(KeyValue::string("lib.flavor", "grpc"));
+    logged.scope = Arc::new(scope);
+    logged.events.push(tracekeeper_model::Event {
+        time_ns: logged.start_ns + 1,
+        name: "retry".into(),
+        attributes: vec![KeyValue::new("attempt", AnyValue::Int(3))],
+        dropped_attributes_count: 0,
+    });
+    writer.write(batch("logged", vec![logged.clone()])).await.unwrap();
+    for (key, value) in [
+        ("lib.flavor", IndexValue::Str("grpc".into())),
+        ("attempt", IndexValue::Int(3)),
+        ("event", IndexValue::Str("retry".into())),
+    ] {
+        let term = IndexTerm::Attribute { key: key.into(), value };
+        let hits = reader.postings("logged", &term, u64::MAX, 0, None, 10).await.unwrap();
+        assert_eq!(hits.iter().map(|p| p.trace_id).collect::<Vec<_>>(), vec![logged.trace_id], "{term:?}");
+    }
     let db_op = IndexTerm::Operation { service: "db".into(), name: "query".into() };
     assert_eq!(reader.postings("acme", &db_op, u64::MAX, 0, None, 10).await.unwrap().len(), 1);
     assert!(reader.postings("other", &api, u64::MAX, 0, None, 10).await.unwrap().is_empty());

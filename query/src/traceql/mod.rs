@@ -1,12 +1,13 @@
 //! A TraceQL subset, as Grafana's Tempo data source sends it: spansets `{ ... }` whose
-//! conditions all hold on one span; `span.`, `resource.` and unscoped `.attr`
-//! attributes; the intrinsics `name`, `status`, `statusMessage`, `kind`, `duration`
+//! conditions all hold on one span; `span.`, `resource.`, `event.` (any of the span's
+//! events), `instrumentation.` and unscoped `.attr` (span or resource) attributes; the intrinsics `name`, `status`, `statusMessage`, `kind`, `duration`
 //! (also as `span:*`), `trace:duration`, `trace:rootService` and `trace:rootName`;
 //! `= != > >= < <= =~ !~`; `&&` and `||` inside and between spansets; the structural
 //! `>` (child) and `>>` (descendant); and `| count() > N`.
 //!
 //! A query is evaluated on one whole trace at a time and yields the matching spans.
 
+mod display;
 mod parse;
 
 use std::collections::{BTreeSet, HashMap};
@@ -23,8 +24,12 @@ pub use parse::{parse, parse_field};
 pub enum Field {
     SpanAttr(String),
     ResourceAttr(String),
-    /// `.key`: the span's attribute, else its resource's.
+    /// `.key`: the span's attribute or its resource's.
     AnyAttr(String),
+    /// `event.key`: an attribute of any of the span's events.
+    EventAttr(String),
+    /// `instrumentation.key`: an attribute of the span's instrumentation scope.
+    ScopeAttr(String),
     Name,
     Status,
     StatusMessage,
@@ -62,6 +67,7 @@ pub enum Literal {
 #[derive(Debug, Clone)]
 pub enum Cond {
     True,
+    False,
     Compare { field: Field, op: Op, value: Literal, regex: Option<Regex> },
     And(Box<Cond>, Box<Cond>),
     Or(Box<Cond>, Box<Cond>),
@@ -90,17 +96,71 @@ pub struct Query {
 /// rather than compiled for a megabyte's worth of CPU.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
+/// `pattern` with every brace that does not form a counted repetition (`{2}`, `{2,}`,
+/// `{2,5}`) escaped. Go's RE2, which Tempo uses, reads such braces literally, so
+/// `GET /products/{id}` matches itself; Rust's regex refuses them.
+fn literal_braces(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let (mut i, mut in_class) = (0, false);
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some(&next) = chars.get(i + 1) {
+                    out.push(next);
+                }
+                i += 2;
+                continue;
+            }
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '{' if !in_class => {
+                let close = chars[i + 1..].iter().position(|&c| c == '}').map(|p| i + 1 + p);
+                let counted = close.is_some_and(|end| {
+                    let inner: String = chars[i + 1..end].iter().collect();
+                    let (min, max) = inner.split_once(',').unwrap_or((&inner, "0"));
+                    !min.is_empty()
+                        && min.bytes().all(|b| b.is_ascii_digit())
+                        && max.bytes().all(|b| b.is_ascii_digit())
+                });
+                match (counted, close) {
+                    (true, Some(end)) => {
+                        out.extend(&chars[i..=end]);
+                        i = end + 1;
+                    }
+                    _ => {
+                        out.push_str("\\{");
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            '}' if !in_class => {
+                out.push_str("\\}");
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
 impl Cond {
     fn compare(field: Field, op: Op, value: Literal) -> Result<Self, String> {
         let regex = match (op, &value) {
             (Op::Re | Op::NotRe, Literal::Str(pattern)) => Some(
-                regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+                regex::RegexBuilder::new(&format!("^(?:{})$", literal_braces(pattern)))
                     .size_limit(REGEX_SIZE_LIMIT)
                     .dfa_size_limit(REGEX_SIZE_LIMIT)
                     .build()
                     .map_err(|e| format!("TraceQL: invalid regular expression {pattern:?}: {e}"))?,
             ),
-            (Op::Re | Op::NotRe, other) => return Err(format!("TraceQL: =~ and !~ need a string, not {other:?}")),
+            (Op::Re | Op::NotRe, other) => return Err(format!("TraceQL: {op} needs a string, not {other}")),
             _ => None,
         };
         let fits = match (&field, &value) {
@@ -113,10 +173,10 @@ impl Cond {
             _ => true,
         };
         if !fits {
-            return Err(format!("TraceQL: {field:?} cannot be compared with {value:?}"));
+            return Err(format!("TraceQL: {field} cannot be compared with {value}"));
         }
         if matches!(field, Field::Status | Field::Kind) && !matches!(op, Op::Eq | Op::Ne) {
-            return Err(format!("TraceQL: {field:?} only supports = and !="));
+            return Err(format!("TraceQL: {field} only supports = and !="));
         }
         Ok(Cond::Compare { field, op, value, regex })
     }
@@ -171,10 +231,41 @@ fn attribute<'s>(attrs: &'s [tracekeeper_model::KeyValue], key: &str) -> Option<
     attrs.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
 }
 
+impl Field {
+    /// The values of an attribute field on `span`, in the order TraceQL looks: one for
+    /// a span, resource or scope attribute, one per event holding it for `event.`, and
+    /// the span's then the resource's for an unscoped one. Empty for intrinsics.
+    pub fn values<'s>(&self, span: &'s Span) -> Vec<&'s AnyValue> {
+        match self {
+            Field::SpanAttr(key) => attribute(&span.attributes, key).into_iter().collect(),
+            Field::ResourceAttr(key) => attribute(&span.resource.attributes, key).into_iter().collect(),
+            Field::ScopeAttr(key) => attribute(&span.scope.attributes, key).into_iter().collect(),
+            Field::AnyAttr(key) => {
+                attribute(&span.attributes, key).into_iter().chain(attribute(&span.resource.attributes, key)).collect()
+            }
+            Field::EventAttr(key) => span.events.iter().filter_map(|e| attribute(&e.attributes, key)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The key of an attribute field.
+    pub fn attribute_key(&self) -> Option<&str> {
+        match self {
+            Field::SpanAttr(k)
+            | Field::ResourceAttr(k)
+            | Field::AnyAttr(k)
+            | Field::EventAttr(k)
+            | Field::ScopeAttr(k) => Some(k),
+            _ => None,
+        }
+    }
+}
+
 impl Cond {
     fn holds(&self, trace: &TraceView<'_>, span: &Span) -> bool {
         match self {
             Cond::True => true,
+            Cond::False => false,
             Cond::And(a, b) => a.holds(trace, span) && b.holds(trace, span),
             Cond::Or(a, b) => a.holds(trace, span) || b.holds(trace, span),
             Cond::Compare { field, op, value, regex } => {
@@ -185,14 +276,13 @@ impl Cond {
                     _ => false,
                 };
                 match field {
-                    Field::SpanAttr(key) => {
-                        attribute(&span.attributes, key).is_some_and(|v| compare_value(v, *op, value, regex.as_ref()))
+                    Field::SpanAttr(_)
+                    | Field::ResourceAttr(_)
+                    | Field::AnyAttr(_)
+                    | Field::EventAttr(_)
+                    | Field::ScopeAttr(_) => {
+                        field.values(span).into_iter().any(|v| compare_value(v, *op, value, regex.as_ref()))
                     }
-                    Field::ResourceAttr(key) => attribute(&span.resource.attributes, key)
-                        .is_some_and(|v| compare_value(v, *op, value, regex.as_ref())),
-                    Field::AnyAttr(key) => attribute(&span.attributes, key)
-                        .or_else(|| attribute(&span.resource.attributes, key))
-                        .is_some_and(|v| compare_value(v, *op, value, regex.as_ref())),
                     Field::Name => text(&span.name),
                     Field::StatusMessage => text(&span.status.message),
                     // Only = and != reach here (checked when parsed).
@@ -211,7 +301,7 @@ impl Cond {
     /// each matched span.
     fn attributes<'c>(&'c self, out: &mut Vec<&'c Field>) {
         match self {
-            Cond::True => {}
+            Cond::True | Cond::False => {}
             Cond::And(a, b) | Cond::Or(a, b) => {
                 a.attributes(out);
                 b.attributes(out);
@@ -319,7 +409,14 @@ impl Cond {
                 (Field::Name, Literal::Str(v)) => predicate.operation = Some(v.clone()),
                 (Field::Status, Literal::Status(s)) => predicate.status = Some(*s),
                 (Field::Kind, Literal::Kind(k)) => predicate.kind = Some(*k),
-                (Field::SpanAttr(k) | Field::ResourceAttr(k) | Field::AnyAttr(k), v) => {
+                (
+                    Field::SpanAttr(k)
+                    | Field::ResourceAttr(k)
+                    | Field::AnyAttr(k)
+                    | Field::EventAttr(k)
+                    | Field::ScopeAttr(k),
+                    v,
+                ) => {
                     let text = match v {
                         Literal::Str(s) => s.clone(),
                         Literal::Int(i) => i.to_string(),

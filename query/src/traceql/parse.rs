@@ -23,8 +23,34 @@ enum Token {
     Number(String),
 }
 
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Token::LBrace => f.write_str("'{'"),
+            Token::RBrace => f.write_str("'}'"),
+            Token::LParen => f.write_str("'('"),
+            Token::RParen => f.write_str("')'"),
+            Token::Pipe => f.write_str("'|'"),
+            Token::And => f.write_str("'&&'"),
+            Token::Or => f.write_str("'||'"),
+            Token::Op(op) => write!(f, "'{op}'"),
+            Token::Gt => f.write_str("'>'"),
+            Token::Descendant => f.write_str("'>>'"),
+            Token::Word(w) if w.is_empty() => f.write_str("'.' without an attribute name"),
+            Token::Word(w) => write!(f, "'{w}'"),
+            Token::Str(s) => write!(f, "the string {s:?}"),
+            Token::Number(n) => write!(f, "the number {n}"),
+        }
+    }
+}
+
+/// A token, or the end of the query, as the user wrote it.
+fn shown(token: Option<&Token>) -> String {
+    token.map_or_else(|| "the end of the query".to_string(), Token::to_string)
+}
+
 fn unsupported(what: &str) -> String {
-    format!("TraceQL: {what} is not supported (supported: spansets {{ }} with span., resource., .attr and intrinsics, = != > >= < <= =~ !~, && || inside and between spansets, >> and >, | count())")
+    format!("TraceQL: {what} is not supported (supported: spansets {{ }} with span., resource., event., instrumentation., .attr and intrinsics, = != > >= < <= =~ !~, && || inside and between spansets, >> and >, | count())")
 }
 
 fn lex(text: &str) -> Result<Vec<Token>, String> {
@@ -156,31 +182,34 @@ impl Parser {
         Ok(())
     }
 
+    /// Whether the next token ends a condition (so a bare word before it is a whole
+    /// condition, not a field).
+    fn closes_condition(&self) -> bool {
+        matches!(self.peek(), None | Some(Token::RBrace | Token::RParen | Token::And | Token::Or))
+    }
+
     fn expect(&mut self, want: Token, context: &str) -> Result<(), String> {
         match self.next() {
             Some(t) if t == want => Ok(()),
-            Some(t) => Err(format!("TraceQL: expected {context}, found {t:?}")),
+            Some(t) => Err(format!("TraceQL: expected {context}, found {t}")),
             None => Err(format!("TraceQL: expected {context}, found the end of the query")),
         }
     }
 
-    /// `||` binds loosest, then `&&`, then the structural `>` and `>>`.
+    /// `&&` and `||` bind alike and from the left, as in Tempo's grammar, and more
+    /// loosely than the structural `>` and `>>`: `{a} || {b} && {c}` is
+    /// `({a} || {b}) && {c}`.
     fn spanset_or(&mut self) -> Result<Spanset, String> {
-        let mut left = self.spanset_and()?;
-        while self.peek() == Some(&Token::Or) {
-            self.next();
-            left = Spanset::Or(Box::new(left), Box::new(self.spanset_and()?));
-        }
-        Ok(left)
-    }
-
-    fn spanset_and(&mut self) -> Result<Spanset, String> {
         let mut left = self.spanset_structural()?;
-        while self.peek() == Some(&Token::And) {
+        loop {
+            let combine = match self.peek() {
+                Some(Token::And) => Spanset::And,
+                Some(Token::Or) => Spanset::Or,
+                _ => return Ok(left),
+            };
             self.next();
-            left = Spanset::And(Box::new(left), Box::new(self.spanset_structural()?));
+            left = combine(Box::new(left), Box::new(self.spanset_structural()?));
         }
-        Ok(left)
     }
 
     fn spanset_structural(&mut self) -> Result<Spanset, String> {
@@ -223,27 +252,23 @@ impl Parser {
             Some(Token::Word(w)) if w.starts_with(|c: char| c.is_ascii_alphabetic()) => {
                 Err(unsupported(&format!("'{w}' outside a spanset (metrics and aggregates start with '{{ }} |')")))
             }
-            Some(t) => Err(format!("TraceQL: expected a spanset '{{ ... }}', found {t:?}")),
+            Some(t) => Err(format!("TraceQL: expected a spanset '{{ ... }}', found {t}")),
             None => Err("TraceQL: expected a spanset '{ ... }', found the end of the query".into()),
         }
     }
 
+    /// Inside a spanset too, `&&` and `||` bind alike and from the left.
     fn cond_or(&mut self) -> Result<Cond, String> {
-        let mut left = self.cond_and()?;
-        while self.peek() == Some(&Token::Or) {
-            self.next();
-            left = Cond::Or(Box::new(left), Box::new(self.cond_and()?));
-        }
-        Ok(left)
-    }
-
-    fn cond_and(&mut self) -> Result<Cond, String> {
         let mut left = self.cond_primary()?;
-        while self.peek() == Some(&Token::And) {
+        loop {
+            let combine = match self.peek() {
+                Some(Token::And) => Cond::And,
+                Some(Token::Or) => Cond::Or,
+                _ => return Ok(left),
+            };
             self.next();
-            left = Cond::And(Box::new(left), Box::new(self.cond_primary()?));
+            left = combine(Box::new(left), Box::new(self.cond_primary()?));
         }
-        Ok(left)
     }
 
     fn cond_primary(&mut self) -> Result<Cond, String> {
@@ -257,21 +282,24 @@ impl Parser {
             return Ok(inner);
         }
         let field = match self.next() {
+            // `{ true }` selects every span, `{ false }` none.
+            Some(Token::Word(w)) if w == "true" && self.closes_condition() => return Ok(Cond::True),
+            Some(Token::Word(w)) if w == "false" && self.closes_condition() => return Ok(Cond::False),
             Some(Token::Word(w)) => field(&w)?,
-            Some(t) => return Err(format!("TraceQL: expected an attribute or intrinsic, found {t:?}")),
+            Some(t) => return Err(format!("TraceQL: expected an attribute or intrinsic, found {t}")),
             None => return Err("TraceQL: expected a condition, found the end of the query".into()),
         };
         let op = match self.next() {
             Some(Token::Op(op)) => op,
             Some(Token::Gt) => Op::Gt,
-            Some(t) => return Err(format!("TraceQL: expected a comparison operator after {field:?}, found {t:?}")),
-            None => return Err(format!("TraceQL: {field:?} needs a comparison such as = \"value\"")),
+            Some(t) => return Err(format!("TraceQL: expected a comparison operator after {field}, found {t}")),
+            None => return Err(format!("TraceQL: {field} needs a comparison such as = \"value\"")),
         };
         let value = match self.next() {
             Some(Token::Str(s)) => Literal::Str(s),
             Some(Token::Number(n)) => number(&n)?,
             Some(Token::Word(w)) => word_literal(&w)?,
-            Some(t) => return Err(format!("TraceQL: expected a value after {op:?}, found {t:?}")),
+            Some(t) => return Err(format!("TraceQL: expected a value after {op}, found {t}")),
             None => return Err("TraceQL: expected a value, found the end of the query".into()),
         };
         Cond::compare(field, op, value)
@@ -284,20 +312,30 @@ impl Parser {
             match self.next() {
                 Some(Token::Word(w)) if w == "count" => {}
                 Some(Token::Word(w)) => return Err(unsupported(&format!("the pipeline function '{w}()'"))),
-                other => return Err(format!("TraceQL: expected count() after '|', found {other:?}")),
+                other => return Err(format!("TraceQL: expected count() after '|', found {}", shown(other.as_ref()))),
             }
             self.expect(Token::LParen, "'(' after count")?;
             self.expect(Token::RParen, "')': count() takes no argument")?;
             let op = match self.next() {
                 Some(Token::Op(op)) if !matches!(op, Op::Re | Op::NotRe) => op,
                 Some(Token::Gt) => Op::Gt,
-                other => return Err(format!("TraceQL: expected a comparison after count(), found {other:?}")),
+                other => {
+                    return Err(format!(
+                        "TraceQL: expected a comparison after count(), found {}",
+                        shown(other.as_ref())
+                    ))
+                }
             };
             let n = match self.next() {
                 Some(Token::Number(n)) => {
                     n.parse::<i64>().map_err(|_| format!("TraceQL: count() compares to an integer, not {n}"))?
                 }
-                other => return Err(format!("TraceQL: expected an integer after count() {op:?}, found {other:?}")),
+                other => {
+                    return Err(format!(
+                        "TraceQL: expected an integer after count() {op}, found {}",
+                        shown(other.as_ref())
+                    ))
+                }
             };
             if count.replace((op, n)).is_some() {
                 return Err(unsupported("more than one count() stage"));
@@ -313,10 +351,18 @@ pub fn parse_field(word: &str) -> Result<Field, String> {
 }
 
 fn field(word: &str) -> Result<Field, String> {
-    for (scope, what) in [("event.", "event"), ("link.", "link"), ("instrumentation.", "instrumentation")] {
-        if word.starts_with(scope) {
-            return Err(unsupported(&format!("the {what} scope ('{word}')")));
-        }
+    let scoped = ["span.", "resource.", "event.", "instrumentation.", "link.", "."];
+    if scoped.contains(&word) {
+        return Err(format!("TraceQL: '{word}' without an attribute name"));
+    }
+    if word.starts_with("link.") {
+        return Err(unsupported(&format!("the link scope ('{word}')")));
+    }
+    if let Some(key) = word.strip_prefix("event.") {
+        return Ok(Field::EventAttr(key.to_string()));
+    }
+    if let Some(key) = word.strip_prefix("instrumentation.") {
+        return Ok(Field::ScopeAttr(key.to_string()));
     }
     if let Some(key) = word.strip_prefix("span.") {
         return Ok(Field::SpanAttr(key.to_string()));
@@ -380,7 +426,7 @@ pub fn parse(text: &str) -> Result<Query, String> {
     if let Some(t) = parser.peek() {
         return Err(match t {
             Token::Word(w) if w == "with" => unsupported("query hints ('with (...)')"),
-            t => format!("TraceQL: unexpected {t:?} after the query"),
+            t => format!("TraceQL: unexpected {t} after the query"),
         });
     }
     Ok(Query { root, count })

@@ -6,8 +6,9 @@ use tracekeeper_storage::testing::span;
 use super::*;
 
 /// frontend GET /checkout (server, root, 50 ms)
-/// ├─ frontend "call payment" (client, http.status_code=500, error)
-/// │  └─ payment charge (server, 30 ms, resource region=eu)
+/// ├─ frontend "call payment" (client, http.status_code=500, error; an exception event
+/// │  with exception.type=Timeout; span attribute region=us)
+/// │  └─ payment charge (server, 30 ms, resource region=eu, scope attribute lib=grpc)
 /// │     └─ db query (client, db.system=postgres)
 /// └─ frontend render (internal)
 fn trace() -> Vec<Span> {
@@ -23,11 +24,21 @@ fn trace() -> Vec<Span> {
     call.attributes.push(KeyValue::new("http.status_code", AnyValue::Int(500)));
     call.status.code = StatusCode::Error;
     call.status.message = "payment failed".into();
+    call.attributes.push(KeyValue::string("region", "us"));
+    call.events.push(tracekeeper_model::Event {
+        time_ns: call.start_ns + 1,
+        name: "exception".into(),
+        attributes: vec![KeyValue::string("exception.type", "Timeout")],
+        dropped_attributes_count: 0,
+    });
     let mut charge = at(3, Some(2), "payment", "charge", SpanKind::Server, 30);
     let mut resource = (*charge.resource).clone();
     resource.attributes.push(KeyValue::string("region", "eu"));
     charge.resource = std::sync::Arc::new(resource);
     charge.attributes.push(KeyValue::new("amount", AnyValue::Double(12.5)));
+    let mut scope = (*charge.scope).clone();
+    scope.attributes.push(KeyValue::string("lib", "grpc"));
+    charge.scope = std::sync::Arc::new(scope);
     let mut query = at(4, Some(3), "db", "query", SpanKind::Client, 5);
     query.attributes.push(KeyValue::string("db.system", "postgres"));
     let render = at(5, Some(1), "frontend", "render", SpanKind::Internal, 2);
@@ -58,8 +69,40 @@ fn scoped_and_unscoped_attributes() {
     assert_eq!(run("{ resource.service.name = \"payment\" }"), [3]);
     assert_eq!(run("{ resource.region = \"eu\" }"), [3]);
     assert_eq!(run("{ .region = \"eu\" }"), [3], "unscoped reads the resource too");
+    assert_eq!(run("{ .region = \"us\" }"), [2]);
+    assert_eq!(run("{ .region =~ \"eu|us\" }"), [2, 3], "the span's or the resource's");
+    assert_eq!(run("{ .service.name = \"frontend\" }"), [1, 2, 5], "a resource attribute, unscoped");
     assert_eq!(run("{ .db.system = \"postgres\" }"), [4]);
     assert!(run("{ span.region = \"eu\" }").is_empty(), "span scope does not read the resource");
+}
+
+#[test]
+fn event_and_instrumentation_scopes() {
+    assert_eq!(run("{ event.exception.type = \"Timeout\" }"), [2]);
+    assert!(run("{ span.exception.type = \"Timeout\" }").is_empty(), "an event's attribute is not the span's");
+    assert_eq!(run("{ instrumentation.lib = \"grpc\" }"), [3]);
+    assert!(run("{ .lib = \"grpc\" }").is_empty(), "unscoped reads the span and the resource, as in Tempo");
+}
+
+#[test]
+fn true_and_false_spansets() {
+    assert_eq!(run("{ true }"), [1, 2, 3, 4, 5]);
+    assert!(run("{ false }").is_empty());
+    assert_eq!(run("{ true && name = \"charge\" }"), [3]);
+    assert_eq!(run("{ false || name = \"charge\" }"), [3]);
+}
+
+#[test]
+fn braces_that_are_no_repetition_are_literal_as_in_go() {
+    assert_eq!(literal_braces("GET /products/{id}"), "GET /products/\\{id\\}");
+    assert_eq!(literal_braces("a{2}b{1,}c{1,3}"), "a{2}b{1,}c{1,3}", "counted repetitions stay");
+    assert_eq!(literal_braces(r"\{x}[{]"), r"\{x\}[{]", "escaped, and inside a class, as written");
+    let q = parse("{ name =~ \"GET /products/{id}\" }").unwrap();
+    let mut s = trace().remove(0);
+    s.name = "GET /products/{id}".into();
+    let spans = [s];
+    assert_eq!(q.matches(&TraceView::new(&spans).unwrap()), [0]);
+    assert_eq!(run("{ name =~ \"que{1}ry\" }"), [4]);
 }
 
 #[test]
@@ -98,6 +141,9 @@ fn and_or_inside_a_spanset_hold_on_one_span() {
     assert_eq!(run("{ name = \"charge\" || name = \"query\" }"), [3, 4]);
     assert_eq!(run("{ (name = \"charge\" || name = \"query\") && kind = client }"), [4]);
     assert!(run("{ name = \"charge\" && name = \"query\" }").is_empty(), "one span cannot be both");
+    // As in Tempo's grammar, && and || bind alike, from the left.
+    assert_eq!(run("{ name = \"charge\" || name = \"query\" && kind = client }"), [4]);
+    assert_eq!(run("{ kind = client && name = \"query\" || name = \"charge\" }"), [3, 4]);
 }
 
 #[test]
@@ -105,6 +151,8 @@ fn and_or_between_spansets() {
     assert_eq!(run("{ name = \"charge\" } && { name = \"query\" }"), [3, 4]);
     assert!(run("{ name = \"charge\" } && { name = \"missing\" }").is_empty());
     assert_eq!(run("{ name = \"charge\" } || { name = \"missing\" }"), [3]);
+    // (charge || missing) && query, not charge || (missing && query).
+    assert_eq!(run("{ name = \"charge\" } || { name = \"missing\" } && { name = \"query\" }"), [3, 4]);
 }
 
 #[test]
@@ -161,9 +209,7 @@ fn constructs_outside_the_subset_are_refused_by_name() {
         ("{ } | avg(duration) > 1s", "'avg()'"),
         ("{ } | by(name)", "'by()'"),
         ("{ } | select(span.a)", "'select()'"),
-        ("{ event.name = \"x\" }", "event scope"),
         ("{ link.traceID = \"x\" }", "link scope"),
-        ("{ instrumentation.name = \"x\" }", "instrumentation scope"),
         ("{ span:id = \"x\" }", "'span:id'"),
         ("{ span.a = nil }", "nil"),
         ("{ span.a + 1 = 2 }", "arithmetic"),
@@ -189,9 +235,17 @@ fn malformed_queries_say_what_is_wrong() {
         ("{ name = \"a\" } }", "unexpected"),
         ("{ } | count() > x", "integer"),
         ("{ name = \"unterminated }", "unterminated"),
+        ("{ 1 = 1 }", "found the number 1"),
+        ("{ . = 1 }", "'.' without an attribute name"),
+        ("{ name = \"a\" } | count() > }", "found '}'"),
+        ("{ name = \"a\" } | ", "found the end of the query"),
+        ("{ duration = \"1s\" }", "duration cannot be compared with the string \"1s\""),
     ] {
         let error = refused(query);
         assert!(error.contains(says), "{query}: {error}");
+        for debug in ["Number(", "Word(", "Str(", "AnyAttr", "Literal", "Token", "Some("] {
+            assert!(!error.contains(debug), "{query}: {error} shows Rust's debug form");
+        }
     }
 }
 
