@@ -19,7 +19,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::Value;
-use support::cluster::{free_addr, Cluster, Process};
+use support::cluster::{Cluster, Process};
+use support::process::ANY_PORT;
 use support::tools::tool;
 use tracekeeper_model::zipkin::ZipkinSpan;
 use tracekeeper_model::zipkin_proto::{ListOfSpans, ProtoAnnotation, ProtoEndpoint, ProtoSpan};
@@ -145,18 +146,19 @@ async fn a_real_collector_writes_every_encoding_and_the_indexer_reads_each() {
     assert!(created.iter().all(Result::is_ok), "{created:?}");
 
     // One indexer group, six topics, an encoding each.
-    let admin_addr = free_addr();
     let encodings: Vec<String> = ENCODINGS.iter().map(|e| format!("{}={e}", topic(e))).collect();
     let mut indexer = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
     indexer.arg("indexer").args(["--kafka-brokers", &stack.kafka, "--kafka-topic", &topics.join(",")]);
     indexer.args(["--kafka-encoding", &encodings.join(","), "--group", &cluster.group]);
-    indexer.args(["--cql-nodes", &stack.cql, "--keyspace", &cluster.keyspace, "--admin-addr", &admin_addr]);
+    indexer.args(["--cql-nodes", &stack.cql, "--keyspace", &cluster.keyspace, "--admin-addr", ANY_PORT]);
     indexer.args(["--kafka-dlq-topic", &cluster.dead_letters]);
-    let indexer = Process::spawn(indexer, admin_addr).await;
+    let indexer = Process::spawn(indexer, "admin").await;
     let query = cluster.query_with(&["--multi-tenancy"]).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let otlp_http = free_addr();
+    // The OpenTelemetry Collector's own receiver: a port found free here.
+    let otlp_http =
+        format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
     let _collector = start_collector(&collector_config(&stack.kafka, &otlp_http, &topic), dir.path(), &otlp_http);
     let python = std::env::var("TRACEKEEPER_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let emitted = Command::new(python)

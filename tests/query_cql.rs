@@ -3,23 +3,15 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{json, Value};
+use support::cluster::Process;
+use support::process::ANY_PORT;
 use support::{now_ns, rich_trace};
 use tracekeeper_model::{jaeger, DEFAULT_TENANT};
 use tracekeeper_storage::cql::{CqlConfig, CqlStore};
 use tracekeeper_storage::{SpanWriter, WriteBatch};
-
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_service_reads_the_cql_store() {
@@ -52,15 +44,10 @@ async fn query_service_reads_the_cql_store() {
         store.write(batch).await.unwrap();
     }
 
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-    let _query = Kill(
-        Command::new(bin)
-            .args(["query", "--query-addr", &addr, "--cql-nodes", &stack.cql, "--keyspace", &keyspace])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut command = Command::new(bin);
+    command.args(["query", "--query-addr", ANY_PORT, "--cql-nodes", &stack.cql, "--keyspace", &keyspace]);
+    let query = Process::spawn(command, "query").await;
+    let addr = query.addr.clone();
     let get = |path: String| {
         let url = format!("http://{addr}{path}");
         async move {
@@ -69,12 +56,6 @@ async fn query_service_reads_the_cql_store() {
             Ok::<_, reqwest::Error>((status, resp.json::<Value>().await.unwrap_or(Value::Null)))
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(reqwest::get(format!("http://{addr}/ready")).await, Ok(r) if r.status() == 200) {
-        assert!(Instant::now() < deadline, "tracekeeper query was not ready within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
     for spans in &traces {
         let (status, body) = get(format!("/api/traces/{}", spans[0].trace_id.to_hex())).await.unwrap();
         assert_eq!(status, 200, "{body}");

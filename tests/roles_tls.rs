@@ -8,8 +8,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::cluster::{free_addr, Cluster};
-use support::process::Spawned;
+use support::cluster::Cluster;
+use support::process::{Spawned, ANY_PORT};
 use support::tls::{curl, sdk_emit_with_headers, Pki};
 use tracekeeper_serve::auth::sha256;
 
@@ -18,16 +18,20 @@ fn token(name: &str, secret: &str, scopes: &str, extra: &str) -> String {
     format!("[[token]]\nname = \"{name}\"\nsha256 = \"{hash}\"\ntenants = [\"*\"]\nscopes = [{scopes}]\n{extra}")
 }
 
-/// Starts `tracekeeper ROLE args` with TLS and the tokens file, and waits until
-/// `ready` answers 200 over TLS; stopped on drop.
-fn start(pki: &Pki, role: &str, args: &[&str], ready: &str, tokens: &str) -> Spawned {
+/// Starts `tracekeeper ROLE args` (listeners on [`ANY_PORT`]) with TLS and the tokens
+/// file, and waits until its `listener` answers `/ready` with 200 over TLS; stopped on
+/// drop.
+fn start(pki: &Pki, role: &str, args: &[&str], listener: &str, tokens: &str) -> Spawned {
     let mut command = Spawned::command(&[role]);
     command
         .args(args)
         .args(["--tls-cert", pki.path("server.pem").to_str().unwrap()])
         .args(["--tls-key", pki.path("server.key").to_str().unwrap()])
         .args(["--auth-tokens-file", tokens]);
-    Spawned::start(command, role, || status(pki, "GET", ready, None, None) == 200)
+    let ready = |bound: &support::process::Listening| {
+        bound.get(listener).is_some_and(|addr| status(pki, "GET", &format!("https://{addr}/ready"), None, None) == 200)
+    };
+    Spawned::start(command, role, ready)
 }
 
 /// The HTTP status of one request over TLS (trusting only the test CA).
@@ -64,29 +68,31 @@ async fn every_listener_of_every_distributed_role_serves_tls_and_checks_credenti
     std::fs::write(&tokens, file).unwrap();
     let tokens = tokens.to_str().unwrap();
 
-    let [http, grpc, zipkin, indexer_admin, query, retention_admin] = [0; 6].map(|_| free_addr());
-    let _collector = start(
+    let collector = start(
         &pki,
         "collector",
-        &["--kafka-brokers", &stack.kafka, "--kafka-topic", &cluster.topic, "--otlp-http-addr", &http]
+        &["--kafka-brokers", &stack.kafka, "--kafka-topic", &cluster.topic, "--otlp-http-addr", ANY_PORT]
             .into_iter()
-            .chain(["--otlp-grpc-addr", &grpc, "--zipkin-addr", &zipkin])
+            .chain(["--otlp-grpc-addr", ANY_PORT, "--zipkin-addr", ANY_PORT])
             .collect::<Vec<_>>(),
-        &format!("https://{http}/ready"),
+        "otlp-http",
         tokens,
     );
+    let [http, grpc, zipkin] = ["otlp-http", "otlp-grpc", "zipkin"].map(|name| collector.listening(name));
     let cql = ["--cql-nodes", &stack.cql, "--keyspace", &cluster.keyspace];
     let indexer_args: Vec<&str> = ["--kafka-brokers", &stack.kafka, "--kafka-topic", &cluster.topic]
         .into_iter()
-        .chain(["--group", &cluster.group, "--admin-addr", &indexer_admin])
+        .chain(["--group", &cluster.group, "--admin-addr", ANY_PORT])
         .chain(["--kafka-dlq-topic", &cluster.dead_letters])
         .chain(cql)
         .collect();
-    let _indexer = start(&pki, "indexer", &indexer_args, &format!("https://{indexer_admin}/ready"), tokens);
-    let query_args: Vec<&str> = ["--query-addr", &query].into_iter().chain(cql).collect();
-    let _query = start(&pki, "query", &query_args, &format!("https://{query}/ready"), tokens);
-    let retention_args: Vec<&str> = ["--admin-addr", &retention_admin].into_iter().chain(cql).collect();
-    let _retention = start(&pki, "retention", &retention_args, &format!("https://{retention_admin}/ready"), tokens);
+    let indexer = start(&pki, "indexer", &indexer_args, "admin", tokens);
+    let query_args: Vec<&str> = ["--query-addr", ANY_PORT].into_iter().chain(cql).collect();
+    let query_node = start(&pki, "query", &query_args, "query", tokens);
+    let retention_args: Vec<&str> = ["--admin-addr", ANY_PORT].into_iter().chain(cql).collect();
+    let retention = start(&pki, "retention", &retention_args, "admin", tokens);
+    let (indexer_admin, query, retention_admin) =
+        (indexer.listening("admin"), query_node.listening("query"), retention.listening("admin"));
 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let otlp = format!(

@@ -13,7 +13,8 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
-use support::cluster::{assert_all_served, free_addr, post_until_acked, Process};
+use support::cluster::{assert_all_served, post_until_acked, Process};
+use support::process::ANY_PORT;
 use support::{now_ns, rich_trace, Server};
 use tracekeeper_stack::secure::SecureCassandra;
 use tracekeeper_stack::SecuredKafka;
@@ -82,18 +83,16 @@ async fn the_pipeline_runs_on_a_sasl_ssl_broker_and_an_authenticated_tls_cassand
     collector_args.extend(["--kafka-ack-timeout", "5s"]);
     let collector = Server::start_collector(&kafka.bootstrap, &topic, &collector_args);
 
-    let admin_addr = free_addr();
     let mut indexer = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
     indexer.args(["indexer", "--kafka-brokers", &kafka.bootstrap, "--kafka-topic", &topic]);
-    indexer.args(["--group", &format!("secured_{run}"), "--admin-addr", &admin_addr]);
+    indexer.args(["--group", &format!("secured_{run}"), "--admin-addr", ANY_PORT]);
     indexer.args(["--kafka-dlq-topic", &format!("secured_{run}_dlq")]);
     indexer.args(sasl("SCRAM-SHA-256", kafka_password.to_str().unwrap())).args(cql(&cql_login_tls));
-    let _indexer = Process::spawn(indexer, admin_addr).await;
+    let _indexer = Process::spawn(indexer, "admin").await;
 
-    let query_addr = free_addr();
     let mut query = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
-    query.args(["query", "--query-addr", &query_addr]).args(cql(&cql_login_tls));
-    let query = Process::spawn(query, query_addr).await;
+    query.args(["query", "--query-addr", ANY_PORT]).args(cql(&cql_login_tls));
+    let query = Process::spawn(query, "query").await;
 
     let start = now_ns() - 5_000_000_000;
     let traces: Vec<_> = (0..10).map(|i| rich_trace(950 + i, start + i * 1_000_000)).collect();

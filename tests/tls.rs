@@ -5,17 +5,12 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::process::Spawned;
+use support::process::{Spawned, ANY_PORT};
 use support::tls::{curl, sdk_emit, Pki};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 struct Tls {
     _process: Spawned,
@@ -29,24 +24,25 @@ struct Tls {
 impl Tls {
     fn start(pki: &Pki, extra: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let [otlp_grpc, otlp_http, zipkin, query] = [0; 4].map(|_| format!("127.0.0.1:{}", free_port()));
         let mut command = Spawned::command(&["all-in-one", "--data-dir", data.path().to_str().unwrap()]);
         command
-            .args(["--otlp-grpc-addr", &otlp_grpc, "--otlp-http-addr", &otlp_http])
-            .args(["--zipkin-addr", &zipkin, "--query-addr", &query])
+            .args(["--otlp-grpc-addr", ANY_PORT, "--otlp-http-addr", ANY_PORT])
+            .args(["--zipkin-addr", ANY_PORT, "--query-addr", ANY_PORT])
             .args(["--tls-cert", pki.path("server.pem").to_str().unwrap()])
             .args(["--tls-key", pki.path("server.key").to_str().unwrap()])
-            .args(extra)
-            .stderr(Stdio::null());
+            .args(extra);
         let mtls = extra.contains(&"--tls-client-ca");
-        let url = format!("https://{query}/ready");
-        let ready = || {
+        let ready = |bound: &support::process::Listening| {
+            let Some(query) = bound.get("query") else { return false };
             let mut args = Self::client_args(pki, mtls);
-            args.extend(["-o".into(), "/dev/null".into(), "-w".into(), "%{http_code}".into(), url.clone()]);
+            args.extend(["-o".into(), "/dev/null".into(), "-w".into(), "%{http_code}".into()]);
+            args.push(format!("https://{query}/ready"));
             let out = curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
             String::from_utf8_lossy(&out.stdout) == "200"
         };
         let process = Spawned::start(command, "all-in-one over TLS", ready);
+        let [otlp_http, otlp_grpc, zipkin, query] =
+            ["otlp-http", "otlp-grpc", "zipkin", "query"].map(|name| process.listening(name));
         Self { _process: process, _data: data, otlp_http, otlp_grpc, zipkin, query }
     }
 
@@ -162,10 +158,8 @@ fn a_missing_certificate_stops_start_up_and_names_the_file() {
     let data = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
         .args(["all-in-one", "--data-dir", data.path().to_str().unwrap()])
-        .args(["--otlp-grpc-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--otlp-http-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--zipkin-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--query-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--otlp-grpc-addr", ANY_PORT, "--otlp-http-addr", ANY_PORT])
+        .args(["--zipkin-addr", ANY_PORT, "--query-addr", ANY_PORT])
         .args(["--tls-cert", "/nonexistent/server.pem", "--tls-key", "/nonexistent/server.key"])
         .output()
         .unwrap();

@@ -13,8 +13,8 @@ use rdkafka::ClientConfig;
 use serde_json::Value;
 use tracekeeper_model::{otlp, Span};
 
-use super::process::Spawned;
-use super::{free_port, now_ns, Server};
+use super::process::{Spawned, ANY_PORT};
+use super::{now_ns, Server};
 
 pub const PARTITIONS: i32 = 6;
 
@@ -26,10 +26,6 @@ pub struct Cluster {
     pub group: String,
     /// The indexers' dead-letter topic.
     pub dead_letters: String,
-}
-
-pub fn free_addr() -> String {
-    format!("127.0.0.1:{}", free_port())
 }
 
 impl Cluster {
@@ -82,22 +78,20 @@ impl Cluster {
 
     /// An indexer of another consumer group: it reads the topic from the start.
     pub async fn indexer_in_group(&self, group: &str, session_timeout: &str) -> Process {
-        let admin = free_addr();
         let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
         command.arg("indexer").args(["--kafka-brokers", &self.kafka, "--kafka-topic", &self.topic]);
         command.args(["--group", group, "--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
-        command.args(["--admin-addr", &admin, "--session-timeout", session_timeout]);
+        command.args(["--admin-addr", ANY_PORT, "--session-timeout", session_timeout]);
         command.args(["--kafka-dlq-topic", &self.dead_letters]);
-        Process::spawn(command, admin).await
+        Process::spawn(command, "admin").await
     }
 
     /// `tracekeeper retention` on this cluster's keyspace, with `extra` flags.
     pub async fn retention(&self, extra: &[&str]) -> Process {
-        let admin = free_addr();
         let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
         command.arg("retention").args(["--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
-        command.args(["--admin-addr", &admin]).args(extra);
-        Process::spawn(command, admin).await
+        command.args(["--admin-addr", ANY_PORT]).args(extra);
+        Process::spawn(command, "admin").await
     }
 
     pub async fn query(&self) -> Process {
@@ -106,11 +100,10 @@ impl Cluster {
 
     /// `tracekeeper query` with `extra` flags.
     pub async fn query_with(&self, extra: &[&str]) -> Process {
-        let addr = free_addr();
         let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
-        command.arg("query").args(["--query-addr", &addr, "--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
+        command.arg("query").args(["--query-addr", ANY_PORT, "--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
         command.args(extra);
-        Process::spawn(command, addr).await
+        Process::spawn(command, "query").await
     }
 }
 
@@ -121,13 +114,17 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `command` (its first argument names the role) and waits until `addr`
-    /// answers `/ready` with 200.
-    pub async fn spawn(mut command: Command, addr: String) -> Self {
+    /// Starts `command` (its first argument names the role; its listeners on
+    /// [`ANY_PORT`]) and waits until its `listener` answers `/ready` with 200.
+    pub async fn spawn(mut command: Command, listener: &str) -> Self {
         let role = command.get_args().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
-        command.env("RUST_LOG", "warn").stdout(Stdio::null());
-        let ready = format!("http://{addr}/ready");
-        let spawned = Spawned::start(command, &role, || matches!(super::http_status(&ready), Ok(200)));
+        command.stdout(Stdio::null());
+        let ready = |bound: &super::process::Listening| {
+            let url = bound.get(listener).map(|addr| format!("http://{addr}/ready"));
+            url.is_some_and(|url| matches!(super::http_status(&url), Ok(200)))
+        };
+        let spawned = Spawned::start(command, &role, ready);
+        let addr = spawned.listening(listener);
         Self { spawned, addr }
     }
 

@@ -68,11 +68,7 @@ impl std::fmt::Display for Stopped {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-const ANY_PORT: &str = "127.0.0.1:0";
+use process::ANY_PORT;
 
 type Signal = tokio::sync::oneshot::Sender<()>;
 
@@ -89,7 +85,7 @@ impl Server {
     /// counts over the whole process (its metrics).
     pub fn start_process(data_dir: &Path, extra: &[&str]) -> Self {
         let mut server = Self::stopped(Mode::Process, data_dir, extra);
-        server.spawn_on_free_ports();
+        server.spawn();
         server
     }
 
@@ -102,10 +98,7 @@ impl Server {
     }
 
     fn stopped(mode: Mode, data_dir: &Path, extra: &[&str]) -> Self {
-        let addr = || match mode {
-            Mode::InProcess => ANY_PORT.to_string(),
-            Mode::Process => format!("127.0.0.1:{}", free_port()),
-        };
+        let addr = || ANY_PORT.to_string();
         Self {
             running: None,
             mode,
@@ -192,29 +185,22 @@ impl Server {
         }
     }
 
-    /// A port found free can be taken by a concurrent test before the server binds it:
-    /// then the server exits at once, and is started again on other ports.
-    fn spawn_on_free_ports(&mut self) {
-        for _ in 0..3 {
-            match self.try_spawn_process() {
-                Ok(()) => return,
-                Err(status) => {
-                    eprintln!("tracekeeper exited before it was ready ({status}); retrying on other ports");
-                    for addr in [&mut self.otlp_grpc, &mut self.otlp_http, &mut self.zipkin, &mut self.query] {
-                        *addr = format!("127.0.0.1:{}", free_port());
-                    }
-                }
-            }
-        }
-        self.spawn();
-    }
-
+    /// Runs all-in-one as a process on port 0 everywhere (again on a restart), and
+    /// takes the ports it bound from its log.
     fn try_spawn_process(&mut self) -> Result<(), Stopped> {
+        for addr in [&mut self.otlp_grpc, &mut self.otlp_http, &mut self.zipkin, &mut self.query] {
+            *addr = ANY_PORT.to_string();
+        }
         let args = self.command_line();
-        let ready = self.ready_url();
         let command = process::Spawned::command(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        let spawned = process::Spawned::try_start(command, &args[0], || matches!(http_status(&ready), Ok(200)))
-            .map_err(exit_status)?;
+        let ready = |bound: &process::Listening| {
+            bound.get("query").is_some_and(|query| matches!(http_status(&format!("http://{query}/ready")), Ok(200)))
+        };
+        let spawned = process::Spawned::try_start(command, &args[0], ready).map_err(exit_status)?;
+        self.otlp_grpc = spawned.listening("otlp-grpc");
+        self.otlp_http = spawned.listening("otlp-http");
+        self.zipkin = spawned.listening("zipkin");
+        self.query = spawned.listening("query");
         self.running = Some(Running::Process(spawned));
         Ok(())
     }

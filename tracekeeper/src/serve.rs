@@ -38,6 +38,7 @@ impl Servers {
     /// Serves `routes` (plus `/ready` and `/metrics`) on `listener`. TLS files are read
     /// here, so a bad certificate stops the start-up with its name.
     pub fn http(&mut self, listener: TcpListener, routes: Routes, name: &'static str) -> anyhow::Result<()> {
+        listening(name, &listener);
         let app = routes.merge(self.ops.clone());
         let prepared = self.serving.http(listener, name)?;
         let stop = self.stopped();
@@ -51,6 +52,7 @@ impl Servers {
     pub fn receivers(&mut self, listeners: ReceiverListeners, ingest: &IngestState) -> anyhow::Result<()> {
         self.http(listeners.otlp_http, crate::listeners::otlp_http(ingest), "otlp-http")?;
         self.http(listeners.zipkin, crate::listeners::zipkin(ingest), "zipkin")?;
+        listening("otlp-grpc", &listeners.otlp_grpc);
         let prepared = grpc_serving(&self.serving, &ingest.limits).grpc(listeners.otlp_grpc, "otlp-grpc")?;
         let stop = self.stopped();
         let service = tracekeeper_ingest::otlp_grpc::service(ingest.clone());
@@ -72,6 +74,12 @@ impl Servers {
         }
         result
     }
+}
+
+/// Logs the address a listener is bound to, by the listener's name: with port 0 in the
+/// configuration (`--query-addr 127.0.0.1:0`), this line is where the port is told.
+fn listening(name: &'static str, listener: &TcpListener) {
+    tracing::info!(listener = name, addr = %crate::roles::local(listener), "listening");
 }
 
 /// The gRPC receiver's serving: tonic decodes (and decompresses) a message, up to
