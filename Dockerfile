@@ -13,6 +13,6 @@ RUN useradd --system --home /var/lib/tracekeeper --create-home tracekeeper
 USER tracekeeper
 WORKDIR /var/lib/tracekeeper
 # OTLP gRPC, OTLP HTTP, Zipkin, query API, indexer admin, retention admin
-EXPOSE 4317 4318 9411 16686 14270 14271
+EXPOSE 4317 4318 9411 16685 16686 14270 14271
 ENTRYPOINT ["tracekeeper"]
 CMD ["all-in-one", "--data-dir", "/var/lib/tracekeeper/data"]

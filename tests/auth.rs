@@ -203,3 +203,36 @@ async fn every_listener_checks_credentials_scopes_and_tenants() {
         "ops has no read scope"
     );
 }
+
+/// Jaeger's gRPC query API sits behind the same credentials: `read` is needed, and a
+/// reader sees its granted tenant's traces only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jaeger_grpc_needs_a_reader_of_the_tenant() {
+    use tracekeeper_jaeger_proto::api_v2::query_service_client::QueryServiceClient;
+    use tracekeeper_jaeger_proto::api_v2::GetServicesRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, tokens_file()).unwrap();
+    let server =
+        Server::start(&dir.path().join("data"), &["--multi-tenancy", "--auth-tokens-file", tokens.to_str().unwrap()]);
+    let body = otlp::to_request(&rich_trace(43, now_ns() - 1_000_000_000)).encode_to_vec();
+    let written = server.post_otlp(body, "application/x-protobuf", &[("Authorization", "Bearer w-acme")]).await;
+    assert_eq!(written.0, 200);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.query_grpc)).unwrap();
+    let mut client = QueryServiceClient::new(channel.connect().await.unwrap());
+    let services = |bearer: Option<&str>| {
+        let mut request = tonic::Request::new(GetServicesRequest {});
+        if let Some(token) = bearer {
+            request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        request
+    };
+    let code = |r: Result<tonic::Response<_>, tonic::Status>| r.map(|_: tonic::Response<_>| ()).unwrap_err().code();
+    assert_eq!(code(client.get_services(services(None)).await), tonic::Code::Unauthenticated);
+    assert_eq!(code(client.get_services(services(Some("guess"))).await), tonic::Code::Unauthenticated);
+    assert_eq!(code(client.get_services(services(Some("w-acme"))).await), tonic::Code::PermissionDenied);
+    let acme = client.get_services(services(Some("r-acme"))).await.unwrap().into_inner().services;
+    assert_eq!(acme, ["db", "frontend"]);
+    let globex = client.get_services(services(Some("r-globex"))).await.unwrap().into_inner().services;
+    assert!(globex.is_empty(), "another tenant's reader sees none of acme's services: {globex:?}");
+}

@@ -59,8 +59,9 @@ impl Serialize for Hex<'_> {
     }
 }
 
-/// One Jaeger tag: `{"key", "type", "value"}`.
-enum TagJson<'a> {
+/// One Jaeger tag: `{"key", "type", "value"}` in JSON; Jaeger's gRPC API builds its
+/// `KeyValue` from the same tags ([`span_tags`], [`log_fields`], [`process_tags`]).
+pub enum TagJson<'a> {
     Value(&'a str, &'a AnyValue),
     Text(&'a str, &'a str),
     Bool(&'a str, bool),
@@ -121,6 +122,23 @@ fn attribute_tags(attrs: &[KeyValue]) -> impl Iterator<Item = TagJson<'_>> {
     attrs.iter().map(|kv| TagJson::Value(&kv.key, &kv.value))
 }
 
+/// A span's tags as Jaeger shows them: its attributes, then those Jaeger's OTLP
+/// translator derives (scope, kind, status, trace state).
+pub fn span_tags(span: &Span) -> impl Iterator<Item = TagJson<'_>> {
+    attribute_tags(&span.attributes).chain(derived_tags(span))
+}
+
+/// An event's fields as a Jaeger log's: its name as `event`, then its attributes.
+pub fn log_fields(event: &crate::Event) -> impl Iterator<Item = TagJson<'_>> {
+    std::iter::once(TagJson::Text("event", &event.name)).chain(attribute_tags(&event.attributes))
+}
+
+/// A resource's attributes as a Jaeger process's tags (`service.name` is the process's
+/// service name instead).
+pub fn process_tags(resource: &Resource) -> impl Iterator<Item = TagJson<'_>> {
+    attribute_tags(&resource.attributes).filter(|t| !is_service_name(t))
+}
+
 /// Serializes the items an iterator-making closure yields as a JSON array.
 struct Seq<F>(F);
 
@@ -165,8 +183,7 @@ impl Serialize for ProcessJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut process = serializer.serialize_struct("Process", 2)?;
         process.serialize_field("serviceName", self.0.service_name())?;
-        let attrs = &self.0.attributes;
-        process.serialize_field("tags", &Seq(|| attribute_tags(attrs).filter(|t| !is_service_name(t))))?;
+        process.serialize_field("tags", &Seq(|| process_tags(self.0)))?;
         process.end()
     }
 }
@@ -235,10 +252,7 @@ impl Serialize for LogJson<'_> {
         let event = self.0;
         let mut log = serializer.serialize_struct("Log", 2)?;
         log.serialize_field("timestamp", &(event.time_ns / 1000))?;
-        log.serialize_field(
-            "fields",
-            &Seq(|| std::iter::once(TagJson::Text("event", &event.name)).chain(attribute_tags(&event.attributes))),
-        )?;
+        log.serialize_field("fields", &Seq(|| log_fields(event)))?;
         log.end()
     }
 }
@@ -267,7 +281,7 @@ impl Serialize for SpanJson<'_> {
         out.serialize_field("references", &Seq(references))?;
         out.serialize_field("startTime", &(span.start_ns / 1000))?;
         out.serialize_field("duration", &(span.duration_ns() / 1000))?;
-        out.serialize_field("tags", &Seq(|| attribute_tags(&span.attributes).chain(derived_tags(span))))?;
+        out.serialize_field("tags", &Seq(|| span_tags(span)))?;
         out.serialize_field("logs", &Seq(|| span.events.iter().map(LogJson)))?;
         out.serialize_field("processID", &format_args!("p{}", self.process))?;
         out.serialize_field("warnings", &None::<()>)?;

@@ -1,4 +1,4 @@
-//! Query errors, and the one place where they become HTTP responses.
+//! Query errors, and the one place where they become HTTP responses and gRPC statuses.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -64,6 +64,20 @@ impl QueryError {
     /// Jaeger api_v3's shape: `{"error":{"httpCode","message"}}`.
     pub fn into_v3_response(self) -> Response {
         self.into_shaped_response(Shape::JaegerV3)
+    }
+
+    /// The gRPC status of Jaeger's gRPC APIs: the code that matches the HTTP status.
+    pub fn into_status(self) -> tonic::Status {
+        use tonic::Code;
+        let code = match &self {
+            Self::BadRequest(_) | Self::Tenant(TenantError::Invalid(_)) => Code::InvalidArgument,
+            Self::Tenant(TenantError::Missing) => Code::Unauthenticated,
+            Self::NotFound(_) => Code::NotFound,
+            Self::Storage(e) if e.is_retryable() => Code::Unavailable,
+            Self::Storage(_) => Code::Internal,
+            Self::Busy(_) => Code::ResourceExhausted,
+        };
+        tonic::Status::new(code, self.public_message())
     }
 
     /// Zipkin's and Tempo's shape: the message as plain text.

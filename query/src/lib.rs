@@ -17,6 +17,7 @@ pub mod budget;
 pub mod dependencies;
 pub mod engine;
 pub mod error;
+pub mod grpc;
 pub mod jaeger_api;
 pub mod jaeger_metrics;
 mod jaeger_stream;

@@ -163,11 +163,21 @@ impl Prepared {
             + 'static,
         S::Future: Send + 'static,
     {
+        self.serve_grpc_routes(tonic::service::Routes::new(service), declared, shutdown).await
+    }
+
+    /// [`Self::serve_grpc`] for several tonic services on one listener.
+    pub async fn serve_grpc_routes(
+        self,
+        routes: tonic::service::Routes,
+        declared: Declared,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let name = self.name;
         let layers = tower::ServiceBuilder::new()
             .layer(ServingLayer::new(name, Protocol::Grpc, self.limits, self.auth))
             .layer(declared);
-        let server = tonic::transport::Server::builder().layer(layers).add_service(service);
+        let server = tonic::transport::Server::builder().layer(layers).add_routes(routes);
         let result = match self.socket {
             Socket::Plain(tcp) => server.serve_with_incoming_shutdown(TcpListenerStream::new(tcp), shutdown).await,
             Socket::Tls(tls) => server.serve_with_incoming_shutdown(tls.into_stream(), shutdown).await,

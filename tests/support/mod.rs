@@ -27,6 +27,10 @@ pub struct Server {
     pub otlp_http: String,
     pub zipkin: String,
     pub query: String,
+    /// Jaeger's gRPC query API (all-in-one).
+    pub query_grpc: String,
+    /// Jaeger's remote storage API, when the flags ask for it.
+    pub jaeger_storage: Option<String>,
     args: Vec<String>,
     /// `Some((brokers, topic))` runs `tracekeeper collector` instead of all-in-one.
     kafka: Option<(String, String)>,
@@ -107,6 +111,8 @@ impl Server {
             otlp_http: addr(),
             zipkin: addr(),
             query: addr(),
+            query_grpc: addr(),
+            jaeger_storage: None,
             args: extra.iter().map(|s| s.to_string()).collect(),
             kafka: None,
         }
@@ -116,8 +122,10 @@ impl Server {
     fn command_line(&self) -> Vec<String> {
         let mut argv: Vec<String> = match &self.kafka {
             None => ["all-in-one", "--data-dir", self.data_dir.to_str().unwrap(), "--query-addr", &self.query]
+                .into_iter()
+                .chain(["--query-grpc-addr", &self.query_grpc])
                 .map(String::from)
-                .to_vec(),
+                .collect(),
             Some((brokers, topic)) => {
                 ["collector", "--kafka-brokers", brokers, "--kafka-topic", topic].map(String::from).to_vec()
             }
@@ -155,6 +163,13 @@ impl Server {
         };
         let receivers = [bind(&mut self.otlp_grpc), bind(&mut self.otlp_http), bind(&mut self.zipkin)];
         let query = self.kafka.is_none().then(|| bind(&mut self.query));
+        let query_grpc = self.kafka.is_none().then(|| bind(&mut self.query_grpc));
+        let storage = self.args.iter().any(|a| a == "--jaeger-storage-grpc-addr").then(|| {
+            let mut addr = ANY_PORT.to_string();
+            let socket = bind(&mut addr);
+            self.jaeger_storage = Some(addr);
+            socket
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
@@ -164,9 +179,14 @@ impl Server {
             Role::AllInOne(args) => {
                 let config = tracekeeper::config::all_in_one(*args, &file).expect("a valid all-in-one configuration");
                 in_own_runtime(aborted, move || async move {
+                    let tokio_listener = |socket| tokio::net::TcpListener::from_std(socket).unwrap();
                     let listeners = roles::all_in_one::Listeners {
                         receivers: receiver_listeners(receivers),
-                        query: tokio::net::TcpListener::from_std(query.unwrap()).unwrap(),
+                        query: tokio_listener(query.unwrap()),
+                        jaeger_grpc: roles::JaegerGrpcListeners {
+                            query: tokio_listener(query_grpc.unwrap()),
+                            storage: storage.map(tokio_listener),
+                        },
                     };
                     roles::all_in_one::run(config, listeners, shutdown).await
                 })
@@ -188,7 +208,8 @@ impl Server {
     /// Runs all-in-one as a process on port 0 everywhere (again on a restart), and
     /// takes the ports it bound from its log.
     fn try_spawn_process(&mut self) -> Result<(), Stopped> {
-        for addr in [&mut self.otlp_grpc, &mut self.otlp_http, &mut self.zipkin, &mut self.query] {
+        for addr in [&mut self.otlp_grpc, &mut self.otlp_http, &mut self.zipkin, &mut self.query, &mut self.query_grpc]
+        {
             *addr = ANY_PORT.to_string();
         }
         let args = self.command_line();
@@ -201,6 +222,9 @@ impl Server {
         self.otlp_http = spawned.listening("otlp-http");
         self.zipkin = spawned.listening("zipkin");
         self.query = spawned.listening("query");
+        self.query_grpc = spawned.listening("query-grpc");
+        self.jaeger_storage =
+            self.args.iter().any(|a| a == "--jaeger-storage-grpc-addr").then(|| spawned.listening("jaeger-storage"));
         self.running = Some(Running::Process(spawned));
         Ok(())
     }

@@ -48,6 +48,24 @@ impl Servers {
         Ok(())
     }
 
+    /// Serves the tonic services of `routes` on `listener`, every method needing
+    /// `declared`.
+    pub fn grpc(
+        &mut self,
+        listener: TcpListener,
+        routes: tonic::service::Routes,
+        declared: tracekeeper_serve::Declared,
+        name: &'static str,
+    ) -> anyhow::Result<()> {
+        listening(name, &listener);
+        let prepared = self.serving.grpc(listener, name)?;
+        let stop = self.stopped();
+        self.tasks.push(tokio::spawn(async move {
+            prepared.serve_grpc_routes(routes, declared, stop).await.with_context(|| format!("{name} server"))
+        }));
+        Ok(())
+    }
+
     /// The three span receivers (OTLP/HTTP, Zipkin, OTLP/gRPC) over one ingest state.
     pub fn receivers(&mut self, listeners: ReceiverListeners, ingest: &IngestState) -> anyhow::Result<()> {
         self.http(listeners.otlp_http, crate::listeners::otlp_http(ingest), "otlp-http")?;

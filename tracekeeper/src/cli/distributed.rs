@@ -136,6 +136,8 @@ pub struct QueryArgs {
     /// Query API listen address.
     #[arg(long, env = "TRACEKEEPER_QUERY_ADDR", default_value = "0.0.0.0:16686")]
     pub query_addr: SocketAddr,
+    #[command(flatten)]
+    pub jaeger_grpc: super::JaegerGrpcArgs,
     /// CQL contact points, comma-separated host:port.
     #[arg(long, env = "TRACEKEEPER_CQL_NODES", value_delimiter = ',', default_value = "127.0.0.1:9042")]
     pub cql_nodes: Vec<String>,

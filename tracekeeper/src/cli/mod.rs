@@ -111,6 +111,20 @@ pub enum Command {
     Dlq(DlqCommand),
 }
 
+/// Jaeger's gRPC APIs, served by every role that serves queries.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JaegerGrpcArgs {
+    /// Jaeger's gRPC query API (jaeger.api_v2 and jaeger.api_v3 QueryService, as Jaeger
+    /// serves them on 16685) listen address.
+    #[arg(long, env = "TRACEKEEPER_QUERY_GRPC_ADDR", default_value = "0.0.0.0:16685")]
+    pub query_grpc_addr: SocketAddr,
+    /// Jaeger's remote storage API (jaeger.storage.v2 TraceReader and DependencyReader)
+    /// listen address, for Jaeger v2's `grpc` storage backend to read this store; not
+    /// served unless given. Jaeger writes its spans here over OTLP.
+    #[arg(long, env = "TRACEKEEPER_JAEGER_STORAGE_GRPC_ADDR")]
+    pub jaeger_storage_grpc_addr: Option<SocketAddr>,
+}
+
 /// Settings every role with span receivers shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReceiverArgs {
@@ -161,6 +175,8 @@ pub struct AllInOneArgs {
     /// Query API and UI listen address.
     #[arg(long, env = "TRACEKEEPER_QUERY_ADDR", default_value = "0.0.0.0:16686")]
     pub query_addr: SocketAddr,
+    #[command(flatten)]
+    pub jaeger_grpc: JaegerGrpcArgs,
     /// Directory of the embedded store.
     #[arg(long, env = "TRACEKEEPER_DATA_DIR", default_value = "./tracekeeper-data")]
     pub data_dir: PathBuf,

@@ -136,6 +136,10 @@ pub fn serving_config(args: &ServingArgs, multi_tenant: bool) -> anyhow::Result<
 }
 
 /// The receivers' settings, shared by all-in-one and the collector.
+pub fn jaeger_grpc(args: &crate::cli::JaegerGrpcArgs) -> crate::roles::JaegerGrpcConfig {
+    crate::roles::JaegerGrpcConfig { query_addr: args.query_grpc_addr, storage_addr: args.jaeger_storage_grpc_addr }
+}
+
 fn receivers(args: &ReceiverArgs, file: &FileTables) -> anyhow::Result<ReceiverConfig> {
     let limits = IngestLimits {
         max_body_bytes: args.max_body_bytes,

@@ -8,7 +8,7 @@ use anyhow::bail;
 use tracekeeper_retention::RetentionPolicies;
 
 use super::{
-    add_tenant_retention, max_queries_per_tenant, receivers, retention_with_overrides, search_budget,
+    add_tenant_retention, jaeger_grpc, max_queries_per_tenant, receivers, retention_with_overrides, search_budget,
     tenant_future_skews, ui_config, FileTables,
 };
 use crate::cli::{AllInOneArgs, CheckArgs};
@@ -30,6 +30,7 @@ pub fn all_in_one(args: AllInOneArgs, file: &FileTables) -> anyhow::Result<roles
         ui: ui_config(&args.ui, receivers.multi_tenancy, receivers.serving.auth.is_some())?,
         receivers,
         query_addr: args.query_addr,
+        jaeger_grpc: jaeger_grpc(&args.jaeger_grpc),
         data_dir: args.data_dir,
         durability: args.sync,
         retention,

@@ -22,7 +22,7 @@ use tracekeeper_retention::worker::{Worker, WorkerConfig};
 use tracekeeper_retention::{RetentionPolicies, Watermarks};
 use tracekeeper_storage::embedded::{Durability, EmbeddedConfig, EmbeddedStore};
 
-use super::{bind, ReceiverConfig, ReceiverListeners};
+use super::{bind, JaegerGrpcConfig, JaegerGrpcListeners, ReceiverConfig, ReceiverListeners};
 use crate::ops::{self, Readiness};
 use crate::retention_api;
 use crate::serve::Servers;
@@ -33,6 +33,7 @@ use crate::telemetry::Role;
 pub struct Config {
     pub receivers: ReceiverConfig,
     pub query_addr: SocketAddr,
+    pub jaeger_grpc: JaegerGrpcConfig,
     /// Where the embedded store keeps its files; one process at a time.
     pub data_dir: PathBuf,
     /// When a write is acknowledged: after fsync of the batch, or of the process.
@@ -75,11 +76,16 @@ impl SpanSink for DirectSink {
 pub struct Listeners {
     pub receivers: ReceiverListeners,
     pub query: TcpListener,
+    pub jaeger_grpc: JaegerGrpcListeners,
 }
 
 impl Listeners {
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        Ok(Self { receivers: ReceiverListeners::bind(&config.receivers).await?, query: bind(config.query_addr).await? })
+        Ok(Self {
+            receivers: ReceiverListeners::bind(&config.receivers).await?,
+            query: bind(config.query_addr).await?,
+            jaeger_grpc: JaegerGrpcListeners::bind(&config.jaeger_grpc).await?,
+        })
     }
 }
 
@@ -153,6 +159,7 @@ pub async fn run_with_clock(
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), config.receivers.serving.clone());
     let (receivers, query_addr) = (listeners.receivers.describe(), super::local(&listeners.query));
     servers.receivers(listeners.receivers, &ingest)?;
+    listeners.jaeger_grpc.serve(&mut servers, &query)?;
     let routes = crate::listeners::query(query, retention_api::router(store.clone()), &config.ui);
     servers.http(listeners.query, routes, "query")?;
     ready.set_ready();

@@ -27,6 +27,45 @@ use tracekeeper_storage::cql::{CqlConfig, CqlStore};
 #[cfg(feature = "distributed")]
 pub const WATERMARK_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Where Jaeger's gRPC APIs are served, by all-in-one and the query role.
+#[derive(Debug, Clone)]
+pub struct JaegerGrpcConfig {
+    /// `jaeger.api_v2` and `jaeger.api_v3` QueryService.
+    pub query_addr: SocketAddr,
+    /// `jaeger.storage.v2` TraceReader and DependencyReader; none, not served.
+    pub storage_addr: Option<SocketAddr>,
+}
+
+/// The sockets of Jaeger's gRPC APIs.
+pub struct JaegerGrpcListeners {
+    pub query: TcpListener,
+    pub storage: Option<TcpListener>,
+}
+
+impl JaegerGrpcListeners {
+    pub async fn bind(config: &JaegerGrpcConfig) -> anyhow::Result<Self> {
+        let storage = match config.storage_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Self { query: bind(config.query_addr).await?, storage })
+    }
+
+    /// Serves both over `state`, behind the serving layer with `read` needed.
+    pub(crate) fn serve(
+        self,
+        servers: &mut crate::serve::Servers,
+        state: &std::sync::Arc<tracekeeper_query::QueryState>,
+    ) -> anyhow::Result<()> {
+        use tracekeeper_query::grpc;
+        servers.grpc(self.query, grpc::query_services(state.clone()), grpc::ACCESS, "query-grpc")?;
+        if let Some(storage) = self.storage {
+            servers.grpc(storage, grpc::storage_services(state.clone()), grpc::ACCESS, "jaeger-storage")?;
+        }
+        Ok(())
+    }
+}
+
 /// The span receivers' settings, shared by all-in-one and the collector.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {

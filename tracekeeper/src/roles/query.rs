@@ -28,6 +28,7 @@ use crate::{retention_api, status};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub query_addr: SocketAddr,
+    pub jaeger_grpc: super::JaegerGrpcConfig,
     pub cql: CqlConfig,
     /// Whether `X-Scope-OrgID` keeps tenants apart.
     pub multi_tenancy: bool,
@@ -45,11 +46,15 @@ pub struct Config {
 
 pub struct Listeners {
     pub query: TcpListener,
+    pub jaeger_grpc: super::JaegerGrpcListeners,
 }
 
 impl Listeners {
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        Ok(Self { query: bind(config.query_addr).await? })
+        Ok(Self {
+            query: bind(config.query_addr).await?,
+            jaeger_grpc: super::JaegerGrpcListeners::bind(&config.jaeger_grpc).await?,
+        })
     }
 }
 
@@ -85,6 +90,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), config.serving.clone());
     let admin = status::router(ledger, Vec::new(), clock).merge(retention_api::router(lifecycle));
     let query_addr = super::local(&listeners.query);
+    listeners.jaeger_grpc.serve(&mut servers, &state)?;
     servers.http(listeners.query, crate::listeners::query(state, admin, &config.ui), "query")?;
     ready.set_ready();
     tracing::info!(query = %query_addr, keyspace = %keyspace, "tracekeeper query is ready");
