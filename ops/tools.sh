@@ -6,6 +6,8 @@
 #   otelcol-tracekeeper  an OpenTelemetry Collector with the contrib Kafka exporter,
 #             built by the Collector's builder from ops/otelcol/builder-config.yaml
 #             (tests/otel_collector.rs)
+#   jaeger    Jaeger v1.75.0's source tree, binary and storage integration suite
+#             (ops/jaeger-suite.sh)
 # Prints the bin directory. Usage: ops/tools.sh [cache dir]
 set -euo pipefail
 cache="${1:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}}"
@@ -57,5 +59,20 @@ if [ ! -x "$bin/otelcol-tracekeeper" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$w
   rm -rf "$work"
   echo "$want" > "$stamp"
   echo "    otelcol-tracekeeper built in $((SECONDS - started)) s" >&2
+fi
+# Jaeger v1.75.0, for its own storage integration suite (ops/jaeger-suite.sh): its
+# source tree from the Go module proxy, made writable (the suite runs the binary it
+# finds at ./cmd/jaeger/jaeger and writes beside it), the jaeger binary, and the
+# suite's test binary, both built once.
+jaeger_version=v1.75.0
+jaeger_src="$cache/tools/jaeger-$jaeger_version"
+if [ ! -x "$jaeger_src/integration.test" ]; then
+  echo "==> building Jaeger $jaeger_version and its storage integration suite from the Go module proxy; the first time takes several minutes" >&2
+  started=$SECONDS
+  module_dir=$(cd "$cache/tools" && go mod download -json "github.com/jaegertracing/jaeger@$jaeger_version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  rm -rf "$jaeger_src" && cp -r "$module_dir" "$jaeger_src" && chmod -R u+w "$jaeger_src"
+  build_logged jaeger "$jaeger_src" go build -o cmd/jaeger/jaeger ./cmd/jaeger
+  build_logged jaeger-suite "$jaeger_src" go test -c -o integration.test ./cmd/jaeger/internal/integration
+  echo "    Jaeger and its suite built in $((SECONDS - started)) s" >&2
 fi
 echo "$bin"

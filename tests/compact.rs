@@ -77,7 +77,7 @@ fn a_directory_older_versions_wrote_is_refused_until_compact_upgrades_it() {
     let any = "127.0.0.1:0";
     let started = tracekeeper()
         .args(["all-in-one", "--data-dir", data_dir, "--query-addr", any, "--otlp-grpc-addr", any])
-        .args(["--otlp-http-addr", any, "--zipkin-addr", any])
+        .args(["--otlp-http-addr", any, "--zipkin-addr", any, "--query-grpc-addr", any])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&started.stderr);

@@ -208,3 +208,33 @@ async fn grpc_queries_are_tenant_scoped() {
     assert_eq!(client.get_services(services(Some("acme"))).await.unwrap().into_inner().services, ["db", "frontend"]);
     assert!(client.get_services(services(Some("other"))).await.unwrap().into_inner().services.is_empty());
 }
+
+/// The purge endpoint Jaeger's suite empties the store with: refused unless asked
+/// for by its flag; with it, every tenant's traces and catalog go, and new writes of
+/// the same traces are stored again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_purge_endpoint_empties_the_store_only_when_enabled() {
+    let client = reqwest::Client::new();
+    let purge = |server: &Server| client.post(server.query_url("/api/purge")).send();
+    let spans = rich_trace(700, now_ns() - 10_000_000_000);
+    let body = otlp::to_request(&spans).encode_to_vec();
+
+    let dir = tempfile::tempdir().unwrap();
+    let without = Server::start(dir.path(), &[]);
+    assert_eq!(without.post_otlp(body.clone(), "application/x-protobuf", &[]).await.0, 200);
+    let refused = purge(&without).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("--test-purge-endpoint"));
+    assert_eq!(without.get_json("/api/services").await.1["data"], serde_json::json!(["db", "frontend"]));
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--test-purge-endpoint"]);
+    for _ in 0..2 {
+        assert_eq!(server.post_otlp(body.clone(), "application/x-protobuf", &[]).await.0, 200);
+        let path = format!("/api/traces/{}", spans[0].trace_id.to_hex());
+        assert_eq!(server.get_json(&path).await.0, 200);
+        assert_eq!(purge(&server).await.unwrap().status(), 200);
+        assert_eq!(server.get_json(&path).await.0, 404, "purged");
+        assert_eq!(server.get_json("/api/services").await.1["data"], serde_json::json!([]));
+    }
+}

@@ -159,7 +159,7 @@ fn a_missing_certificate_stops_start_up_and_names_the_file() {
     let output = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
         .args(["all-in-one", "--data-dir", data.path().to_str().unwrap()])
         .args(["--otlp-grpc-addr", ANY_PORT, "--otlp-http-addr", ANY_PORT])
-        .args(["--zipkin-addr", ANY_PORT, "--query-addr", ANY_PORT])
+        .args(["--zipkin-addr", ANY_PORT, "--query-addr", ANY_PORT, "--query-grpc-addr", ANY_PORT])
         .args(["--tls-cert", "/nonexistent/server.pem", "--tls-key", "/nonexistent/server.key"])
         .output()
         .unwrap();

@@ -54,6 +54,9 @@ impl Spawned {
     ) -> Result<Self, ExitStatus> {
         // Logs as JSON lines on stderr, the `listening` ones among them at info.
         command.env("TRACEKEEPER_LOG_FORMAT", "json").env("RUST_LOG", "warn,tracekeeper::serve=info");
+        // A listener on a default port that no test names (Jaeger's gRPC query API on
+        // 16685) would be taken by the first process only.
+        command.env("TRACEKEEPER_QUERY_GRPC_ADDR", ANY_PORT);
         let mut child =
             command.stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("starting tracekeeper {what}: {e}"));
         let listening = Arc::new(Mutex::new(Listening::new()));

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod listeners;
 pub mod ops;
+pub mod purge_api;
 pub mod retention_api;
 pub mod roles;
 pub mod serve;

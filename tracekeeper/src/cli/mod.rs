@@ -177,6 +177,11 @@ pub struct AllInOneArgs {
     pub query_addr: SocketAddr,
     #[command(flatten)]
     pub jaeger_grpc: JaegerGrpcArgs,
+    /// Serve POST /api/purge, which deletes every tenant's data at once: for test
+    /// suites that empty the store between cases (Jaeger's storage integration tests)
+    /// only, never in production. Needs the admin scope when tokens are on.
+    #[arg(long, env = "TRACEKEEPER_TEST_PURGE_ENDPOINT")]
+    pub test_purge_endpoint: bool,
     /// Directory of the embedded store.
     #[arg(long, env = "TRACEKEEPER_DATA_DIR", default_value = "./tracekeeper-data")]
     pub data_dir: PathBuf,

@@ -31,6 +31,7 @@ pub fn all_in_one(args: AllInOneArgs, file: &FileTables) -> anyhow::Result<roles
         receivers,
         query_addr: args.query_addr,
         jaeger_grpc: jaeger_grpc(&args.jaeger_grpc),
+        test_purge_endpoint: args.test_purge_endpoint,
         data_dir: args.data_dir,
         durability: args.sync,
         retention,

@@ -24,9 +24,9 @@ use tracekeeper_storage::embedded::{Durability, EmbeddedConfig, EmbeddedStore};
 
 use super::{bind, JaegerGrpcConfig, JaegerGrpcListeners, ReceiverConfig, ReceiverListeners};
 use crate::ops::{self, Readiness};
-use crate::retention_api;
 use crate::serve::Servers;
 use crate::telemetry::Role;
+use crate::{purge_api, retention_api};
 
 /// Everything `all-in-one` runs with.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct Config {
     pub receivers: ReceiverConfig,
     pub query_addr: SocketAddr,
     pub jaeger_grpc: JaegerGrpcConfig,
+    /// Whether `POST /api/purge` deletes everything (test suites only).
+    pub test_purge_endpoint: bool,
     /// Where the embedded store keeps its files; one process at a time.
     pub data_dir: PathBuf,
     /// When a write is acknowledged: after fsync of the batch, or of the process.
@@ -160,7 +162,9 @@ pub async fn run_with_clock(
     let (receivers, query_addr) = (listeners.receivers.describe(), super::local(&listeners.query));
     servers.receivers(listeners.receivers, &ingest)?;
     listeners.jaeger_grpc.serve(&mut servers, &query)?;
-    let routes = crate::listeners::query(query, retention_api::router(store.clone()), &config.ui);
+    let admin =
+        retention_api::router(store.clone()).merge(purge_api::router(store.clone(), config.test_purge_endpoint));
+    let routes = crate::listeners::query(query, admin, &config.ui);
     servers.http(listeners.query, routes, "query")?;
     ready.set_ready();
     tracing::info!(%receivers, query = %query_addr, data_dir = %config.data_dir.display(), "tracekeeper all-in-one is ready");

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Jaeger's own storage integration suite, unchanged, against tracekeeper all-in-one,
+# through Jaeger's official remote-storage route: the real Jaeger v2 binary (v1.75.0)
+# runs with its `grpc` storage backend, reading through our Jaeger remote storage API
+# (--jaeger-storage-grpc-addr) and writing OTLP to our receiver, and the suite
+# (cmd/jaeger/internal/integration, TestGRPCStorage with STORAGE=grpc and
+# CUSTOM_STORAGE=true) writes and reads through that Jaeger, emptying the store between
+# cases through our purge endpoint (--test-purge-endpoint).
+#
+# Usage: ops/jaeger-suite.sh TRACEKEEPER_BINARY [TOOLS_CACHE]
+# Jaeger binds its usual fixed ports (4317, 4318, 16685, 16686, 8888, 13133): run it
+# when nothing else does. Prints the suite's verdict per case; exits non-zero if any
+# case fails.
+set -euo pipefail
+tracekeeper="$1"
+cache="${2:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}}"
+cd "$(dirname "$0")/.."
+ops/tools.sh "$cache" > /dev/null
+suite="$cache/tools/jaeger-v1.75.0"
+
+data=$(mktemp -d)
+log="$data/tracekeeper.log"
+# Ports the suite's Jaeger does not take: the writer and reader endpoints it is given.
+writer=127.0.0.1:4316
+reader=127.0.0.1:17271
+query=127.0.0.1:17686
+"$tracekeeper" all-in-one --data-dir "$data/store" --otlp-grpc-addr "$writer" \
+  --otlp-http-addr 127.0.0.1:0 --zipkin-addr 127.0.0.1:0 --query-addr "$query" \
+  --query-grpc-addr 127.0.0.1:0 --jaeger-storage-grpc-addr "$reader" \
+  --test-purge-endpoint > "$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT
+for _ in $(seq 100); do
+  curl -sf "http://$query/ready" > /dev/null && break
+  kill -0 $pid 2>/dev/null || { cat "$log" >&2; echo "tracekeeper did not start" >&2; exit 1; }
+  sleep 0.2
+done
+
+started=$SECONDS
+cd "$suite/cmd/jaeger/internal/integration"
+status=0
+STORAGE=grpc CUSTOM_STORAGE=true \
+  REMOTE_STORAGE_ENDPOINT="$reader" REMOTE_STORAGE_WRITER_ENDPOINT="$writer" \
+  PURGER_ENDPOINT="http://$query/api/purge" \
+  "$suite/integration.test" -test.run '^TestGRPCStorage$' -test.v -test.timeout 20m > "$data/suite.log" 2>&1 || status=$?
+grep -E '^\s*--- (PASS|FAIL|SKIP)' "$data/suite.log" || true
+if [ "$status" -ne 0 ]; then
+  tail -150 "$data/suite.log" >&2
+  echo "Jaeger's storage integration suite failed (exit $status); tracekeeper's log:" >&2
+  tail -50 "$log" >&2
+fi
+echo "Jaeger's storage integration suite: $((SECONDS - started)) s, exit $status"
+exit "$status"

@@ -1,0 +1,41 @@
+//! `POST /api/purge`: deletes every tenant's data at once, for test suites that empty
+//! the store between cases (Jaeger's storage integration tests, through its
+//! `PURGER_ENDPOINT`). Served only with `--test-purge-endpoint`; refused otherwise.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tracekeeper_serve::{Declared, Group, Routes, Shape};
+use tracekeeper_storage::Lifecycle;
+
+/// Needs `admin`: it deletes every tenant's data.
+pub fn router(store: Arc<dyn Lifecycle>, enabled: bool) -> Routes {
+    Group::new(Declared::admin(Shape::Text)).post("/api/purge", purge).with_state((store, enabled))
+}
+
+async fn purge(State((store, enabled)): State<(Arc<dyn Lifecycle>, bool)>) -> Response {
+    if !enabled {
+        let why = "the purge endpoint deletes every tenant's data and is for test suites only: \
+                   start with --test-purge-endpoint to serve it";
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    let purged = async {
+        let mut rows = 0;
+        for tenant in store.tenants().await? {
+            rows += store.purge_tenant(&tenant, 0, u64::MAX).await?.0.rows;
+        }
+        Ok::<_, tracekeeper_storage::StorageError>(rows)
+    };
+    match purged.await {
+        Ok(rows) => {
+            tracing::warn!(rows, "every tenant's data was purged (--test-purge-endpoint)");
+            (StatusCode::OK, format!("purged {rows} rows\n")).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "purging failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "purging failed; retry later\n").into_response()
+        }
+    }
+}
