@@ -17,9 +17,20 @@ cache="${2:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}}"
 cd "$(dirname "$0")/.."
 ops/tools.sh "$cache" > /dev/null
 suite="$cache/tools/jaeger-v1.75.0"
+# Jaeger's ports are fixed: a process left on one (a Jaeger from an interrupted run)
+# would answer in the new one's place.
+for port in 4317 4318 8888 13133 16685 16686; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is taken (by: $(ss -tlnpH "sport = :$port" 2>/dev/null | sed 's/.*users://')); Jaeger's suite needs it" >&2
+    exit 1
+  fi
+done
 
 data=$(mktemp -d)
-log="$data/tracekeeper.log"
+# The logs of the last run stay for reading: tracekeeper's and the suite's.
+logs="${TMPDIR:-/tmp}/tracekeeper-jaeger-suite"
+rm -rf "$logs" && mkdir -p "$logs"
+log="$logs/tracekeeper.log"
 # Ports the suite's Jaeger does not take: the writer and reader endpoints it is given.
 writer=127.0.0.1:4316
 reader=127.0.0.1:17271
@@ -42,11 +53,12 @@ status=0
 STORAGE=grpc CUSTOM_STORAGE=true \
   REMOTE_STORAGE_ENDPOINT="$reader" REMOTE_STORAGE_WRITER_ENDPOINT="$writer" \
   PURGER_ENDPOINT="http://$query/api/purge" \
-  "$suite/integration.test" -test.run '^TestGRPCStorage$' -test.v -test.timeout 20m > "$data/suite.log" 2>&1 || status=$?
-grep -E '^\s*--- (PASS|FAIL|SKIP)' "$data/suite.log" || true
+  "$suite/integration.test" -test.run "${JAEGER_SUITE_RUN:-^TestGRPCStorage\$}" -test.v -test.timeout 20m \
+  > "$logs/suite.log" 2>&1 || status=$?
+grep -E '^\s*--- (PASS|FAIL|SKIP)' "$logs/suite.log" || true
 if [ "$status" -ne 0 ]; then
-  tail -150 "$data/suite.log" >&2
-  echo "Jaeger's storage integration suite failed (exit $status); tracekeeper's log:" >&2
+  grep -vE 'integration.go:(164|399)' "$logs/suite.log" | tail -150 >&2
+  echo "Jaeger's storage integration suite failed (exit $status; logs in $logs); tracekeeper's log:" >&2
   tail -50 "$log" >&2
 fi
 echo "Jaeger's storage integration suite: $((SECONDS - started)) s, exit $status"

@@ -11,8 +11,12 @@
 #   Maven Central, cached under ~/.cache/tracekeeper/jars) and stopped at the end;
 # - promtool and helm, which check ops/monitoring and ops/helm, are built from the Go
 #   module proxy into ~/.cache/tracekeeper/tools by ops/tools.sh;
+# - Jaeger's own storage integration suite (v1.75.0, built by ops/tools.sh) then runs
+#   unchanged through Jaeger's remote-storage route against all-in-one
+#   (ops/jaeger-suite.sh);
 # - the web UI's tests run last, under node --test in Debian's chromium (installed
-#   with playwright-core by ops/ui-deps.sh when missing); they need no arguments given;
+#   with playwright-core by ops/ui-deps.sh when missing); these two need no arguments
+#   given;
 # - TRACEKEEPER_CACHE moves all of these caches: TRACEKEEPER_CACHE=$(mktemp -d) ops/test.sh
 #   is the run a new machine makes (only the Rust toolchain and apt packages are shared).
 # - the target directory is emptied first when it holds over 40 GB of old builds
@@ -111,6 +115,8 @@ cargo test --workspace "$@"
 if [ $# -eq 0 ]; then
   stop_stack
   stack_pid=""
+  echo "==> Jaeger's storage integration suite through the real Jaeger v2 and our remote storage API"
+  ops/jaeger-suite.sh "$CARGO_TARGET_DIR/debug/tracekeeper" "$cache"
   echo "==> UI tests: node --test ui/tests/ (Chromium; screenshots in $cache/ui-screenshots)"
   TRACEKEEPER_BIN="$CARGO_TARGET_DIR/debug/tracekeeper" TRACEKEEPER_NODE_DIR="$node_dir" \
     TRACEKEEPER_SCREENSHOTS="$cache/ui-screenshots" node --test --test-concurrency=1 ui/tests/

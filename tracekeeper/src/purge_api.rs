@@ -31,7 +31,10 @@ async fn purge(State((store, enabled)): State<(Arc<dyn Lifecycle>, bool)>) -> Re
     match purged.await {
         Ok(rows) => {
             tracing::warn!(rows, "every tenant's data was purged (--test-purge-endpoint)");
-            (StatusCode::OK, format!("purged {rows} rows\n")).into_response()
+            // A test suite calls this between cases and may check that it leaves no
+            // connection behind (Jaeger's does, with goleak): close this one.
+            let close = [(axum::http::header::CONNECTION, "close")];
+            (StatusCode::OK, close, format!("purged {rows} rows\n")).into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "purging failed");

@@ -154,8 +154,9 @@ impl Search<'_> {
         if start_ns > end_ns {
             return Err(bad("start_time_min must not be after start_time_max"));
         }
-        let min = duration_ns(self.duration_min, "duration_min")?;
-        let max = duration_ns(self.duration_max, "duration_max")?;
+        // Jaeger's Go clients send a zero duration for "no bound".
+        let min = duration_ns(self.duration_min, "duration_min")?.filter(|d| *d > 0);
+        let max = duration_ns(self.duration_max, "duration_max")?.filter(|d| *d > 0);
         if let (Some(min), Some(max)) = (min, max) {
             if min > max {
                 return Err(bad("duration_min must not be greater than duration_max"));
