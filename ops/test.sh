@@ -12,8 +12,8 @@
 # - promtool and helm, which check ops/monitoring and ops/helm, are built from the Go
 #   module proxy into ~/.cache/tracekeeper/tools by ops/tools.sh;
 # - Jaeger's own storage integration suite (v1.75.0, built by ops/tools.sh) then runs
-#   unchanged through Jaeger's remote-storage route against all-in-one
-#   (ops/jaeger-suite.sh);
+#   unchanged through Jaeger's remote-storage route against the distributed shape on
+#   the stack, then against all-in-one (ops/jaeger-suite.sh);
 # - the web UI's tests run last, under node --test in Debian's chromium (installed
 #   with playwright-core by ops/ui-deps.sh when missing); these two need no arguments
 #   given;
@@ -113,10 +113,11 @@ cargo test --workspace "$@"
 # The web UI in a real browser against the binary cargo test just built. A run with
 # cargo test arguments (a developer's subset) leaves them out.
 if [ $# -eq 0 ]; then
+  echo "==> Jaeger's storage integration suite through the real Jaeger v2 and our remote storage API"
+  ops/jaeger-suite.sh "$CARGO_TARGET_DIR/debug/tracekeeper" "$cache" cql
   stop_stack
   stack_pid=""
-  echo "==> Jaeger's storage integration suite through the real Jaeger v2 and our remote storage API"
-  ops/jaeger-suite.sh "$CARGO_TARGET_DIR/debug/tracekeeper" "$cache"
+  ops/jaeger-suite.sh "$CARGO_TARGET_DIR/debug/tracekeeper" "$cache" embedded
   echo "==> UI tests: node --test ui/tests/ (Chromium; screenshots in $cache/ui-screenshots)"
   TRACEKEEPER_BIN="$CARGO_TARGET_DIR/debug/tracekeeper" TRACEKEEPER_NODE_DIR="$node_dir" \
     TRACEKEEPER_SCREENSHOTS="$cache/ui-screenshots" node --test --test-concurrency=1 ui/tests/

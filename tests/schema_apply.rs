@@ -18,7 +18,7 @@ async fn schema_apply_creates_the_tables_and_is_idempotent() {
             .unwrap();
         assert!(output.status.success(), "run {run}: {}", String::from_utf8_lossy(&output.stderr));
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(stdout.starts_with(&format!("keyspace {keyspace} is at schema v007")), "run {run}: {stdout}");
+        assert!(stdout.starts_with(&format!("keyspace {keyspace} is at schema v008")), "run {run}: {stdout}");
         assert_eq!(stdout.contains("(0 statements run)"), run == 2, "run {run}: {stdout}");
     }
     let session = SessionBuilder::new().known_node(&stack.cql).build().await.unwrap();
@@ -34,7 +34,8 @@ async fn schema_apply_creates_the_tables_and_is_idempotent() {
     let expected = ["bucket_terms", "catalog_days", "operations", "packed_postings", "partition_owners"];
     let expected = [
         &expected[..],
-        &["red_minutes", "retention_lease", "retention_policies", "retention_watermarks", "schema_versions", "spans"],
+        &["purges", "red_minutes", "retention_lease", "retention_policies", "retention_watermarks"],
+        &["schema_versions", "spans"],
     ]
     .concat();
     assert_eq!(tables, expected);

@@ -321,6 +321,11 @@ impl Lifecycle for Interrupted {
         self.step()?;
         self.inner.purge_tenant(tenant, from_ns, before_ns).await
     }
+
+    async fn purge_all(&self) -> Result<u64, StorageError> {
+        self.step()?;
+        self.inner.purge_all().await
+    }
 }
 
 #[tokio::test]
@@ -345,6 +350,36 @@ async fn embedded_shortened_policy_hides_at_once_then_purges() {
 async fn cql_shortened_policy_hides_at_once_then_purges() {
     let stack = tracekeeper_stack::require().await;
     shortened_policy_hides_then_purges(Backend::cql(&stack.cql).await).await;
+}
+
+/// `purge_all` (the test suites' purge): every tenant's spans, postings and catalog
+/// go; what is written afterwards is stored and found again, catalog included.
+async fn purge_all_empties_every_tenant(backend: Backend) {
+    backend.write("acme", vec![span(1, 1, "svc", "op", NOW - 10 * SEC)]).await;
+    backend.write("other", vec![span(2, 1, "svc", "op", NOW - 2 * HOUR)]).await;
+    assert!(backend.lifecycle.purge_all().await.unwrap() > 0);
+    for (tenant, trace) in [("acme", 1), ("other", 2)] {
+        assert_eq!(backend.stored(tenant, trace).await, 0, "{tenant}");
+        assert_eq!(backend.postings(tenant).await, 0, "{tenant}");
+        assert!(backend.reader.services(tenant, 0).await.unwrap().is_empty(), "{tenant}");
+    }
+    // The same span again, as a test suite writes its fixture after each purge: the
+    // catalog a writer remembers having written is written again too.
+    backend.write("acme", vec![span(1, 1, "svc", "op", NOW - 10 * SEC)]).await;
+    assert_eq!((backend.stored("acme", 1).await, backend.postings("acme").await), (1, 1));
+    assert_eq!(backend.reader.services("acme", 0).await.unwrap(), ["svc"]);
+}
+
+#[tokio::test]
+async fn embedded_purge_all_empties_every_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    purge_all_empties_every_tenant(Backend::embedded(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cql_purge_all_empties_every_tenant() {
+    let stack = tracekeeper_stack::require().await;
+    purge_all_empties_every_tenant(Backend::cql(&stack.cql).await).await;
 }
 
 #[tokio::test]

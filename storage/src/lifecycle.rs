@@ -62,6 +62,9 @@ pub enum LifecycleError {
 ///   idempotent and may be interrupted at any point; it returns what it removed and
 ///   the start of the first bucket it did not cover whole, where the next purge of the
 ///   tenant may begin.
+/// - [`purge_all`](Self::purge_all) deletes every tenant's spans, index and catalog at
+///   once, for test suites that empty the store between cases (served only behind
+///   `--test-purge-endpoint`). Policies, watermarks and the lease stay.
 #[async_trait]
 pub trait Lifecycle: Send + Sync {
     async fn acquire(&self, holder: &str, now_ns: u64, ttl_ns: u64) -> Result<Option<u64>, StorageError>;
@@ -94,4 +97,7 @@ pub trait Lifecycle: Send + Sync {
     async fn expire_before(&self, before_ns: u64) -> Result<Expired, StorageError>;
 
     async fn purge_tenant(&self, tenant: &str, from_ns: u64, before_ns: u64) -> Result<(Expired, u64), StorageError>;
+
+    /// Returns the rows (or, where the backend cannot count them, the tables) removed.
+    async fn purge_all(&self) -> Result<u64, StorageError>;
 }

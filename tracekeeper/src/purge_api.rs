@@ -21,20 +21,13 @@ async fn purge(State((store, enabled)): State<(Arc<dyn Lifecycle>, bool)>) -> Re
                    start with --test-purge-endpoint to serve it";
         return (StatusCode::FORBIDDEN, why).into_response();
     }
-    let purged = async {
-        let mut rows = 0;
-        for tenant in store.tenants().await? {
-            rows += store.purge_tenant(&tenant, 0, u64::MAX).await?.0.rows;
-        }
-        Ok::<_, tracekeeper_storage::StorageError>(rows)
-    };
-    match purged.await {
+    match store.purge_all().await {
         Ok(rows) => {
             tracing::warn!(rows, "every tenant's data was purged (--test-purge-endpoint)");
             // A test suite calls this between cases and may check that it leaves no
             // connection behind (Jaeger's does, with goleak): close this one.
             let close = [(axum::http::header::CONNECTION, "close")];
-            (StatusCode::OK, close, format!("purged {rows} rows\n")).into_response()
+            (StatusCode::OK, close, format!("purged {rows}\n")).into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "purging failed");

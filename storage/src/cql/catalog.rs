@@ -16,32 +16,43 @@ const WRITTEN_MAX: usize = 100_000;
 /// (tenant, day, service, kind, name); a day's own row has an empty service.
 type WrittenKey = (String, i64, String, i32, String);
 
-/// The catalog rows this process wrote, with the write timestamp of each.
+/// The catalog rows this process wrote, with the write timestamp of each, and the
+/// time of the last whole purge (`schemas/v008.cql`) it knows of.
 #[derive(Default)]
-pub(super) struct Written(Mutex<HashMap<WrittenKey, i64>>);
+pub(super) struct Written(Mutex<(HashMap<WrittenKey, i64>, i64)>);
 
 impl Written {
-    /// Leaves out of `operations` and `days` the rows written within [`REFRESH_US`].
-    pub fn unwritten(&self, tenant: &str, operations: &mut Operations<'_>, days: &mut Days) {
-        let written = self.0.lock().expect("catalog memory lock");
+    /// Forgets every row written when `purged_ns` is a purge newer than the last one
+    /// seen: the rows are gone from the store. Returns whether it forgot them.
+    pub fn purged_at(&self, purged_ns: i64) -> bool {
+        let mut written = self.0.lock().expect("catalog memory lock");
+        if purged_ns <= written.1 {
+            return false;
+        }
+        *written = (HashMap::new(), purged_ns);
+        true
+    }
+
+    /// Leaves out of `operations` the rows written within [`REFRESH_US`]. A batch's
+    /// days are always written (one small row each): searches read only the days
+    /// listed, so a day row deleted meanwhile (a purge) must come back with the next
+    /// batch, or that day's new postings would not be found.
+    pub fn unwritten(&self, tenant: &str, operations: &mut Operations<'_>) {
+        let written = &self.0.lock().expect("catalog memory lock").0;
         let fresh = |key: WrittenKey, ts: i64| written.get(&key).is_none_or(|&at| ts >= at + REFRESH_US);
         operations.retain(|&(day, svc, kind, name), &mut (ts, _)| {
             fresh((tenant.to_string(), day, svc.to_string(), kind, name.to_string()), ts)
         });
-        days.retain(|&day, &mut (ts, _)| fresh((tenant.to_string(), day, String::new(), 0, String::new()), ts));
     }
 
     /// Remembers rows as written.
-    pub fn record(&self, tenant: &str, operations: &Operations<'_>, days: &Days) {
-        let mut written = self.0.lock().expect("catalog memory lock");
+    pub fn record(&self, tenant: &str, operations: &Operations<'_>) {
+        let written = &mut self.0.lock().expect("catalog memory lock").0;
         if written.len() > WRITTEN_MAX {
             written.clear();
         }
         for (&(day, svc, kind, name), &(ts, _)) in operations {
             written.insert((tenant.to_string(), day, svc.to_string(), kind, name.to_string()), ts);
-        }
-        for (&day, &(ts, _)) in days {
-            written.insert((tenant.to_string(), day, String::new(), 0, String::new()), ts);
         }
     }
 }
@@ -101,16 +112,16 @@ mod tests {
         let written = Written::default();
         let at = |offset_s: u64| batch("acme", vec![span(1, 1, "api", "GET", t0 + offset_s * 1_000_000_000)]);
         let first = at(0);
-        let (ops, days) = rows_of(&first);
-        written.record("acme", &ops, &days);
+        let (ops, _) = rows_of(&first);
+        written.record("acme", &ops);
         for (offset_s, rewritten) in [(0, false), (59, false), (60, true)] {
             let later = at(offset_s);
-            let (mut ops, mut days) = rows_of(&later);
-            written.unwritten("acme", &mut ops, &mut days);
-            assert_eq!((ops.len(), days.len()), if rewritten { (1, 1) } else { (0, 0) }, "{offset_s} s later");
+            let (mut ops, _) = rows_of(&later);
+            written.unwritten("acme", &mut ops);
+            assert_eq!(ops.len(), usize::from(rewritten), "{offset_s} s later");
         }
-        let (mut ops, mut days) = rows_of(&first);
-        written.unwritten("other", &mut ops, &mut days);
-        assert_eq!((ops.len(), days.len()), (1, 1), "per tenant");
+        let (mut ops, _) = rows_of(&first);
+        written.unwritten("other", &mut ops);
+        assert_eq!(ops.len(), 1, "per tenant");
     }
 }

@@ -38,6 +38,7 @@ pub struct CqlLifecycle {
     delete_operations: PreparedStatement,
     delete_day: PreparedStatement,
     purger: Purger,
+    keyspace: String,
 }
 
 impl CqlLifecycle {
@@ -128,6 +129,7 @@ impl CqlLifecycle {
             delete_operations: prepare(format!("DELETE FROM {ks}.operations WHERE tenant = ? AND day = ?"), q).await?,
             delete_day: prepare(format!("DELETE FROM {ks}.catalog_days WHERE tenant = ? AND day = ?"), q).await?,
             purger: Purger::new(Arc::clone(&session), ks).await?,
+            keyspace: ks.to_string(),
             session,
         })
     }
@@ -266,5 +268,21 @@ impl Lifecycle for CqlLifecycle {
 
     async fn purge_tenant(&self, tenant: &str, from_ns: u64, before_ns: u64) -> Result<(Expired, u64), StorageError> {
         self.purger.purge(tenant, from_ns, before_ns).await
+    }
+
+    /// Truncates the data tables, as Jaeger's own Cassandra store purges.
+    async fn purge_all(&self) -> Result<u64, StorageError> {
+        const DATA: [&str; 6] =
+            ["spans", "packed_postings", "bucket_terms", "operations", "catalog_days", "red_minutes"];
+        for table in DATA {
+            let truncate = format!("TRUNCATE {}.{table}", self.keyspace);
+            self.session.query_unpaged(truncate, ()).await.map_err(unavailable)?;
+        }
+        // After the truncation: writers that see it forget the catalog rows they wrote
+        // (`schemas/v008.cql`).
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
+        let record = format!("INSERT INTO {}.purges (name, purged_ns) VALUES ('data', ?)", self.keyspace);
+        self.session.query_unpaged(record, (now,)).await.map_err(unavailable)?;
+        Ok(DATA.len() as u64)
     }
 }

@@ -113,6 +113,7 @@ struct Statements {
     select_overflow: PreparedStatement,
     select_days: PreparedStatement,
     select_operations: PreparedStatement,
+    select_purged: PreparedStatement,
 }
 
 #[derive(Clone)]
@@ -202,6 +203,7 @@ impl CqlStore {
                 "SELECT service, kind, name FROM {ks}.operations WHERE tenant = ? AND day = ?"
             ))
             .await?,
+            select_purged: prepare(format!("SELECT purged_ns FROM {ks}.purges WHERE name = 'data'")).await?,
         };
         Ok(Self {
             session,
@@ -211,6 +213,21 @@ impl CqlStore {
             registered: Arc::default(),
             catalog_written: Arc::default(),
         })
+    }
+
+    /// Whether the data tables were purged whole since this process remembered the
+    /// catalog rows it wrote (then it forgets them). Asked only when a batch would skip
+    /// catalog rows: one read of one row.
+    async fn purged_since_written(&self) -> Result<bool, StorageError> {
+        let rows = self
+            .session
+            .execute_unpaged(&self.statements.select_purged, ())
+            .await
+            .map_err(unavailable)?
+            .into_rows_result()
+            .map_err(corrupt)?;
+        let purged = rows.maybe_first_row::<(i64,)>().map_err(corrupt)?;
+        Ok(purged.is_some_and(|(ns,)| self.catalog_written.purged_at(ns)))
     }
 
     /// The connection, to share with the ledger and the retention worker.
@@ -356,8 +373,12 @@ impl SpanWriter for CqlStore {
         // A packed row may be tens of KiB: one to a request, under the batch size limits.
         self.run_all("packed_postings", &self.statements.insert_packed, postings, 1).await?;
 
-        let (mut operations, mut days) = catalog::rows_of(&batch);
-        self.catalog_written.unwritten(tenant, &mut operations, &mut days);
+        let (mut operations, days) = catalog::rows_of(&batch);
+        let every = operations.clone();
+        self.catalog_written.unwritten(tenant, &mut operations);
+        if operations.len() < every.len() && self.purged_since_written().await? {
+            operations = every;
+        }
         let operation_rows: Vec<_> = operations
             .iter()
             .map(|(&(day, svc, kind, name), &(ts, ttl))| (day, (tenant, day, svc, kind, name, ttl, ts)))
@@ -365,7 +386,7 @@ impl SpanWriter for CqlStore {
         self.run_all("operations", &self.statements.insert_operation, operation_rows, 64).await?;
         let day_rows: Vec<_> = days.iter().map(|(&day, &(ts, ttl))| ((), (tenant, day, ttl, ts))).collect();
         self.run_all("catalog_days", &self.statements.insert_day, day_rows, 64).await?;
-        self.catalog_written.record(tenant, &operations, &days);
+        self.catalog_written.record(tenant, &operations);
         Ok(())
     }
 }

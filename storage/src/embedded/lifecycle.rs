@@ -349,6 +349,14 @@ impl Lifecycle for EmbeddedStore {
         blocking(&self.inner, move |inner| inner.expire_sync(before_ns)).await
     }
 
+    async fn purge_all(&self) -> Result<u64, StorageError> {
+        let mut rows = 0;
+        for tenant in self.tenants().await? {
+            rows += self.purge_tenant(&tenant, 0, u64::MAX).await?.0.rows;
+        }
+        Ok(rows)
+    }
+
     async fn purge_tenant(&self, tenant: &str, from_ns: u64, before_ns: u64) -> Result<(Expired, u64), StorageError> {
         let tenant = tenant.to_string();
         blocking(&self.inner, move |inner| inner.purge_sync(&tenant, from_ns, before_ns)).await

@@ -138,6 +138,11 @@ pub struct QueryArgs {
     pub query_addr: SocketAddr,
     #[command(flatten)]
     pub jaeger_grpc: super::JaegerGrpcArgs,
+    /// Serve POST /api/purge, which truncates the keyspace's data tables: for test
+    /// suites that empty the store between cases (Jaeger's storage integration tests)
+    /// only, never in production. Needs the admin scope when tokens are on.
+    #[arg(long, env = "TRACEKEEPER_TEST_PURGE_ENDPOINT")]
+    pub test_purge_endpoint: bool,
     /// CQL contact points, comma-separated host:port.
     #[arg(long, env = "TRACEKEEPER_CQL_NODES", value_delimiter = ',', default_value = "127.0.0.1:9042")]
     pub cql_nodes: Vec<String>,

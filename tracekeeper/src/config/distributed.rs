@@ -51,6 +51,7 @@ pub fn query(args: QueryArgs) -> anyhow::Result<roles::query::Config> {
     Ok(roles::query::Config {
         query_addr: args.query_addr,
         jaeger_grpc: super::jaeger_grpc(&args.jaeger_grpc),
+        test_purge_endpoint: args.test_purge_endpoint,
         cql: cql(&args.cql_security, &args.cql_nodes, &args.keyspace)?,
         multi_tenancy: args.multi_tenancy,
         retention: single_retention(&args.retention)?,

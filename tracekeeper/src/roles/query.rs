@@ -22,13 +22,15 @@ use super::{bind, WATERMARK_REFRESH};
 use crate::ops::{self, Readiness};
 use crate::serve::Servers;
 use crate::telemetry::Role;
-use crate::{retention_api, status};
+use crate::{purge_api, retention_api, status};
 
 /// Everything `query` runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub query_addr: SocketAddr,
     pub jaeger_grpc: super::JaegerGrpcConfig,
+    /// Whether `POST /api/purge` truncates the data tables (test suites only).
+    pub test_purge_endpoint: bool,
     pub cql: CqlConfig,
     /// Whether `X-Scope-OrgID` keeps tenants apart.
     pub multi_tenancy: bool,
@@ -88,7 +90,8 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     );
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), config.serving.clone());
-    let admin = status::router(ledger, Vec::new(), clock).merge(retention_api::router(lifecycle));
+    let purge = purge_api::router(lifecycle.clone(), config.test_purge_endpoint);
+    let admin = status::router(ledger, Vec::new(), clock).merge(retention_api::router(lifecycle)).merge(purge);
     let query_addr = super::local(&listeners.query);
     listeners.jaeger_grpc.serve(&mut servers, &state)?;
     servers.http(listeners.query, crate::listeners::query(state, admin, &config.ui), "query")?;
