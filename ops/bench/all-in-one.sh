@@ -13,6 +13,6 @@ port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));pri
 http=$(port); grpc=$(port); zipkin=$(port); query=$(port)
 RUST_LOG=warn "$bin" all-in-one --data-dir "$data" "${ALL_IN_ONE_FLAGS[@]}" \
   --otlp-http-addr 127.0.0.1:$http --otlp-grpc-addr 127.0.0.1:$grpc \
-  --zipkin-addr 127.0.0.1:$zipkin --query-addr 127.0.0.1:$query &
+  --zipkin-addr 127.0.0.1:$zipkin --query-addr 127.0.0.1:$query --query-grpc-addr 127.0.0.1:0 &
 pid=$!
 until curl -sf "http://127.0.0.1:$query/ready" >/dev/null; do sleep 0.1; done

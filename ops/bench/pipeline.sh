@@ -65,7 +65,7 @@ for i in $(seq "$indexers"); do
     --keyspace "$run" --admin-addr "$a" & pids+=($!); indexer_pids+=($!)
 done
 query=127.0.0.1:$(port)
-RUST_LOG=warn "$bin" query --cql-nodes "$cql" --keyspace "$run" --query-addr "$query" & pids+=($!); query_pid=$!
+RUST_LOG=warn "$bin" query --cql-nodes "$cql" --keyspace "$run" --query-addr "$query" --query-grpc-addr 127.0.0.1:0 & pids+=($!); query_pid=$!
 for a in "${admins[@]}" "$query" 127.0.0.1:$http; do until curl -sf "http://$a/ready" >/dev/null; do sleep 0.2; done; done
 # Ready indexers may still be forming their consumer group: the load starts once every
 # partition has an owner and every indexer owns some (at most 60 s), so that freshness

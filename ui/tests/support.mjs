@@ -53,7 +53,9 @@ export class Server {
     const baseAt = extra.indexOf('--ui-base-path');
     server.base = baseAt >= 0 ? extra[baseAt + 1] : '';
     server.args = ['all-in-one', '--data-dir', server.dataDir, '--otlp-grpc-addr', `127.0.0.1:${grpc}`,
-      '--otlp-http-addr', `127.0.0.1:${http}`, '--zipkin-addr', `127.0.0.1:${zipkin}`, '--query-addr', `127.0.0.1:${query}`, ...extra];
+      '--otlp-http-addr', `127.0.0.1:${http}`, '--zipkin-addr', `127.0.0.1:${zipkin}`, '--query-addr', `127.0.0.1:${query}`,
+      // Jaeger's gRPC query API is not used here: any free port, so servers never share 16685.
+      '--query-grpc-addr', '127.0.0.1:0', ...extra];
     await server.spawn();
     return server;
   }
