@@ -12,8 +12,7 @@ use tracekeeper_jaeger_proto::api_v2::{
 };
 use tracekeeper_model::TraceId;
 
-use super::{api_v2_model, bad, find, operations, search_of, services, storage_status, tenant, Streamed};
-use crate::tenant_gate::TenantSlot;
+use super::{api_v2_model, bad, find, operations, search_of, services, tenant, trace_stream, Streamed};
 use crate::QueryState;
 
 pub fn server(state: Arc<QueryState>) -> QueryServiceServer<ApiV2> {
@@ -30,22 +29,6 @@ fn chunk(spans: &[tracekeeper_model::Span]) -> SpansResponseChunk {
     SpansResponseChunk { spans: spans.iter().map(api_v2_model::span).collect() }
 }
 
-/// A trace a page of spans at a time; `NOT_FOUND` when it has none.
-fn trace_chunks(state: &QueryState, tenant: TenantSlot, id: TraceId) -> Streamed<SpansResponseChunk> {
-    let pages = state.engine.trace_pages(&tenant, id);
-    Box::pin(futures::stream::unfold((pages, Some(tenant), true), |(mut pages, slot, first)| async move {
-        slot.as_ref()?;
-        let answer = match pages.next().await {
-            Ok(Some(page)) => Ok(chunk(&page)),
-            Ok(None) if first => Err(Status::not_found("trace not found")),
-            Ok(None) => return None,
-            Err(e) => Err(storage_status(e)),
-        };
-        let slot = if answer.is_ok() { slot } else { None };
-        Some((answer, (pages, slot, false)))
-    }))
-}
-
 #[tonic::async_trait]
 impl QueryService for ApiV2 {
     type GetTraceStream = Streamed<SpansResponseChunk>;
@@ -54,7 +37,7 @@ impl QueryService for ApiV2 {
     async fn get_trace(&self, request: Request<GetTraceRequest>) -> Result<Response<Self::GetTraceStream>, Status> {
         let tenant = tenant(&self.0, &request)?;
         let id = trace_id(&request.get_ref().trace_id)?;
-        Ok(Response::new(trace_chunks(&self.0, tenant, id)))
+        Ok(Response::new(trace_stream(&self.0, tenant, id, chunk)))
     }
 
     async fn archive_trace(&self, _: Request<ArchiveTraceRequest>) -> Result<Response<ArchiveTraceResponse>, Status> {

@@ -10,7 +10,7 @@ use tracekeeper_jaeger_proto::api_v3::{
     GetTraceRequest, Operation,
 };
 
-use super::{bad, find, found_stream, operations, search_of, services, tenant, trace_stream, Streamed};
+use super::{bad, find, found_stream, operations, search_of, services, tenant, trace_stream, traces_data, Streamed};
 use crate::QueryState;
 
 pub fn server(state: Arc<QueryState>) -> QueryServiceServer<ApiV3> {
@@ -28,7 +28,7 @@ impl QueryService for ApiV3 {
         let tenant = tenant(&self.0, &request)?;
         let id = tracekeeper_model::TraceId::from_hex(&request.get_ref().trace_id)
             .map_err(|e| bad(format!("invalid trace id {:?}: {e}", request.get_ref().trace_id)))?;
-        Ok(Response::new(trace_stream(&self.0, tenant, id)))
+        Ok(Response::new(trace_stream(&self.0, tenant, id, traces_data)))
     }
 
     async fn find_traces(

@@ -187,15 +187,20 @@ fn traces_data(spans: &[Span]) -> TracesData {
     TracesData { resource_spans: tracekeeper_model::otlp::to_request(spans).resource_spans }
 }
 
-/// A whole trace, a page of spans at a time, as the stream of `TracesData` that
-/// api_v3 answers with; `NOT_FOUND` when it has no span. The tenant's query slot is
-/// held until the stream ends.
-fn trace_stream(state: &QueryState, tenant: TenantSlot, trace_id: tracekeeper_model::TraceId) -> Streamed<TracesData> {
+/// A whole trace, a page of spans at a time, each page made a message by `message`;
+/// `NOT_FOUND` when it has no span. The tenant's query slot is held until the stream
+/// ends.
+fn trace_stream<T: Send + 'static>(
+    state: &QueryState,
+    tenant: TenantSlot,
+    trace_id: tracekeeper_model::TraceId,
+    message: fn(&[Span]) -> T,
+) -> Streamed<T> {
     let pages = state.engine.trace_pages(&tenant, trace_id);
-    Box::pin(futures::stream::unfold((pages, Some(tenant), true), |(mut pages, slot, first)| async move {
+    Box::pin(futures::stream::unfold((pages, Some(tenant), true), move |(mut pages, slot, first)| async move {
         slot.as_ref()?;
         let answer = match pages.next().await {
-            Ok(Some(page)) => Ok(traces_data(&page)),
+            Ok(Some(page)) => Ok(message(&page)),
             Ok(None) if first => Err(Status::not_found("trace not found")),
             Ok(None) => return None,
             Err(e) => Err(storage_status(e)),
