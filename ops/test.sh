@@ -70,6 +70,18 @@ tools_bin=$(ops/tools.sh "$cache")
 export TRACEKEEPER_PROMTOOL="$tools_bin/promtool" TRACEKEEPER_HELM="$tools_bin/helm"
 export TRACEKEEPER_OTELCOL_TRACEKEEPER="$tools_bin/otelcol-tracekeeper"
 
+# Tempo's TraceQL corpus (tests/traceql_conformance.rs): Tempo's, beside the repository
+# this checkout came from (a CI clone's origin), never copied into it.
+if [ -z "${TRACEKEEPER_TEMPO_TRACEQL_CORPUS:-}" ]; then
+  origin=$(git remote get-url origin 2>/dev/null || true)
+  for dir in "$PWD/../shared/tempo-traceql" "${origin:+$(dirname "$origin")/shared/tempo-traceql}"; do
+    if [ -n "$dir" ] && [ -f "$dir/test_examples.yaml" ]; then
+      export TRACEKEEPER_TEMPO_TRACEQL_CORPUS="$dir"
+      break
+    fi
+  done
+fi
+
 # The UI tests' browser (Debian's chromium) and driver (playwright-core, in $cache/node).
 node_dir=$(ops/ui-deps.sh "$cache")
 

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::Event;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
@@ -63,6 +64,10 @@ pub struct LoadgenArgs {
     /// against --query, and print p50 and p99 per query.
     #[arg(long)]
     pub query_bench: Option<usize>,
+    /// Events (logs) on each generated span, each with a name and two attributes, to
+    /// measure what indexing event attributes costs (the default shape has none).
+    #[arg(long, default_value_t = 0)]
+    pub events_per_span: usize,
 }
 
 /// xorshift64*: deterministic and dependency-free; quality is irrelevant here.
@@ -91,8 +96,8 @@ fn s(text: impl Into<String>) -> any_value::Value {
 const ROUTES: [&str; 6] = ["/api/cart", "/api/checkout", "/api/items/{id}", "/login", "/api/search", "/health"];
 const METHODS: [&str; 3] = ["GET", "POST", "PUT"];
 
-/// One trace of `spans` spans across the 10 services, ~250 bytes a span.
-fn trace(rng: &mut Rng, now_ns: u64, spans: usize) -> Vec<(usize, Span)> {
+/// One trace of `spans` spans across the 10 services, ~250 bytes a span without events.
+fn trace(rng: &mut Rng, now_ns: u64, spans: usize, events_per_span: usize) -> Vec<(usize, Span)> {
     let trace_id: Vec<u8> = [rng.next().to_be_bytes(), rng.next().to_be_bytes()].concat();
     let start = now_ns - rng.below(5_000_000_000);
     let mut out: Vec<(usize, Span)> = Vec::with_capacity(spans);
@@ -118,11 +123,34 @@ fn trace(rng: &mut Rng, now_ns: u64, spans: usize) -> Vec<(usize, Span)> {
                     kv("net.peer.name", s(format!("10.0.{}.{}", rng.below(4), rng.below(250)))),
                     kv("user.id", s(format!("u{}", rng.below(100_000)))),
                 ],
+                events: (0..events_per_span).map(|e| event(rng, begin + e as u64 * 1_000)).collect(),
                 ..Default::default()
             },
         ));
     }
     out
+}
+
+/// A log line as OTel SDKs record one: mostly plain messages, sometimes an exception.
+fn event(rng: &mut Rng, time_unix_nano: u64) -> Event {
+    let (name, attributes) = if rng.below(20) == 0 {
+        (
+            "exception",
+            vec![
+                kv("exception.type", s("TimeoutError")),
+                kv("exception.message", s(format!("upstream {} timed out", rng.below(40)))),
+            ],
+        )
+    } else {
+        (
+            "log",
+            vec![
+                kv("level", s(["info", "debug", "warn"][rng.below(3) as usize])),
+                kv("cache.key", s(format!("k{}", rng.below(10_000)))),
+            ],
+        )
+    };
+    Event { time_unix_nano, name: name.into(), attributes, ..Default::default() }
 }
 
 fn request(spans: Vec<(usize, Span)>) -> Vec<u8> {
@@ -189,7 +217,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         let mut batch = Vec::new();
         while batch.len() < args.batch_spans {
             let len = 10 + rng.below(91) as usize;
-            batch.extend(trace(&mut rng, now, len));
+            batch.extend(trace(&mut rng, now, len, args.events_per_span));
         }
         total += batch.len();
         let n = batch.len();
@@ -276,7 +304,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
 /// searches of `--query-bench` never have to read it); returns its id.
 async fn store_trace(args: &LoadgenArgs, spans: usize) -> anyhow::Result<String> {
     let mut rng = Rng(now_ns() | 1);
-    let trace = trace(&mut rng, now_ns(), spans);
+    let trace = trace(&mut rng, now_ns(), spans, 0);
     let id = hex_of(&trace[0].1.trace_id);
     let client = reqwest::Client::new();
     for chunk in trace.chunks(1000) {

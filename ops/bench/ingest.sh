@@ -4,9 +4,11 @@
 # and fetch latency of a 1,000-span trace. A benchmark: it prints numbers, it asserts
 # nothing. The last line is the machine-readable summary (`SUMMARY bench=ingest ...`).
 #
-# Usage: ops/bench/ingest.sh [process|fsync] [SECONDS] [PRELOAD_SPANS]
-#   PRELOAD_SPANS  spans loaded (as fast as they are taken) before the measured
-#                  SECONDS, to measure ingest into a store that already holds them.
+# Usage: ops/bench/ingest.sh [process|fsync] [SECONDS] [PRELOAD_SPANS] [EVENTS_PER_SPAN]
+#   PRELOAD_SPANS    spans loaded (as fast as they are taken) before the measured
+#                    SECONDS, to measure ingest into a store that already holds them.
+#   EVENTS_PER_SPAN  events (logs, with attributes) on every span; the loadgen shape
+#                    has none.
 # Bytes on disk are blocks allocated (`du -B1`): fjall preallocates its journal as a
 # sparse 64 MiB file, which `du -b` would count whole.
 set -euo pipefail
@@ -14,6 +16,7 @@ cd "$(dirname "$0")/../.."
 sync_mode="${1:-process}"
 seconds="${2:-20}"
 preload="${3:-0}"
+events="${4:-0}"
 ALL_IN_ONE_FLAGS=(--sync "$sync_mode")
 . ops/bench/all-in-one.sh
 
@@ -25,12 +28,12 @@ if [ "$preload" -gt 0 ]; then
   left=$preload; seed=1
   while [ "$left" -gt 0 ]; do
     chunk=$(( left < 2000000 ? left : 2000000 ))
-    "$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds 100000 --total-spans "$chunk" --seed "$seed" 2>/dev/null
+    "$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds 100000 --total-spans "$chunk" --seed "$seed" --events-per-span "$events" 2>/dev/null
     left=$((left - chunk)); seed=$((seed + 1))
   done
 fi
 t0=$(ticks); s0=$(date +%s.%N)
-"$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds "$seconds" --total-spans $((seconds * 130000)) | tee /tmp/tracekeeper-loadgen.out
+"$bench" loadgen --endpoint "http://127.0.0.1:$http/v1/traces" --seconds "$seconds" --total-spans $((seconds * 130000)) --events-per-span "$events" | tee /tmp/tracekeeper-loadgen.out
 t1=$(ticks); s1=$(date +%s.%N)
 spans=$(sed -n 's/.*spans=\([0-9]*\) .*/\1/p' /tmp/tracekeeper-loadgen.out)
 rate=$(sed -n 's/.*spans_per_sec=\([0-9]*\) .*/\1/p' /tmp/tracekeeper-loadgen.out)
@@ -50,6 +53,6 @@ kill "$pid"; wait "$pid" || true
   || echo "(tracekeeper compact failed, or this binary has none: the next figure is not compacted)"
 compacted_bytes=$(disk)
 echo "after tracekeeper compact: disk_bytes=$compacted_bytes bytes_per_span=$((compacted_bytes / stored))"
-echo "SUMMARY bench=ingest sync=$sync_mode preloaded_spans=$preload spans_per_sec=$rate server_cpu_percent=$cpu" \
+echo "SUMMARY bench=ingest sync=$sync_mode preloaded_spans=$preload events_per_span=$events spans_per_sec=$rate server_cpu_percent=$cpu" \
   "peak_rss_mib=$((hwm / 1024)) bytes_per_span_idle_10s=$((idle_bytes / stored))" \
   "bytes_per_span_compacted=$((compacted_bytes / stored)) fetch_1000_p50_ms=$fetch_p50 fetch_1000_p99_ms=$fetch_p99"

@@ -44,9 +44,13 @@ fn derived_tag(span: &Span, key: &str) -> Option<Option<AnyValue>> {
     })
 }
 
-/// Does a stored value equal the query text, read as the stored value's type?
+/// Does a stored value equal the query text, read as the stored value's type? An array
+/// matches by its text or by any of its elements.
 pub fn value_matches(stored: &AnyValue, wanted: &str) -> bool {
     match stored {
+        AnyValue::Array(items) => {
+            value_to_text(stored) == wanted || items.iter().any(|item| value_matches(item, wanted))
+        }
         AnyValue::String(s) => s == wanted,
         AnyValue::Bool(b) => wanted.parse::<bool>().is_ok_and(|w| w == *b),
         AnyValue::Int(i) => wanted.parse::<i64>().is_ok_and(|w| w == *i),

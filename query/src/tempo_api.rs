@@ -25,7 +25,7 @@ use crate::error::{QueryError, TextResult};
 use crate::jaeger_api::parse_trace_id;
 use crate::params::Params;
 use crate::predicate::SpanPredicate;
-use crate::traceql::{self, Field, TraceView};
+use crate::traceql::{self, Expr, SpanSet, TraceView, Value as FieldValue};
 use crate::QueryState;
 use crate::Tenant;
 use tracekeeper_serve::{Declared, Group, Routes, Shape};
@@ -37,8 +37,34 @@ const DEFAULT_SPSS: usize = 3;
 const DEFAULT_WINDOW_NS: u64 = 86_400_000_000_000;
 /// Most traces read to list tag names and values.
 const LISTING_TRACES: usize = 1_000;
-const INTRINSICS: [&str; 8] =
-    ["duration", "kind", "name", "rootName", "rootServiceName", "status", "statusMessage", "traceDuration"];
+const INTRINSICS: [&str; 26] = [
+    "duration",
+    "event:name",
+    "event:timeSinceStart",
+    "instrumentation:name",
+    "instrumentation:version",
+    "kind",
+    "link:spanID",
+    "link:traceID",
+    "name",
+    "rootName",
+    "rootServiceName",
+    "span:childCount",
+    "span:duration",
+    "span:id",
+    "span:kind",
+    "span:name",
+    "span:parentID",
+    "span:status",
+    "span:statusMessage",
+    "status",
+    "statusMessage",
+    "trace:duration",
+    "trace:id",
+    "trace:rootName",
+    "trace:rootService",
+    "traceDuration",
+];
 
 pub fn router(state: Arc<QueryState>) -> Routes {
     Group::new(Declared::read(Shape::Text))
@@ -176,18 +202,21 @@ fn kv_json(key: &str, value: &AnyValue) -> Value {
     json!({ "key": key, "value": serde_json::to_value(value_to_proto(value)).unwrap_or(Value::Null) })
 }
 
-/// The attributes the query reads that `span` has, as OTLP JSON key-values.
-fn matched_attributes(span: &Span, fields: &[&Field]) -> Vec<Value> {
+/// The attributes the query reads or selects that `span` has, as OTLP JSON key-values.
+fn matched_attributes(span: &Span, fields: &[&Expr]) -> Vec<Value> {
     let mut out = BTreeMap::new();
     for field in fields {
-        let (Some(key), Some(value)) = (field.attribute_key(), field.values(span).first().copied()) else { continue };
-        out.entry(key.to_string()).or_insert_with(|| kv_json(key, value));
+        let Expr::Attribute(attr) = field else { continue };
+        if let Some(value) = traceql::attribute_of(span, attr) {
+            out.entry(attr.name.clone()).or_insert_with(|| kv_json(&attr.name, value));
+        }
     }
     out.into_values().collect()
 }
 
-fn trace_json(found: &Found, matched: &[usize], fields: &[&Field], spss: usize) -> Value {
-    let spans: Vec<Value> = matched
+fn spanset_json(found: &Found, set: &SpanSet, fields: &[&Expr], spss: usize) -> Value {
+    let spans: Vec<Value> = set
+        .spans
         .iter()
         .take(spss)
         .map(|&i| {
@@ -201,7 +230,13 @@ fn trace_json(found: &Found, matched: &[usize], fields: &[&Field], spss: usize) 
             })
         })
         .collect();
-    let span_set = json!({ "spans": spans, "matched": matched.len() });
+    let attributes: Vec<Value> = set.attributes.iter().map(|(k, v)| kv_json(k, &AnyValue::String(v.clone()))).collect();
+    json!({ "spans": spans, "matched": set.spans.len(), "attributes": attributes })
+}
+
+fn trace_json(found: &Found, sets: &[SpanSet], fields: &[&Expr], spss: usize) -> Value {
+    let span_sets: Vec<Value> = sets.iter().map(|set| spanset_json(found, set, fields, spss)).collect();
+    let span_set = span_sets.first().cloned().unwrap_or_else(|| json!({ "spans": [], "matched": 0 }));
     let stats: BTreeMap<&str, Value> = found
         .summary
         .services
@@ -215,7 +250,7 @@ fn trace_json(found: &Found, matched: &[usize], fields: &[&Field], spss: usize) 
         "startTimeUnixNano": found.summary.start_ns.to_string(),
         "durationMs": found.summary.duration_ns / 1_000_000,
         "spanSet": span_set,
-        "spanSets": [span_set],
+        "spanSets": span_sets,
         "serviceStats": stats,
     })
 }
@@ -258,16 +293,23 @@ async fn search(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(r
             let TempoSearch { query, traceql, spss } =
                 parse_search(&Params::parse(raw.as_deref()), state.engine.now_ns())?;
             let span = &query.span;
-            let matches = |spans: &[Span]| -> Vec<usize> {
+            let spansets = |spans: &[Span]| -> Vec<SpanSet> {
                 match (&traceql, TraceView::new(spans)) {
-                    (Some(q), Some(view)) => q.matches(&view),
+                    (Some(q), Some(view)) => q.spansets(&view),
                     (Some(_), None) => Vec::new(),
-                    (None, _) => (0..spans.len()).filter(|&i| span.matches(&spans[i])).collect(),
+                    (None, _) => {
+                        let spans: Vec<usize> = (0..spans.len()).filter(|&i| span.matches(&spans[i])).collect();
+                        if spans.is_empty() {
+                            Vec::new()
+                        } else {
+                            vec![SpanSet { spans, attributes: Vec::new() }]
+                        }
+                    }
                 }
             };
-            let found = state.engine.search_where(&tenant, &query, &|spans| !matches(spans).is_empty()).await?;
+            let found = state.engine.search_where(&tenant, &query, &|spans| !spansets(spans).is_empty()).await?;
             let fields = traceql.as_ref().map(traceql::Query::fields).unwrap_or_default();
-            let traces: Vec<Value> = found.iter().map(|f| trace_json(f, &matches(&f.spans), &fields, spss)).collect();
+            let traces: Vec<Value> = found.iter().map(|f| trace_json(f, &spansets(&f.spans), &fields, spss)).collect();
             let metrics = json!({ "inspectedTraces": traces.len(), "completedJobs": 1, "totalJobs": 1 });
             let response = Json(json!({ "traces": traces, "metrics": metrics })).into_response();
             Ok(crate::budget::with_partial_note(response, found.partial.as_deref()))
@@ -338,23 +380,28 @@ async fn tags_v2(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(
     )
 }
 
-/// A value as Tempo's v2 tag values list it: (type, text).
-fn typed(value: &AnyValue) -> (&'static str, String) {
-    match value {
-        AnyValue::String(s) => ("string", s.clone()),
-        AnyValue::Int(i) => ("int", i.to_string()),
-        AnyValue::Double(d) => ("float", d.to_string()),
-        AnyValue::Bool(b) => ("bool", b.to_string()),
-        other => ("string", tracekeeper_model::jaeger::value_to_text(other)),
-    }
+/// A value as Tempo's v2 tag values list it: (type, text); nothing for nil and "".
+fn typed(value: &FieldValue<'_>) -> Option<(&'static str, String)> {
+    let kind = match value {
+        FieldValue::Nil => return None,
+        FieldValue::Str(s) if s.is_empty() => return None,
+        FieldValue::Str(_) | FieldValue::Array(_) => "string",
+        FieldValue::Int(_) => "int",
+        FieldValue::Float(_) => "float",
+        FieldValue::Bool(_) => "bool",
+        FieldValue::Duration(_) => "duration",
+        FieldValue::Status(_) | FieldValue::Kind(_) => "keyword",
+    };
+    Some((kind, value.text()))
 }
 
-/// Values of a TraceQL identifier on the spans of recent traces that `q` selects.
+/// Values of a TraceQL attribute or intrinsic on the spans of recent traces that `q`
+/// selects.
 async fn values_of(
     state: &QueryState,
     tenant: &str,
     params: &Params,
-    field: &Field,
+    field: &Expr,
 ) -> Result<BTreeSet<(&'static str, String)>, QueryError> {
     let (start, end) = window(params, state.engine.now_ns())?;
     let filter = params.get("q").map(parse_traceql).transpose()?;
@@ -366,23 +413,8 @@ async fn values_of(
             Some(q) => q.matches(&view),
             None => (0..spans.len()).collect(),
         };
-        for span in selected.into_iter().map(|i| &spans[i]) {
-            if field.attribute_key().is_some() {
-                out.extend(field.values(span).into_iter().map(typed));
-                continue;
-            }
-            let value = match field {
-                Field::Name => Some(("string", span.name.clone())),
-                Field::Status => Some(("keyword", format!("{:?}", span.status.code).to_lowercase())),
-                Field::Kind => Some(("keyword", format!("{:?}", span.kind).to_lowercase())),
-                Field::StatusMessage => Some(("string", span.status.message.clone())).filter(|(_, m)| !m.is_empty()),
-                _ => {
-                    return Err(QueryError::BadRequest(
-                        "tag values are listed for attributes, name, status, kind and statusMessage only".into(),
-                    ))
-                }
-            };
-            out.extend(value);
+        for span in selected {
+            out.extend(traceql::value_on(&view, span, field).iter().filter_map(typed));
         }
     }
     Ok(out)
@@ -397,7 +429,8 @@ async fn tag_values(
     TextResult(
         async {
             let params = Params::parse(raw.as_deref());
-            let values = values_of(&state, &tenant, &params, &Field::AnyAttr(tag)).await?;
+            let field = Expr::Attribute(traceql::Attribute { scope: traceql::Scope::Any, name: tag });
+            let values = values_of(&state, &tenant, &params, &field).await?;
             let values: BTreeSet<String> = values.into_iter().map(|(_, v)| v).collect();
             Ok(Json(json!({ "tagValues": values })).into_response())
         }

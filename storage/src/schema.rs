@@ -185,7 +185,8 @@ pub const EVENT_NAME_KEY: &str = "event";
 /// The terms a span produces. A tag is found wherever the span holds it, as Jaeger's
 /// search finds it: the span's attributes, its resource's (`service.name` has its own
 /// term), its instrumentation scope's, and each event's, with each event's name under
-/// [`EVENT_NAME_KEY`].
+/// [`EVENT_NAME_KEY`]. An array's elements (the first [`MAX_INDEXED_ELEMENTS`]) are
+/// indexed as values of its key.
 pub fn terms_of(span: &Span) -> impl Iterator<Item = TermRef<'_>> + '_ {
     let service = span.service_name();
     let fixed = [TermRef::All, TermRef::Service(service), TermRef::Operation(service, &span.name)];
@@ -201,9 +202,19 @@ pub fn terms_of(span: &Span) -> impl Iterator<Item = TermRef<'_>> + '_ {
         .chain(span.scope.attributes.iter())
         .chain(span.events.iter().flat_map(|e| e.attributes.iter()))
         .filter(|kv| kv.key.len() <= MAX_INDEXED_LEN)
-        .filter_map(|kv| ValueRef::of(&kv.value).map(|value| TermRef::Attribute(&kv.key, value)));
+        .flat_map(|kv| {
+            let elements = match &kv.value {
+                AnyValue::Array(items) => &items[..items.len().min(MAX_INDEXED_ELEMENTS)],
+                single => std::slice::from_ref(single),
+            };
+            elements.iter().filter_map(|value| ValueRef::of(value).map(|value| TermRef::Attribute(&kv.key, value)))
+        });
     fixed.into_iter().chain(attrs).chain(event_names)
 }
+
+/// Most elements of one array attribute indexed, each as a value of its key: TraceQL
+/// and Jaeger's tags find an array by any of its elements.
+pub const MAX_INDEXED_ELEMENTS: usize = 16;
 
 /// A stored span's identity within its trace: the span id, plus a marker byte for
 /// server spans. Zipkin tracers often report an RPC's client and server halves under

@@ -100,7 +100,8 @@ pub async fn conformance(writer: &dyn SpanWriter, reader: &dyn SpanReader) {
     let as_string = IndexTerm::Attribute { key: "http.status_code".into(), value: IndexValue::Str("200".into()) };
     assert!(reader.postings("acme", &as_string, u64::MAX, 0, None, 10).await.unwrap().is_empty());
     // Tags are indexed wherever a span holds them: its scope's attributes, and each
-    // event's attributes and name (Jaeger's log fields, its `event` field).
+    // event's attributes and name (Jaeger's log fields, its `event` field); an array's
+    // elements each as a value of its key.
     let mut logged = span(0x53, 1, "api", "GET /logged", t0 + 20 * 1_000_000_000);
     let mut scope = (*logged.scope).clone();
     scope.attributes.push(KeyValue::string("lib.flavor", "grpc"));
@@ -111,8 +112,13 @@ pub async fn conformance(writer: &dyn SpanWriter, reader: &dyn SpanReader) {
         attributes: vec![KeyValue::new("attempt", AnyValue::Int(3))],
         dropped_attributes_count: 0,
     });
+    logged
+        .attributes
+        .push(KeyValue::new("colours", AnyValue::Array(vec![AnyValue::String("blue".into()), AnyValue::Int(7)])));
     writer.write(batch("logged", vec![logged.clone()])).await.unwrap();
     for (key, value) in [
+        ("colours", IndexValue::Str("blue".into())),
+        ("colours", IndexValue::Int(7)),
         ("lib.flavor", IndexValue::Str("grpc".into())),
         ("attempt", IndexValue::Int(3)),
         ("event", IndexValue::Str("retry".into())),

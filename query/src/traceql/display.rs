@@ -1,68 +1,109 @@
-//! How the parts of a query are written in TraceQL, for error messages: a refusal
-//! names what the user wrote, never the parser's own types.
-
-use std::fmt;
+//! How the parts of a query are written in TraceQL, for error messages and for the
+//! names of `by()` groups: never the parser's own types.
 
 use tracekeeper_model::{SpanKind, StatusCode};
 
-use super::{Field, Literal, Op};
+use super::ast::{Attribute, BinOp, Expr, Intrinsic, Scope, Static};
 
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Field::SpanAttr(k) => write!(f, "span.{k}"),
-            Field::ResourceAttr(k) => write!(f, "resource.{k}"),
-            Field::AnyAttr(k) => write!(f, ".{k}"),
-            Field::EventAttr(k) => write!(f, "event.{k}"),
-            Field::ScopeAttr(k) => write!(f, "instrumentation.{k}"),
-            Field::Name => f.write_str("name"),
-            Field::Status => f.write_str("status"),
-            Field::StatusMessage => f.write_str("statusMessage"),
-            Field::Kind => f.write_str("kind"),
-            Field::Duration => f.write_str("duration"),
-            Field::TraceDuration => f.write_str("traceDuration"),
-            Field::RootService => f.write_str("rootServiceName"),
-            Field::RootName => f.write_str("rootName"),
-        }
+fn status(s: StatusCode) -> &'static str {
+    match s {
+        StatusCode::Unset => "unset",
+        StatusCode::Ok => "ok",
+        StatusCode::Error => "error",
     }
 }
 
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Op::Eq => "=",
-            Op::Ne => "!=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Re => "=~",
-            Op::NotRe => "!~",
-        })
+fn kind(k: SpanKind) -> &'static str {
+    match k {
+        SpanKind::Unspecified => "unspecified",
+        SpanKind::Internal => "internal",
+        SpanKind::Server => "server",
+        SpanKind::Client => "client",
+        SpanKind::Producer => "producer",
+        SpanKind::Consumer => "consumer",
     }
 }
 
-impl fmt::Display for Literal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Literal::Str(s) => write!(f, "the string {s:?}"),
-            Literal::Int(i) => write!(f, "the integer {i}"),
-            Literal::Float(x) => write!(f, "the number {x}"),
-            Literal::Bool(b) => write!(f, "{b}"),
-            Literal::Duration(ns) => write!(f, "the duration {ns}ns"),
-            Literal::Status(s) => f.write_str(match s {
-                StatusCode::Unset => "unset",
-                StatusCode::Ok => "ok",
-                StatusCode::Error => "error",
-            }),
-            Literal::Kind(k) => f.write_str(match k {
-                SpanKind::Unspecified => "unspecified",
-                SpanKind::Internal => "internal",
-                SpanKind::Server => "server",
-                SpanKind::Client => "client",
-                SpanKind::Producer => "producer",
-                SpanKind::Consumer => "consumer",
-            }),
-        }
+pub fn intrinsic(i: Intrinsic) -> &'static str {
+    match i {
+        Intrinsic::Name => "name",
+        Intrinsic::Status => "status",
+        Intrinsic::StatusMessage => "statusMessage",
+        Intrinsic::Kind => "kind",
+        Intrinsic::Duration => "duration",
+        Intrinsic::ChildCount => "span:childCount",
+        Intrinsic::SpanId => "span:id",
+        Intrinsic::ParentId => "span:parentID",
+        Intrinsic::TraceDuration => "traceDuration",
+        Intrinsic::RootName => "rootName",
+        Intrinsic::RootService => "rootServiceName",
+        Intrinsic::TraceId => "trace:id",
+        Intrinsic::EventName => "event:name",
+        Intrinsic::EventTimeSinceStart => "event:timeSinceStart",
+        Intrinsic::LinkTraceId => "link:traceID",
+        Intrinsic::LinkSpanId => "link:spanID",
+        Intrinsic::ScopeName => "instrumentation:name",
+        Intrinsic::ScopeVersion => "instrumentation:version",
+        Intrinsic::NestedSetLeft => "nestedSetLeft",
+        Intrinsic::NestedSetRight => "nestedSetRight",
+        Intrinsic::NestedSetParent => "nestedSetParent",
+    }
+}
+
+pub fn attribute(a: &Attribute) -> String {
+    let scope = match a.scope {
+        Scope::Span => "span",
+        Scope::Resource => "resource",
+        Scope::Event => "event",
+        Scope::Link => "link",
+        Scope::Instrumentation => "instrumentation",
+        Scope::Any => "",
+    };
+    let plain = !a.name.is_empty() && !a.name.chars().any(|c| c.is_whitespace() || "{}()=~!<>&|^,\"".contains(c));
+    if plain {
+        format!("{scope}.{}", a.name)
+    } else {
+        format!("{scope}.{:?}", a.name)
+    }
+}
+
+fn op(op: BinOp) -> &'static str {
+    match op {
+        BinOp::Eq => "=",
+        BinOp::Ne => "!=",
+        BinOp::Lt => "<",
+        BinOp::Le => "<=",
+        BinOp::Gt => ">",
+        BinOp::Ge => ">=",
+        BinOp::Re => "=~",
+        BinOp::NotRe => "!~",
+        BinOp::And => "&&",
+        BinOp::Or => "||",
+        BinOp::Add => "+",
+        BinOp::Sub => "-",
+        BinOp::Mul => "*",
+        BinOp::Div => "/",
+        BinOp::Mod => "%",
+        BinOp::Pow => "^",
+    }
+}
+
+pub fn expr(e: &Expr) -> String {
+    match e {
+        Expr::Static(s) => match s {
+            Static::Nil => "nil".into(),
+            Static::Int(i) => i.to_string(),
+            Static::Float(x) => x.to_string(),
+            Static::Str(s) => format!("{s:?}"),
+            Static::Bool(b) => b.to_string(),
+            Static::Duration(ns) => format!("{ns}ns"),
+            Static::Status(s) => status(*s).into(),
+            Static::Kind(k) => kind(*k).into(),
+        },
+        Expr::Attribute(a) => attribute(a),
+        Expr::Intrinsic(i) => intrinsic(*i).into(),
+        Expr::Binary { op: o, left, right, .. } => format!("{} {} {}", expr(left), op(*o), expr(right)),
+        Expr::Not(inner) => format!("!{}", expr(inner)),
+        Expr::Neg(inner) => format!("-{}", expr(inner)),
     }
 }

@@ -1,0 +1,143 @@
+//! Tempo's own TraceQL corpus, whole, over the real socket: every query of its parser
+//! test file (`test_examples.yaml`: valid, parse_fails, validate_fails, unsupported) and
+//! every one-line example of its documentation (`docs_examples.txt`, all valid), sent to
+//! `/api/search` of an all-in-one holding traces. A valid search query answers 200; a
+//! valid metrics query is recognised as one (a 400 that sends it to the metrics API);
+//! anything Tempo refuses is a 400 naming the problem in TraceQL terms. The corpus lives
+//! beside the repository (`ops/test.sh` sets `TRACEKEEPER_TEMPO_TRACEQL_CORPUS`): it is
+//! Tempo's (AGPL-3.0) and is not copied here.
+
+mod support;
+
+use std::path::PathBuf;
+
+use support::{now_ns, rich_trace, Server};
+use tracekeeper_model::otlp;
+
+fn corpus_dir() -> PathBuf {
+    let dir = std::env::var_os("TRACEKEEPER_TEMPO_TRACEQL_CORPUS").map(PathBuf::from).expect(
+        "TRACEKEEPER_TEMPO_TRACEQL_CORPUS must name the directory holding Tempo's test_examples.yaml and \
+         docs_examples.txt (ops/test.sh finds it beside the repository)",
+    );
+    assert!(dir.join("test_examples.yaml").is_file(), "no test_examples.yaml in {}", dir.display());
+    dir
+}
+
+#[derive(serde::Deserialize)]
+struct Examples {
+    valid: Vec<String>,
+    parse_fails: Vec<String>,
+    validate_fails: Vec<String>,
+    unsupported: Vec<String>,
+}
+
+/// (query, what Tempo says of it).
+fn corpus() -> Vec<(String, &'static str)> {
+    let dir = corpus_dir();
+    let text = std::fs::read_to_string(dir.join("test_examples.yaml")).unwrap();
+    let examples: Examples = serde_yaml::from_str(&text).unwrap();
+    let docs = std::fs::read_to_string(dir.join("docs_examples.txt")).unwrap();
+    let mut out: Vec<(String, &'static str)> = Vec::new();
+    out.extend(examples.valid.into_iter().map(|q| (q, "valid")));
+    out.extend(docs.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).map(|q| (q.to_string(), "docs")));
+    out.extend(examples.parse_fails.into_iter().map(|q| (q, "parse_fails")));
+    out.extend(examples.validate_fails.into_iter().map(|q| (q, "validate_fails")));
+    out.extend(examples.unsupported.into_iter().map(|q| (q, "unsupported")));
+    out
+}
+
+const METRICS_REFUSAL: &str = "this is a metrics query";
+
+#[tokio::test]
+async fn every_query_of_tempos_corpus_is_answered_as_tempo_answers_it() {
+    let queries = corpus();
+    assert!(queries.len() > 500, "the whole corpus: {} queries", queries.len());
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let spans: Vec<_> = (1..=3).flat_map(|seed| rich_trace(seed, now_ns() - 60_000_000_000)).collect();
+    let body = prost::Message::encode_to_vec(&otlp::to_request(&spans));
+    assert_eq!(server.post_otlp(body, "application/x-protobuf", &[]).await.0, 200);
+
+    let client = reqwest::Client::new();
+    let url = server.query_url("/api/search");
+    let mut wrong = Vec::new();
+    let mut counts = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+    for (query, says) in &queries {
+        let response = client.get(&url).query(&[("q", query.as_str())]).send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let accepted = status == 200 || (status == 400 && text.contains(METRICS_REFUSAL));
+        let right = match *says {
+            "valid" | "docs" => accepted,
+            _ => status == 400 && !accepted && text.starts_with("TraceQL: "),
+        };
+        assert!(status == 200 || status == 400, "{query}: {status} {text}");
+        for debug in ["Node::", "Binary(", "Call {", "Some(", "Attr {", "Token"] {
+            assert!(!text.contains(debug), "{query}: the refusal shows Rust's debug form: {text}");
+        }
+        let entry = counts.entry(says).or_default();
+        entry.0 += usize::from(right);
+        entry.1 += 1;
+        if !right {
+            wrong.push(format!("{says}: {query} -> {status} {}", text.chars().take(200).collect::<String>()));
+        }
+    }
+    for (says, (right, of)) in &counts {
+        println!("{says}: {right} of {of} answered as Tempo answers");
+    }
+    assert!(wrong.is_empty(), "{} queries answered unlike Tempo:\n{}", wrong.len(), wrong.join("\n"));
+    let (status, _) = server.get_json("/api/services").await;
+    assert_eq!(status, 200, "the process is still up");
+}
+
+/// Answers over HTTP, in Tempo's search shape, on traces built for them.
+#[tokio::test]
+async fn search_answers_carry_spansets_with_their_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let spans = rich_trace(7, now_ns() - 60_000_000_000);
+    let body = prost::Message::encode_to_vec(&otlp::to_request(&spans));
+    assert_eq!(server.post_otlp(body, "application/x-protobuf", &[]).await.0, 200);
+    let search = |q: &str| {
+        let url = server.query_url("/api/search");
+        let q = q.to_string();
+        async move {
+            let response = reqwest::Client::new().get(url).query(&[("q", q.as_str())]).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let names = |body: &serde_json::Value| -> Vec<Vec<String>> {
+        body["traces"][0]["spanSets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no spansets: {body}"))
+            .iter()
+            .map(|set| {
+                set["spans"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+            })
+            .collect()
+    };
+    // Acknowledged spans are searchable once the write is applied: wait for the trace.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while search("{ }").await["traces"].as_array().map_or(0, Vec::len) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the trace never became searchable");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The leaves: spans that are no span's parent.
+    assert_eq!(names(&search("{ } !< { }").await), [["query"]]);
+    // An array attribute matches when one element does.
+    assert_eq!(names(&search("{ span.list = \"two\" }").await), [["GET /checkout"]]);
+    // One spanset per service, each with its group and count.
+    let grouped = search("{ } | by(resource.service.name) | count() > 0").await;
+    let sets = grouped["traces"][0]["spanSets"].as_array().unwrap();
+    assert_eq!(sets.len(), 2, "{grouped}");
+    let attrs: Vec<String> =
+        sets.iter().flat_map(|s| s["attributes"].as_array().unwrap().clone()).map(|a| a.to_string()).collect();
+    assert!(attrs.iter().any(|a| a.contains("by(resource.service.name)") && a.contains("frontend")), "{attrs:?}");
+    assert_eq!(sets[0]["matched"], 2);
+    // The root only, as Drilldown asks for it.
+    assert_eq!(names(&search("{ nestedSetParent < 0 && true } | select(span.http.method)").await), [["GET /checkout"]]);
+    let selected = search("{ nestedSetParent < 0 } | select(span.http.method)").await;
+    let attributes = selected["traces"][0]["spanSets"][0]["spans"][0]["attributes"].to_string();
+    assert!(attributes.contains("http.method") && attributes.contains("GET"), "{attributes}");
+}
