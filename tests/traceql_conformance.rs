@@ -2,8 +2,9 @@
 //! test file (`test_examples.yaml`: valid, parse_fails, validate_fails, unsupported) and
 //! every one-line example of its documentation (`docs_examples.txt`, all valid), sent to
 //! `/api/search` of an all-in-one holding traces. A valid search query answers 200; a
-//! valid metrics query is recognised as one (a 400 that sends it to the metrics API);
-//! anything Tempo refuses is a 400 naming the problem in TraceQL terms. The corpus lives
+//! valid metrics query is sent on to `/api/metrics/query_range` (as the search API's
+//! refusal says) and answers 200 there; anything Tempo refuses is a 400 naming the
+//! problem in TraceQL terms. The corpus lives
 //! beside the repository (`ops/test.sh` sets `TRACEKEEPER_TEMPO_TRACEQL_CORPUS`): it is
 //! Tempo's (AGPL-3.0) and is not copied here.
 
@@ -60,13 +61,20 @@ async fn every_query_of_tempos_corpus_is_answered_as_tempo_answers_it() {
 
     let client = reqwest::Client::new();
     let url = server.query_url("/api/search");
+    let metrics_url = server.query_url("/api/metrics/query_range");
     let mut wrong = Vec::new();
     let mut counts = std::collections::BTreeMap::<&str, (usize, usize)>::new();
     for (query, says) in &queries {
         let response = client.get(&url).query(&[("q", query.as_str())]).send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        let accepted = status == 200 || (status == 400 && text.contains(METRICS_REFUSAL));
+        let (mut status, mut text) = (response.status().as_u16(), response.text().await.unwrap());
+        if status == 400 && text.contains(METRICS_REFUSAL) {
+            // A metrics query: asked where it belongs.
+            let response =
+                client.get(&metrics_url).query(&[("q", query.as_str()), ("step", "60s")]).send().await.unwrap();
+            (status, text) = (response.status().as_u16(), response.text().await.unwrap());
+            assert_eq!(status, 200, "{says}: {query}: {text}");
+        }
+        let accepted = status == 200;
         let right = match *says {
             "valid" | "docs" => accepted,
             _ => status == 400 && !accepted && text.starts_with("TraceQL: "),

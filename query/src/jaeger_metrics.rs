@@ -146,7 +146,7 @@ struct MetricFamily {
 
 /// The latency at `quantile` of `buckets` (counts per bucket, not cumulative), in ms:
 /// linear within the bucket it falls in, as Prometheus's `histogram_quantile`.
-fn quantile_ms(buckets: &[u64], quantile: f64) -> Option<f64> {
+pub(crate) fn quantile_ms(buckets: &[u64], quantile: f64) -> Option<f64> {
     let total: u64 = buckets.iter().sum();
     if total == 0 {
         return None;

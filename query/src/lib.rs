@@ -26,6 +26,7 @@ pub mod params;
 pub mod predicate;
 pub mod telemetry;
 pub mod tempo_api;
+pub mod tempo_metrics;
 pub mod tenant_gate;
 pub mod trace_pages;
 pub mod traceql;
@@ -129,5 +130,6 @@ pub fn router(state: Arc<QueryState>) -> Routes {
         .merge(jaeger_v3::router(state.clone()))
         .merge(zipkin_api::router(state.clone()))
         .merge(tempo_api::router(state.clone()))
+        .merge(tempo_metrics::router(state.clone()))
         .merge(jaeger_metrics::router(state))
 }

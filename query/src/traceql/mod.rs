@@ -19,13 +19,12 @@ mod spanset;
 mod syntax;
 mod view;
 
-pub use ast::{Attribute, Expr, Hints, Intrinsic, Pipeline, Scope, Stage, Static};
+pub use ast::{Attribute, BinOp, Expr, Hints, Intrinsic, Pipeline, Scope, Spanset, Stage, Static};
 pub use eval::{attribute_of, At, Value};
 pub use spanset::SpanSet;
 pub use syntax::{MAX_NESTING, MAX_TERMS};
 pub use view::TraceView;
 
-use ast::{BinOp, Spanset};
 use tracekeeper_model::Span;
 
 use crate::predicate::SpanPredicate;
@@ -81,6 +80,11 @@ pub fn parse_field(text: &str) -> Result<Expr, String> {
         (expr @ (Expr::Attribute(_) | Expr::Intrinsic(_)), _) if syntax.hints.is_empty() => Ok(expr),
         _ => Err(format!("TraceQL: {text:?} is not an attribute or an intrinsic")),
     }
+}
+
+/// `a op b` on numbers, for the comparison operators.
+pub fn compare_numbers(op: BinOp, a: f64, b: f64) -> bool {
+    eval::ordered(op, a, b)
 }
 
 /// How a field is written in TraceQL.

@@ -11,6 +11,7 @@ use tracekeeper_model::clock::ManualClock;
 use tracekeeper_model::Tenancy;
 use tracekeeper_query::{QueryEngine, QueryState};
 use tracekeeper_retention::RetentionPolicies;
+use tracekeeper_storage::red::RedStore;
 use tracekeeper_storage::SpanReader;
 
 pub const SEC: u64 = 1_000_000_000;
@@ -22,12 +23,22 @@ pub struct Api {
 
 impl Api {
     pub async fn start(reader: Arc<dyn SpanReader>, clock: Arc<ManualClock>, retention: Duration) -> Self {
-        Self::serve(reader, clock, retention, None).await
+        Self::serve(reader, clock, retention, None, None).await
+    }
+
+    /// A server that also answers from `red`'s per-minute cells.
+    pub async fn start_with_red(
+        reader: Arc<dyn SpanReader>,
+        red: Arc<dyn RedStore>,
+        clock: Arc<ManualClock>,
+        retention: Duration,
+    ) -> Self {
+        Self::serve(reader, clock, retention, None, Some(red)).await
     }
 
     /// A multi-tenant server, asked as `tenant` (in X-Scope-OrgID) on every request.
     pub async fn start_as(reader: Arc<dyn SpanReader>, clock: Arc<ManualClock>, tenant: &str) -> Self {
-        Self::serve(reader, clock, Duration::from_secs(86_400), Some(tenant)).await
+        Self::serve(reader, clock, Duration::from_secs(86_400), Some(tenant), None).await
     }
 
     async fn serve(
@@ -35,10 +46,15 @@ impl Api {
         clock: Arc<ManualClock>,
         retention: Duration,
         tenant: Option<&str>,
+        red: Option<Arc<dyn RedStore>>,
     ) -> Self {
         let policies = RetentionPolicies { default: retention, ..Default::default() };
         let engine = QueryEngine::new(reader, Arc::new(policies), clock, 1000);
-        let state = Arc::new(QueryState::new(engine, Tenancy { multi_tenant: tenant.is_some() }));
+        let mut state = QueryState::new(engine, Tenancy { multi_tenant: tenant.is_some() });
+        if let Some(red) = red {
+            state = state.with_red(red);
+        }
+        let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         // Behind the serving layer, as every listener: the routes' declared access and

@@ -1,0 +1,273 @@
+//! One metrics function over the spans a pipeline selects, two ways:
+//! - **From the RED cells**, when the filter and the grouping only name what they are
+//!   kept by (service, span name, kind, error status) and the step is whole minutes:
+//!   the counts are the stored spans' own, read from one cell per minute and label set.
+//! - **By reading the spans**, for everything else: every trace with a span in the
+//!   range is read and the pipeline run on it, exactly; bounded by [`MAX_TRACES`].
+
+use tracekeeper_model::{SpanKind, StatusCode};
+use tracekeeper_storage::red::{RedCell, DURATION_BOUNDS_MS, MINUTE_NS};
+use tracekeeper_storage::schema::POSTING_GROUP_NS;
+use tracekeeper_storage::IndexTerm;
+
+use super::series::{finish, log2_bucket, Accumulator, Exemplar, Label, Labels, Range, SeriesSet};
+use crate::error::QueryError;
+use crate::traceql::metrics::{Function, Leaf};
+use crate::traceql::{
+    self, At, Attribute, BinOp, Expr, Intrinsic, Pipeline, Query, Scope, Spanset, Stage, Static, TraceView,
+};
+use crate::QueryState;
+
+/// Most traces one metrics query reads span by span. A query that would read more is
+/// refused rather than answered from a part: metrics here are exact or not given.
+pub const MAX_TRACES: usize = 50_000;
+
+/// What a query read, for the answer's `metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Inspected {
+    pub traces: u64,
+    pub spans: u64,
+    pub cells: u64,
+}
+
+pub struct Context<'a> {
+    pub state: &'a QueryState,
+    pub tenant: &'a str,
+    pub range: Range,
+    pub max_exemplars: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Dimension {
+    Service,
+    Name,
+    Kind,
+}
+
+/// A leaf answered from RED cells: which cells, grouped how.
+#[derive(Debug, Default)]
+struct RedPlan {
+    service: Option<String>,
+    name: Option<String>,
+    kind: Option<SpanKind>,
+    error: Option<bool>,
+    by: Vec<(String, Dimension)>,
+}
+
+fn is_service(attr: &Attribute) -> bool {
+    attr.scope == Scope::Resource && attr.name == "service.name"
+}
+
+fn red_condition(expr: &Expr, plan: &mut RedPlan) -> Option<()> {
+    let Expr::Binary { op, left, right, .. } = expr else {
+        return matches!(expr, Expr::Static(Static::Bool(true))).then_some(());
+    };
+    match (&**left, op, &**right) {
+        (_, BinOp::And, _) => {
+            red_condition(left, plan)?;
+            red_condition(right, plan)?;
+        }
+        (Expr::Attribute(attr), BinOp::Eq, Expr::Static(Static::Str(s))) if is_service(attr) => {
+            plan.service = Some(s.clone())
+        }
+        (Expr::Intrinsic(Intrinsic::Name), BinOp::Eq, Expr::Static(Static::Str(s))) => plan.name = Some(s.clone()),
+        (Expr::Intrinsic(Intrinsic::Kind), BinOp::Eq, Expr::Static(Static::Kind(k))) => plan.kind = Some(*k),
+        (
+            Expr::Intrinsic(Intrinsic::Status),
+            BinOp::Eq | BinOp::Ne,
+            Expr::Static(Static::Status(StatusCode::Error)),
+        ) => plan.error = Some(*op == BinOp::Eq),
+        _ => return None,
+    }
+    Some(())
+}
+
+fn red_plan(leaf: &Leaf, range: &Range) -> Option<RedPlan> {
+    if !range.step_ns.is_multiple_of(MINUTE_NS) || !range.start_ns.is_multiple_of(MINUTE_NS) {
+        return None;
+    }
+    let duration = |e: &Expr| matches!(e, Expr::Intrinsic(Intrinsic::Duration));
+    match &leaf.function {
+        Function::Rate | Function::CountOverTime => {}
+        Function::AvgOverTime(e) | Function::SumOverTime(e) | Function::HistogramOverTime(e) if duration(e) => {}
+        Function::QuantileOverTime(e, _) if duration(e) => {}
+        _ => return None,
+    }
+    let mut plan = RedPlan::default();
+    match leaf.pipeline.stages.as_slice() {
+        [Stage::Spansets(Spanset::Filter(condition))] => red_condition(condition, &mut plan)?,
+        _ => return None,
+    }
+    for field in &leaf.by {
+        let dimension = match field {
+            Expr::Attribute(attr) if is_service(attr) => Dimension::Service,
+            Expr::Intrinsic(Intrinsic::Name) => Dimension::Name,
+            Expr::Intrinsic(Intrinsic::Kind) => Dimension::Kind,
+            _ => return None,
+        };
+        plan.by.push((traceql::field_name(field), dimension));
+    }
+    Some(plan)
+}
+
+fn kind_name(kind: SpanKind) -> String {
+    format!("{kind:?}").to_lowercase()
+}
+
+/// Labels of a series without a grouping: the function's name, as Tempo names it.
+fn unlabelled(function: &Function) -> Labels {
+    let name = match function {
+        Function::Rate => "rate",
+        Function::CountOverTime => "count_over_time",
+        Function::SumOverTime(_) => "sum_over_time",
+        Function::AvgOverTime(_) => "avg_over_time",
+        Function::MinOverTime(_) => "min_over_time",
+        Function::MaxOverTime(_) => "max_over_time",
+        Function::QuantileOverTime(..) => "quantile_over_time",
+        Function::HistogramOverTime(_) => "histogram_over_time",
+        Function::Compare { .. } => "compare",
+    };
+    vec![("__name__".to_string(), Label::Str(name.to_string()))]
+}
+
+async fn from_red(ctx: &Context<'_>, leaf: &Leaf, plan: &RedPlan) -> Result<(SeriesSet, Inspected), QueryError> {
+    let range = ctx.range;
+    let cells: Vec<RedCell> = ctx.state.red_cells(ctx.tenant, range.start_ns, range.end_ns).await?;
+    let mut acc = Accumulator::default();
+    let intervals = range.intervals();
+    let bucket_edges: Vec<f64> = DURATION_BOUNDS_MS.iter().map(|ms| ms / 1e3).collect();
+    for cell in &cells {
+        let wanted = plan.service.as_ref().is_none_or(|s| *s == cell.service)
+            && plan.name.as_ref().is_none_or(|n| *n == cell.operation)
+            && plan.kind.is_none_or(|k| k == cell.kind)
+            && plan.error.is_none_or(|e| e == cell.error);
+        let Some(interval) = range.interval_of(cell.minute_ns).filter(|_| wanted && cell.calls > 0) else { continue };
+        let mut labels: Labels = plan
+            .by
+            .iter()
+            .map(|(name, dimension)| {
+                let value = match dimension {
+                    Dimension::Service => cell.service.clone(),
+                    Dimension::Name => cell.operation.clone(),
+                    Dimension::Kind => kind_name(cell.kind),
+                };
+                (name.clone(), Label::Str(value))
+            })
+            .collect();
+        if labels.is_empty() {
+            labels = unlabelled(&leaf.function);
+        }
+        if let Function::HistogramOverTime(_) = leaf.function {
+            for (at, count) in cell.buckets.iter().enumerate().filter(|(_, c)| **c > 0) {
+                let edge = bucket_edges.get(at).copied().unwrap_or(f64::INFINITY);
+                let mut bucketed = labels.clone();
+                bucketed.push(("__bucket".into(), Label::Float(edge.to_string())));
+                acc.cell(bucketed, intervals, interval).count += count;
+            }
+            continue;
+        }
+        let into = acc.cell(labels, intervals, interval);
+        into.count += cell.calls;
+        // RED keeps milliseconds; series are accumulated in nanoseconds.
+        into.sum += cell.sum_ms * 1e6;
+        if into.buckets.is_empty() {
+            into.buckets = vec![0; cell.buckets.len()];
+        }
+        for (mine, theirs) in into.buckets.iter_mut().zip(&cell.buckets) {
+            *mine += theirs;
+        }
+    }
+    let quantile_s = |buckets: &[u64], q: f64| crate::jaeger_metrics::quantile_ms(buckets, q).map(|ms| ms / 1e3);
+    let inspected = Inspected { cells: cells.len() as u64, ..Default::default() };
+    Ok((finish(&leaf.function, acc, &range, true, &quantile_s), inspected))
+}
+
+/// Runs `pipeline` on every trace with a span in the range, and calls `visit` with
+/// each selected span that started in the range and its interval.
+pub async fn scan(
+    ctx: &Context<'_>,
+    pipeline: &Pipeline,
+    mut visit: impl FnMut(&TraceView<'_>, usize, usize),
+) -> Result<Inspected, QueryError> {
+    let range = ctx.range;
+    let query = Query { pipeline: pipeline.clone(), hints: Default::default() };
+    let terms = query.hint().candidate_terms();
+    let term = if terms.len() == 1 { terms.into_iter().next().unwrap_or(IndexTerm::All) } else { IndexTerm::All };
+    // A posting stands for spans that started up to one group before its time.
+    let end = range.end_ns.saturating_add(POSTING_GROUP_NS);
+    let traces = ctx.state.engine.traces_in(ctx.tenant, term, range.start_ns, end, MAX_TRACES + 1).await?;
+    if traces.len() > MAX_TRACES {
+        return Err(QueryError::BadRequest(format!(
+            "this metrics query reads more than {MAX_TRACES} traces span by span: narrow the time range or the filter \
+             (queries that filter and group only by resource.service.name, name, kind and status = error, \
+             at a step of whole minutes, are answered from per-minute counts without this bound)"
+        )));
+    }
+    let mut inspected = Inspected { traces: traces.len() as u64, ..Default::default() };
+    for spans in &traces {
+        let Some(view) = TraceView::new(spans) else { continue };
+        for index in query.matches(&view) {
+            if let Some(interval) = range.interval_of(spans[index].start_ns) {
+                inspected.spans += 1;
+                visit(&view, index, interval);
+            }
+        }
+    }
+    Ok(inspected)
+}
+
+async fn from_spans(ctx: &Context<'_>, leaf: &Leaf) -> Result<(SeriesSet, Inspected), QueryError> {
+    let (field, seconds) = match &leaf.function {
+        Function::SumOverTime(e)
+        | Function::AvgOverTime(e)
+        | Function::MinOverTime(e)
+        | Function::MaxOverTime(e)
+        | Function::QuantileOverTime(e, _)
+        | Function::HistogramOverTime(e) => (Some(e), super::is_duration(e)),
+        _ => (None, false),
+    };
+    let exact = matches!(leaf.function, Function::QuantileOverTime(..));
+    let intervals = ctx.range.intervals();
+    let mut acc = Accumulator::default();
+    let inspected = scan(ctx, &leaf.pipeline, |view, index, interval| {
+        let span = &view.spans()[index];
+        let at = At { trace: view, span: index, event: None, link: None };
+        let value = match field {
+            Some(e) => match at.eval(e).number() {
+                Some(v) => v,
+                None => return,
+            },
+            None => 1.0,
+        };
+        let mut labels: Labels = leaf.by.iter().map(|f| (traceql::field_name(f), Label::of(&at.eval(f)))).collect();
+        if labels.is_empty() {
+            labels = unlabelled(&leaf.function);
+        }
+        if let Function::HistogramOverTime(_) = leaf.function {
+            let edge = log2_bucket(value);
+            let edge = if seconds { edge / 1e9 } else { edge };
+            labels.push(("__bucket".into(), Label::Float(edge.to_string())));
+        }
+        acc.cell(labels.clone(), intervals, interval).observe(value, exact);
+        let exemplar = Exemplar {
+            trace_id: span.trace_id.to_hex(),
+            span_id: span.span_id.to_hex(),
+            timestamp_ms: span.start_ns / 1_000_000,
+            value: if seconds { value / 1e9 } else { value },
+        };
+        acc.exemplar(&labels, exemplar, ctx.max_exemplars);
+    })
+    .await?;
+    Ok((finish(&leaf.function, acc, &ctx.range, seconds, &|_, _| None), inspected))
+}
+
+/// The series of one leaf: from RED cells when they hold the answer, else from spans.
+pub async fn leaf(ctx: &Context<'_>, leaf: &Leaf) -> Result<(SeriesSet, Inspected), QueryError> {
+    if let Function::Compare { .. } = leaf.function {
+        return super::compare::compare(ctx, leaf).await;
+    }
+    match (red_plan(leaf, &ctx.range), &ctx.state.red) {
+        (Some(plan), Some(_)) => from_red(ctx, leaf, &plan).await,
+        _ => from_spans(ctx, leaf).await,
+    }
+}
