@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use serde_json::{json, Value};
-use support::{gzip, now_ns, rich_trace, trace_id, Server};
+use support::{gzip, now_ns, rich_trace, trace_id, urlencode, Server};
 use tracekeeper_model::{jaeger, otlp, otlp_json, Span};
 
 /// What the Jaeger API must return for these spans: the same conversion the server
@@ -258,15 +258,6 @@ async fn tags_in_events_and_scopes_are_searchable_on_every_api() {
     // service rather than as a tag.
     let both = tempo("{ .service.name = \"frontend\" }").await;
     assert_eq!(both.len(), 2, "{both:?}");
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]

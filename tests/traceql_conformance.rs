@@ -149,3 +149,64 @@ async fn search_answers_carry_spansets_with_their_groups() {
     let attributes = selected["traces"][0]["spanSets"][0]["spans"][0]["attributes"].to_string();
     assert!(attributes.contains("http.method") && attributes.contains("GET"), "{attributes}");
 }
+
+/// The editors' tag APIs: names by every scope, values of any attribute or intrinsic,
+/// typed, both narrowed by a TraceQL query.
+#[tokio::test]
+async fn tag_names_and_values_by_scope_narrowed_by_a_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let spans = rich_trace(11, now_ns() - 60_000_000_000);
+    let body = prost::Message::encode_to_vec(&otlp::to_request(&spans));
+    assert_eq!(server.post_otlp(body, "application/x-protobuf", &[]).await.0, 200);
+    // Acknowledged spans are listed once the write is applied: wait for the trace.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.get_json("/api/search?q=%7B%7D").await.1["traces"].as_array().map_or(0, Vec::len) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the trace never became searchable");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let get = |path: String| {
+        let server = &server;
+        async move { server.get_json(&path).await }
+    };
+    let q = support::urlencode;
+    let (status, all) = get("/api/v2/search/tags".into()).await;
+    assert_eq!(status, 200, "{all}");
+    let scope = |body: &serde_json::Value, name: &str| -> Vec<String> {
+        body["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"] == name)
+            .flat_map(|s| s["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()))
+            .collect()
+    };
+    assert!(scope(&all, "resource").contains(&"host.name".to_string()), "{all}");
+    assert!(scope(&all, "span").contains(&"http.method".to_string()), "{all}");
+    assert_eq!(scope(&all, "event"), ["key"], "{all}");
+    assert!(scope(&all, "intrinsic").contains(&"span:childCount".to_string()), "{all}");
+    let (_, db) =
+        get(format!("/api/v2/search/tags?scope=resource&q={}", q("{ resource.service.name = \"db\" }"))).await;
+    assert_eq!(scope(&db, "resource"), ["service.name"], "only the db span's resource: {db}");
+
+    let values = |body: &serde_json::Value| -> Vec<(String, String)> {
+        body["tagValues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v["type"].as_str().unwrap().to_string(), v["value"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let (_, key) = get("/api/v2/search/tag/event.key/values".into()).await;
+    assert_eq!(values(&key), [("string".to_string(), "cart:1".to_string())]);
+    let (_, names) = get(format!("/api/v2/search/tag/name/values?q={}", q("{ kind = server }"))).await;
+    assert_eq!(values(&names), [("string".into(), "GET /checkout".into()), ("string".into(), "query".into())]);
+    let (_, children) = get("/api/v2/search/tag/span:childCount/values".into()).await;
+    assert_eq!(values(&children), [("int".into(), "0".into()), ("int".into(), "1".into())]);
+    let (_, statuses) = get("/api/v2/search/tag/status/values".into()).await;
+    assert_eq!(values(&statuses), [("keyword".into(), "error".into()), ("keyword".into(), "unset".into())]);
+    let refused = reqwest::get(server.query_url("/api/v2/search/tags?scope=nope")).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let why = refused.text().await.unwrap();
+    assert!(why.contains("instrumentation"), "{why}");
+}

@@ -27,6 +27,7 @@ pub mod predicate;
 pub mod telemetry;
 pub mod tempo_api;
 pub mod tempo_metrics;
+mod tempo_tags;
 pub mod tenant_gate;
 pub mod trace_pages;
 pub mod traceql;

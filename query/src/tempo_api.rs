@@ -7,7 +7,7 @@
 //! Tempo clients get Tempo's through `Accept: application/protobuf` (what Grafana
 //! sends) or `/api/v2/traces/{id}`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
@@ -18,14 +18,13 @@ use serde_json::{json, Value};
 use tracekeeper_model::otlp::{to_resource_spans, value_to_proto};
 use tracekeeper_model::otlp_json::encode_traces_data;
 use tracekeeper_model::{AnyValue, Span};
-use tracekeeper_storage::IndexTerm;
 
 use crate::engine::{Found, TraceQuery};
 use crate::error::{QueryError, TextResult};
 use crate::jaeger_api::parse_trace_id;
 use crate::params::Params;
 use crate::predicate::SpanPredicate;
-use crate::traceql::{self, Expr, SpanSet, TraceView, Value as FieldValue};
+use crate::traceql::{self, Expr, SpanSet, TraceView};
 use crate::QueryState;
 use crate::Tenant;
 use tracekeeper_serve::{Declared, Group, Routes, Shape};
@@ -35,36 +34,6 @@ const MAX_LIMIT: usize = 10_000;
 const DEFAULT_SPSS: usize = 3;
 /// Without `start`/`end`, search and tag listings cover the last day.
 const DEFAULT_WINDOW_NS: u64 = 86_400_000_000_000;
-/// Most traces read to list tag names and values.
-const LISTING_TRACES: usize = 1_000;
-const INTRINSICS: [&str; 26] = [
-    "duration",
-    "event:name",
-    "event:timeSinceStart",
-    "instrumentation:name",
-    "instrumentation:version",
-    "kind",
-    "link:spanID",
-    "link:traceID",
-    "name",
-    "rootName",
-    "rootServiceName",
-    "span:childCount",
-    "span:duration",
-    "span:id",
-    "span:kind",
-    "span:name",
-    "span:parentID",
-    "span:status",
-    "span:statusMessage",
-    "status",
-    "statusMessage",
-    "trace:duration",
-    "trace:id",
-    "trace:rootName",
-    "trace:rootService",
-    "traceDuration",
-];
 
 pub fn router(state: Arc<QueryState>) -> Routes {
     Group::new(Declared::read(Shape::Text))
@@ -72,11 +41,8 @@ pub fn router(state: Arc<QueryState>) -> Routes {
         .get("/api/status/buildinfo", buildinfo)
         .get("/api/v2/traces/{trace_id}", trace_v2)
         .get("/api/search", search)
-        .get("/api/search/tags", tags)
-        .get("/api/v2/search/tags", tags_v2)
-        .get("/api/search/tag/{tag}/values", tag_values)
-        .get("/api/v2/search/tag/{tag}/values", tag_values_v2)
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::tempo_tags::router(state))
 }
 
 /// The Tempo API level served, for Grafana's feature checks: 2.1 has TraceQL search
@@ -157,7 +123,7 @@ async fn trace_v2(
 }
 
 /// `[start, end]` from epoch-second parameters, else the last day.
-fn window(params: &Params, now_ns: u64) -> Result<(u64, u64), QueryError> {
+pub(crate) fn window(params: &Params, now_ns: u64) -> Result<(u64, u64), QueryError> {
     let seconds = |key: &str| -> Result<Option<u64>, QueryError> {
         Ok(params.number::<u64>(key)?.map(|s| s.saturating_mul(1_000_000_000)))
     };
@@ -169,7 +135,7 @@ fn window(params: &Params, now_ns: u64) -> Result<(u64, u64), QueryError> {
     Ok((start, end))
 }
 
-fn parse_traceql(text: &str) -> Result<traceql::Query, QueryError> {
+pub(crate) fn parse_traceql(text: &str) -> Result<traceql::Query, QueryError> {
     traceql::parse(text).map_err(QueryError::BadRequest)
 }
 
@@ -313,144 +279,6 @@ async fn search(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(r
             let metrics = json!({ "inspectedTraces": traces.len(), "completedJobs": 1, "totalJobs": 1 });
             let response = Json(json!({ "traces": traces, "metrics": metrics })).into_response();
             Ok(crate::budget::with_partial_note(response, found.partial.as_deref()))
-        }
-        .await,
-    )
-}
-
-/// Keys seen on recent spans, by scope.
-async fn recent_keys(state: &QueryState, tenant: &str, params: &Params) -> Result<[BTreeSet<String>; 2], QueryError> {
-    let (start, end) = window(params, state.engine.now_ns())?;
-    let traces = state.engine.traces_in(tenant, IndexTerm::All, start, end, LISTING_TRACES).await?;
-    let (mut span_keys, mut resource_keys) = (BTreeSet::new(), BTreeSet::new());
-    for span in traces.iter().flatten() {
-        span_keys.extend(span.attributes.iter().map(|kv| kv.key.clone()));
-        resource_keys.extend(span.resource.attributes.iter().map(|kv| kv.key.clone()));
-    }
-    Ok([span_keys, resource_keys])
-}
-
-fn scope_param(params: &Params) -> Result<Option<&str>, QueryError> {
-    match params.get("scope") {
-        None | Some("all" | "none") => Ok(None),
-        Some(s @ ("span" | "resource" | "intrinsic")) => Ok(Some(s)),
-        Some(other) => Err(QueryError::BadRequest(format!(
-            "scope {other:?} is not supported: use span, resource, intrinsic or all"
-        ))),
-    }
-}
-
-async fn tags(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
-    TextResult(
-        async {
-            let params = Params::parse(raw.as_deref());
-            let scope = scope_param(&params)?;
-            let [span_keys, resource_keys] = recent_keys(&state, &tenant, &params).await?;
-            let mut names = BTreeSet::new();
-            if scope.is_none_or(|s| s == "span") {
-                names.extend(span_keys);
-            }
-            if scope.is_none_or(|s| s == "resource") {
-                names.extend(resource_keys);
-            }
-            if scope == Some("intrinsic") {
-                names.extend(INTRINSICS.iter().map(|s| s.to_string()));
-            }
-            Ok(Json(json!({ "tagNames": names, "metrics": { "inspectedBytes": "0" } })).into_response())
-        }
-        .await,
-    )
-}
-
-async fn tags_v2(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
-    TextResult(
-        async {
-            let params = Params::parse(raw.as_deref());
-            let scope = scope_param(&params)?;
-            let [span_keys, resource_keys] = recent_keys(&state, &tenant, &params).await?;
-            let intrinsics: BTreeSet<String> = INTRINSICS.iter().map(|s| s.to_string()).collect();
-            let scopes: Vec<Value> = [("resource", resource_keys), ("span", span_keys), ("intrinsic", intrinsics)]
-                .into_iter()
-                .filter(|(name, _)| scope.is_none_or(|s| s == *name))
-                .map(|(name, tags)| json!({ "name": name, "tags": tags }))
-                .collect();
-            Ok(Json(json!({ "scopes": scopes, "metrics": { "inspectedBytes": "0" } })).into_response())
-        }
-        .await,
-    )
-}
-
-/// A value as Tempo's v2 tag values list it: (type, text); nothing for nil and "".
-fn typed(value: &FieldValue<'_>) -> Option<(&'static str, String)> {
-    let kind = match value {
-        FieldValue::Nil => return None,
-        FieldValue::Str(s) if s.is_empty() => return None,
-        FieldValue::Str(_) | FieldValue::Array(_) => "string",
-        FieldValue::Int(_) => "int",
-        FieldValue::Float(_) => "float",
-        FieldValue::Bool(_) => "bool",
-        FieldValue::Duration(_) => "duration",
-        FieldValue::Status(_) | FieldValue::Kind(_) => "keyword",
-    };
-    Some((kind, value.text()))
-}
-
-/// Values of a TraceQL attribute or intrinsic on the spans of recent traces that `q`
-/// selects.
-async fn values_of(
-    state: &QueryState,
-    tenant: &str,
-    params: &Params,
-    field: &Expr,
-) -> Result<BTreeSet<(&'static str, String)>, QueryError> {
-    let (start, end) = window(params, state.engine.now_ns())?;
-    let filter = params.get("q").map(parse_traceql).transpose()?;
-    let traces = state.engine.traces_in(tenant, IndexTerm::All, start, end, LISTING_TRACES).await?;
-    let mut out = BTreeSet::new();
-    for spans in &traces {
-        let Some(view) = TraceView::new(spans) else { continue };
-        let selected: Vec<usize> = match &filter {
-            Some(q) => q.matches(&view),
-            None => (0..spans.len()).collect(),
-        };
-        for span in selected {
-            out.extend(traceql::value_on(&view, span, field).iter().filter_map(typed));
-        }
-    }
-    Ok(out)
-}
-
-async fn tag_values(
-    State(state): State<Arc<QueryState>>,
-    tenant: Tenant,
-    Path(tag): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> TextResult {
-    TextResult(
-        async {
-            let params = Params::parse(raw.as_deref());
-            let field = Expr::Attribute(traceql::Attribute { scope: traceql::Scope::Any, name: tag });
-            let values = values_of(&state, &tenant, &params, &field).await?;
-            let values: BTreeSet<String> = values.into_iter().map(|(_, v)| v).collect();
-            Ok(Json(json!({ "tagValues": values })).into_response())
-        }
-        .await,
-    )
-}
-
-async fn tag_values_v2(
-    State(state): State<Arc<QueryState>>,
-    tenant: Tenant,
-    Path(tag): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> TextResult {
-    TextResult(
-        async {
-            let params = Params::parse(raw.as_deref());
-            let field = traceql::parse_field(&tag).map_err(QueryError::BadRequest)?;
-            let values = values_of(&state, &tenant, &params, &field).await?;
-            let values: Vec<Value> = values.into_iter().map(|(t, v)| json!({ "type": t, "value": v })).collect();
-            Ok(Json(json!({ "tagValues": values, "metrics": { "inspectedBytes": "0" } })).into_response())
         }
         .await,
     )
