@@ -210,3 +210,53 @@ async fn tag_names_and_values_by_scope_narrowed_by_a_query() {
     let why = refused.text().await.unwrap();
     assert!(why.contains("instrumentation"), "{why}");
 }
+
+/// The queries Grafana's Traces Drilldown app sends (root spans, no filters, as it
+/// builds them), each answered by the API it goes to: search or metrics.
+#[tokio::test]
+async fn the_queries_traces_drilldown_sends_are_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let start = now_ns() - 60_000_000_000;
+    let spans = rich_trace(21, start);
+    let body = prost::Message::encode_to_vec(&otlp::to_request(&spans));
+    assert_eq!(server.post_otlp(body, "application/x-protobuf", &[]).await.0, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.get_json("/api/search?q=%7B%7D").await.1["traces"].as_array().map_or(0, Vec::len) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the trace never became searchable");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (from, to) = (start - 60_000_000_000, start + 60_000_000_000);
+    // (query, whether the trace gives it points): the root span is no error.
+    let metrics = [
+        ("{nestedSetParent<0 && true} | rate()  with(sample=true)".to_string(), true),
+        ("{nestedSetParent<0 && true && status=error} | rate()  with(sample=true)".into(), false),
+        ("{nestedSetParent<0 && true} | histogram_over_time(duration) with(sample=true)".into(), true),
+        ("{nestedSetParent<0 && true && resource.service.name != nil} | rate() by(resource.service.name)".into(), true),
+        ("{nestedSetParent<0 && true && resource.service.name != nil} | quantile_over_time(duration, 0.9) by(resource.service.name)".into(), true),
+        (format!("{{nestedSetParent<0 && true}} | compare({{duration >= 1.2s && duration <= 3s}}, 10, {from}, {to})"), true),
+    ];
+    // (query, traces found).
+    let searches = [
+        ("{nestedSetParent<0 && true && status = error}", 0),
+        ("({nestedSetParent<0 && true  && status = error} &>> { status = error }) || ({nestedSetParent<0 && true  && status = error}) | select(status, resource.service.name, name, nestedSetParent, nestedSetLeft, nestedSetRight)", 0),
+        ("{nestedSetParent<0 && true && status = error} | select(resource.service.name, event.exception.message,event.exception.stacktrace,event.exception.type) with(most_recent=true)", 0),
+        ("{nestedSetParent<0 && true} | select(span.http.method)", 1),
+    ];
+    let q = support::urlencode;
+    for (query, points) in &metrics {
+        let (status, body) =
+            server.get_json(&format!("/api/metrics/query_range?q={}&since=1h&step=60s", q(query))).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        let samples: usize =
+            body["series"].as_array().unwrap().iter().map(|s| s["samples"].as_array().unwrap().len()).sum();
+        assert_eq!(samples > 0, *points, "{query}: {body}");
+    }
+    for (query, traces) in searches {
+        let (status, body) = server.get_json(&format!("/api/search?q={}&limit=200&spss=10", q(query))).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert_eq!(body["traces"].as_array().unwrap().len(), traces, "{query}: {body}");
+    }
+    let (status, tags) = server.get_json("/api/v2/search/tags?limit=5000").await;
+    assert_eq!(status, 200, "{tags}");
+}

@@ -337,14 +337,23 @@ impl QueryEngine {
         }
         let mut postings = MergedPostings::new(&*self.reader, tenant, vec![term], end_ns, oldest);
         let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        while out.len() < max_traces {
+        let mut ids = Vec::new();
+        while ids.len() < max_traces {
             let Some(posting) = postings.next().await? else { break };
             if seen.insert(posting.trace_id) {
-                let (spans, _) = self.trace(tenant, posting.trace_id).await?;
-                if !spans.is_empty() {
-                    out.push(spans);
-                }
+                ids.push(posting.trace_id);
+            }
+        }
+        // Read VERIFY_AHEAD traces at a time, as search does: a networked store's round
+        // trips overlap, and the embedded store decodes on both cores.
+        use futures::StreamExt;
+        let traces: Vec<Result<(Vec<Span>, bool), StorageError>> =
+            futures::stream::iter(ids).map(|id| self.trace(tenant, id)).buffered(VERIFY_AHEAD).collect().await;
+        let mut out = Vec::with_capacity(traces.len());
+        for trace in traces {
+            let (spans, _) = trace?;
+            if !spans.is_empty() {
+                out.push(spans);
             }
         }
         Ok(out)

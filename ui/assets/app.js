@@ -1,5 +1,6 @@
 // The app shell: routes, navigation, tenant picker, theme, and opening a trace file.
-// Every route is a real path (/search, /trace/{id}, /compare/{a}/{b}, /dependencies),
+// Every route is a real path (/search, /trace/{id}, /compare/{a}/{b}, /dependencies,
+// /graph for TraceQL metrics),
 // so a link can be shared and a reload lands on the same view.
 
 import { h, clear } from './dom.js';
@@ -9,6 +10,7 @@ import { renderSearch } from './search.js';
 import { renderTrace } from './trace.js';
 import { renderCompare } from './compare.js';
 import { renderDependencies } from './deps.js';
+import { renderMetrics } from './metrics.js';
 
 const view = document.getElementById('view');
 let cleanup = null;
@@ -21,6 +23,7 @@ const routes = [
   [/^\/compare$/, (el, _m, q) => renderCompare(el, { a: q.get('a') || '', b: q.get('b') || '' })],
   [/^\/compare\/([^/]+)\/([^/]+)$/, (el, m) => renderCompare(el, { a: decodeURIComponent(m[1]), b: decodeURIComponent(m[2]) })],
   [/^\/dependencies$/, (el, _m, q) => renderDependencies(el, q)],
+  [/^\/graph$/, (el, _m, q) => renderMetrics(el, q)],
   [/^\/open$/, (el) => renderOpened(el)],
 ];
 
@@ -132,7 +135,7 @@ function themeToggle() {
 function init() {
   const nav = document.getElementById('nav');
   const link = (path, label) => h('a', { href: settings.base + path, 'data-link': true, dataset: { prefix: path } }, label);
-  nav.append(link('/search', 'Search'), link('/compare', 'Compare'), link('/dependencies', 'Service map'));
+  nav.append(link('/search', 'Search'), link('/graph', 'Metrics'), link('/compare', 'Compare'), link('/dependencies', 'Service map'));
   document.querySelector('.brand').setAttribute('href', `${settings.base}/search`);
   document.getElementById('topbar-right').append(...[tokenField(), tenantPicker(), fileButton(), themeToggle()].filter(Boolean));
   document.addEventListener('click', (e) => {

@@ -5,6 +5,7 @@ import { h, clear, go } from './dom.js';
 import { getJSON, getJSONWithNote, qs, ApiError, settings } from './api.js';
 import { formatDuration, formatTime, formatAgo, parseDuration, parseTags, colorFor } from './format.js';
 import { renderScatter } from './scatter.js';
+import { attachCompletion } from './complete.js';
 
 const LOOKBACKS = [['5m', 'Last 5 minutes'], ['15m', 'Last 15 minutes'], ['1h', 'Last hour'], ['2h', 'Last 2 hours'],
   ['6h', 'Last 6 hours'], ['12h', 'Last 12 hours'], ['24h', 'Last 24 hours'], ['2d', 'Last 2 days'], ['7d', 'Last 7 days'], ['custom', 'Custom range']];
@@ -119,7 +120,7 @@ export function renderSearch(el, params) {
       field('Min span duration', input('minDuration', { placeholder: '1.5ms', size: 7 })),
       field('Max span duration', input('maxDuration', { placeholder: '2s', size: 7 }))));
   const traceqlField = h('div', { class: 'traceql-fields', hidden: state.mode !== 'traceql' },
-    field('TraceQL', h('textarea', { name: 'q', id: 'f-q', rows: 4, spellcheck: false, placeholder: '{ resource.service.name = "checkout" && duration > 100ms }' }, state.traceql)));
+    field('TraceQL', attachCompletion(h('textarea', { name: 'q', id: 'f-q', rows: 4, spellcheck: false, placeholder: '{ resource.service.name = "checkout" && duration > 100ms }' }, state.traceql))));
   const modeSel = select('mode', [['form', 'Search form'], ['traceql', 'TraceQL']]);
   modeSel.addEventListener('change', () => {
     formFields.hidden = modeSel.value === 'traceql';

@@ -41,6 +41,9 @@ pub const FILES: &[Asset] = &[
     asset!("detail.js", JS),
     asset!("compare.js", JS),
     asset!("deps.js", JS),
+    asset!("complete.js", JS),
+    asset!("traceql.js", JS),
+    asset!("metrics.js", JS),
 ];
 
 pub fn find(name: &str) -> Option<&'static Asset> {

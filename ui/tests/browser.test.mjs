@@ -148,6 +148,50 @@ describe('web UI', { timeout: 600_000 }, () => {
     await done(page);
   });
 
+  test('TraceQL mode autocompletes names and values from the tag APIs', async () => {
+    const page = await newPage();
+    await page.goto(`${server.query}/search?mode=traceql&lookback=1h`);
+    const area = page.locator('#f-q');
+    await area.click();
+    await area.pressSequentially('{ resource.service.na');
+    await page.waitForSelector('#f-q-suggestions li');
+    assert.ok((await page.locator('#f-q-suggestions li').allInnerTexts()).includes('resource.service.name'));
+    await page.locator('#f-q-suggestions li', { hasText: 'resource.service.name' }).first().dispatchEvent('mousedown');
+    assert.equal(await area.inputValue(), '{ resource.service.name');
+    await area.pressSequentially(' = "fr');
+    await page.waitForFunction(() => [...document.querySelectorAll('#f-q-suggestions li')].map((li) => li.textContent).join() === 'frontend');
+    await page.screenshot({ path: join(shots, 'traceql-autocomplete.png') });
+    await area.press('Enter');
+    assert.equal(await area.inputValue(), '{ resource.service.name = "frontend"');
+    assert.ok(await page.locator('#f-q-suggestions').isHidden());
+    await area.pressSequentially(' }');
+    await page.click('#find');
+    await page.waitForSelector('#result-list li');
+    assert.equal(await page.locator('#result-list li').count(), 2);
+    await done(page);
+  });
+
+  test('the metrics page charts a TraceQL metrics query and keeps it in the URL', async () => {
+    const page = await newPage();
+    // duration > 0 reads the spans, so the answer does not wait for the RED counts' flush.
+    const q = '{ duration > 0 } | count_over_time() by (resource.service.name)';
+    await page.goto(`${server.query}/graph?q=${encodeURIComponent(q)}&lookback=1h&step=60s`);
+    await page.waitForSelector('#metrics-chart path.series');
+    const legend = (await page.locator('#metrics-legend li').allInnerTexts()).sort();
+    assert.deepEqual(legend, ['resource.service.name=backend', 'resource.service.name=cache', 'resource.service.name=db', 'resource.service.name=frontend']);
+    assert.equal(await page.locator('#metrics-chart path.series').count(), 4);
+    await page.screenshot({ path: join(shots, 'metrics-page.png') });
+    await page.reload();
+    await page.waitForSelector('#metrics-chart path.series');
+    assert.equal(await page.inputValue('#m-q'), q);
+    await page.fill('#m-q', '{ } | rate() | topk(');
+    await page.click('#m-run');
+    const error = await page.waitForSelector('#metrics-error');
+    assert.match(await error.innerText(), /The server refused the request: TraceQL/);
+    assert.match(page.url(), /\/graph\?q=/);
+    await done(page);
+  });
+
   test('a 400 from the server and a bad field are shown in plain words', async () => {
     const page = await newPage();
     await page.goto(`${server.query}/search?mode=traceql&q=${encodeURIComponent('{ .a = }')}&lookback=1h`);

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { fromJaeger, fromOtlp, parseTraceFile, normalizeId, anyText } from '../assets/model.js';
 import { criticalPath, selfTimes, statistics, visibleRows, findSpans, skewed, diffTraces } from '../assets/analysis.js';
 import { parseTags, parseDuration, formatDuration, formatTags } from '../assets/format.js';
+import { contextAt, fieldNames, valueText } from '../assets/traceql.js';
 
 function jaeger(spans, services = {}) {
   const processes = {};
@@ -166,4 +167,19 @@ test('durations parse and format', () => {
   assert.equal(formatDuration(1500), '1.5ms');
   assert.equal(formatDuration(2e6), '2s');
   assert.equal(formatDuration(0.5), '500ns');
+});
+
+test('the TraceQL editor knows whether the cursor is in a field or a value', () => {
+  const at = (text) => contextAt(text, text.length);
+  assert.deepEqual(at('{ resource.se'), { kind: 'field', partial: 'resource.se', from: 2 });
+  assert.deepEqual(at('{ name = "GE'), { kind: 'value', field: 'name', quoted: true, partial: 'GE', from: 9 });
+  assert.deepEqual(at('{ span.http.status_code >= 5'), { kind: 'value', field: 'span.http.status_code', quoted: false, partial: '5', from: 27 });
+  assert.deepEqual(at('{ .a = 1 && kin'), { kind: 'field', partial: 'kin', from: 12 });
+  assert.equal(at('{ name = "GET /a" '), null, 'after a closed value: nothing to complete');
+  assert.equal(at('{ } | rate'), null, 'outside a spanset');
+  assert.equal(at('no braces'), null);
+  assert.deepEqual(fieldNames({ scopes: [{ name: 'span', tags: ['http.method'] }, { name: 'intrinsic', tags: ['name'] }] }), ['name', 'span.http.method']);
+  assert.equal(valueText({ type: 'string', value: 'a "b"' }), '"a \\"b\\""');
+  assert.equal(valueText({ type: 'int', value: '500' }), '500');
+  assert.equal(valueText({ type: 'keyword', value: 'error' }), 'error');
 });
