@@ -52,7 +52,9 @@ export function queryFromParams(q, nowUs = Date.now() * 1000) {
   }
   const limit = Number(state.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) errors.push('Limit: a whole number from 1 to 1000.');
-  if (state.mode === 'traceql' && !state.traceql.trim()) errors.push('TraceQL: write a query, such as { resource.service.name = "checkout" }');
+  // An empty TraceQL box lists recent traces, as `{ }` does; only a link that names an
+  // empty `q` is pointed out.
+  if (state.mode === 'traceql' && q.has('q') && !state.traceql.trim()) errors.push('TraceQL: write a query, such as { resource.service.name = "checkout" }');
   return { state, errors, startUs, endUs, tags, limit };
 }
 
