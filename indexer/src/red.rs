@@ -129,8 +129,8 @@ struct PendingEdges {
 
 type SeriesKey = (String, String, String, &'static str, &'static str);
 
-/// (tenant, minute, service, operation, kind, error).
-type CellKey = (String, u64, String, String, SpanKind, bool);
+/// (tenant, minute, service, operation, kind, error, root).
+type CellKey = (String, u64, String, String, SpanKind, bool, bool);
 
 pub struct Red {
     config: RedConfig,
@@ -174,6 +174,8 @@ struct Group {
     kind: SpanKind,
     status: StatusCode,
     minute: u64,
+    /// Whether the group's spans have no parent.
+    root: bool,
     durations_ms: Vec<f64>,
 }
 
@@ -192,10 +194,12 @@ struct HalfObservation {
 impl Observed {
     pub fn of<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Self {
         let mut out = Observed::default();
-        let mut index: HashMap<(&str, &str, SpanKind, &'static str, u64), usize> = HashMap::new();
+        let mut index: HashMap<(&str, &str, SpanKind, &'static str, u64, bool), usize> = HashMap::new();
         for span in spans {
             let minute = span.start_ns - span.start_ns % MINUTE_NS;
-            let key = (span.service_name(), span.name.as_str(), span.kind, status_label(span.status.code), minute);
+            let root = span.parent_span_id.is_none();
+            let key =
+                (span.service_name(), span.name.as_str(), span.kind, status_label(span.status.code), minute, root);
             let group = *index.entry(key).or_insert_with(|| {
                 out.groups.push(Group {
                     service: key.0.to_string(),
@@ -203,6 +207,7 @@ impl Observed {
                     kind: key.2,
                     status: span.status.code,
                     minute,
+                    root,
                     durations_ms: Vec::new(),
                 });
                 out.groups.len() - 1
@@ -268,9 +273,11 @@ impl Red {
         group.durations_ms.iter().for_each(|ms| histogram.record(*ms));
         let error = group.status == StatusCode::Error;
         let [_, (_, service), (_, name), ..] = labels;
-        let key = (tenant.to_string(), group.minute, service, name, group.kind, error);
+        let key = (tenant.to_string(), group.minute, service, name, group.kind, error, group.root);
         let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        let cell = cells.entry(key).or_insert_with_key(|k| RedCell::new(group.minute, &k.2, &k.3, group.kind, error));
+        let cell = cells
+            .entry(key)
+            .or_insert_with_key(|k| RedCell::new(group.minute, &k.2, &k.3, group.kind, error).of_roots(group.root));
         group.durations_ms.iter().for_each(|ms| cell.observe(*ms));
     }
 

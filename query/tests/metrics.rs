@@ -20,7 +20,8 @@ const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 const TENANT: &str = "single-tenant";
 
 /// Minute 0: frontend ×3 (10 ms), db 2 ms. Minute 1: frontend 10 ms and 30 ms (an
-/// error), db 4 ms. Minute 2: db 100 ms. Every span is a trace of its own.
+/// error), db 4 ms, and cache 5 ms, a child of the 10 ms frontend span. Minute 2: db
+/// 100 ms. Every other span is the root of a trace of its own.
 fn spans(t0: u64) -> Vec<Span> {
     let at = |id: u8, service: &str, minute: u64, ms: u64| {
         let name = if service == "db" { "query" } else { "GET /a" };
@@ -32,7 +33,14 @@ fn spans(t0: u64) -> Vec<Span> {
     };
     let mut failed = at(6, "frontend", 1, 30);
     failed.status.code = StatusCode::Error;
+    let parent = at(5, "frontend", 1, 10);
+    let mut child = at(5, "cache", 1, 5);
+    child.span_id = tracekeeper_model::SpanId([2; 8]);
+    child.parent_span_id = Some(parent.span_id);
+    child.start_ns += 1_000_000;
+    child.end_ns += 1_000_000;
     vec![
+        child,
         at(1, "frontend", 0, 10),
         at(2, "frontend", 0, 10),
         at(3, "frontend", 0, 10),
@@ -49,7 +57,8 @@ fn cells(spans: &[Span]) -> Vec<RedCell> {
     let mut out: Vec<RedCell> = Vec::new();
     for s in spans {
         let minute = s.start_ns - s.start_ns % MINUTE_NS;
-        let mut cell = RedCell::new(minute, s.service_name(), &s.name, s.kind, s.is_error());
+        let cell = RedCell::new(minute, s.service_name(), &s.name, s.kind, s.is_error());
+        let mut cell = cell.of_roots(s.parent_span_id.is_none());
         cell.observe(s.duration_ns() as f64 / 1e6);
         out.push(cell);
     }
@@ -127,13 +136,17 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 async fn check(api: &Api, t0: u64) {
-    let by_service = vec![
+    let roots = vec![
         ("resource.service.name=db".to_string(), vec![(0, 1.0), (1, 1.0), (2, 1.0)]),
         ("resource.service.name=frontend".to_string(), vec![(0, 3.0), (1, 2.0), (2, 0.0)]),
     ];
+    let mut by_service = roots.clone();
+    by_service.insert(0, ("resource.service.name=cache".to_string(), vec![(0, 0.0), (1, 1.0), (2, 0.0)]));
     // From RED cells (no trace read), then span by span (a condition the cells do not
     // keep).
-    for (q, traces) in [("{ } | rate()", 0), ("{ span.http.method = \"GET\" } | rate()", 8)] {
+    for (q, traces) in
+        [("{ } | rate()", 0), ("{ nestedSetParent < 0 } | rate()", 0), ("{ span.http.method = \"GET\" } | rate()", 8)]
+    {
         let path =
             format!("/api/metrics/query_range?q={}&start={}&end={}&step=60s", urlencode(q), t0 / SEC, t0 / SEC + 180);
         let (_, body) = api.get(&path).await;
@@ -144,6 +157,12 @@ async fn check(api: &Api, t0: u64) {
         range(api, "{ span.http.method = \"GET\" } | count_over_time() by (resource.service.name)", t0).await,
         by_service
     );
+    // Root spans only, as Drilldown asks: from the cells, and span by span.
+    let root_query =
+        "{ nestedSetParent < 0 && resource.service.name != nil } | count_over_time() by (resource.service.name)";
+    assert_eq!(range(api, root_query, t0).await, roots);
+    let root_scan = "{ nestedSetParent < 0 && duration > 0 } | count_over_time() by (resource.service.name)";
+    assert_eq!(range(api, root_scan, t0).await, roots);
     let errors = vec![("__name__=count_over_time".to_string(), vec![(0, 0.0), (1, 1.0), (2, 0.0)])];
     assert_eq!(range(api, "{ status = error } | count_over_time()", t0).await, errors);
     assert_eq!(range(api, "{ status = error && duration > 0 } | count_over_time()", t0).await, errors);
@@ -167,7 +186,7 @@ async fn check(api: &Api, t0: u64) {
     // The error share, by arithmetic between two queries.
     let share = range(api, "({ status = error } | count_over_time()) / ({ } | count_over_time())", t0).await;
     let got: Vec<f64> = share[0].1.iter().map(|(_, v)| *v).collect();
-    assert!(got.iter().zip([0.0, 1.0 / 3.0, 0.0]).all(|(a, b)| close(*a, b)), "{got:?}");
+    assert!(got.iter().zip([0.0, 1.0 / 4.0, 0.0]).all(|(a, b)| close(*a, b)), "{got:?}");
     // Second stages: the busiest service each minute, and the points above one.
     let top = range(api, "{ } | count_over_time() by (resource.service.name) | topk(1)", t0).await;
     assert_eq!(
@@ -195,7 +214,7 @@ async fn check(api: &Api, t0: u64) {
     );
     let (status, body) = api.get(&path).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["series"][0]["value"], 8.0, "{body}");
+    assert_eq!(body["series"][0]["value"], 9.0, "{body}");
 
     // Bounds and mistakes are refused with what to do.
     for (path, says) in [

@@ -33,6 +33,10 @@ pub struct RedCell {
     pub kind: SpanKind,
     /// Whether these calls ended in an error status.
     pub error: bool,
+    /// Whether these are root spans (no parent): what TraceQL's `nestedSetParent < 0`
+    /// selects, and Grafana's Traces Drilldown asks for by default. Cells written
+    /// before schema v009 (and the embedded keys of that time) read as not root.
+    pub root: bool,
     pub calls: u64,
     /// Calls per duration bucket: `DURATION_BOUNDS_MS.len() + 1` counts, not cumulative.
     pub buckets: Vec<u64>,
@@ -47,10 +51,17 @@ impl RedCell {
             operation: operation.to_string(),
             kind,
             error,
+            root: false,
             calls: 0,
             buckets: vec![0; DURATION_BOUNDS_MS.len() + 1],
             sum_ms: 0.0,
         }
+    }
+
+    /// The cell of root spans (see [`RedCell::root`]).
+    pub fn of_roots(mut self, root: bool) -> Self {
+        self.root = root;
+        self
     }
 
     pub fn observe(&mut self, duration_ms: f64) {

@@ -220,7 +220,7 @@ pub async fn red_conformance(store: &dyn crate::RedStore) {
         .await
         .unwrap();
     store
-        .add_red("red-a", vec![cell(0, "cart", false, &[1.0]), cell(2, "pay", false, &[30.0])], day, now)
+        .add_red("red-a", vec![cell(0, "cart", false, &[1.0]), cell(2, "pay", false, &[30.0]).of_roots(true)], day, now)
         .await
         .unwrap();
     store.add_red("red-b", vec![cell(0, "cart", false, &[1.0])], day, now).await.unwrap();
@@ -236,6 +236,8 @@ pub async fn red_conformance(store: &dyn crate::RedStore) {
     assert_eq!(twice.sum_ms, 12.0);
     assert_eq!(twice.buckets.iter().sum::<u64>(), 2);
     assert_eq!(twice, &cell(0, "cart", false, &[5.0, 7.0]), "every field read back");
+    let roots: Vec<&str> = all.iter().filter(|c| c.root).map(|c| c.service.as_str()).collect();
+    assert_eq!(roots, ["pay"], "cells of root spans say so");
 
     let middle = store.red("red-a", minute(1), minute(2)).await.unwrap();
     assert_eq!(middle.len(), 1, "[from, to) by minute: {middle:?}");

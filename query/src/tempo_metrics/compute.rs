@@ -1,6 +1,7 @@
 //! One metrics function over the spans a pipeline selects, two ways:
 //! - **From the RED cells**, when the filter and the grouping only name what they are
-//!   kept by (service, span name, kind, error status) and the step is whole minutes:
+//!   kept by (service, span name, kind, error status, root spans) and the step is
+//!   whole minutes:
 //!   the counts are the stored spans' own, read from one cell per minute and label set.
 //! - **By reading the spans**, for everything else: every trace with a span in the
 //!   range is read and the pipeline run on it, exactly; bounded by [`MAX_TRACES`].
@@ -51,6 +52,7 @@ struct RedPlan {
     name: Option<String>,
     kind: Option<SpanKind>,
     error: Option<bool>,
+    root: Option<bool>,
     by: Vec<(String, Dimension)>,
 }
 
@@ -77,9 +79,23 @@ fn red_condition(expr: &Expr, plan: &mut RedPlan) -> Option<()> {
             BinOp::Eq | BinOp::Ne,
             Expr::Static(Static::Status(StatusCode::Error)),
         ) => plan.error = Some(*op == BinOp::Eq),
+        // Root spans, as Drilldown selects them: a root's parent is -1, any other's >= 0.
+        (Expr::Intrinsic(Intrinsic::NestedSetParent), BinOp::Lt, Expr::Static(Static::Int(0))) => {
+            plan.root = Some(true)
+        }
+        // Fields every span has: `!= nil` always holds.
+        (field, BinOp::Ne, Expr::Static(Static::Nil)) if is_red_dimension(field) => {}
         _ => return None,
     }
     Some(())
+}
+
+fn is_red_dimension(field: &Expr) -> bool {
+    match field {
+        Expr::Attribute(attr) => is_service(attr),
+        Expr::Intrinsic(i) => matches!(i, Intrinsic::Name | Intrinsic::Kind | Intrinsic::Status),
+        _ => false,
+    }
 }
 
 fn red_plan(leaf: &Leaf, range: &Range) -> Option<RedPlan> {
@@ -140,7 +156,8 @@ async fn from_red(ctx: &Context<'_>, leaf: &Leaf, plan: &RedPlan) -> Result<(Ser
         let wanted = plan.service.as_ref().is_none_or(|s| *s == cell.service)
             && plan.name.as_ref().is_none_or(|n| *n == cell.operation)
             && plan.kind.is_none_or(|k| k == cell.kind)
-            && plan.error.is_none_or(|e| e == cell.error);
+            && plan.error.is_none_or(|e| e == cell.error)
+            && plan.root.is_none_or(|r| r == cell.root);
         let Some(interval) = range.interval_of(cell.minute_ns).filter(|_| wanted && cell.calls > 0) else { continue };
         let mut labels: Labels = plan
             .by

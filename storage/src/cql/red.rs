@@ -1,4 +1,4 @@
-//! RED cells on CQL: table `red_minutes` (`schemas/v005.cql`), one partition per tenant
+//! RED cells on CQL: table `red_minutes` (`schemas/v005.cql`, `root` from v009), one partition per tenant
 //! and hour. Each row carries a writer id of its own, and readers sum. A flush that
 //! failed part-way is retried whole, so the rows it did write count twice: the counts
 //! may run over after a CQL failure, as they may run short after a crash.
@@ -13,7 +13,7 @@ use super::{CqlStore, HOUR_NS, MAX_TTL_SECS};
 use crate::api::StorageError;
 use crate::red::{next_unique, RedCell, RedStore};
 
-type Row = (i64, String, String, i32, bool, i64, f64, Vec<i64>);
+type Row = (i64, String, String, i32, bool, i64, f64, Vec<i64>, Option<bool>);
 
 #[async_trait]
 impl RedStore for CqlStore {
@@ -25,8 +25,8 @@ impl RedStore for CqlStore {
         now_ns: u64,
     ) -> Result<(), StorageError> {
         let mut insert = Statement::new(format!(
-            "INSERT INTO {}.red_minutes (tenant, hour, minute, service, operation, kind, error, writer, calls, sum_ms, buckets) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?",
+            "INSERT INTO {}.red_minutes (tenant, hour, minute, service, operation, kind, error, writer, calls, sum_ms, buckets, root) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?",
             self.keyspace
         ));
         insert.set_consistency(self.consistency);
@@ -51,6 +51,7 @@ impl RedStore for CqlStore {
                 cell.calls as i64,
                 cell.sum_ms,
                 buckets,
+                cell.root,
                 left as i32,
             );
             let written = self.session.query_unpaged(insert.clone(), values).await;
@@ -61,7 +62,7 @@ impl RedStore for CqlStore {
 
     async fn red(&self, tenant: &str, from_ns: u64, to_ns: u64) -> Result<Vec<RedCell>, StorageError> {
         let mut select = Statement::new(format!(
-            "SELECT minute, service, operation, kind, error, calls, sum_ms, buckets FROM {}.red_minutes \
+            "SELECT minute, service, operation, kind, error, calls, sum_ms, buckets, root FROM {}.red_minutes \
              WHERE tenant = ? AND hour = ? AND minute >= ? AND minute < ?",
             self.keyspace
         ));
@@ -79,10 +80,11 @@ impl RedStore for CqlStore {
                 .map_err(unavailable)?
                 .rows_stream::<Row>()
                 .map_err(corrupt)?;
-            while let Some((minute, service, operation, kind, error, calls, sum_ms, buckets)) =
+            while let Some((minute, service, operation, kind, error, calls, sum_ms, buckets, root)) =
                 rows.try_next().await.map_err(unavailable)?
             {
-                let mut cell = RedCell::new(minute as u64, &service, &operation, SpanKind::from_otlp(kind), error);
+                let mut cell = RedCell::new(minute as u64, &service, &operation, SpanKind::from_otlp(kind), error)
+                    .of_roots(root.unwrap_or(false));
                 cell.calls = calls as u64;
                 cell.sum_ms = sum_ms;
                 cell.buckets = buckets.into_iter().map(|b| b as u64).collect();

@@ -11,7 +11,7 @@ pub(crate) type Version = (&'static str, &'static str);
 
 /// Every schema version, in order. Each statement is idempotent (IF NOT EXISTS, IF
 /// EXISTS).
-pub(crate) const VERSIONS: [Version; 8] = [
+pub(crate) const VERSIONS: [Version; 9] = [
     ("v001", include_str!("../../../schemas/v001.cql")),
     ("v002", include_str!("../../../schemas/v002.cql")),
     ("v003", include_str!("../../../schemas/v003.cql")),
@@ -20,6 +20,7 @@ pub(crate) const VERSIONS: [Version; 8] = [
     ("v006", include_str!("../../../schemas/v006.cql")),
     ("v007", include_str!("../../../schemas/v007.cql")),
     ("v008", include_str!("../../../schemas/v008.cql")),
+    ("v009", include_str!("../../../schemas/v009.cql")),
 ];
 
 /// The version every role needs the keyspace to have had applied.
@@ -148,9 +149,14 @@ pub(crate) async fn apply_versions(
                 tracing::info!(moved, keyspace, "moved the pre-v006 postings into packed rows");
             }
         }
+        // ALTER TABLE ... ADD has no IF NOT EXISTS on every flavour: a column an
+        // interrupted run already added is not added again.
+        let added = *name == "v009" && has_column(session, keyspace, "red_minutes", "root").await?;
         for statement in statements_of(std::slice::from_ref(version), keyspace, replication, flavor)? {
-            run(session, &statement).await?;
-            count += 1;
+            if !added {
+                run(session, &statement).await?;
+                count += 1;
+            }
         }
         recorded.push(*name);
     }
@@ -166,6 +172,17 @@ pub(crate) async fn apply_versions(
         }
     }
     Ok(count)
+}
+
+async fn has_column(session: &Session, keyspace: &str, table: &str, column: &str) -> Result<bool, StorageError> {
+    let query =
+        "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ? AND column_name = ?";
+    let result = session
+        .query_unpaged(query, (keyspace, table, column))
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("reading the schema of {keyspace}.{table}: {e}")))?;
+    let rows = result.into_rows_result().map_err(|e| StorageError::Unavailable(format!("schema of {table}: {e}")))?;
+    Ok(rows.rows_num() > 0)
 }
 
 async fn run(session: &Session, statement: &str) -> Result<(), StorageError> {
@@ -202,10 +219,10 @@ mod tests {
         assert!(scylla[0].ends_with("AND tablets = {'enabled': false}"), "{}", scylla[0]);
         assert!(statements.iter().any(|s| s.contains("tk_test.partition_owners")));
         assert!(statements.iter().all(|s| !s.contains("${")));
-        assert!(statements
-            .iter()
-            .skip(1)
-            .all(|s| s.contains("IF NOT EXISTS tk_test.") || s.contains("IF EXISTS tk_test.")));
+        // Every statement may run again; v009's ALTER is skipped when its column exists.
+        assert!(statements.iter().skip(1).all(|s| s.contains("IF NOT EXISTS tk_test.")
+            || s.contains("IF EXISTS tk_test.")
+            || s == "ALTER TABLE tk_test.red_minutes ADD root boolean"));
         assert!(statements.iter().any(|s| s == "DROP TABLE IF EXISTS tk_test.postings"), "v007");
         assert!(super::statements("bad-name", "{}", Flavor::Cassandra).is_err());
     }

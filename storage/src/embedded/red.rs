@@ -18,6 +18,7 @@ fn key(tenant: &str, cell: &RedCell, sequence: u64) -> Vec<u8> {
     }
     key.push(cell.kind.to_otlp() as u8);
     key.push(u8::from(cell.error));
+    key.push(u8::from(cell.root));
     key.extend_from_slice(&sequence.to_be_bytes());
     key
 }
@@ -36,7 +37,13 @@ fn parse(key: &[u8], prefix_len: usize, value: &[u8]) -> Option<Result<RedCell, 
     let operation = text()?;
     let kind = SpanKind::from_otlp(i32::from(*rest.get(at)?));
     let error = *rest.get(at + 1)? == 1;
-    let mut cell = RedCell::new(minute_ns, &service, &operation, kind, error);
+    // Keys written before the root flag end with the sequence right after the error.
+    let root = match rest.len() - (at + 2) {
+        8 => false,
+        9 => *rest.get(at + 2)? == 1,
+        _ => return None,
+    };
+    let mut cell = RedCell::new(minute_ns, &service, &operation, kind, error).of_roots(root);
     Some(cell.decode_counts(value).map(|()| cell))
 }
 
