@@ -47,6 +47,21 @@ fn corpus() -> Vec<(String, &'static str)> {
     out
 }
 
+/// An all-in-one (with `extra` flags) holding the rich trace of `seed` from `start_ns`,
+/// returned once that trace is searchable: acknowledged spans are searchable once the
+/// write is applied.
+async fn serving_one_trace(dir: &std::path::Path, seed: u64, start_ns: u64, extra: &[&str]) -> Server {
+    let server = Server::start(dir, extra);
+    let body = prost::Message::encode_to_vec(&otlp::to_request(&rich_trace(seed, start_ns)));
+    assert_eq!(server.post_otlp(body, "application/x-protobuf", &[]).await.0, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.get_json("/api/search?q=%7B%7D").await.1["traces"].as_array().map_or(0, Vec::len) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the trace never became searchable");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server
+}
+
 const METRICS_REFUSAL: &str = "this is a metrics query";
 
 #[tokio::test]
@@ -102,10 +117,7 @@ async fn every_query_of_tempos_corpus_is_answered_as_tempo_answers_it() {
 #[tokio::test]
 async fn search_answers_carry_spansets_with_their_groups() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    let spans = rich_trace(7, now_ns() - 60_000_000_000);
-    let body = prost::Message::encode_to_vec(&otlp::to_request(&spans));
-    assert_eq!(server.post_otlp(body, "application/x-protobuf", &[]).await.0, 200);
+    let server = serving_one_trace(dir.path(), 7, now_ns() - 60_000_000_000, &[]).await;
     let search = |q: &str| {
         let url = server.query_url("/api/search");
         let q = q.to_string();
@@ -125,12 +137,6 @@ async fn search_answers_carry_spansets_with_their_groups() {
             })
             .collect()
     };
-    // Acknowledged spans are searchable once the write is applied: wait for the trace.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while search("{ }").await["traces"].as_array().map_or(0, Vec::len) == 0 {
-        assert!(std::time::Instant::now() < deadline, "the trace never became searchable");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
     // The leaves: spans that are no span's parent.
     assert_eq!(names(&search("{ } !< { }").await), [["query"]]);
     // An array attribute matches when one element does.
@@ -155,16 +161,7 @@ async fn search_answers_carry_spansets_with_their_groups() {
 #[tokio::test]
 async fn tag_names_and_values_by_scope_narrowed_by_a_query() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    let spans = rich_trace(11, now_ns() - 60_000_000_000);
-    let body = prost::Message::encode_to_vec(&otlp::to_request(&spans));
-    assert_eq!(server.post_otlp(body, "application/x-protobuf", &[]).await.0, 200);
-    // Acknowledged spans are listed once the write is applied: wait for the trace.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while server.get_json("/api/search?q=%7B%7D").await.1["traces"].as_array().map_or(0, Vec::len) == 0 {
-        assert!(std::time::Instant::now() < deadline, "the trace never became searchable");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let server = serving_one_trace(dir.path(), 11, now_ns() - 60_000_000_000, &[]).await;
     let get = |path: String| {
         let server = &server;
         async move { server.get_json(&path).await }
@@ -216,17 +213,9 @@ async fn tag_names_and_values_by_scope_narrowed_by_a_query() {
 #[tokio::test]
 async fn the_queries_traces_drilldown_sends_are_answered() {
     let dir = tempfile::tempdir().unwrap();
-    // Root-span metrics are answered from the RED cells: have them written at once.
-    let server = Server::start(dir.path(), &["--red-flush-interval", "200ms"]);
     let start = now_ns() - 60_000_000_000;
-    let spans = rich_trace(21, start);
-    let body = prost::Message::encode_to_vec(&otlp::to_request(&spans));
-    assert_eq!(server.post_otlp(body, "application/x-protobuf", &[]).await.0, 200);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while server.get_json("/api/search?q=%7B%7D").await.1["traces"].as_array().map_or(0, Vec::len) == 0 {
-        assert!(std::time::Instant::now() < deadline, "the trace never became searchable");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // Root-span metrics are answered from the RED cells: have them written at once.
+    let server = serving_one_trace(dir.path(), 21, start, &["--red-flush-interval", "200ms"]).await;
     let (from, to) = (start - 60_000_000_000, start + 60_000_000_000);
     // (query, whether the trace gives it points): the root span is no error.
     let metrics = [
