@@ -21,7 +21,7 @@ async fn schema_apply_creates_the_tables_and_is_idempotent() {
         let output = apply();
         assert!(output.status.success(), "run {run}: {}", String::from_utf8_lossy(&output.stderr));
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(stdout.starts_with(&format!("keyspace {keyspace} is at schema v009")), "run {run}: {stdout}");
+        assert!(stdout.starts_with(&format!("keyspace {keyspace} is at schema v010")), "run {run}: {stdout}");
         assert_eq!(stdout.contains("(0 statements run)"), run == 2, "run {run}: {stdout}");
     }
     let session = SessionBuilder::new().known_node(&stack.cql).build().await.unwrap();
@@ -42,17 +42,17 @@ async fn schema_apply_creates_the_tables_and_is_idempotent() {
     ]
     .concat();
     assert_eq!(tables, expected);
-    let root_column = "SELECT column_name FROM system_schema.columns \
-                       WHERE keyspace_name = ? AND table_name = 'red_minutes' AND column_name = 'root'";
-    let found = session.query_unpaged(root_column, (&keyspace,)).await.unwrap().into_rows_result().unwrap();
-    assert_eq!(found.rows_num(), 1, "v009 adds red_minutes.root");
-    // A run cut short after v009's ALTER but before recording it: the next run does not
-    // add the column twice, and finishes.
-    let forget = format!("DELETE FROM {keyspace}.schema_versions WHERE version = 'v009'");
+    let added_columns = "SELECT column_name FROM system_schema.columns \
+                         WHERE keyspace_name = ? AND table_name = 'red_minutes' AND column_name IN ('root', 'fine_buckets')";
+    let found = session.query_unpaged(added_columns, (&keyspace,)).await.unwrap().into_rows_result().unwrap();
+    assert_eq!(found.rows_num(), 2, "v009 adds red_minutes.root, v010 red_minutes.fine_buckets");
+    // A run cut short after the ALTERs of v009 and v010 but before recording them: the
+    // next run does not add the columns twice, and finishes.
+    let forget = format!("DELETE FROM {keyspace}.schema_versions WHERE version IN ('v009', 'v010')");
     session.query_unpaged(forget, ()).await.unwrap();
     let again = apply();
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    assert!(String::from_utf8_lossy(&again.stdout).contains("is at schema v009"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("is at schema v010"));
     session.query_unpaged(format!("DROP KEYSPACE {keyspace}"), ()).await.unwrap();
 
     let bad = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))

@@ -176,7 +176,7 @@ struct Group {
     minute: u64,
     /// Whether the group's spans have no parent.
     root: bool,
-    durations_ms: Vec<f64>,
+    durations_ns: Vec<u64>,
 }
 
 /// A client or server span, as half of a service-graph edge.
@@ -208,11 +208,11 @@ impl Observed {
                     status: span.status.code,
                     minute,
                     root,
-                    durations_ms: Vec::new(),
+                    durations_ns: Vec::new(),
                 });
                 out.groups.len() - 1
             });
-            out.groups[group].durations_ms.push(span.duration_ns() as f64 / 1e6);
+            out.groups[group].durations_ns.push(span.duration_ns());
             let half = match (span.kind, span.parent_span_id) {
                 (SpanKind::Client | SpanKind::Producer, _) => Some((true, span.span_id)),
                 (SpanKind::Server | SpanKind::Consumer, Some(parent)) => Some((false, parent)),
@@ -249,7 +249,7 @@ impl Red {
     fn span_metrics(&self, tenant: &str, label: &str, group: &Group) {
         let kind = kind_label(group.kind);
         let status = status_label(group.status);
-        let calls = group.durations_ms.len() as u64;
+        let calls = group.durations_ns.len() as u64;
         let (service, name) = {
             let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
             let key = (label.to_string(), group.service.clone(), group.name.clone(), kind, status);
@@ -270,7 +270,7 @@ impl Red {
         ];
         metrics::counter!(CALLS, &labels).increment(calls);
         let histogram = metrics::histogram!(DURATION, &labels);
-        group.durations_ms.iter().for_each(|ms| histogram.record(*ms));
+        group.durations_ns.iter().for_each(|ns| histogram.record(*ns as f64 / 1e6));
         let error = group.status == StatusCode::Error;
         let [_, (_, service), (_, name), ..] = labels;
         let key = (tenant.to_string(), group.minute, service, name, group.kind, error, group.root);
@@ -278,7 +278,7 @@ impl Red {
         let cell = cells
             .entry(key)
             .or_insert_with_key(|k| RedCell::new(group.minute, &k.2, &k.3, group.kind, error).of_roots(group.root));
-        group.durations_ms.iter().for_each(|ms| cell.observe(*ms));
+        group.durations_ns.iter().for_each(|ns| cell.observe(*ns));
     }
 
     /// Writes the cells counted since the last flush to `store`, with each tenant's

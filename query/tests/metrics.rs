@@ -59,7 +59,7 @@ fn cells(spans: &[Span]) -> Vec<RedCell> {
         let minute = s.start_ns - s.start_ns % MINUTE_NS;
         let cell = RedCell::new(minute, s.service_name(), &s.name, s.kind, s.is_error());
         let mut cell = cell.of_roots(s.parent_span_id.is_none());
-        cell.observe(s.duration_ns() as f64 / 1e6);
+        cell.observe(s.duration_ns());
         out.push(cell);
     }
     out
@@ -147,11 +147,41 @@ async fn check(api: &Api, t0: u64) {
     for (q, traces) in
         [("{ } | rate()", 0), ("{ nestedSetParent < 0 } | rate()", 0), ("{ span.http.method = \"GET\" } | rate()", 8)]
     {
-        let path =
-            format!("/api/metrics/query_range?q={}&start={}&end={}&step=60s", urlencode(q), t0 / SEC, t0 / SEC + 180);
+        let path = format!(
+            "/api/metrics/query_range?q={}&start={}&end={}&step=60s&exemplars=0",
+            urlencode(q),
+            t0 / SEC,
+            t0 / SEC + 180
+        );
         let (_, body) = api.get(&path).await;
         assert_eq!(body["metrics"]["inspectedTraces"], traces, "{q}: {body}");
     }
+    // Series from the cells still carry exemplars: spans read from each window of the
+    // range (here one a minute), each on the series it was counted in.
+    let path = format!(
+        "/api/metrics/query_range?q={}&start={}&end={}&step=60s",
+        urlencode("{ } | rate() by (resource.service.name)"),
+        t0 / SEC,
+        t0 / SEC + 180
+    );
+    let (_, body) = api.get(&path).await;
+    let service_of: std::collections::HashMap<(String, String), String> =
+        spans(t0).iter().map(|s| ((s.trace_id.to_hex(), s.span_id.to_hex()), s.service_name().to_string())).collect();
+    let mut minutes = std::collections::BTreeSet::new();
+    for series in body["series"].as_array().unwrap() {
+        let service = series["labels"][0]["value"]["stringValue"].as_str().unwrap();
+        for exemplar in series["exemplars"].as_array().unwrap() {
+            let label = |n: usize| exemplar["labels"][n]["value"]["stringValue"].as_str().unwrap().to_string();
+            assert_eq!(
+                (&exemplar["labels"][0]["key"], &exemplar["labels"][1]["key"]),
+                (&"trace:id".into(), &"span:id".into())
+            );
+            assert_eq!(service_of[&(label(0), label(1))], service, "{body}");
+            let ms: u64 = exemplar["timestampMs"].as_str().unwrap().parse().unwrap();
+            minutes.insert((ms * 1_000_000 - t0) / MINUTE_NS);
+        }
+    }
+    assert_eq!(minutes.into_iter().collect::<Vec<_>>(), [0, 1, 2], "{body}");
     assert_eq!(range(api, "{ } | count_over_time() by (resource.service.name)", t0).await, by_service);
     assert_eq!(
         range(api, "{ span.http.method = \"GET\" } | count_over_time() by (resource.service.name)", t0).await,
@@ -183,6 +213,22 @@ async fn check(api: &Api, t0: u64) {
     assert_eq!(p50[0].0, "resource.service.name=db,p=0.5");
     let got: Vec<f64> = p50[0].1.iter().map(|(_, v)| *v).collect();
     assert!(got.iter().zip([0.002, 0.004, 0.1]).all(|(a, b)| close(*a, b)), "{got:?}");
+    // From the cells, quantiles come from buckets a quarter of a power of two wide: each
+    // value within 19% of the exact one above.
+    let p50 = range(api, "{ kind = client } | quantile_over_time(duration, .5) by (resource.service.name)", t0).await;
+    let got: Vec<f64> = p50[0].1.iter().map(|(_, v)| *v).collect();
+    assert!(got.iter().zip([0.002, 0.004, 0.1]).all(|(a, b)| (a / b - 1.0).abs() < 0.19), "{got:?}");
+    // Histograms in Tempo's power-of-two buckets, the same from the cells as from the
+    // spans: 10 ms falls in (2^23, 2^24] ns, 30 ms in (2^24, 2^25] ns.
+    let histogram = "histogram_over_time(duration) by (resource.service.name)";
+    let from_cells = range(api, &format!("{{ }} | {histogram}"), t0).await;
+    assert_eq!(from_cells, range(api, &format!("{{ duration > 0 }} | {histogram}"), t0).await);
+    let frontend: Vec<&(String, Vec<(u64, f64)>)> =
+        from_cells.iter().filter(|(labels, _)| labels.starts_with("resource.service.name=frontend")).collect();
+    let bucket = |power: i32| format!("resource.service.name=frontend,__bucket={}", 2f64.powi(power) / 1e9);
+    assert_eq!(frontend.len(), 2, "{from_cells:?}");
+    assert_eq!(frontend[0], &(bucket(24), vec![(0, 3.0), (1, 1.0)]));
+    assert_eq!(frontend[1], &(bucket(25), vec![(1, 1.0)]));
     // The error share, by arithmetic between two queries.
     let share = range(api, "({ status = error } | count_over_time()) / ({ } | count_over_time())", t0).await;
     let got: Vec<f64> = share[0].1.iter().map(|(_, v)| *v).collect();

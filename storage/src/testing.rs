@@ -211,7 +211,7 @@ pub async fn red_conformance(store: &dyn crate::RedStore) {
     let now = minute(10);
     let cell = |m: u64, service: &str, error: bool, durations: &[f64]| {
         let mut cell = RedCell::new(minute(m), service, "GET /x", SpanKind::Server, error);
-        durations.iter().for_each(|d| cell.observe(*d));
+        durations.iter().for_each(|ms| cell.observe((ms * 1e6) as u64));
         cell
     };
     let day = 86_400_000_000_000;

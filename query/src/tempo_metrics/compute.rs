@@ -7,11 +7,11 @@
 //!   range is read and the pipeline run on it, exactly; bounded by [`MAX_TRACES`].
 
 use tracekeeper_model::{SpanKind, StatusCode};
-use tracekeeper_storage::red::{RedCell, DURATION_BOUNDS_MS, MINUTE_NS};
+use tracekeeper_storage::red::{fine_upper_ns, RedCell, DURATION_BOUNDS_MS, FINE_PER_OCTAVE, MINUTE_NS};
 use tracekeeper_storage::schema::POSTING_GROUP_NS;
 use tracekeeper_storage::IndexTerm;
 
-use super::series::{finish, log2_bucket, Accumulator, Exemplar, Label, Labels, Range, SeriesSet};
+use super::series::{finish, log2_bucket, Accumulator, Cell, Exemplar, Label, Labels, Range, SeriesSet};
 use crate::error::QueryError;
 use crate::traceql::metrics::{Function, Leaf};
 use crate::traceql::{
@@ -175,8 +175,16 @@ async fn from_red(ctx: &Context<'_>, leaf: &Leaf, plan: &RedPlan) -> Result<(Ser
             labels = unlabelled(&leaf.function);
         }
         if let Function::HistogramOverTime(_) = leaf.function {
-            for (at, count) in cell.buckets.iter().enumerate().filter(|(_, c)| **c > 0) {
-                let edge = bucket_edges.get(at).copied().unwrap_or(f64::INFINITY);
+            // Tempo's power-of-two buckets, from the fine buckets that nest in them; cells
+            // written before those had only the spanmetrics buckets.
+            let buckets: Vec<(f64, u64)> = if cell.fine.is_empty() {
+                let edge = |at: usize| bucket_edges.get(at).copied().unwrap_or(f64::INFINITY);
+                cell.buckets.iter().enumerate().map(|(at, count)| (edge(at), *count)).collect()
+            } else {
+                let power_of = |fine: u8| 2f64.powi(u32::from(fine).div_ceil(FINE_PER_OCTAVE) as i32) / 1e9;
+                cell.fine.iter().map(|(fine, count)| (power_of(*fine), *count)).collect()
+            };
+            for (edge, count) in buckets.into_iter().filter(|(_, count)| *count > 0) {
                 let mut bucketed = labels.clone();
                 bucketed.push(("__bucket".into(), Label::Float(edge.to_string())));
                 acc.cell(bucketed, intervals, interval).count += count;
@@ -193,10 +201,59 @@ async fn from_red(ctx: &Context<'_>, leaf: &Leaf, plan: &RedPlan) -> Result<(Ser
         for (mine, theirs) in into.buckets.iter_mut().zip(&cell.buckets) {
             *mine += theirs;
         }
+        if cell.fine.is_empty() {
+            into.without_fine += cell.calls;
+        }
+        for (fine, count) in &cell.fine {
+            *into.fine.entry(*fine).or_default() += count;
+        }
     }
-    let quantile_s = |buckets: &[u64], q: f64| crate::jaeger_metrics::quantile_ms(buckets, q).map(|ms| ms / 1e3);
-    let inspected = Inspected { cells: cells.len() as u64, ..Default::default() };
+    let quantile_s = |cell: &Cell, q: f64| match cell.without_fine {
+        0 => fine_quantile_ns(&cell.fine, q).map(|ns| ns / 1e9),
+        _ => crate::jaeger_metrics::quantile_ms(&cell.buckets, q).map(|ms| ms / 1e3),
+    };
+    let traces = exemplars_of_cells(ctx, leaf, &mut acc).await?;
+    let inspected = Inspected { cells: cells.len() as u64, traces, ..Default::default() };
     Ok((finish(&leaf.function, acc, &range, true, &quantile_s), inspected))
+}
+
+/// The `q` quantile of durations counted in fine buckets, in ns: interpolated in the
+/// bucket that holds its rank, so within a factor of 2^(1/4) of the exact value.
+pub fn fine_quantile_ns(fine: &std::collections::BTreeMap<u8, u64>, q: f64) -> Option<f64> {
+    let total: u64 = fine.values().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = q.clamp(0.0, 1.0) * total as f64;
+    let mut below = 0u64;
+    let mut last = None;
+    for (&bucket, &count) in fine.iter().filter(|(_, count)| **count > 0) {
+        let upper = fine_upper_ns(bucket);
+        if (below + count) as f64 >= rank {
+            let lower = if bucket == 0 { 0.0 } else { fine_upper_ns(bucket - 1) };
+            let within = ((rank - below as f64) / count as f64).max(0.0);
+            return Some(lower + (upper - lower) * within);
+        }
+        below += count;
+        last = Some(upper);
+    }
+    last
+}
+
+/// The traces with a span selected by `query`'s index hint in `[start_ns, end_ns)`,
+/// newest first, at most `max`.
+async fn read_traces(
+    ctx: &Context<'_>,
+    query: &Query,
+    start_ns: u64,
+    end_ns: u64,
+    max: usize,
+) -> Result<Vec<Vec<tracekeeper_model::Span>>, QueryError> {
+    let terms = query.hint().candidate_terms();
+    let term = if terms.len() == 1 { terms.into_iter().next().unwrap_or(IndexTerm::All) } else { IndexTerm::All };
+    // A posting stands for spans that started up to one group before its time.
+    let end = end_ns.saturating_add(POSTING_GROUP_NS);
+    Ok(ctx.state.engine.traces_in(ctx.tenant, term, start_ns, end, max).await?)
 }
 
 /// Runs `pipeline` on every trace with a span in the range, and calls `visit` with
@@ -208,11 +265,7 @@ pub async fn scan(
 ) -> Result<Inspected, QueryError> {
     let range = ctx.range;
     let query = Query { pipeline: pipeline.clone(), hints: Default::default() };
-    let terms = query.hint().candidate_terms();
-    let term = if terms.len() == 1 { terms.into_iter().next().unwrap_or(IndexTerm::All) } else { IndexTerm::All };
-    // A posting stands for spans that started up to one group before its time.
-    let end = range.end_ns.saturating_add(POSTING_GROUP_NS);
-    let traces = ctx.state.engine.traces_in(ctx.tenant, term, range.start_ns, end, MAX_TRACES + 1).await?;
+    let traces = read_traces(ctx, &query, range.start_ns, range.end_ns, MAX_TRACES + 1).await?;
     if traces.len() > MAX_TRACES {
         return Err(QueryError::BadRequest(format!(
             "this metrics query reads more than {MAX_TRACES} traces span by span: narrow the time range or the filter \
@@ -233,8 +286,9 @@ pub async fn scan(
     Ok(inspected)
 }
 
-async fn from_spans(ctx: &Context<'_>, leaf: &Leaf) -> Result<(SeriesSet, Inspected), QueryError> {
-    let (field, seconds) = match &leaf.function {
+/// The field a function measures, and whether it is a duration (answered in seconds).
+fn measured(function: &Function) -> (Option<&Expr>, bool) {
+    match function {
         Function::SumOverTime(e)
         | Function::AvgOverTime(e)
         | Function::MinOverTime(e)
@@ -242,40 +296,86 @@ async fn from_spans(ctx: &Context<'_>, leaf: &Leaf) -> Result<(SeriesSet, Inspec
         | Function::QuantileOverTime(e, _)
         | Function::HistogramOverTime(e) => (Some(e), super::is_duration(e)),
         _ => (None, false),
+    }
+}
+
+/// What one selected span adds to a leaf's series: the series' labels (its histogram
+/// bucket among them), the value observed, and the span as an exemplar.
+fn observe(leaf: &Leaf, view: &TraceView<'_>, index: usize) -> Option<(Labels, f64, Exemplar)> {
+    let (field, seconds) = measured(&leaf.function);
+    let span = &view.spans()[index];
+    let at = At { trace: view, span: index, event: None, link: None };
+    let value = match field {
+        Some(e) => at.eval(e).number()?,
+        None => 1.0,
     };
+    let mut labels: Labels = leaf.by.iter().map(|f| (traceql::field_name(f), Label::of(&at.eval(f)))).collect();
+    if labels.is_empty() {
+        labels = unlabelled(&leaf.function);
+    }
+    if let Function::HistogramOverTime(_) = leaf.function {
+        let edge = log2_bucket(value);
+        let edge = if seconds { edge / 1e9 } else { edge };
+        labels.push(("__bucket".into(), Label::Float(edge.to_string())));
+    }
+    let exemplar = Exemplar {
+        trace_id: span.trace_id.to_hex(),
+        span_id: span.span_id.to_hex(),
+        timestamp_ms: span.start_ns / 1_000_000,
+        value: if seconds { value / 1e9 } else { value },
+    };
+    Some((labels, value, exemplar))
+}
+
+async fn from_spans(ctx: &Context<'_>, leaf: &Leaf) -> Result<(SeriesSet, Inspected), QueryError> {
+    let seconds = measured(&leaf.function).1;
     let exact = matches!(leaf.function, Function::QuantileOverTime(..));
     let intervals = ctx.range.intervals();
     let mut acc = Accumulator::default();
     let inspected = scan(ctx, &leaf.pipeline, |view, index, interval| {
-        let span = &view.spans()[index];
-        let at = At { trace: view, span: index, event: None, link: None };
-        let value = match field {
-            Some(e) => match at.eval(e).number() {
-                Some(v) => v,
-                None => return,
-            },
-            None => 1.0,
-        };
-        let mut labels: Labels = leaf.by.iter().map(|f| (traceql::field_name(f), Label::of(&at.eval(f)))).collect();
-        if labels.is_empty() {
-            labels = unlabelled(&leaf.function);
-        }
-        if let Function::HistogramOverTime(_) = leaf.function {
-            let edge = log2_bucket(value);
-            let edge = if seconds { edge / 1e9 } else { edge };
-            labels.push(("__bucket".into(), Label::Float(edge.to_string())));
-        }
+        let Some((labels, value, exemplar)) = observe(leaf, view, index) else { return };
         acc.cell(labels.clone(), intervals, interval).observe(value, exact);
-        let exemplar = Exemplar {
-            trace_id: span.trace_id.to_hex(),
-            span_id: span.span_id.to_hex(),
-            timestamp_ms: span.start_ns / 1_000_000,
-            value: if seconds { value / 1e9 } else { value },
-        };
         acc.exemplar(&labels, exemplar, ctx.max_exemplars);
     })
     .await?;
     Ok((finish(&leaf.function, acc, &ctx.range, seconds, &|_, _| None), inspected))
+}
+
+/// Windows of the range that series answered from cells take exemplars from, so that
+/// they spread over the chart; and the traces read in each.
+const EXEMPLAR_WINDOWS: u64 = 20;
+const EXEMPLAR_TRACES_PER_WINDOW: usize = 2;
+
+/// Exemplars for series answered from cells, which know no span: a few traces read
+/// from each window of the range, their selected spans attached to the series they
+/// were counted in. Returns the traces read.
+async fn exemplars_of_cells(ctx: &Context<'_>, leaf: &Leaf, acc: &mut Accumulator) -> Result<u64, QueryError> {
+    let range = ctx.range;
+    if ctx.max_exemplars == 0 {
+        return Ok(0);
+    }
+    let query = Query { pipeline: leaf.pipeline.clone(), hints: Default::default() };
+    let windows = (range.intervals() as u64).clamp(1, EXEMPLAR_WINDOWS);
+    let width = (range.end_ns - range.start_ns).div_ceil(windows);
+    let mut read = 0;
+    for window in 0..windows {
+        let start = range.start_ns + window * width;
+        let end = (start + width).min(range.end_ns);
+        let traces = read_traces(ctx, &query, start, end, EXEMPLAR_TRACES_PER_WINDOW).await?;
+        read += traces.len() as u64;
+        for spans in &traces {
+            let Some(view) = TraceView::new(spans) else { continue };
+            for index in query.matches(&view) {
+                if !(start..end).contains(&spans[index].start_ns) {
+                    continue;
+                }
+                if let Some((labels, _, exemplar)) = observe(leaf, &view, index) {
+                    acc.exemplar(&labels, exemplar, ctx.max_exemplars);
+                }
+            }
+        }
+    }
+    Ok(read)
 }
 
 /// The series of one leaf: from RED cells when they hold the answer, else from spans.

@@ -82,8 +82,13 @@ pub struct Cell {
     pub max: f64,
     /// Every value, for exact quantiles (span scans).
     pub values: Vec<f64>,
-    /// RED duration buckets, for quantiles of cells (`tracekeeper_storage::red`).
+    /// RED spanmetrics buckets, for quantiles of cells written before the fine ones.
     pub buckets: Vec<u64>,
+    /// RED fine buckets (`tracekeeper_storage::red::fine_bucket`), for quantiles of cells.
+    pub fine: BTreeMap<u8, u64>,
+    /// Calls of cells without fine buckets: while there are any, quantiles come from
+    /// the spanmetrics buckets.
+    pub without_fine: u64,
 }
 
 impl Cell {
@@ -144,13 +149,14 @@ pub fn log2_bucket(value: f64) -> f64 {
 }
 
 /// The series a function yields from accumulated cells. Durations are in seconds,
-/// as Tempo returns them. `quantile_of_buckets` turns RED buckets into a quantile.
+/// as Tempo returns them. `quantile_of_buckets` turns a cell's RED buckets into a
+/// quantile, in the series' unit.
 pub fn finish(
     function: &Function,
     accumulated: Accumulator,
     range: &Range,
     seconds: bool,
-    quantile_of_buckets: &dyn Fn(&[u64], f64) -> Option<f64>,
+    quantile_of_buckets: &dyn Fn(&Cell, f64) -> Option<f64>,
 ) -> SeriesSet {
     let scale = if seconds { 1e-9 } else { 1.0 };
     let step_s = range.step_ns as f64 / 1e9;
@@ -178,7 +184,7 @@ pub fn finish(
                             if !c.values.is_empty() {
                                 quantile(&mut c.values.clone(), *q) * scale
                             } else if c.count > 0 {
-                                quantile_of_buckets(&c.buckets, *q).unwrap_or(f64::NAN)
+                                quantile_of_buckets(c, *q).unwrap_or(f64::NAN)
                             } else {
                                 f64::NAN
                             }

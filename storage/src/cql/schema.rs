@@ -11,7 +11,7 @@ pub(crate) type Version = (&'static str, &'static str);
 
 /// Every schema version, in order. Each statement is idempotent (IF NOT EXISTS, IF
 /// EXISTS).
-pub(crate) const VERSIONS: [Version; 9] = [
+pub(crate) const VERSIONS: [Version; 10] = [
     ("v001", include_str!("../../../schemas/v001.cql")),
     ("v002", include_str!("../../../schemas/v002.cql")),
     ("v003", include_str!("../../../schemas/v003.cql")),
@@ -21,10 +21,16 @@ pub(crate) const VERSIONS: [Version; 9] = [
     ("v007", include_str!("../../../schemas/v007.cql")),
     ("v008", include_str!("../../../schemas/v008.cql")),
     ("v009", include_str!("../../../schemas/v009.cql")),
+    ("v010", include_str!("../../../schemas/v010.cql")),
 ];
 
 /// The version every role needs the keyspace to have had applied.
 pub const LATEST: &str = VERSIONS[VERSIONS.len() - 1].0;
+
+/// Versions that only add a column (version, table, column). `ALTER TABLE ... ADD` has
+/// no `IF NOT EXISTS` on every flavour, so a run that finds the column skips them.
+const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("v009", "red_minutes", "root"), ("v010", "red_minutes", "fine_buckets")];
 
 /// Which CQL database the schema goes to; they differ in keyspace options only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,9 +155,11 @@ pub(crate) async fn apply_versions(
                 tracing::info!(moved, keyspace, "moved the pre-v006 postings into packed rows");
             }
         }
-        // ALTER TABLE ... ADD has no IF NOT EXISTS on every flavour: a column an
-        // interrupted run already added is not added again.
-        let added = *name == "v009" && has_column(session, keyspace, "red_minutes", "root").await?;
+        // A column an interrupted run already added is not added again.
+        let added = match ADDED_COLUMNS.iter().find(|(version, ..)| version == name) {
+            Some((_, table, column)) => has_column(session, keyspace, table, column).await?,
+            None => false,
+        };
         for statement in statements_of(std::slice::from_ref(version), keyspace, replication, flavor)? {
             if !added {
                 run(session, &statement).await?;
@@ -219,10 +227,11 @@ mod tests {
         assert!(scylla[0].ends_with("AND tablets = {'enabled': false}"), "{}", scylla[0]);
         assert!(statements.iter().any(|s| s.contains("tk_test.partition_owners")));
         assert!(statements.iter().all(|s| !s.contains("${")));
-        // Every statement may run again; v009's ALTER is skipped when its column exists.
+        // Every statement may run again; an ALTER ... ADD is skipped when its column exists.
         assert!(statements.iter().skip(1).all(|s| s.contains("IF NOT EXISTS tk_test.")
             || s.contains("IF EXISTS tk_test.")
-            || s == "ALTER TABLE tk_test.red_minutes ADD root boolean"));
+            || s == "ALTER TABLE tk_test.red_minutes ADD root boolean"
+            || s == "ALTER TABLE tk_test.red_minutes ADD fine_buckets map<smallint, bigint>"));
         assert!(statements.iter().any(|s| s == "DROP TABLE IF EXISTS tk_test.postings"), "v007");
         assert!(super::statements("bad-name", "{}", Flavor::Cassandra).is_err());
     }
