@@ -331,6 +331,19 @@ impl QueryEngine {
         end_ns: u64,
         max_traces: usize,
     ) -> Result<Vec<Vec<Span>>, StorageError> {
+        let ids = self.trace_ids_in(tenant, term, start_ns, end_ns, max_traces).await?;
+        self.traces_of(tenant, ids).await
+    }
+
+    /// The ids [`Self::traces_in`] would read, without reading them.
+    pub async fn trace_ids_in(
+        &self,
+        tenant: &str,
+        term: IndexTerm,
+        start_ns: u64,
+        end_ns: u64,
+        max_traces: usize,
+    ) -> Result<Vec<TraceId>, StorageError> {
         let oldest = start_ns.max(self.visible_from(tenant));
         if oldest > end_ns {
             return Ok(Vec::new());
@@ -344,6 +357,11 @@ impl QueryEngine {
                 ids.push(posting.trace_id);
             }
         }
+        Ok(ids)
+    }
+
+    /// The visible spans of each of `ids` (traces left without any left out).
+    pub async fn traces_of(&self, tenant: &str, ids: Vec<TraceId>) -> Result<Vec<Vec<Span>>, StorageError> {
         // Read VERIFY_AHEAD traces at a time, as search does: a networked store's round
         // trips overlap, and the embedded store decodes on both cores.
         use futures::StreamExt;

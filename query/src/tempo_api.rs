@@ -85,7 +85,7 @@ pub fn wants_protobuf(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/protobuf"))
 }
 
-fn protobuf(message: &impl prost::Message) -> Response {
+pub(crate) fn protobuf(message: &impl prost::Message) -> Response {
     ([(header::CONTENT_TYPE, "application/protobuf")], message.encode_to_vec()).into_response()
 }
 

@@ -8,6 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::common::v1::any_value;
 use serde_json::Value;
 use support::{wall_clock_now, Api, SEC};
 use tracekeeper_model::clock::ManualClock;
@@ -63,6 +64,66 @@ fn cells(spans: &[Span]) -> Vec<RedCell> {
         out.push(cell);
     }
     out
+}
+
+/// Tempo's metrics messages as `tempopb` numbers them, written out here from Tempo's
+/// documentation, to read our protobuf answers with.
+mod tempopb {
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct QueryRangeResponse {
+        #[prost(message, repeated, tag = "1")]
+        pub series: Vec<TimeSeries>,
+        #[prost(message, optional, tag = "2")]
+        pub metrics: Option<SearchMetrics>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<KeyValue>,
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<Sample>,
+        #[prost(string, tag = "3")]
+        pub prom_labels: String,
+        #[prost(message, repeated, tag = "4")]
+        pub exemplars: Vec<Exemplar>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(double, tag = "1")]
+        pub value: f64,
+        #[prost(int64, tag = "2")]
+        pub timestamp_ms: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Exemplar {
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<KeyValue>,
+        #[prost(double, tag = "2")]
+        pub value: f64,
+        #[prost(int64, tag = "3")]
+        pub timestamp_ms: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct QueryInstantResponse {
+        #[prost(message, repeated, tag = "1")]
+        pub series: Vec<InstantSeries>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct InstantSeries {
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<KeyValue>,
+        #[prost(double, tag = "2")]
+        pub value: f64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct SearchMetrics {
+        #[prost(uint32, tag = "1")]
+        pub inspected_traces: u32,
+        #[prost(uint32, tag = "4")]
+        pub completed_jobs: u32,
+    }
 }
 
 async fn serve(
@@ -148,8 +209,8 @@ async fn check(api: &Api, t0: u64) {
         [("{ } | rate()", 0), ("{ nestedSetParent < 0 } | rate()", 0), ("{ span.http.method = \"GET\" } | rate()", 8)]
     {
         let path = format!(
-            "/api/metrics/query_range?q={}&start={}&end={}&step=60s&exemplars=0",
-            urlencode(q),
+            "/api/metrics/query_range?q={}&start={}&end={}&step=60s",
+            urlencode(&format!("{q} with (exemplars=false)")),
             t0 / SEC,
             t0 / SEC + 180
         );
@@ -178,7 +239,10 @@ async fn check(api: &Api, t0: u64) {
             );
             assert_eq!(service_of[&(label(0), label(1))], service, "{body}");
             let ms: u64 = exemplar["timestampMs"].as_str().unwrap().parse().unwrap();
-            minutes.insert((ms * 1_000_000 - t0) / MINUTE_NS);
+            let minute = (ms * 1_000_000 - t0) / MINUTE_NS;
+            minutes.insert(minute);
+            // As Tempo: a rate's exemplar shows the series' value where it sits.
+            assert_eq!(exemplar["value"], series["samples"][minute as usize]["value"], "{body}");
         }
     }
     assert_eq!(minutes.into_iter().collect::<Vec<_>>(), [0, 1, 2], "{body}");
@@ -251,6 +315,60 @@ async fn check(api: &Api, t0: u64) {
     assert_eq!(selected.len(), 1, "{compared:?}");
     assert_eq!(selected[0].1, vec![(1, 1.0)]);
 
+    // At a step the cells cannot cut (Drilldown's), the spans are read: 30 s steps.
+    let path = format!(
+        "/api/metrics/query_range?q={}&start={}&end={}&step=30s",
+        urlencode("{ nestedSetParent < 0 } | count_over_time()"),
+        t0 / SEC,
+        t0 / SEC + 180
+    );
+    let (_, body) = api.get(&path).await;
+    let halves: Vec<(u64, f64)> = body["series"][0]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (p["timestampMs"].as_str().unwrap().parse::<u64>().unwrap() * 1_000_000 - t0, p["value"].as_f64().unwrap())
+        })
+        .filter(|(_, v)| *v > 0.0)
+        .map(|(ns, v)| (ns / (30 * SEC), v))
+        .collect();
+    // Every span starts `id` seconds into its minute: all in the first half.
+    assert_eq!(halves, [(0, 4.0), (2, 3.0), (4, 1.0)], "{body}");
+
+    // The same answer as protobuf, numbered as Tempo's `tempopb`.
+    let path = format!(
+        "/api/metrics/query_range?q={}&start={}&end={}&step=60s",
+        urlencode("{ } | count_over_time() by (resource.service.name)"),
+        t0 / SEC,
+        t0 / SEC + 180
+    );
+    let (status, bytes) = api.get_protobuf(&path).await;
+    assert_eq!(status, 200);
+    let decoded = <tempopb::QueryRangeResponse as prost::Message>::decode(bytes.as_slice()).unwrap();
+    let from_proto: Vec<(String, Vec<(u64, f64)>)> = decoded
+        .series
+        .iter()
+        .map(|s| {
+            let label = &s.labels[0];
+            let value = match label.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(v)) => v.clone(),
+                other => panic!("{other:?}"),
+            };
+            let points =
+                s.samples.iter().map(|p| ((p.timestamp_ms as u64 * 1_000_000 - t0) / MINUTE_NS, p.value)).collect();
+            (format!("{}={value}", label.key), points)
+        })
+        .collect();
+    assert_eq!(from_proto, by_service);
+    assert!(decoded.series.iter().all(|s| s.prom_labels.starts_with("{resource.service.name=")));
+    assert!(decoded
+        .series
+        .iter()
+        .flat_map(|s| &s.exemplars)
+        .all(|e| e.labels[0].key == "trace:id" && e.timestamp_ms > 0));
+    assert_eq!(decoded.metrics.map(|m| m.completed_jobs), Some(1));
+
     // The instant query counts the whole range.
     let path = format!(
         "/api/metrics/query?q={}&start={}&end={}",
@@ -261,6 +379,10 @@ async fn check(api: &Api, t0: u64) {
     let (status, body) = api.get(&path).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["series"][0]["value"], 9.0, "{body}");
+    let (status, bytes) = api.get_protobuf(&path).await;
+    assert_eq!(status, 200);
+    let decoded = <tempopb::QueryInstantResponse as prost::Message>::decode(bytes.as_slice()).unwrap();
+    assert_eq!(decoded.series.iter().map(|s| s.value).collect::<Vec<_>>(), [9.0]);
 
     // Bounds and mistakes are refused with what to do.
     for (path, says) in [
@@ -300,4 +422,49 @@ async fn metrics_answer_exactly_on_both_backends() {
     let cql = Arc::new(tracekeeper_storage::cql::test_store(&stack.cql).await);
     let (api, t0) = serve(cql.clone(), cql.clone(), cql, now).await;
     check(&api, t0).await;
+}
+
+/// Past the bound on traces read span by span, a query the per-minute cells can answer
+/// at a step they cannot cut (Drilldown's) is answered from them at whole minutes, and
+/// says so; one they cannot answer is refused with what to narrow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_span_bound_cells_answer_at_whole_minutes() {
+    let now = wall_clock_now();
+    let t0 = now - 10 * MINUTE_NS - now % MINUTE_NS;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        tracekeeper_storage::embedded::EmbeddedStore::open(tracekeeper_storage::embedded::EmbeddedConfig::new(
+            dir.path(),
+        ))
+        .unwrap(),
+    );
+    let count = tracekeeper_query::tempo_metrics::MAX_TRACES as u64 + 1;
+    let spans: Vec<Span> = (0..count)
+        .map(|n| {
+            let mut s = span(1, 1, "bulk", "job", t0 + n * (2 * MINUTE_NS / count));
+            s.trace_id = tracekeeper_model::TraceId((u128::from(n) + 1).to_be_bytes());
+            s
+        })
+        .collect();
+    let retention_ns = RETENTION.as_nanos() as u64;
+    store.write(WriteBatch { tenant: TENANT.into(), spans: spans.clone(), retention_ns, now_ns: now }).await.unwrap();
+    store.add_red(TENANT, cells(&spans), retention_ns, now).await.unwrap();
+    let api = Api::start_with_red(store.clone(), store, Arc::new(ManualClock::new(now)), RETENTION).await;
+    let ask = |q: &str| {
+        format!("/api/metrics/query_range?q={}&start={}&end={}&step=30s", urlencode(q), t0 / SEC, t0 / SEC + 180)
+    };
+    let (status, body) = api.get(&ask("{ nestedSetParent < 0 } | count_over_time()")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("at a step of 60 s")), "{body}");
+    let samples = body["series"][0]["samples"].as_array().unwrap();
+    let minutes: Vec<u64> = samples
+        .iter()
+        .map(|p| (p["timestampMs"].as_str().unwrap().parse::<u64>().unwrap() * 1_000_000 - t0) / MINUTE_NS)
+        .collect();
+    assert_eq!(minutes, [0, 1, 2], "{body}");
+    let total: f64 = samples.iter().map(|p| p["value"].as_f64().unwrap()).sum();
+    assert_eq!(total, count as f64, "every span counted once: {body}");
+    let (status, body) = api.get(&ask("{ duration > 0 } | count_over_time()")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.as_str().is_some_and(|m| m.contains("narrow the time range")), "{body}");
 }

@@ -102,6 +102,15 @@ fn red_plan(leaf: &Leaf, range: &Range) -> Option<RedPlan> {
     if !range.step_ns.is_multiple_of(MINUTE_NS) || !range.start_ns.is_multiple_of(MINUTE_NS) {
         return None;
     }
+    cells_plan(leaf)
+}
+
+/// Whether the RED cells hold `leaf`'s answer at a step of whole minutes.
+pub fn cells_could_answer(leaf: &Leaf) -> bool {
+    cells_plan(leaf).is_some()
+}
+
+fn cells_plan(leaf: &Leaf) -> Option<RedPlan> {
     let duration = |e: &Expr| matches!(e, Expr::Intrinsic(Intrinsic::Duration));
     match &leaf.function {
         Function::Rate | Function::CountOverTime => {}
@@ -240,20 +249,27 @@ pub fn fine_quantile_ns(fine: &std::collections::BTreeMap<u8, u64>, q: f64) -> O
     last
 }
 
-/// The traces with a span selected by `query`'s index hint in `[start_ns, end_ns)`,
-/// newest first, at most `max`.
-async fn read_traces(
+/// The ids of the traces with a span selected by `query`'s index hint in
+/// `[start_ns, end_ns)`, newest first, at most `max`.
+async fn trace_ids(
     ctx: &Context<'_>,
     query: &Query,
     start_ns: u64,
     end_ns: u64,
     max: usize,
-) -> Result<Vec<Vec<tracekeeper_model::Span>>, QueryError> {
+) -> Result<Vec<tracekeeper_model::TraceId>, QueryError> {
     let terms = query.hint().candidate_terms();
     let term = if terms.len() == 1 { terms.into_iter().next().unwrap_or(IndexTerm::All) } else { IndexTerm::All };
     // A posting stands for spans that started up to one group before its time.
     let end = end_ns.saturating_add(POSTING_GROUP_NS);
-    Ok(ctx.state.engine.traces_in(ctx.tenant, term, start_ns, end, max).await?)
+    Ok(ctx.state.engine.trace_ids_in(ctx.tenant, term, start_ns, end, max).await?)
+}
+
+const TOO_MANY_TRACES: &str = "this metrics query reads more than";
+
+/// Whether `error` is [`scan`]'s refusal past [`MAX_TRACES`].
+pub fn is_too_many_traces(error: &QueryError) -> bool {
+    matches!(error, QueryError::BadRequest(message) if message.starts_with(TOO_MANY_TRACES))
 }
 
 /// Runs `pipeline` on every trace with a span in the range, and calls `visit` with
@@ -265,14 +281,15 @@ pub async fn scan(
 ) -> Result<Inspected, QueryError> {
     let range = ctx.range;
     let query = Query { pipeline: pipeline.clone(), hints: Default::default() };
-    let traces = read_traces(ctx, &query, range.start_ns, range.end_ns, MAX_TRACES + 1).await?;
-    if traces.len() > MAX_TRACES {
+    let ids = trace_ids(ctx, &query, range.start_ns, range.end_ns, MAX_TRACES + 1).await?;
+    if ids.len() > MAX_TRACES {
         return Err(QueryError::BadRequest(format!(
-            "this metrics query reads more than {MAX_TRACES} traces span by span: narrow the time range or the filter \
-             (queries that filter and group only by resource.service.name, name, kind and status = error, \
-             at a step of whole minutes, are answered from per-minute counts without this bound)"
+            "{TOO_MANY_TRACES} {MAX_TRACES} traces span by span: narrow the time range or the filter \
+             (queries that filter and group only by resource.service.name, name, kind and status = error \
+             are answered from per-minute counts without this bound)"
         )));
     }
+    let traces = ctx.state.engine.traces_of(ctx.tenant, ids).await?;
     let mut inspected = Inspected { traces: traces.len() as u64, ..Default::default() };
     for spans in &traces {
         let Some(view) = TraceView::new(spans) else { continue };
@@ -321,7 +338,7 @@ fn observe(leaf: &Leaf, view: &TraceView<'_>, index: usize) -> Option<(Labels, f
     let exemplar = Exemplar {
         trace_id: span.trace_id.to_hex(),
         span_id: span.span_id.to_hex(),
-        timestamp_ms: span.start_ns / 1_000_000,
+        start_ns: span.start_ns,
         value: if seconds { value / 1e9 } else { value },
     };
     Some((labels, value, exemplar))
@@ -361,7 +378,8 @@ async fn exemplars_of_cells(ctx: &Context<'_>, leaf: &Leaf, acc: &mut Accumulato
     for window in 0..windows {
         let start = range.start_ns + window * width;
         let end = (start + width).min(range.end_ns);
-        let traces = read_traces(ctx, &query, start, end, EXEMPLAR_TRACES_PER_WINDOW).await?;
+        let ids = trace_ids(ctx, &query, start, end, EXEMPLAR_TRACES_PER_WINDOW).await?;
+        let traces = ctx.state.engine.traces_of(ctx.tenant, ids).await?;
         read += traces.len() as u64;
         for spans in &traces {
             let Some(view) = TraceView::new(spans) else { continue };

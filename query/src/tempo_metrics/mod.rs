@@ -1,17 +1,21 @@
 //! Tempo's TraceQL metrics API: `/api/metrics/query_range` and `/api/metrics/query`
 //! (instant), with Tempo's parameters (`q`, `start`, `end`, `since`, `step`,
-//! `exemplars`) and JSON shape, so that Grafana's Explore and Traces Drilldown chart
+//! `exemplars`) and its JSON and protobuf shapes, so that Grafana's Explore and Traces Drilldown chart
 //! them. Counts are exact: nothing is sampled (`with (sample=...)` is accepted and has
 //! nothing to do). Bounded: at most [`MAX_POINTS`] points and [`MAX_SERIES`] series a
 //! query, and [`compute::MAX_TRACES`] traces read span by span.
 
 mod compare;
 mod compute;
+mod proto;
 mod series;
+
+pub use compute::MAX_TRACES;
 
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
@@ -24,6 +28,7 @@ use crate::{QueryState, Tenant};
 use compute::{Context, Inspected};
 use series::{Label, Range, SeriesSet};
 use tracekeeper_serve::{Declared, Group, Routes, Shape};
+use tracekeeper_storage::red::MINUTE_NS;
 
 /// As Prometheus: no series of more points than this.
 pub const MAX_POINTS: u64 = 11_000;
@@ -79,8 +84,21 @@ fn duration_param(params: &Params, key: &str) -> Result<Option<u64>, QueryError>
         .map_err(|_| QueryError::BadRequest(format!("parameter '{key}' must be a duration such as 60s, got {text:?}")))
 }
 
+/// Tempo's step when none is given: about 240 points, rounded down to a multiple of
+/// the first of 1 h, 5 m, 1 m, 15 s, 5 s, 1 s below that (to 50 ms under a minute).
+fn default_step(window_ns: u64) -> u64 {
+    const SECOND: u64 = 1_000_000_000;
+    let baseline = window_ns / 240;
+    if window_ns < 60 * SECOND {
+        let unit = 50_000_000;
+        return (baseline - baseline % unit).max(unit);
+    }
+    let unit = [3_600, 300, 60, 15, 5, 1].map(|s| s * SECOND).into_iter().find(|unit| *unit < baseline);
+    unit.map_or(SECOND, |unit| (baseline - baseline % unit).max(SECOND))
+}
+
 /// The range asked for: `start`/`end` (or `since` before `end`), cut at `step`
-/// (default: a hundredth of the range, at least a second), start aligned down to it.
+/// (default: [`default_step`]), start aligned down to it.
 fn range(params: &Params, now_ns: u64, instant: bool) -> Result<Range, QueryError> {
     let end = time(params, "end")?.unwrap_or(now_ns);
     let start = match (time(params, "start")?, duration_param(params, "since")?) {
@@ -94,7 +112,7 @@ fn range(params: &Params, now_ns: u64, instant: bool) -> Result<Range, QueryErro
     if instant {
         return Ok(Range { start_ns: start, end_ns: end, step_ns: end - start });
     }
-    let step = duration_param(params, "step")?.unwrap_or(((end - start) / 100).max(1_000_000_000));
+    let step = duration_param(params, "step")?.unwrap_or_else(|| default_step(end - start));
     if step == 0 {
         return Err(QueryError::BadRequest("parameter 'step' must be positive".into()));
     }
@@ -170,9 +188,22 @@ fn prom_labels(labels: &series::Labels) -> String {
     format!("{{{}}}", pairs.join(", "))
 }
 
-async fn answer(state: &QueryState, tenant: &str, raw: Option<&str>, instant: bool) -> Result<Value, QueryError> {
+/// A query's answer, before it is written as JSON or protobuf.
+struct Answer {
+    set: SeriesSet,
+    range: Range,
+    inspected: Inspected,
+    instant: bool,
+    /// Said to the client beside the series (Tempo's `message`).
+    message: Option<String>,
+}
+
+async fn answer(state: &QueryState, tenant: &str, raw: Option<&str>, instant: bool) -> Result<Answer, QueryError> {
     let params = Params::parse(raw);
-    let text = params.get("q").ok_or_else(|| QueryError::BadRequest("parameter 'q' (TraceQL) is required".into()))?;
+    let text = params
+        .get("q")
+        .or_else(|| params.get("query"))
+        .ok_or_else(|| QueryError::BadRequest("parameter 'q' (TraceQL) is required".into()))?;
     let query = match traceql::parse_any(text).map_err(QueryError::BadRequest)? {
         Parsed::Metrics(query) => query,
         Parsed::Search(_) => {
@@ -183,18 +214,64 @@ async fn answer(state: &QueryState, tenant: &str, raw: Option<&str>, instant: bo
         }
     };
     let range = range(&params, state.engine.now_ns(), instant)?;
-    let max_exemplars = params.number::<usize>("exemplars")?.unwrap_or(MAX_EXEMPLARS).min(MAX_EXEMPLARS);
+    // As Tempo: an absent or 0 `exemplars` means the default; `with (exemplars=...)`
+    // overrides it; instant queries have none.
+    let asked = params.number::<u64>("exemplars")?.filter(|n| *n > 0);
+    let max_exemplars = match (instant, query.hints.exemplars, asked) {
+        (true, ..) => 0,
+        (false, Some(n), _) | (false, None, Some(n)) => n.min(MAX_EXEMPLARS as u64) as usize,
+        (false, None, None) => MAX_EXEMPLARS,
+    };
     let ctx = Context { state, tenant, range, max_exemplars };
     let mut inspected = Inspected::default();
-    let set = evaluate(&ctx, &query.expr, &mut inspected).await?;
-    let series: Vec<Value> = set
+    match evaluate(&ctx, &query.expr, &mut inspected).await {
+        Ok(set) => Ok(Answer { set, range, inspected, instant, message: None }),
+        // At a step the per-minute cells cannot cut (Drilldown's are ranges over its
+        // panel's width), the spans are read while they are few; past that the cells
+        // answer at the next whole minute, exact at that step.
+        Err(e) if compute::is_too_many_traces(&e) && state.red.is_some() && from_cells(&query.expr) => {
+            let asked_s = range.step_ns as f64 / 1e9;
+            let step_ns = range.step_ns.div_ceil(MINUTE_NS) * MINUTE_NS;
+            let range = Range { start_ns: range.start_ns - range.start_ns % step_ns, step_ns, ..range };
+            let ctx = Context { range, ..ctx };
+            let mut inspected = Inspected::default();
+            let set = evaluate(&ctx, &query.expr, &mut inspected).await?;
+            let message = format!(
+                "answered from per-minute counts at a step of {} s: at the {} s asked for, the spans of more than {} \
+                 traces would be read",
+                step_ns / 1_000_000_000,
+                asked_s,
+                compute::MAX_TRACES
+            );
+            Ok(Answer { set, range, inspected, instant, message: Some(message) })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether every leaf of `expr` is answered from the RED cells at whole minutes.
+fn from_cells(expr: &MetricsExpr) -> bool {
+    match expr {
+        MetricsExpr::Leaf(leaf) => compute::cells_could_answer(leaf),
+        MetricsExpr::Const(_) => true,
+        MetricsExpr::Math(_, a, b) => from_cells(a) && from_cells(b),
+        MetricsExpr::Filter(inner, ..) | MetricsExpr::TopK(inner, _) | MetricsExpr::BottomK(inner, _) => {
+            from_cells(inner)
+        }
+    }
+}
+
+fn json_answer(answer: &Answer) -> Value {
+    let range = answer.range;
+    let series: Vec<Value> = answer
+        .set
         .iter()
         .map(|(labels, s)| {
             let labels_json: Vec<Value> =
                 labels.iter().map(|(k, v)| json!({ "key": k, "value": label_json(v) })).collect();
             let mut out = json!({ "labels": labels_json, "promLabels": prom_labels(labels) });
-            if instant {
-                out["value"] = json!(s.values.first().copied().filter(|v| !v.is_nan()).unwrap_or(0.0));
+            if answer.instant {
+                out["value"] = json!(instant_value(s));
             } else {
                 out["samples"] = s
                     .values
@@ -213,7 +290,7 @@ async fn answer(state: &QueryState, tenant: &str, raw: Option<&str>, instant: bo
                                 { "key": "span:id", "value": { "stringValue": e.span_id } },
                             ],
                             "value": e.value,
-                            "timestampMs": e.timestamp_ms.to_string(),
+                            "timestampMs": (e.start_ns / 1_000_000).to_string(),
                         })
                     })
                     .collect();
@@ -221,20 +298,118 @@ async fn answer(state: &QueryState, tenant: &str, raw: Option<&str>, instant: bo
             out
         })
         .collect();
+    // No `inspectedBytes`: the stores do not count the bytes they read, and Tempo leaves
+    // out what is zero.
     let metrics = json!({
-        "inspectedTraces": inspected.traces,
-        "inspectedSpans": inspected.spans.to_string(),
-        "inspectedBytes": "0",
+        "inspectedTraces": answer.inspected.traces,
+        "inspectedSpans": answer.inspected.spans.to_string(),
         "totalJobs": 1,
         "completedJobs": 1,
     });
-    Ok(json!({ "series": series, "metrics": metrics }))
+    let mut out = json!({ "series": series, "metrics": metrics });
+    if let Some(message) = &answer.message {
+        out["message"] = json!(message);
+    }
+    out
 }
 
-async fn query_range(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
-    TextResult(answer(&state, &tenant, raw.as_deref(), false).await.map(|v| Json(v).into_response()))
+fn instant_value(series: &series::Series) -> f64 {
+    series.values.first().copied().filter(|v| !v.is_nan()).unwrap_or(0.0)
 }
 
-async fn query_instant(State(state): State<Arc<QueryState>>, tenant: Tenant, RawQuery(raw): RawQuery) -> TextResult {
-    TextResult(answer(&state, &tenant, raw.as_deref(), true).await.map(|v| Json(v).into_response()))
+fn proto_answer(answer: &Answer) -> axum::response::Response {
+    let metrics = Some(proto::SearchMetrics {
+        inspected_traces: answer.inspected.traces.min(u64::from(u32::MAX)) as u32,
+        inspected_bytes: 0,
+        completed_jobs: 1,
+        total_jobs: 1,
+        inspected_spans: answer.inspected.spans,
+    });
+    if answer.instant {
+        let series = answer
+            .set
+            .iter()
+            .map(|(labels, s)| proto::InstantSeries {
+                labels: proto::labels(labels),
+                value: instant_value(s),
+                prom_labels: prom_labels(labels),
+            })
+            .collect();
+        let message = answer.message.clone().unwrap_or_default();
+        return crate::tempo_api::protobuf(&proto::QueryInstantResponse { series, metrics, message });
+    }
+    let range = answer.range;
+    let series = answer
+        .set
+        .iter()
+        .map(|(labels, s)| proto::TimeSeries {
+            labels: proto::labels(labels),
+            samples: s
+                .values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| !v.is_nan())
+                .map(|(i, v)| proto::Sample { value: *v, timestamp_ms: range.timestamp_ms(i) as i64 })
+                .collect(),
+            prom_labels: prom_labels(labels),
+            exemplars: s
+                .exemplars
+                .iter()
+                .map(|e| proto::Exemplar {
+                    labels: vec![
+                        proto::key_value("trace:id", &Label::Str(e.trace_id.clone())),
+                        proto::key_value("span:id", &Label::Str(e.span_id.clone())),
+                    ],
+                    value: e.value,
+                    timestamp_ms: (e.start_ns / 1_000_000) as i64,
+                })
+                .collect(),
+        })
+        .collect();
+    let message = answer.message.clone().unwrap_or_default();
+    crate::tempo_api::protobuf(&proto::QueryRangeResponse { series, metrics, message })
+}
+
+fn respond(answer: Result<Answer, QueryError>, headers: &HeaderMap) -> TextResult {
+    TextResult(answer.map(|a| {
+        if crate::tempo_api::wants_protobuf(headers) {
+            proto_answer(&a)
+        } else {
+            Json(json_answer(&a)).into_response()
+        }
+    }))
+}
+
+async fn query_range(
+    State(state): State<Arc<QueryState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> TextResult {
+    respond(answer(&state, &tenant, raw.as_deref(), false).await, &headers)
+}
+
+async fn query_instant(
+    State(state): State<Arc<QueryState>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> TextResult {
+    respond(answer(&state, &tenant, raw.as_deref(), true).await, &headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_step;
+
+    #[test]
+    fn the_default_step_is_tempos() {
+        let s = 1_000_000_000;
+        assert_eq!(default_step(3_600 * s), 15 * s, "an hour: 15 s");
+        assert_eq!(default_step(6 * 3_600 * s), 60 * s, "90 s rounds down to whole minutes");
+        assert_eq!(default_step(24 * 3_600 * s), 300 * s, "6 m rounds down to whole 5 minutes");
+        assert_eq!(default_step(30 * s), 100_000_000, "125 ms rounds down to 50 ms steps");
+        assert_eq!(default_step(s), 50_000_000, "at least 50 ms");
+        assert_eq!(default_step(4 * 60 * s), s, "at least a second from a minute up");
+    }
 }

@@ -60,7 +60,10 @@ pub type Labels = Vec<(String, Label)>;
 pub struct Exemplar {
     pub trace_id: String,
     pub span_id: String,
-    pub timestamp_ms: u64,
+    /// The span's start: where the exemplar sits on the chart.
+    pub start_ns: u64,
+    /// The span's own value of the measured field; counting functions show the
+    /// series' value at the exemplar instead, as Tempo does.
     pub value: f64,
 }
 
@@ -163,41 +166,64 @@ pub fn finish(
     let mut out = SeriesSet::new();
     for (labels, (cells, exemplars)) in accumulated.cells {
         let per_cell = |f: &dyn Fn(&Cell) -> f64| -> Vec<f64> { cells.iter().map(f).collect() };
-        let mut put = |labels: Labels, values: Vec<f64>| {
-            out.insert(labels, Series { values, exemplars: exemplars.clone() });
-        };
         let nan_if_empty = |c: &Cell, v: f64| if c.count == 0 { f64::NAN } else { v };
-        match function {
-            Function::Rate => put(labels, per_cell(&|c| c.count as f64 / step_s)),
-            Function::CountOverTime => put(labels, per_cell(&|c| c.count as f64)),
-            Function::SumOverTime(_) => put(labels, per_cell(&|c| nan_if_empty(c, c.sum * scale))),
-            Function::AvgOverTime(_) => put(labels, per_cell(&|c| nan_if_empty(c, c.sum * scale / c.count as f64))),
-            Function::MinOverTime(_) => put(labels, per_cell(&|c| nan_if_empty(c, c.min * scale))),
-            Function::MaxOverTime(_) => put(labels, per_cell(&|c| nan_if_empty(c, c.max * scale))),
+        let values = match function {
+            Function::Rate => per_cell(&|c| c.count as f64 / step_s),
+            Function::CountOverTime => per_cell(&|c| c.count as f64),
+            Function::SumOverTime(_) => per_cell(&|c| nan_if_empty(c, c.sum * scale)),
+            Function::AvgOverTime(_) => per_cell(&|c| nan_if_empty(c, c.sum * scale / c.count as f64)),
+            Function::MinOverTime(_) => per_cell(&|c| nan_if_empty(c, c.min * scale)),
+            Function::MaxOverTime(_) => per_cell(&|c| nan_if_empty(c, c.max * scale)),
             Function::QuantileOverTime(_, quantiles) => {
-                for q in quantiles {
+                let series: Vec<(f64, Vec<f64>)> = quantiles
+                    .iter()
+                    .map(|q| {
+                        let values = cells
+                            .iter()
+                            .map(|c| {
+                                if !c.values.is_empty() {
+                                    quantile(&mut c.values.clone(), *q) * scale
+                                } else if c.count > 0 {
+                                    quantile_of_buckets(c, *q).unwrap_or(f64::NAN)
+                                } else {
+                                    f64::NAN
+                                }
+                            })
+                            .collect();
+                        (*q, values)
+                    })
+                    .collect();
+                // Each exemplar goes to the one quantile series nearest its value.
+                let nearest = |e: &Exemplar| {
+                    let at = range.interval_of(e.start_ns)?;
+                    let distance = |values: &Vec<f64>| (values[at] - e.value).abs();
+                    let nearest = series.iter().filter(|(_, v)| !v[at].is_nan());
+                    nearest.min_by(|a, b| distance(&a.1).total_cmp(&distance(&b.1))).map(|(q, _)| *q)
+                };
+                for (q, values) in &series {
                     let mut with_p = labels.clone();
                     with_p.push(("p".into(), Label::Float(q.to_string())));
-                    let values = cells
-                        .iter()
-                        .map(|c| {
-                            if !c.values.is_empty() {
-                                quantile(&mut c.values.clone(), *q) * scale
-                            } else if c.count > 0 {
-                                quantile_of_buckets(c, *q).unwrap_or(f64::NAN)
-                            } else {
-                                f64::NAN
-                            }
-                        })
-                        .collect();
-                    put(with_p, values);
+                    let mine = exemplars.iter().filter(|e| nearest(e) == Some(*q)).cloned().collect();
+                    out.insert(with_p, Series { values: values.clone(), exemplars: mine });
                 }
+                continue;
             }
             // Bucketed when observed: one series per bucket, counted.
             Function::HistogramOverTime(_) | Function::Compare { .. } => {
-                put(labels, per_cell(&|c| if c.count == 0 { f64::NAN } else { c.count as f64 }))
+                per_cell(&|c| if c.count == 0 { f64::NAN } else { c.count as f64 })
             }
-        }
+        };
+        // As Tempo: an exemplar where its series has no value is dropped, and those of
+        // counting functions show the series' value where they sit.
+        let counting = matches!(function, Function::Rate | Function::CountOverTime | Function::HistogramOverTime(_));
+        let exemplars = exemplars
+            .iter()
+            .filter_map(|e| {
+                let value = *values.get(range.interval_of(e.start_ns)?)?;
+                (!value.is_nan()).then(|| Exemplar { value: if counting { value } else { e.value }, ..e.clone() })
+            })
+            .collect();
+        out.insert(labels, Series { values, exemplars });
     }
     out
 }

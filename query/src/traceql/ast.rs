@@ -237,9 +237,11 @@ pub struct Pipeline {
 }
 
 /// Query hints from `with (...)`: `most_recent` is honoured (the newest traces are
-/// searched first anyway); sampling hints are accepted and ignored, since answers here
-/// are exact.
+/// searched first anyway), and `exemplars`; sampling hints are accepted and ignored,
+/// since answers here are exact.
 #[derive(Debug, Clone, Default)]
 pub struct Hints {
     pub most_recent: bool,
+    /// `with (exemplars=N)`: at most N a series; `false` is 0. `true` changes nothing.
+    pub exemplars: Option<u64>,
 }

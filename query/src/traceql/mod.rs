@@ -46,8 +46,11 @@ pub enum Parsed {
 fn hints(syntax: &[(String, syntax::Node)]) -> Hints {
     let mut hints = Hints::default();
     for (key, value) in syntax {
-        if key == "most_recent" {
-            hints.most_recent = matches!(value, syntax::Node::Word(w) if w == "true");
+        match (key.as_str(), value) {
+            ("most_recent", value) => hints.most_recent = matches!(value, syntax::Node::Word(w) if w == "true"),
+            ("exemplars", syntax::Node::Word(w)) if w == "false" => hints.exemplars = Some(0),
+            ("exemplars", syntax::Node::Int(n)) => hints.exemplars = u64::try_from(*n).ok(),
+            _ => {}
         }
     }
     hints

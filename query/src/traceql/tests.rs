@@ -370,6 +370,13 @@ fn aggregates_groups_and_selections() {
 fn hints_are_accepted_and_metrics_queries_are_told_where_to_go() {
     assert!(parse("{ } with (most_recent=true)").unwrap().hints.most_recent);
     assert!(!parse("{ } with (sample=0.1)").unwrap().hints.most_recent);
+    let exemplars = |q: &str| match parse_any(q).unwrap() {
+        Parsed::Metrics(m) => m.hints.exemplars,
+        Parsed::Search(_) => panic!("{q} is a metrics query"),
+    };
+    assert_eq!(exemplars("{ } | rate() with (exemplars=false)"), Some(0));
+    assert_eq!(exemplars("{ } | rate() with (exemplars=7)"), Some(7));
+    assert_eq!(exemplars("{ } | rate() with (exemplars=true, sample=true)"), None);
     assert!(matches!(parse_any("{ } | rate() by (resource.service.name)"), Ok(Parsed::Metrics(_))));
     assert!(refused("{ } | quantile_over_time(duration, .99)").contains("/api/metrics/query_range"));
 }
