@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -106,6 +106,8 @@ fn trace(rng: &mut Rng, now_ns: u64, spans: usize, events_per_span: usize) -> Ve
         let parent = if i == 0 { Vec::new() } else { out[rng.below(i as u64) as usize].1.span_id.clone() };
         let begin = start + i as u64 * 100_000 + rng.below(50_000);
         let route = ROUTES[rng.below(ROUTES.len() as u64) as usize];
+        // 1 span in 50 failed: HTTP 500 and, as OTel's HTTP conventions say, an error.
+        let failed = rng.below(50) == 0;
         out.push((
             service,
             Span {
@@ -119,11 +121,12 @@ fn trace(rng: &mut Rng, now_ns: u64, spans: usize, events_per_span: usize) -> Ve
                 attributes: vec![
                     kv("http.method", s(METHODS[i % 3])),
                     kv("http.route", s(route)),
-                    kv("http.status_code", any_value::Value::IntValue(if rng.below(50) == 0 { 500 } else { 200 })),
+                    kv("http.status_code", any_value::Value::IntValue(if failed { 500 } else { 200 })),
                     kv("net.peer.name", s(format!("10.0.{}.{}", rng.below(4), rng.below(250)))),
                     kv("user.id", s(format!("u{}", rng.below(100_000)))),
                 ],
                 events: (0..events_per_span).map(|e| event(rng, begin + e as u64 * 1_000)).collect(),
+                status: failed.then(|| Status { code: 2, ..Default::default() }),
                 ..Default::default()
             },
         ));

@@ -1,16 +1,16 @@
 //! `tracekeeper loadgen --query-bench N`: latency of the query paths people use most,
 //! against data `loadgen` stored (services `service-0..9`, 1 span in 50 with
-//! `http.status_code=500`). Stores one 1,000-span trace first, then times each query
-//! N times in turn (searches, TraceQL metrics, the tag APIs) and prints p50 and p99
-//! per query. A benchmark: it asserts nothing
-//! beyond the answers being well-formed.
+//! `http.status_code=500` and an error status, user ids `u0..u99999`). Stores one
+//! 1,000-span trace first, then times each query N times in turn (searches, TraceQL
+//! metrics, the tag APIs) and prints p50 and p99 per query. A benchmark: it asserts
+//! nothing beyond the answers being well-formed.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
 /// (name, path) of each timed query; `{trace}` is the stored 1,000-span trace.
-const QUERIES: [(&str, &str); 11] = [
+const QUERIES: [(&str, &str); 13] = [
     ("trace_by_id_1000_spans", "/api/traces/{trace}"),
     ("search_by_service", "/api/traces?service=service-3&limit=20"),
     ("search_by_tag", "/api/traces?tag=http.status_code:500&limit=20"),
@@ -26,6 +26,12 @@ const QUERIES: [(&str, &str); 11] = [
     // TraceQL metrics over the last hour at a 60 s step, and the editors' tag APIs.
     ("traceql_rate_by_service_1h", "/api/metrics/query_range?q=%7B%20%7D%20%7C%20rate%28%29%20by%20%28resource.service.name%29&since=1h&step=60s"),
     ("traceql_error_p99_by_name_1h", "/api/metrics/query_range?q=%7B%20status%20%3D%20error%20%7D%20%7C%20quantile_over_time%28duration%2C%20.99%29%20by%20%28name%29&since=1h&step=60s"),
+    // A filter the per-minute cells do not keep: the spans of the ~100 traces with
+    // that user are read.
+    ("traceql_rate_rare_attribute_1h", "/api/metrics/query_range?q=%7B%20span.user.id%20%3D%20%22u4242%22%20%7D%20%7C%20rate%28%29%20by%20%28resource.service.name%29&since=1h&step=60s"),
+    // Drilldown's default chart, at its step for an hour on a 64-point panel: past
+    // 50,000 traces, answered from the cells at whole minutes.
+    ("traceql_drilldown_roots_rate_1h", "/api/metrics/query_range?q=%7BnestedSetParent%3C0%20%26%26%20true%7D%20%7C%20rate%28%29%20%20with%28sample%3Dtrue%29&since=1h&step=56s"),
     ("tag_names_v2", "/api/v2/search/tags"),
     ("tag_values_filtered", "/api/v2/search/tag/span.http.route/values?q=%7B%20resource.service.name%20%3D%20%22service-2%22%20%26%26%20span.http.status_code%20%3D%20500%20%7D"),
 ];

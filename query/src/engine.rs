@@ -331,15 +331,16 @@ impl QueryEngine {
         end_ns: u64,
         max_traces: usize,
     ) -> Result<Vec<Vec<Span>>, StorageError> {
-        let ids = self.trace_ids_in(tenant, term, start_ns, end_ns, max_traces).await?;
+        let ids = self.trace_ids_in(tenant, vec![term], start_ns, end_ns, max_traces).await?;
         self.traces_of(tenant, ids).await
     }
 
-    /// The ids [`Self::traces_in`] would read, without reading them.
+    /// The ids [`Self::traces_in`] would read (with a posting of any of `terms`),
+    /// without reading them.
     pub async fn trace_ids_in(
         &self,
         tenant: &str,
-        term: IndexTerm,
+        terms: Vec<IndexTerm>,
         start_ns: u64,
         end_ns: u64,
         max_traces: usize,
@@ -348,7 +349,7 @@ impl QueryEngine {
         if oldest > end_ns {
             return Ok(Vec::new());
         }
-        let mut postings = MergedPostings::new(&*self.reader, tenant, vec![term], end_ns, oldest);
+        let mut postings = MergedPostings::new(&*self.reader, tenant, terms, end_ns, oldest);
         let mut seen = HashSet::new();
         let mut ids = Vec::new();
         while ids.len() < max_traces {

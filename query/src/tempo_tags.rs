@@ -75,8 +75,11 @@ async fn selected(
 ) -> Result<Vec<(Vec<tracekeeper_model::Span>, Vec<usize>)>, QueryError> {
     let (start, end) = window(params, state.engine.now_ns())?;
     let filter = params.get("q").filter(|q| !q.trim().is_empty()).map(parse_traceql).transpose()?;
-    let term = filter.as_ref().map(|q| q.hint().candidate_terms()).filter(|t| t.len() == 1).and_then(|mut t| t.pop());
-    let traces = state.engine.traces_in(tenant, term.unwrap_or(IndexTerm::All), start, end, LISTING_TRACES).await?;
+    // The union of the filter's posting lists holds every trace it can select.
+    let terms = filter.as_ref().map(|q| q.hint().candidate_terms()).filter(|t| !t.is_empty());
+    let terms = terms.unwrap_or_else(|| vec![IndexTerm::All]);
+    let ids = state.engine.trace_ids_in(tenant, terms, start, end, LISTING_TRACES).await?;
+    let traces = state.engine.traces_of(tenant, ids).await?;
     Ok(traces
         .into_iter()
         .filter_map(|spans| {

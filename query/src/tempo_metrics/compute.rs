@@ -258,11 +258,14 @@ async fn trace_ids(
     end_ns: u64,
     max: usize,
 ) -> Result<Vec<tracekeeper_model::TraceId>, QueryError> {
-    let terms = query.hint().candidate_terms();
-    let term = if terms.len() == 1 { terms.into_iter().next().unwrap_or(IndexTerm::All) } else { IndexTerm::All };
+    // The union of the hint's posting lists holds every trace the query can select.
+    let mut terms = query.hint().candidate_terms();
+    if terms.is_empty() {
+        terms.push(IndexTerm::All);
+    }
     // A posting stands for spans that started up to one group before its time.
     let end = end_ns.saturating_add(POSTING_GROUP_NS);
-    Ok(ctx.state.engine.trace_ids_in(ctx.tenant, term, start_ns, end, max).await?)
+    Ok(ctx.state.engine.trace_ids_in(ctx.tenant, terms, start_ns, end, max).await?)
 }
 
 const TOO_MANY_TRACES: &str = "this metrics query reads more than";
