@@ -56,6 +56,16 @@ struct RedPlan {
     by: Vec<(String, Dimension)>,
 }
 
+impl RedPlan {
+    fn matches(&self, cell: &RedCell) -> bool {
+        self.service.as_ref().is_none_or(|s| *s == cell.service)
+            && self.name.as_ref().is_none_or(|n| *n == cell.operation)
+            && self.kind.is_none_or(|k| k == cell.kind)
+            && self.error.is_none_or(|e| e == cell.error)
+            && self.root.is_none_or(|r| r == cell.root)
+    }
+}
+
 fn is_service(attr: &Attribute) -> bool {
     attr.scope == Scope::Resource && attr.name == "service.name"
 }
@@ -162,11 +172,7 @@ async fn from_red(ctx: &Context<'_>, leaf: &Leaf, plan: &RedPlan) -> Result<(Ser
     let intervals = range.intervals();
     let bucket_edges: Vec<f64> = DURATION_BOUNDS_MS.iter().map(|ms| ms / 1e3).collect();
     for cell in &cells {
-        let wanted = plan.service.as_ref().is_none_or(|s| *s == cell.service)
-            && plan.name.as_ref().is_none_or(|n| *n == cell.operation)
-            && plan.kind.is_none_or(|k| k == cell.kind)
-            && plan.error.is_none_or(|e| e == cell.error)
-            && plan.root.is_none_or(|r| r == cell.root);
+        let wanted = plan.matches(cell);
         let Some(interval) = range.interval_of(cell.minute_ns).filter(|_| wanted && cell.calls > 0) else { continue };
         let mut labels: Labels = plan
             .by
@@ -269,6 +275,8 @@ async fn trace_ids(
 }
 
 const TOO_MANY_TRACES: &str = "this metrics query reads more than";
+/// Traces read and evaluated at a time by [`scan`].
+const SCAN_CHUNK: usize = 256;
 
 /// Whether `error` is [`scan`]'s refusal past [`MAX_TRACES`].
 pub fn is_too_many_traces(error: &QueryError) -> bool {
@@ -292,14 +300,18 @@ pub async fn scan(
              are answered from per-minute counts without this bound)"
         )));
     }
-    let traces = ctx.state.engine.traces_of(ctx.tenant, ids).await?;
-    let mut inspected = Inspected { traces: traces.len() as u64, ..Default::default() };
-    for spans in &traces {
-        let Some(view) = TraceView::new(spans) else { continue };
-        for index in query.matches(&view) {
-            if let Some(interval) = range.interval_of(spans[index].start_ns) {
-                inspected.spans += 1;
-                visit(&view, index, interval);
+    let mut inspected = Inspected::default();
+    // A chunk of traces at a time: what is held is one chunk's spans, not all of them.
+    for chunk in ids.chunks(SCAN_CHUNK) {
+        let traces = ctx.state.engine.traces_of(ctx.tenant, chunk.to_vec()).await?;
+        inspected.traces += traces.len() as u64;
+        for spans in &traces {
+            let Some(view) = TraceView::new(spans) else { continue };
+            for index in query.matches(&view) {
+                if let Some(interval) = range.interval_of(spans[index].start_ns) {
+                    inspected.spans += 1;
+                    visit(&view, index, interval);
+                }
             }
         }
     }
@@ -364,6 +376,7 @@ async fn from_spans(ctx: &Context<'_>, leaf: &Leaf) -> Result<(SeriesSet, Inspec
 /// Windows of the range that series answered from cells take exemplars from, so that
 /// they spread over the chart; and the traces read in each.
 const EXEMPLAR_WINDOWS: u64 = 20;
+const EXEMPLAR_WINDOWS_AT_ONCE: usize = 8;
 const EXEMPLAR_TRACES_PER_WINDOW: usize = 2;
 
 /// Exemplars for series answered from cells, which know no span: a few traces read
@@ -377,13 +390,24 @@ async fn exemplars_of_cells(ctx: &Context<'_>, leaf: &Leaf, acc: &mut Accumulato
     let query = Query { pipeline: leaf.pipeline.clone(), hints: Default::default() };
     let windows = (range.intervals() as u64).clamp(1, EXEMPLAR_WINDOWS);
     let width = (range.end_ns - range.start_ns).div_ceil(windows);
-    let mut read = 0;
-    for window in 0..windows {
-        let start = range.start_ns + window * width;
-        let end = (start + width).min(range.end_ns);
-        let ids = trace_ids(ctx, &query, start, end, EXEMPLAR_TRACES_PER_WINDOW).await?;
-        let traces = ctx.state.engine.traces_of(ctx.tenant, ids).await?;
-        read += traces.len() as u64;
+    // The windows are read side by side: on a networked store each is a few round trips.
+    use futures::StreamExt;
+    let query = &query;
+    let read: Vec<Result<(u64, u64, Vec<Vec<tracekeeper_model::Span>>), QueryError>> =
+        futures::stream::iter(0..windows)
+            .map(|window| async move {
+                let start = range.start_ns + window * width;
+                let end = (start + width).min(range.end_ns);
+                let ids = trace_ids(ctx, query, start, end, EXEMPLAR_TRACES_PER_WINDOW).await?;
+                Ok((start, end, ctx.state.engine.traces_of(ctx.tenant, ids).await?))
+            })
+            .buffered(EXEMPLAR_WINDOWS_AT_ONCE)
+            .collect()
+            .await;
+    let mut traces_read = 0;
+    for window in read {
+        let (start, end, traces) = window?;
+        traces_read += traces.len() as u64;
         for spans in &traces {
             let Some(view) = TraceView::new(spans) else { continue };
             for index in query.matches(&view) {
@@ -396,7 +420,17 @@ async fn exemplars_of_cells(ctx: &Context<'_>, leaf: &Leaf, acc: &mut Accumulato
             }
         }
     }
-    Ok(read)
+    Ok(traces_read)
+}
+
+/// How many spans `leaf` selects in the range, by the cells (when they can tell): more
+/// than [`MAX_TRACES`] means reading them one by one would be refused.
+pub async fn spans_by_cells(ctx: &Context<'_>, leaf: &Leaf) -> Result<Option<u64>, QueryError> {
+    let Some(plan) = cells_plan(leaf) else { return Ok(None) };
+    let range = ctx.range;
+    let from = range.start_ns - range.start_ns % MINUTE_NS;
+    let cells: Vec<RedCell> = ctx.state.red_cells(ctx.tenant, from, range.end_ns).await?;
+    Ok(Some(cells.iter().filter(|cell| plan.matches(cell)).map(|cell| cell.calls).sum()))
 }
 
 /// The series of one leaf: from RED cells when they hold the answer, else from spans.

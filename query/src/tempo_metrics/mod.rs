@@ -223,30 +223,59 @@ async fn answer(state: &QueryState, tenant: &str, raw: Option<&str>, instant: bo
         (false, None, None) => MAX_EXEMPLARS,
     };
     let ctx = Context { state, tenant, range, max_exemplars };
+    // At a step the per-minute cells cannot cut (Drilldown's are ranges over its
+    // panel's width), the spans are read while they are few; past that, queries the
+    // cells can answer are answered from them at the step rounded up to whole minutes,
+    // exact at that step. Whether they are few the cells tell at once where they can,
+    // else the bound on reading them does.
+    let whole_minutes = range.step_ns.is_multiple_of(MINUTE_NS) && range.start_ns.is_multiple_of(MINUTE_NS);
+    let widen = !instant && !whole_minutes && state.red.is_some() && from_cells(&query.expr);
+    if widen && too_many_spans(&ctx, &query.expr).await? {
+        return widened(&ctx, &query.expr, instant).await;
+    }
     let mut inspected = Inspected::default();
     match evaluate(&ctx, &query.expr, &mut inspected).await {
         Ok(set) => Ok(Answer { set, range, inspected, instant, message: None }),
-        // At a step the per-minute cells cannot cut (Drilldown's are ranges over its
-        // panel's width), the spans are read while they are few; past that the cells
-        // answer at the next whole minute, exact at that step.
-        Err(e) if compute::is_too_many_traces(&e) && state.red.is_some() && from_cells(&query.expr) => {
-            let asked_s = range.step_ns as f64 / 1e9;
-            let step_ns = range.step_ns.div_ceil(MINUTE_NS) * MINUTE_NS;
-            let range = Range { start_ns: range.start_ns - range.start_ns % step_ns, step_ns, ..range };
-            let ctx = Context { range, ..ctx };
-            let mut inspected = Inspected::default();
-            let set = evaluate(&ctx, &query.expr, &mut inspected).await?;
-            let message = format!(
-                "answered from per-minute counts at a step of {} s: at the {} s asked for, the spans of more than {} \
-                 traces would be read",
-                step_ns / 1_000_000_000,
-                asked_s,
-                compute::MAX_TRACES
-            );
-            Ok(Answer { set, range, inspected, instant, message: Some(message) })
-        }
+        Err(e) if widen && compute::is_too_many_traces(&e) => widened(&ctx, &query.expr, instant).await,
         Err(e) => Err(e),
     }
+}
+
+/// Whether, by the cells, some leaf of `expr` selects more spans than may be read.
+async fn too_many_spans(ctx: &Context<'_>, expr: &MetricsExpr) -> Result<bool, QueryError> {
+    let mut leaves = vec![expr];
+    while let Some(expr) = leaves.pop() {
+        match expr {
+            MetricsExpr::Leaf(leaf) => {
+                if compute::spans_by_cells(ctx, leaf).await?.is_some_and(|n| n > compute::MAX_TRACES as u64) {
+                    return Ok(true);
+                }
+            }
+            MetricsExpr::Const(_) => {}
+            MetricsExpr::Math(_, a, b) => leaves.extend([&**a, &**b]),
+            MetricsExpr::Filter(inner, ..) | MetricsExpr::TopK(inner, _) | MetricsExpr::BottomK(inner, _) => {
+                leaves.push(inner)
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// `expr` answered from the cells at the step rounded up to whole minutes, and saying so.
+async fn widened(ctx: &Context<'_>, expr: &MetricsExpr, instant: bool) -> Result<Answer, QueryError> {
+    let asked_s = ctx.range.step_ns as f64 / 1e9;
+    let step_ns = ctx.range.step_ns.div_ceil(MINUTE_NS) * MINUTE_NS;
+    let range = Range { start_ns: ctx.range.start_ns - ctx.range.start_ns % step_ns, step_ns, ..ctx.range };
+    let ctx = Context { range, ..*ctx };
+    let mut inspected = Inspected::default();
+    let set = evaluate(&ctx, expr, &mut inspected).await?;
+    let message = format!(
+        "answered from per-minute counts at a step of {} s: at the {asked_s} s asked for, the spans of more than {} \
+         traces would be read",
+        step_ns / 1_000_000_000,
+        compute::MAX_TRACES
+    );
+    Ok(Answer { set, range, inspected, instant, message: Some(message) })
 }
 
 /// Whether every leaf of `expr` is answered from the RED cells at whole minutes.
