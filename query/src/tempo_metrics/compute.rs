@@ -377,6 +377,9 @@ async fn from_spans(ctx: &Context<'_>, leaf: &Leaf) -> Result<(SeriesSet, Inspec
 /// they spread over the chart; and the traces read in each.
 const EXEMPLAR_WINDOWS: u64 = 20;
 const EXEMPLAR_WINDOWS_AT_ONCE: usize = 8;
+
+/// A window's start and end, and the traces read from it.
+type WindowTraces = (u64, u64, Vec<Vec<tracekeeper_model::Span>>);
 const EXEMPLAR_TRACES_PER_WINDOW: usize = 2;
 
 /// Exemplars for series answered from cells, which know no span: a few traces read
@@ -393,17 +396,16 @@ async fn exemplars_of_cells(ctx: &Context<'_>, leaf: &Leaf, acc: &mut Accumulato
     // The windows are read side by side: on a networked store each is a few round trips.
     use futures::StreamExt;
     let query = &query;
-    let read: Vec<Result<(u64, u64, Vec<Vec<tracekeeper_model::Span>>), QueryError>> =
-        futures::stream::iter(0..windows)
-            .map(|window| async move {
-                let start = range.start_ns + window * width;
-                let end = (start + width).min(range.end_ns);
-                let ids = trace_ids(ctx, query, start, end, EXEMPLAR_TRACES_PER_WINDOW).await?;
-                Ok((start, end, ctx.state.engine.traces_of(ctx.tenant, ids).await?))
-            })
-            .buffered(EXEMPLAR_WINDOWS_AT_ONCE)
-            .collect()
-            .await;
+    let read: Vec<Result<WindowTraces, QueryError>> = futures::stream::iter(0..windows)
+        .map(|window| async move {
+            let start = range.start_ns + window * width;
+            let end = (start + width).min(range.end_ns);
+            let ids = trace_ids(ctx, query, start, end, EXEMPLAR_TRACES_PER_WINDOW).await?;
+            Ok((start, end, ctx.state.engine.traces_of(ctx.tenant, ids).await?))
+        })
+        .buffered(EXEMPLAR_WINDOWS_AT_ONCE)
+        .collect()
+        .await;
     let mut traces_read = 0;
     for window in read {
         let (start, end, traces) = window?;
