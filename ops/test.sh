@@ -14,8 +14,11 @@
 # - Jaeger's own storage integration suite (v1.75.0, built by ops/tools.sh) then runs
 #   unchanged through Jaeger's remote-storage route against the distributed shape on
 #   the stack, then against all-in-one (ops/jaeger-suite.sh);
-# - the web UI's tests run last, under node --test in Debian's chromium (installed
-#   with playwright-core by ops/ui-deps.sh when missing); these two need no arguments
+# - the web UI's tests then run under node --test in Debian's chromium (installed
+#   with playwright-core by ops/ui-deps.sh when missing);
+# - last, the one-node stack stopped, a cluster of three Cassandra nodes and three
+#   brokers is started (or taken from TRACEKEEPER_TEST_CLUSTER_KAFKA / _CQL /
+#   _CONTROL) for the fault suite, tests/cluster.rs; these three need no arguments
 #   given;
 # - TRACEKEEPER_CACHE moves all of these caches: TRACEKEEPER_CACHE=$(mktemp -d) ops/test.sh
 #   is the run a new machine makes (only the Rust toolchain and apt packages are shared).
@@ -120,7 +123,12 @@ else
 fi
 
 echo "==> cargo test --workspace $*"
-cargo test --workspace "$@"
+if [ $# -eq 0 ]; then
+  # The cluster cases (tests/cluster.rs, named cluster_*) run last, on the cluster.
+  cargo test --workspace -- --skip cluster_
+else
+  cargo test --workspace "$@"
+fi
 
 # The web UI in a real browser against the binary cargo test just built. A run with
 # cargo test arguments (a developer's subset) leaves them out.
@@ -133,4 +141,26 @@ if [ $# -eq 0 ]; then
   echo "==> UI tests: node --test ui/tests/ (Chromium; screenshots in $cache/ui-screenshots)"
   TRACEKEEPER_BIN="$CARGO_TARGET_DIR/debug/tracekeeper" TRACEKEEPER_NODE_DIR="$node_dir" \
     TRACEKEEPER_SCREENSHOTS="$cache/ui-screenshots" node --test --test-concurrency=1 ui/tests/
+
+  # The fault suite on a cluster: three Cassandra nodes and three brokers on
+  # 127.0.0.1-3 (about 7 GiB), started once the one-node stack is gone.
+  if [ -z "${TRACEKEEPER_TEST_CLUSTER_KAFKA:-}" ]; then
+    echo "==> starting a cluster: 3 Cassandra nodes, 3 Kafka brokers"
+    cargo build -q -p tracekeeper-stack --bin tracekeeper-stack
+    cluster_env="$(mktemp -d)/cluster.env"
+    "$CARGO_TARGET_DIR/debug/tracekeeper-stack" up --cassandra-nodes 3 --kafka-brokers 3 \
+      --env-file "$cluster_env" > /dev/null &
+    stack_pid=$!
+    while [ ! -s "$cluster_env" ]; do
+      if ! kill -0 "$stack_pid" 2>/dev/null; then
+        stack_pid=""
+        echo "the cluster failed to start (see above)" >&2
+        exit 1
+      fi
+      sleep 0.5
+    done
+    set -a; . "$cluster_env"; set +a
+  fi
+  echo "==> the cluster's fault suite (tests/cluster.rs) on Kafka $TRACEKEEPER_TEST_CLUSTER_KAFKA"
+  cargo test -p tracekeeper --test cluster -- --test-threads=1 --nocapture
 fi

@@ -14,6 +14,7 @@
 pub mod consumer;
 pub mod dead_letter;
 pub mod decode;
+pub mod durability;
 pub mod group;
 pub mod partitions;
 pub mod producer;

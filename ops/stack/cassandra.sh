@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Runs a single-node Apache Cassandra 5.0 in the foreground, CQL on 127.0.0.1:PORT,
-# data in DIR. Usage: ops/stack/cassandra.sh DIR PORT STORAGE_PORT JMX_PORT [HEAP]
+# Runs an Apache Cassandra 5.0 node in the foreground, CQL on ADDRESS:PORT, data in DIR.
+# Usage: ops/stack/cassandra.sh DIR PORT STORAGE_PORT JMX_PORT [HEAP]
 # HEAP defaults to $TRACEKEEPER_CASSANDRA_HEAP, else 1G (enough for tests; benchmarks
 # give it more). With the 1G default the young generation is pinned at 128M.
+#
+# Alone it is a one-node cluster on 127.0.0.1. A node of a larger cluster (the stack's
+# `--cassandra-nodes N`) is told, each defaulting to the one-node value:
+#   TRACEKEEPER_CASSANDRA_ADDRESS  its loopback address (listen and CQL), 127.0.0.1
+#   TRACEKEEPER_CASSANDRA_SEEDS    the seeds, ADDRESS:STORAGE_PORT,... (every node of
+#                                  the stack is one, so none waits to bootstrap)
+#   TRACEKEEPER_CASSANDRA_TOKEN    its one token, 0 (the stack spreads them evenly)
+#   TRACEKEEPER_CASSANDRA_RACK     its rack, rack1; every node is in datacenter dc1
+#                                  (GossipingPropertyFileSnitch)
 #
 # TRACEKEEPER_CASSANDRA_SECURE=1 runs it as secured clusters run: clients must log in
 # (PasswordAuthenticator, the default superuser cassandra/cassandra) and speak TLS. A CA
@@ -10,6 +19,10 @@
 # DIR/tls/ca.pem.
 set -euo pipefail
 dir="$1"; port="$2"; storage_port="$3"; jmx_port="$4"; heap="${5:-${TRACEKEEPER_CASSANDRA_HEAP:-1G}}"
+address="${TRACEKEEPER_CASSANDRA_ADDRESS:-127.0.0.1}"
+seeds="${TRACEKEEPER_CASSANDRA_SEEDS:-$address:$storage_port}"
+token="${TRACEKEEPER_CASSANDRA_TOKEN:-0}"
+rack="${TRACEKEEPER_CASSANDRA_RACK:-rack1}"
 here="$(cd "$(dirname "$0")" && pwd)"
 jars="$("$here/fetch.sh" cassandra)/libs"
 java="${TRACEKEEPER_JAVA:-$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java 2>/dev/null | head -1)}"
@@ -18,17 +31,17 @@ mkdir -p "$dir/data" "$dir/commitlog" "$dir/hints" "$dir/saved_caches" "$dir/log
 cat > "$dir/cassandra.yaml" <<YAML
 cluster_name: tracekeeper-test
 num_tokens: 1
-initial_token: 0
+initial_token: $token
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
-endpoint_snitch: SimpleSnitch
+endpoint_snitch: GossipingPropertyFileSnitch
 commitlog_sync: periodic
 commitlog_sync_period: 10000ms
 commitlog_segment_size: 8MiB
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
-    parameters: [{seeds: "127.0.0.1:$storage_port"}]
-listen_address: 127.0.0.1
-rpc_address: 127.0.0.1
+    parameters: [{seeds: "$seeds"}]
+listen_address: $address
+rpc_address: $address
 storage_port: $storage_port
 native_transport_port: $port
 start_native_transport: true
@@ -59,6 +72,7 @@ YAML
   # The default superuser is created at once rather than after ten seconds.
   secure_flags=(-Dcassandra.superuser_setup_delay_ms=0)
 fi
+printf 'dc=dc1\nrack=%s\n' "$rack" > "$dir/cassandra-rackdc.properties"
 cat > "$dir/logback.xml" <<'XML'
 <configuration>
   <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
@@ -82,7 +96,8 @@ exec "$java" -Xms"$heap" -Xmx"$heap" "${young[@]}" -Xss256k -XX:+UseG1GC -XX:+Us
   -Djava.net.preferIPv4Stack=true -Djdk.attach.allowAttachSelf=true -Djava.io.tmpdir="$dir/tmp" \
   -Dio.netty.tryReflectionSetAccessible=true -Dio.netty.allocator.useCacheForAllThreads=true -Dio.netty.allocator.maxOrder=11 \
   "${flags[@]}" -javaagent:"$jars/jamm-0.4.0.jar" \
-  -Dcassandra.config="file://$dir/cassandra.yaml" -Dcassandra-foreground=yes -Dcassandra.storagedir="$dir" \
+  -Dcassandra.config="file://$dir/cassandra.yaml" -Dcassandra-rackdc.properties="file://$dir/cassandra-rackdc.properties" \
+  -Dcassandra-foreground=yes -Dcassandra.storagedir="$dir" \
   -Dcassandra.logdir="$dir/logs" -Dlogback.configurationFile="$dir/logback.xml" \
   -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.unsafesystem=true -Dcassandra.jmx.local.port="$jmx_port" \
   "${secure_flags[@]}" -cp "$jars/*" org.apache.cassandra.service.CassandraDaemon

@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Runs a single-node KRaft broker in the foreground on 127.0.0.1:PORT, data in DIR.
+# Runs a KRaft broker (and controller) in the foreground on ADDRESS:PORT, data in DIR.
 # Usage: ops/stack/kafka.sh DIR PORT CONTROLLER_PORT [HEAP, default 512m] [SASL_SSL_PORT]
+#
+# Alone it is a one-broker cluster on 127.0.0.1. A broker of a larger cluster (the
+# stack's `--kafka-brokers N`) is told, each defaulting to the one-broker value:
+#   TRACEKEEPER_KAFKA_ADDRESS      its loopback address, 127.0.0.1
+#   TRACEKEEPER_KAFKA_NODE_ID      its node id, 1
+#   TRACEKEEPER_KAFKA_VOTERS       the controller quorum, ID@ADDRESS:CONTROLLER_PORT,...
+#   TRACEKEEPER_KAFKA_REPLICATION  default.replication.factor and that of the internal
+#                                  topics, 1; above 1, min.insync.replicas is 2
 #
 # With SASL_SSL_PORT, the broker also listens there with TLS and SASL (SCRAM-SHA-256,
 # SCRAM-SHA-512 and PLAIN), as secured clusters run:
@@ -9,21 +17,26 @@
 # - user "tracekeeper" with password "tracekeeper-secret" is created for every mechanism.
 set -euo pipefail
 dir="$1"; port="$2"; ctrl="$3"; heap="${4:-512m}"; sasl_port="${5:-}"
+address="${TRACEKEEPER_KAFKA_ADDRESS:-127.0.0.1}"
+node_id="${TRACEKEEPER_KAFKA_NODE_ID:-1}"
+voters="${TRACEKEEPER_KAFKA_VOTERS:-$node_id@$address:$ctrl}"
+replication="${TRACEKEEPER_KAFKA_REPLICATION:-1}"
+min_isr=1; [ "$replication" -gt 1 ] && min_isr=2
 here="$(cd "$(dirname "$0")" && pwd)"
 jars="$("$here/fetch.sh" kafka)/libs"
 java="${TRACEKEEPER_JAVA:-$(ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java 2>/dev/null | head -1)}"
 java="${java:-java}"
 mkdir -p "$dir/data" "$dir/logs"
-listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$ctrl"
-advertised="PLAINTEXT://127.0.0.1:$port"
+listeners="PLAINTEXT://$address:$port,CONTROLLER://$address:$ctrl"
+advertised="PLAINTEXT://$address:$port"
 secured=""
 scram=()
 if [ -n "$sasl_port" ]; then
   user=tracekeeper password=tracekeeper-secret store_password=tracekeeper-store
   tls="$dir/tls"
   "$here/certs.sh" "$tls" broker "$store_password"
-  listeners="$listeners,SASL_SSL://127.0.0.1:$sasl_port"
-  advertised="$advertised,SASL_SSL://127.0.0.1:$sasl_port"
+  listeners="$listeners,SASL_SSL://$address:$sasl_port"
+  advertised="$advertised,SASL_SSL://$address:$sasl_port"
   secured="
 sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
@@ -36,8 +49,8 @@ listener.name.sasl_ssl.ssl.keystore.password=$store_password"
 fi
 cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$ctrl
+node.id=$node_id
+controller.quorum.voters=$voters
 listeners=$listeners
 advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
@@ -45,12 +58,14 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL$secured
 log.dirs=$dir/data
 num.partitions=6
-offsets.topic.replication.factor=1
+default.replication.factor=$replication
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$replication
 offsets.topic.num.partitions=6
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=$replication
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replication
+share.coordinator.state.topic.min.isr=$min_isr
 group.initial.rebalance.delay.ms=0
 PROPS
 cat > "$dir/log4j2.yaml" <<'YAML'

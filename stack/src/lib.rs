@@ -12,12 +12,14 @@
 //! `ops/test.sh` starts one for the whole run and passes it down through (1).
 
 pub mod broker;
+pub mod cluster;
 mod docker;
 pub mod local;
 pub mod probe;
 pub mod secure;
 mod wait;
 
+pub use cluster::{require_cluster, Cluster};
 pub use wait::wait_until;
 
 use std::time::Duration;

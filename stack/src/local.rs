@@ -4,7 +4,6 @@
 //! each is its own process group with a parent-death signal (SIGKILL), and a detached
 //! reaper removes the data directory once the parent is gone.
 
-use std::fs::File;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -85,9 +84,48 @@ pub(crate) fn spawn_reaper(parent: u32, groups: &[u32], dir: &Path) -> std::io::
     command.spawn().map(drop)
 }
 
+/// How many of each service to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub cassandra_nodes: usize,
+    pub kafka_brokers: usize,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Self { cassandra_nodes: 1, kafka_brokers: 1 }
+    }
+}
+
+impl Shape {
+    /// Most nodes of each: they live on 127.0.0.1 up to 127.0.0.9.
+    pub const MAX_NODES: usize = 9;
+
+    fn is_cluster(&self) -> bool {
+        self.cassandra_nodes > 1 || self.kafka_brokers > 1
+    }
+}
+
+/// One JVM of the stack, and how to start it again.
+struct Node {
+    name: String,
+    script: &'static str,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    child: Child,
+    /// Stopped by [`LocalStack::kill`] and not started again.
+    down: bool,
+}
+
 pub struct LocalStack {
     pub endpoints: Endpoints,
-    children: Vec<(&'static str, Child)>,
+    /// Every CQL node's contact point, in node order (`cassandra-1` first).
+    pub cql_nodes: Vec<String>,
+    /// Every broker's address, in node-id order (`kafka-1` first).
+    pub kafka_brokers: Vec<String>,
+    nodes: Vec<Node>,
+    /// Where each node's data and logs are (`<name>/`, `<name>.log`, `<name>.err`).
+    run_dir: PathBuf,
     dir: PathBuf,
 }
 
@@ -97,96 +135,230 @@ pub(crate) fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
+/// A port free on every one of `addresses` (nodes of a cluster share their ports, each
+/// on its own loopback address).
+fn port_free_on(addresses: &[String]) -> std::io::Result<u16> {
+    for _ in 0..50 {
+        let port = free_port()?;
+        if addresses.iter().all(|a| TcpListener::bind((a.as_str(), port)).is_ok()) {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other("no port free on every loopback address of the cluster"))
+}
+
+/// Node `n`'s loopback address (1-based): 127.0.0.n.
+fn address(n: usize) -> String {
+    format!("127.0.0.{n}")
+}
+
+/// The `i`th of `n` tokens spread evenly over Murmur3's range.
+fn token(i: usize, n: usize) -> i128 {
+    i128::from(i64::MIN) + (1i128 << 64) / n as i128 * i as i128
+}
+
 impl LocalStack {
-    /// Starts Kafka and Cassandra and waits until both answer real requests.
+    /// Starts one Kafka broker and one Cassandra node and waits until both answer real
+    /// requests.
     pub async fn start() -> Result<Self, StackError> {
+        Self::start_shape(Shape::default()).await
+    }
+
+    /// Starts `shape`'s brokers (a KRaft quorum of them all) and Cassandra nodes (one
+    /// datacenter, a rack each), and waits until every node answers and knows the
+    /// others, and every broker is in the ISR of a topic replicated to all.
+    pub async fn start_shape(shape: Shape) -> Result<Self, StackError> {
+        for n in [shape.cassandra_nodes, shape.kafka_brokers] {
+            if n == 0 || n > Shape::MAX_NODES {
+                return Err(StackError::Unavailable(format!("a stack has 1 to {} of each node", Shape::MAX_NODES)));
+            }
+        }
         let base = std::env::temp_dir().join(format!("tracekeeper-stack-{}", std::process::id()));
-        let dir = tempfile::Builder::new().prefix("run-").tempdir_in({
+        let run_dir = tempfile::Builder::new().prefix("run-").tempdir_in({
             std::fs::create_dir_all(&base)?;
             &base
         })?;
-        let dir = dir.keep();
-        let (kafka_port, ctrl_port, cql_port, storage_port, jmx_port) =
-            (free_port()?, free_port()?, free_port()?, free_port()?, free_port()?);
-        let sasl_port = free_port()?;
-        let ops = ops_dir();
+        let run_dir = run_dir.keep();
+        let kafka_addresses: Vec<String> = (1..=shape.kafka_brokers).map(address).collect();
+        let cql_addresses: Vec<String> = (1..=shape.cassandra_nodes).map(address).collect();
+        let (kafka_port, ctrl_port) = (port_free_on(&kafka_addresses)?, port_free_on(&kafka_addresses)?);
+        let (cql_port, storage_port) = (port_free_on(&cql_addresses)?, port_free_on(&cql_addresses)?);
+        // The SASL_SSL listener is the one-broker stack's (tests of secured clients).
+        let sasl_port = if shape.is_cluster() { None } else { Some(free_port()?) };
+        let kafka_brokers: Vec<String> = kafka_addresses.iter().map(|a| format!("{a}:{kafka_port}")).collect();
+        let cql_nodes: Vec<String> = cql_addresses.iter().map(|a| format!("{a}:{cql_port}")).collect();
         let mut stack = Self {
             endpoints: Endpoints {
-                kafka: format!("127.0.0.1:{kafka_port}"),
-                cql: format!("127.0.0.1:{cql_port}"),
-                kafka_secured: Some(crate::SecuredKafka {
-                    bootstrap: format!("127.0.0.1:{sasl_port}"),
-                    ca: dir.join("kafka/tls/ca.pem"),
+                kafka: kafka_brokers.join(","),
+                cql: cql_nodes[0].clone(),
+                kafka_secured: sasl_port.map(|port| crate::SecuredKafka {
+                    bootstrap: format!("127.0.0.1:{port}"),
+                    ca: run_dir.join("kafka/tls/ca.pem"),
                 }),
                 source: "local JVM processes",
             },
-            children: Vec::new(),
+            cql_nodes,
+            kafka_brokers,
+            nodes: Vec::new(),
+            run_dir: run_dir.clone(),
             dir: base.clone(),
         };
-        let launch =
-            |name: &'static str, script: &str, args: Vec<String>| -> Result<(&'static str, Child), StackError> {
-                let log = dir.join(format!("{name}.log"));
-                let mut command = Command::new("bash");
-                command
-                    .arg(ops.join(script))
-                    .args(args)
-                    .stdin(Stdio::null())
-                    .stdout(File::create(&log)?)
-                    .stderr(File::create(dir.join(format!("{name}.err")))?);
-                Ok((name, spawn_owned(command)?))
-            };
-        stack.children.push(launch(
-            "kafka",
-            "kafka.sh",
-            vec![
-                dir.join("kafka").display().to_string(),
+        let name =
+            |service: &str, n: usize, of: usize| if of == 1 { service.to_string() } else { format!("{service}-{n}") };
+        let voters: Vec<String> =
+            kafka_addresses.iter().enumerate().map(|(i, a)| format!("{}@{a}:{ctrl_port}", i + 1)).collect();
+        for (i, a) in kafka_addresses.iter().enumerate() {
+            let node = name("kafka", i + 1, shape.kafka_brokers);
+            let mut args = vec![
+                run_dir.join(&node).display().to_string(),
                 kafka_port.to_string(),
                 ctrl_port.to_string(),
                 "512m".to_string(),
-                sasl_port.to_string(),
-            ],
-        )?);
-        stack.children.push(launch(
-            "cassandra",
-            "cassandra.sh",
-            vec![
-                dir.join("cassandra").display().to_string(),
+            ];
+            args.extend(sasl_port.map(|p| p.to_string()));
+            let env = vec![
+                ("TRACEKEEPER_KAFKA_ADDRESS".to_string(), a.clone()),
+                ("TRACEKEEPER_KAFKA_NODE_ID".to_string(), (i + 1).to_string()),
+                ("TRACEKEEPER_KAFKA_VOTERS".to_string(), voters.join(",")),
+                ("TRACEKEEPER_KAFKA_REPLICATION".to_string(), shape.kafka_brokers.min(3).to_string()),
+            ];
+            stack.launch(node, "kafka.sh", args, env)?;
+        }
+        let seeds: Vec<String> = cql_addresses.iter().map(|a| format!("{a}:{storage_port}")).collect();
+        for (i, a) in cql_addresses.iter().enumerate() {
+            let node = name("cassandra", i + 1, shape.cassandra_nodes);
+            let args = vec![
+                run_dir.join(&node).display().to_string(),
                 cql_port.to_string(),
                 storage_port.to_string(),
-                jmx_port.to_string(),
-            ],
-        )?);
-        let groups: Vec<u32> = stack.children.iter().map(|(_, c)| c.id()).collect();
+                free_port()?.to_string(),
+            ];
+            let token = if shape.cassandra_nodes == 1 { 0 } else { token(i, shape.cassandra_nodes) };
+            let env = vec![
+                ("TRACEKEEPER_CASSANDRA_ADDRESS".to_string(), a.clone()),
+                ("TRACEKEEPER_CASSANDRA_SEEDS".to_string(), seeds.join(",")),
+                ("TRACEKEEPER_CASSANDRA_TOKEN".to_string(), token.to_string()),
+                ("TRACEKEEPER_CASSANDRA_RACK".to_string(), format!("rack{}", i + 1)),
+            ];
+            stack.launch(node, "cassandra.sh", args, env)?;
+        }
+        let groups: Vec<u32> = stack.nodes.iter().map(|n| n.child.id()).collect();
         spawn_reaper(std::process::id(), &groups, &base)?;
+        stack.wait_ready().await?;
+        Ok(stack)
+    }
 
+    fn launch(
+        &mut self,
+        name: String,
+        script: &'static str,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Result<(), StackError> {
+        let child = self.spawn(&name, script, &args, &env)?;
+        self.nodes.push(Node { name, script, args, env, child, down: false });
+        Ok(())
+    }
+
+    fn spawn(&self, name: &str, script: &str, args: &[String], env: &[(String, String)]) -> Result<Child, StackError> {
+        let open = |suffix: &str| {
+            std::fs::OpenOptions::new().create(true).append(true).open(self.run_dir.join(format!("{name}.{suffix}")))
+        };
+        let mut command = Command::new("bash");
+        command
+            .arg(ops_dir().join(script))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(open("log")?)
+            .stderr(open("err")?);
+        Ok(spawn_owned(command)?)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), StackError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut kafka_ok = false;
         loop {
-            for (name, child) in &mut stack.children {
-                if let Some(status) = child.try_wait()? {
-                    let err = tail(&dir.join(format!("{name}.err")));
-                    let out = tail(&dir.join(format!("{name}.log")));
+            for node in &mut self.nodes {
+                if let Some(status) = node.child.try_wait()? {
+                    let err = tail(&self.run_dir.join(format!("{}.err", node.name)));
+                    let out = tail(&self.run_dir.join(format!("{}.log", node.name)));
                     return Err(StackError::Unavailable(format!(
-                        "{name} exited ({status}) before it was ready (needs Java 17 and Maven):\n{err}\n{out}"
+                        "{} exited ({status}) before it was ready (needs Java 17 and Maven):\n{err}\n{out}",
+                        node.name
                     )));
                 }
             }
             if !kafka_ok {
-                kafka_ok = probe::kafka_ready(&stack.endpoints.kafka).await.is_ok_and(|n| n > 0);
+                kafka_ok = probe::kafka_cluster_ready(&self.endpoints.kafka, self.kafka_brokers.len()).await.is_ok();
             }
-            if kafka_ok && probe::cql_release_version(&stack.endpoints.cql).await.is_ok() {
-                return Ok(stack);
+            let cql = if kafka_ok { probe::cql_cluster_ready(&self.cql_nodes).await } else { Err(String::new()) };
+            if cql.is_ok() {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 let which = if kafka_ok { "cassandra" } else { "kafka" };
+                let first = self.nodes.iter().find(|n| n.name.starts_with(which)).map_or(which, |n| n.name.as_str());
                 return Err(StackError::NotReady {
                     service: which,
                     timeout: READY_TIMEOUT,
-                    detail: tail(&dir.join(format!("{which}.log"))),
+                    detail: format!(
+                        "{}\n{}",
+                        cql.err().unwrap_or_default(),
+                        tail(&self.run_dir.join(format!("{first}.log")))
+                    ),
                 });
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// The names of the stack's JVMs (`kafka-1`, `cassandra-2`, ...; `kafka` and
+    /// `cassandra` in a one-node stack), and whether each is running.
+    pub fn nodes(&mut self) -> Vec<(String, Option<u32>)> {
+        self.nodes
+            .iter_mut()
+            .map(|n| {
+                let running = !n.down && n.child.try_wait().ok().flatten().is_none();
+                (n.name.clone(), running.then(|| n.child.id()))
+            })
+            .collect()
+    }
+
+    fn node(&mut self, name: &str) -> Result<&mut Node, StackError> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .ok_or_else(|| StackError::Unavailable(format!("the stack has no node {name:?}")))
+    }
+
+    /// Sends `signal` to node `name`'s process group: SIGKILL (then reaps it), SIGSTOP
+    /// or SIGCONT. Its data stays, for [`Self::restart`].
+    pub fn signal(&mut self, name: &str, signal: i32) -> Result<(), StackError> {
+        let node = self.node(name)?;
+        // SAFETY: plain syscall on a process group we created.
+        unsafe { libc::kill(-(node.child.id() as i32), signal) };
+        if signal == libc::SIGKILL {
+            node.down = true;
+            node.child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts node `name` again on its data, if it is not running; returns at once
+    /// (readiness is the caller's to wait for).
+    pub fn restart(&mut self, name: &str) -> Result<(), StackError> {
+        let index = self.nodes.iter().position(|n| n.name == name);
+        let index = index.ok_or_else(|| StackError::Unavailable(format!("the stack has no node {name:?}")))?;
+        if !self.nodes[index].down && self.nodes[index].child.try_wait()?.is_none() {
+            return Ok(());
+        }
+        let node = &self.nodes[index];
+        let child = self.spawn(&node.name, node.script, &node.args, &node.env)?;
+        let node = &mut self.nodes[index];
+        node.child = child;
+        node.down = false;
+        Ok(())
     }
 
     /// Starts the stack for the rest of the process's life. A failed start is retried
@@ -205,30 +377,51 @@ impl LocalStack {
         Ok(endpoints)
     }
 
-    /// Stops both services (SIGTERM, then SIGKILL) and removes their data.
+    /// Stops every node (SIGTERM, then SIGKILL) and removes their data.
     pub fn stop(mut self) {
-        for (_, child) in &self.children {
+        self.terminate();
+        // Drop kills whatever is left and removes the data.
+    }
+
+    /// SIGTERM to every node, and up to 20 s for them to exit.
+    pub fn terminate(&mut self) {
+        for node in &self.nodes {
             // SAFETY: plain syscall on a process group we created.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
+            unsafe {
+                libc::kill(-(node.child.id() as i32), libc::SIGCONT);
+                libc::kill(-(node.child.id() as i32), libc::SIGTERM);
+            }
         }
         let deadline = Instant::now() + Duration::from_secs(20);
-        for (_, child) in &mut self.children {
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        for node in &mut self.nodes {
+            while node.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        // Drop kills whatever is left and removes the data.
     }
 }
 
 impl Drop for LocalStack {
     /// A stack that failed to start, or is stopped, leaves no process and no data.
     fn drop(&mut self) {
-        for (_, child) in &mut self.children {
+        for node in &mut self.nodes {
             // SAFETY: plain syscall on a process group we created.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
+            unsafe { libc::kill(-(node.child.id() as i32), libc::SIGKILL) };
+            let _ = node.child.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token;
+
+    #[test]
+    fn tokens_spread_evenly_from_the_lowest() {
+        assert_eq!(token(0, 3), i128::from(i64::MIN));
+        assert_eq!(token(1, 3), -3_074_457_345_618_258_603);
+        assert_eq!(token(2, 3), 3_074_457_345_618_258_602);
+        assert!((0..9).all(|i| token(i, 9) <= i128::from(i64::MAX)));
     }
 }

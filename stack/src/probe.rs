@@ -24,6 +24,75 @@ pub async fn kafka_ready(bootstrap: &str) -> Result<usize, String> {
     .map_err(|e| e.to_string())?
 }
 
+/// Whether all `brokers` brokers are up and in the ISR: the metadata lists them, and
+/// every partition of a topic replicated to min(3, brokers) has its whole replica set
+/// in sync (the topic is created on first call).
+pub async fn kafka_cluster_ready(bootstrap: &str, brokers: usize) -> Result<(), String> {
+    const TOPIC: &str = "tracekeeper-stack-ready";
+    let listed = kafka_ready(bootstrap).await?;
+    if listed < brokers {
+        return Err(format!("{listed} of {brokers} brokers are up"));
+    }
+    if brokers == 1 {
+        return Ok(());
+    }
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "0")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let replicas = brokers.min(3) as i32;
+    let topic = NewTopic::new(TOPIC, brokers as i32, TopicReplication::Fixed(replicas));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let _ = admin.create_topics(&[topic], &options).await.map_err(|e| e.to_string())?;
+    let bootstrap = bootstrap.to_string();
+    tokio::task::spawn_blocking(move || {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("log_level", "0")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let metadata =
+            producer.client().fetch_metadata(Some(TOPIC), Duration::from_secs(3)).map_err(|e| e.to_string())?;
+        let partitions = metadata.topics().first().map(|t| t.partitions()).unwrap_or_default();
+        let in_sync = partitions.iter().filter(|p| p.isr().len() == replicas as usize).count();
+        if partitions.is_empty() || in_sync < partitions.len() {
+            return Err(format!("{in_sync} of {} partitions have every replica in sync", partitions.len()));
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Whether every node of `nodes` (`host:port` each) answers CQL and lists all the
+/// others as peers: each has joined the ring (a node serves CQL only once it has).
+pub async fn cql_cluster_ready(nodes: &[String]) -> Result<(), String> {
+    for node in nodes {
+        // System tables are each node's own: ask this node and no other.
+        let only =
+            scylla::policies::host_filter::AllowListHostFilter::new([node.as_str()]).map_err(|e| e.to_string())?;
+        let session = SessionBuilder::new()
+            .known_node(node)
+            .host_filter(std::sync::Arc::new(only))
+            .connection_timeout(Duration::from_secs(3))
+            .build()
+            .await
+            .map_err(|e| format!("{node}: {e}"))?;
+        let rows = session
+            .query_unpaged("SELECT peer FROM system.peers_v2", ())
+            .await
+            .map_err(|e| format!("{node}: {e}"))?
+            .into_rows_result()
+            .map_err(|e| e.to_string())?;
+        if rows.rows_num() + 1 < nodes.len() {
+            return Err(format!("{node} knows {} of its {} peers", rows.rows_num(), nodes.len() - 1));
+        }
+    }
+    Ok(())
+}
+
 pub async fn cql_release_version(contact: &str) -> Result<String, String> {
     release_version(SessionBuilder::new().known_node(contact)).await
 }

@@ -26,11 +26,25 @@ pub struct Cluster {
     pub group: String,
     /// The indexers' dead-letter topic.
     pub dead_letters: String,
+    /// Three replicas of everything (a cluster), or one (a one-node stack).
+    pub replicated: bool,
 }
 
 impl Cluster {
-    /// A fresh topic (six partitions) and keyspace named after `name` and this run.
+    /// A fresh topic (six partitions) and keyspace named after `name` and this run, on
+    /// a one-node stack: one replica of each.
     pub async fn create(kafka: &str, cql: &str, name: &str) -> Self {
+        Self::create_with(kafka, cql, name, false).await
+    }
+
+    /// The same on a cluster (`cql`: every contact point, comma-separated), replicated
+    /// as `tracekeeper-stack` and `schema apply` do by default: the brokers'
+    /// default.replication.factor and NetworkTopologyStrategy with 3 replicas.
+    pub async fn create_replicated(kafka: &str, cql: &str, name: &str) -> Self {
+        Self::create_with(kafka, cql, name, true).await
+    }
+
+    async fn create_with(kafka: &str, cql: &str, name: &str, replicated: bool) -> Self {
         let run = format!("{}_{}", std::process::id(), now_ns() % 1_000_000_000);
         let cluster = Self {
             kafka: kafka.to_string(),
@@ -39,30 +53,39 @@ impl Cluster {
             keyspace: format!("tk_{name}_{run}"),
             group: format!("{name}_{run}_indexers"),
             dead_letters: format!("{name}_{run}_dlq"),
+            replicated,
         };
         let admin: AdminClient<DefaultClientContext> =
             ClientConfig::new().set("bootstrap.servers", kafka).create().unwrap();
         let created = admin
             .create_topics(
-                &[NewTopic::new(&cluster.topic, PARTITIONS, TopicReplication::Fixed(1))],
+                &[NewTopic::new(&cluster.topic, PARTITIONS, TopicReplication::Fixed(if replicated { -1 } else { 1 }))],
                 &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
             )
             .await
             .unwrap();
         assert!(created.iter().all(Result::is_ok), "creating the topic: {created:?}");
-        let applied = Command::new(env!("CARGO_BIN_EXE_tracekeeper"))
-            .args(["schema", "apply", "--keyspace", &cluster.keyspace, "--cql-nodes", cql])
-            .args(["--replication", "{'class': 'SimpleStrategy', 'replication_factor': 1}"])
-            .status()
-            .unwrap();
+        let mut apply = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
+        apply.args(["schema", "apply", "--keyspace", &cluster.keyspace, "--cql-nodes", cql]);
+        if !replicated {
+            apply.args(["--replication", "{'class': 'SimpleStrategy', 'replication_factor': 1}"]);
+        }
+        let applied = apply.status().unwrap();
         assert!(applied.success(), "schema apply failed");
         cluster
     }
 
-    /// `tracekeeper check` on this cluster's keyspace: no violation, and returns the
-    /// number of spans stored for the default tenant.
+    /// `tracekeeper check` on this cluster's keyspace: no violation, a warning about
+    /// replication exactly when there is one replica, and returns the number of spans
+    /// stored for the default tenant.
     pub fn checked_spans(&self) -> u64 {
         let report = super::check_store(&["--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
+        let warnings = report["warnings"].as_array().cloned().unwrap_or_default();
+        if self.replicated {
+            assert!(warnings.is_empty(), "{report}");
+        } else {
+            assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains("1 replica(s)"))), "{report}");
+        }
         report["tenants"]["single-tenant"]["spans"].as_u64().unwrap_or(0)
     }
 

@@ -3,6 +3,7 @@
 
 pub mod cli_help;
 pub mod cluster;
+pub mod load;
 pub mod process;
 pub mod tls;
 pub mod tools;

@@ -176,7 +176,8 @@ async fn every_route_of_every_role_needs_what_it_declares() {
     walked.push(walk("query", "", super::query(query(), retention(), &ui("")), &serving).await);
     #[cfg(feature = "distributed")]
     {
-        let status = || crate::status::router(Arc::new(EmptyLedger), Vec::new(), Arc::new(SystemClock));
+        let status =
+            || crate::status::router(Arc::new(EmptyLedger), Vec::new(), Arc::new(SystemClock), serde_json::Value::Null);
         let admin = status().merge(retention());
         walked.push(walk("query", "/tracing", super::query(query(), admin, &ui("/tracing")), &serving).await);
         // The indexer's and the retention worker's admin listeners.

@@ -8,7 +8,7 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::load_balancing::DefaultPolicy;
-use scylla::statement::Consistency;
+use scylla::statement::{Consistency, SerialConsistency};
 use tracekeeper_model::pem;
 
 use super::errors::unavailable;
@@ -30,8 +30,11 @@ pub struct CqlConnection {
     pub tls_key: Option<PathBuf>,
     /// Requests go to nodes of this datacenter (token-aware), never to another one.
     pub local_datacenter: Option<String>,
-    /// Consistency of every request; lightweight transactions use SERIAL besides.
+    /// Consistency of every request [driver default: LOCAL_QUORUM].
     pub consistency: Option<Consistency>,
+    /// Consistency of the Paxos rounds of lightweight transactions (the ownership
+    /// ledger, the retention lease) [driver default: LOCAL_SERIAL].
+    pub serial_consistency: Option<SerialConsistency>,
 }
 
 impl CqlConnection {
@@ -59,6 +62,9 @@ impl CqlConnection {
         let mut profile = ExecutionProfile::builder().load_balancing_policy(policy.build());
         if let Some(consistency) = self.consistency {
             profile = profile.consistency(consistency);
+        }
+        if let Some(serial) = self.serial_consistency {
+            profile = profile.serial_consistency(Some(serial));
         }
         builder = builder.default_execution_profile_handle(profile.build().into_handle());
         builder.build().await.map_err(unavailable)

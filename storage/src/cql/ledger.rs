@@ -8,9 +8,8 @@ use async_trait::async_trait;
 use scylla::client::session::Session;
 use scylla::response::query_result::QueryResult;
 use scylla::statement::prepared::PreparedStatement;
-use scylla::statement::Consistency;
 
-use super::{corrupt, lwt, prepare_lwt, unavailable};
+use super::{corrupt, lwt, prepare_lwt, unavailable, Level};
 use crate::api::StorageError;
 use crate::ownership::{LedgerError, OwnershipLedger, PartitionId, PartitionOwner, Progress};
 
@@ -42,7 +41,7 @@ pub struct CqlLedger {
 impl CqlLedger {
     /// Prepares the ledger's statements in keyspace `ks` (schema v002 applied).
     pub async fn new(session: Arc<Session>, ks: &str) -> Result<Self, StorageError> {
-        let prepare = |cql: String, consistency: Consistency| prepare_lwt(&session, cql, consistency);
+        let prepare = |cql: String, level: Level| prepare_lwt(&session, cql, level);
         let key = "consumer_group = ? AND topic = ? AND partition = ?";
         Ok(Self {
             insert_new: prepare(
@@ -50,7 +49,7 @@ impl CqlLedger {
                     "INSERT INTO {ks}.partition_owners (consumer_group, topic, partition, member, generation, since_ns, \
                      committed_offset, end_offset, last_write_ns) VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0) IF NOT EXISTS"
                 ),
-                Consistency::Quorum,
+                Level::Configured,
             )
             .await?,
             take_over: prepare(
@@ -58,7 +57,7 @@ impl CqlLedger {
                     "UPDATE {ks}.partition_owners SET member = ?, generation = ?, since_ns = ? WHERE {key} \
                      IF generation < ?"
                 ),
-                Consistency::Quorum,
+                Level::Configured,
             )
             .await?,
             record: prepare(
@@ -66,13 +65,13 @@ impl CqlLedger {
                     "UPDATE {ks}.partition_owners SET committed_offset = ?, end_offset = ?, last_write_ns = ?, \
                      tenant_spans = ? WHERE {key} IF member = ? AND generation = ?"
                 ),
-                Consistency::Quorum,
+                Level::Configured,
             )
             .await?,
             // SERIAL: sees the outcome of every completed (and in-progress) Paxos round.
-            select_one: prepare(format!("SELECT {COLUMNS} FROM {ks}.partition_owners WHERE {key}"), Consistency::Serial)
+            select_one: prepare(format!("SELECT {COLUMNS} FROM {ks}.partition_owners WHERE {key}"), Level::Serial)
                 .await?,
-            select_all: prepare(format!("SELECT {COLUMNS} FROM {ks}.partition_owners"), Consistency::One).await?,
+            select_all: prepare(format!("SELECT {COLUMNS} FROM {ks}.partition_owners"), Level::One).await?,
             session,
         })
     }

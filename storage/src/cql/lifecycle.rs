@@ -10,11 +10,10 @@ use async_trait::async_trait;
 use scylla::client::session::Session;
 use scylla::response::query_result::QueryResult;
 use scylla::statement::prepared::PreparedStatement;
-use scylla::statement::Consistency;
 use scylla::value::CqlValue;
 
 use super::purge::Purger;
-use super::{corrupt, lwt, prepare_lwt, unavailable, DAY_NS};
+use super::{corrupt, lwt, prepare_lwt, unavailable, Level, DAY_NS};
 use crate::api::StorageError;
 use crate::lifecycle::{Expired, Lifecycle, LifecycleError, PolicyVersion};
 
@@ -43,12 +42,12 @@ pub struct CqlLifecycle {
 
 impl CqlLifecycle {
     pub async fn new(session: Arc<Session>, ks: &str) -> Result<Self, StorageError> {
-        let prepare = |cql: String, consistency: Consistency| prepare_lwt(&session, cql, consistency);
-        let q = Consistency::Quorum;
+        let prepare = |cql: String, level: Level| prepare_lwt(&session, cql, level);
+        let q = Level::Configured;
         Ok(Self {
             read_lease: prepare(
                 format!("SELECT holder, epoch, expires_ns FROM {ks}.retention_lease WHERE name = '{LEASE}'"),
-                Consistency::Serial,
+                Level::Serial,
             )
             .await?,
             insert_lease: prepare(
@@ -100,7 +99,7 @@ impl CqlLifecycle {
             .await?,
             select_watermarks: prepare(
                 format!("SELECT tenant, expired_before_ns FROM {ks}.retention_watermarks"),
-                Consistency::One,
+                Level::One,
             )
             .await?,
             select_policies: prepare(
@@ -108,12 +107,12 @@ impl CqlLifecycle {
                     "SELECT tenant, version, retention_secs, made_ns FROM {ks}.retention_policies WHERE tenant = ? \
                      LIMIT 1"
                 ),
-                Consistency::Serial,
+                Level::Serial,
             )
             .await?,
             select_all_policies: prepare(
                 format!("SELECT tenant, version, retention_secs, made_ns FROM {ks}.retention_policies"),
-                Consistency::One,
+                Level::One,
             )
             .await?,
             insert_policy: prepare(
@@ -124,7 +123,7 @@ impl CqlLifecycle {
                 q,
             )
             .await?,
-            select_tenants: prepare(format!("SELECT DISTINCT tenant FROM {ks}.catalog_days"), Consistency::One).await?,
+            select_tenants: prepare(format!("SELECT DISTINCT tenant FROM {ks}.catalog_days"), Level::One).await?,
             select_days: prepare(format!("SELECT day FROM {ks}.catalog_days WHERE tenant = ? AND day < ?"), q).await?,
             delete_operations: prepare(format!("DELETE FROM {ks}.operations WHERE tenant = ? AND day = ?"), q).await?,
             delete_day: prepare(format!("DELETE FROM {ks}.catalog_days WHERE tenant = ? AND day = ?"), q).await?,

@@ -18,6 +18,7 @@ mod postings;
 mod purge;
 mod red;
 mod registry;
+pub mod replication;
 pub mod schema;
 pub mod telemetry;
 mod traces;
@@ -71,16 +72,33 @@ fn shard_of(term: TermRef<'_>, trace_id: TraceId) -> i32 {
     i32::from(trace_id.0[15] % shards(term))
 }
 
-/// Prepares a statement of the ledger or the lease: Paxos rounds at SERIAL, the rest
-/// at `consistency`.
-async fn prepare_lwt(
-    session: &Session,
-    cql: String,
-    consistency: Consistency,
-) -> Result<PreparedStatement, StorageError> {
+/// The consistency a statement of the ledger or the lease runs at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Level {
+    /// The session's (`--cql-consistency`, LOCAL_QUORUM by default): plain reads and
+    /// writes, and the commit of conditional writes.
+    Configured,
+    /// The session's serial level (`--cql-serial-consistency`, LOCAL_SERIAL by
+    /// default): a read that sees the outcome of every completed Paxos round.
+    Serial,
+    /// Any one replica: listings where staleness is harmless.
+    One,
+}
+
+/// Prepares a statement of the ledger or the lease at `level`; its Paxos rounds, if it
+/// has any, run at the session's serial consistency.
+async fn prepare_lwt(session: &Session, cql: String, level: Level) -> Result<PreparedStatement, StorageError> {
+    use scylla::statement::SerialConsistency;
+    let profile = session.get_default_execution_profile_handle().to_profile();
+    let serial = profile.get_serial_consistency().unwrap_or(SerialConsistency::LocalSerial);
     let mut ps = session.prepare(cql).await.map_err(unavailable)?;
-    ps.set_consistency(consistency);
-    ps.set_serial_consistency(Some(scylla::statement::SerialConsistency::Serial));
+    ps.set_consistency(match level {
+        Level::Configured => profile.get_consistency(),
+        Level::Serial if serial == SerialConsistency::Serial => Consistency::Serial,
+        Level::Serial => Consistency::LocalSerial,
+        Level::One => Consistency::One,
+    });
+    ps.set_serial_consistency(Some(serial));
     Ok(ps)
 }
 
@@ -149,6 +167,10 @@ impl CqlStore {
             async move {
                 let mut ps = session.prepare(cql).await.map_err(unavailable)?;
                 ps.set_consistency(consistency);
+                // Reads, and writes with a fixed TIMESTAMP, give the same outcome however
+                // often they run: the driver may retry them on another replica when a
+                // node dies with them in flight.
+                ps.set_is_idempotent(true);
                 Ok::<_, StorageError>(ps)
             }
         };

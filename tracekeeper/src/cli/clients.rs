@@ -113,6 +113,18 @@ pub struct CqlSecurityArgs {
     /// or all; a write is acknowledged once that many replicas have it.
     #[arg(long, env = "TRACEKEEPER_CQL_CONSISTENCY", default_value = "local_quorum", value_parser = parse_consistency)]
     pub cql_consistency: scylla::statement::Consistency,
+    /// Consistency of the Paxos rounds of the ownership ledger and the retention lease:
+    /// local_serial (a quorum of this datacenter's replicas) or serial (of all).
+    #[arg(long, env = "TRACEKEEPER_CQL_SERIAL_CONSISTENCY", default_value = "local_serial", value_parser = parse_serial)]
+    pub cql_serial_consistency: scylla::statement::SerialConsistency,
+}
+
+fn parse_serial(text: &str) -> Result<scylla::statement::SerialConsistency, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "serial" => Ok(scylla::statement::SerialConsistency::Serial),
+        "local_serial" => Ok(scylla::statement::SerialConsistency::LocalSerial),
+        other => Err(format!("unknown serial consistency {other:?}: use local_serial or serial")),
+    }
 }
 
 fn parse_consistency(text: &str) -> Result<scylla::statement::Consistency, String> {
@@ -148,6 +160,7 @@ impl CqlSecurityArgs {
             tls_key: self.cql_tls_key.clone(),
             local_datacenter: self.cql_local_datacenter.clone(),
             consistency: Some(self.cql_consistency),
+            serial_consistency: Some(self.cql_serial_consistency),
         })
     }
 }

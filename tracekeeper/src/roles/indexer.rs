@@ -63,6 +63,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let policies = Policies::from(config.retention.clone());
     let keyspace = &config.cql.keyspace;
     let store = super::connect_cql(&config.cql).await?;
+    let session = store.shared_session();
     let ledger: Arc<dyn OwnershipLedger> =
         Arc::new(CqlLedger::new(store.shared_session(), keyspace).await.context("preparing the ownership ledger")?);
     let lifecycle: Arc<dyn Lifecycle> =
@@ -93,7 +94,6 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let views: Vec<GroupView> = config.topics.iter().map(|_| GroupView::default()).collect();
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), config.serving.clone());
-    servers.http(listeners.0, status::router(ledger.clone(), views.clone(), clock), "admin")?;
     let configs: Vec<ConsumerConfig> = config
         .topics
         .iter()
@@ -109,6 +109,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             dead_letter_topic: config.dead_letter_topic.clone(),
         })
         .collect();
+    let topics: Vec<_> = configs.iter().map(|c| (c.client(), c.topic.clone())).collect();
+    let durability = super::durability::report(&session, keyspace, &topics).await;
+    servers.http(listeners.0, status::router(ledger.clone(), views.clone(), clock, durability), "admin")?;
     let counting: Vec<_> = configs
         .iter()
         .map(|c| {

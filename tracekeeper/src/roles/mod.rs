@@ -6,6 +6,8 @@ pub mod all_in_one;
 #[cfg(feature = "distributed")]
 pub mod collector;
 #[cfg(feature = "distributed")]
+mod durability;
+#[cfg(feature = "distributed")]
 pub mod indexer;
 #[cfg(feature = "distributed")]
 pub mod query;

@@ -66,6 +66,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let policies = Policies::from(config.retention.clone());
     let keyspace = &config.cql.keyspace;
     let store = super::connect_cql(&config.cql).await?;
+    let session = store.shared_session();
     let ledger =
         Arc::new(CqlLedger::new(store.shared_session(), keyspace).await.context("preparing the ownership ledger")?);
     let lifecycle: Arc<dyn Lifecycle> =
@@ -91,7 +92,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let ready = Readiness::default();
     let mut servers = Servers::new(ops::router(ready.clone(), metrics), config.serving.clone());
     let purge = purge_api::router(lifecycle.clone(), config.test_purge_endpoint);
-    let admin = status::router(ledger, Vec::new(), clock).merge(retention_api::router(lifecycle)).merge(purge);
+    let durability = super::durability::report(&session, keyspace, &[]).await;
+    let admin =
+        status::router(ledger, Vec::new(), clock, durability).merge(retention_api::router(lifecycle)).merge(purge);
     let query_addr = super::local(&listeners.query);
     listeners.jaeger_grpc.serve(&mut servers, &state)?;
     servers.http(listeners.query, crate::listeners::query(state, admin, &config.ui), "query")?;

@@ -37,6 +37,8 @@ pub struct Config {
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let policies = config.policies;
+    #[cfg_attr(not(feature = "distributed"), allow(unused_mut))]
+    let mut replication = None;
     let (store, lifecycle, slack): (Arc<dyn Checkable>, Arc<dyn Lifecycle>, Duration) = match &config.target {
         Target::Embedded(dir) => {
             let store = Arc::new(super::compact::open_stopped(EmbeddedConfig::new(dir))?);
@@ -48,6 +50,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let store = crate::roles::connect_cql(cql).await?;
             let lifecycle =
                 tracekeeper_storage::cql::lifecycle::CqlLifecycle::new(store.shared_session(), &cql.keyspace).await?;
+            let session = store.shared_session();
+            replication =
+                Some(tracekeeper_storage::cql::replication::Replication::read(&session, &cql.keyspace).await?);
             // A shortened policy's rows are purged an hour bucket at a time.
             (Arc::new(store), Arc::new(lifecycle), Duration::from_secs(3600))
         }
@@ -67,17 +72,43 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     bar.enable_steady_tick(Duration::from_millis(200));
     let report = store.check(&horizons, &|rows| bar.set_position(rows)).await.context("scanning the store")?;
     bar.finish_and_clear();
-    print(&report, &policies, config.json)?;
+    print(&report, &policies, replication.as_ref(), config.json)?;
     match report.violations() {
         0 => Ok(()),
         n => bail!("{n} invariant violations"),
     }
 }
 
-fn print(report: &CheckReport, policies: &RetentionPolicies, json: bool) -> anyhow::Result<()> {
+#[cfg(feature = "distributed")]
+type Replication = tracekeeper_storage::cql::replication::Replication;
+#[cfg(not(feature = "distributed"))]
+type Replication = std::convert::Infallible;
+
+/// Replication warnings are printed, not counted as violations: the data is whole.
+fn print(
+    report: &CheckReport,
+    policies: &RetentionPolicies,
+    replication: Option<&Replication>,
+    json: bool,
+) -> anyhow::Result<()> {
+    #[cfg(feature = "distributed")]
+    let (described, warnings) = replication.map_or((None, Vec::new()), |r| (Some(r.describe()), r.warnings()));
+    #[cfg(not(feature = "distributed"))]
+    let (described, warnings): (Option<String>, Vec<String>) = (replication.map(|r| match *r {}), Vec::new());
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        let mut body = serde_json::to_value(report)?;
+        if let Some(described) = described {
+            body["replication"] = serde_json::json!(described);
+            body["warnings"] = serde_json::json!(warnings);
+        }
+        println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
+    }
+    if let Some(described) = described {
+        println!("replication: {described}");
+    }
+    for warning in &warnings {
+        println!("warning: {warning}");
     }
     for (tenant, counts) in &report.tenants {
         println!(
