@@ -119,6 +119,11 @@ impl QueryEngine {
     }
 
     /// Bounds what one search may read and how long it may run.
+    /// The bounds every search (and metrics query) is held to.
+    pub fn search_budget(&self) -> SearchBudget {
+        self.budget
+    }
+
     pub fn with_search_budget(mut self, budget: SearchBudget) -> Self {
         self.budget = budget;
         self

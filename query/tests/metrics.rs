@@ -449,7 +449,7 @@ async fn past_the_span_bound_cells_answer_at_whole_minutes() {
     let retention_ns = RETENTION.as_nanos() as u64;
     store.write(WriteBatch { tenant: TENANT.into(), spans: spans.clone(), retention_ns, now_ns: now }).await.unwrap();
     store.add_red(TENANT, cells(&spans), retention_ns, now).await.unwrap();
-    let api = Api::start_with_red(store.clone(), store, Arc::new(ManualClock::new(now)), RETENTION).await;
+    let api = Api::start_with_red(store.clone(), store.clone(), Arc::new(ManualClock::new(now)), RETENTION).await;
     let ask = |q: &str| {
         format!("/api/metrics/query_range?q={}&start={}&end={}&step=30s", urlencode(q), t0 / SEC, t0 / SEC + 180)
     };
@@ -467,4 +467,35 @@ async fn past_the_span_bound_cells_answer_at_whole_minutes() {
     let (status, body) = api.get(&ask("{ duration > 0 } | count_over_time()")).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.as_str().is_some_and(|m| m.contains("narrow the time range")), "{body}");
+
+    // Held to the search budget: a query that runs past the timeout is refused, and a
+    // range longer than the search window is answered over the window and says so.
+    let budget = tracekeeper_query::budget::SearchBudget {
+        timeout: Duration::from_millis(1),
+        max_window: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let api =
+        Api::start_with_budget(store.clone(), store.clone(), Arc::new(ManualClock::new(now)), RETENTION, budget).await;
+    let (status, body) =
+        api.get(&ask("{ resource.service.name = \"bulk\" && duration > 0 } | count_over_time()")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.as_str().is_some_and(|m| m.contains("--query-timeout")), "{body}");
+    let budget =
+        tracekeeper_query::budget::SearchBudget { max_window: Duration::from_secs(3600), ..Default::default() };
+    let api = Api::start_with_budget(store.clone(), store, Arc::new(ManualClock::new(now)), RETENTION, budget).await;
+    let day = format!(
+        "/api/metrics/query_range?q={}&start={}&end={}&step=60s",
+        urlencode("{ } | count_over_time()"),
+        now / SEC - 86_400,
+        now / SEC
+    );
+    let (status, body) = api.get(&day).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("--max-search-window")), "{body}");
+    let first_ms: u64 = body["series"][0]["samples"][0]["timestampMs"].as_str().unwrap().parse().unwrap();
+    assert!(first_ms * 1_000_000 >= now - 3_600 * SEC, "no point before the window: {body}");
+    let total: f64 =
+        body["series"][0]["samples"].as_array().unwrap().iter().map(|p| p["value"].as_f64().unwrap()).sum();
+    assert_eq!(total, count as f64, "the spans are inside the window: {body}");
 }

@@ -213,7 +213,20 @@ async fn answer(state: &QueryState, tenant: &str, raw: Option<&str>, instant: bo
             ))
         }
     };
-    let range = range(&params, state.engine.now_ns(), instant)?;
+    let now_ns = state.engine.now_ns();
+    let mut range = range(&params, now_ns, instant)?;
+    // Bounded as searches are: the range to the search window, the work to the deadline.
+    let budget = state.engine.search_budget();
+    let mut notes = Vec::new();
+    let (earliest, cut) = budget.window_from(range.start_ns, range.end_ns, now_ns);
+    if cut.is_some() {
+        range = within_window(range, earliest, instant)?;
+        notes.push(format!(
+            "only the last {:?} of the range is answered (--max-search-window): no point starts before {} ms",
+            budget.max_window,
+            range.start_ns / 1_000_000
+        ));
+    }
     // As Tempo: an absent or 0 `exemplars` means the default; `with (exemplars=...)`
     // overrides it; instant queries have none.
     let asked = params.number::<u64>("exemplars")?.filter(|n| *n > 0);
@@ -223,20 +236,48 @@ async fn answer(state: &QueryState, tenant: &str, raw: Option<&str>, instant: bo
         (false, None, None) => MAX_EXEMPLARS,
     };
     let ctx = Context { state, tenant, range, max_exemplars };
+    let answered = tokio::time::timeout(budget.timeout, answer_in(&ctx, &query.expr, instant)).await;
+    let mut answer = answered.map_err(|_| {
+        QueryError::BadRequest(format!(
+            "the metrics query ran past the query timeout ({:?}, --query-timeout): narrow the time range or the \
+             filter, or raise 'step'",
+            budget.timeout
+        ))
+    })??;
+    notes.extend(answer.message.take());
+    answer.message = (!notes.is_empty()).then(|| notes.join("; "));
+    Ok(answer)
+}
+
+/// `range` starting at `earliest` (the search window's start) or, for a range query,
+/// at the first step boundary after it.
+fn within_window(range: Range, earliest: u64, instant: bool) -> Result<Range, QueryError> {
+    let start_ns = if instant { earliest } else { earliest.div_ceil(range.step_ns) * range.step_ns };
+    if start_ns >= range.end_ns {
+        return Err(QueryError::BadRequest(
+            "no whole step of the range fits in the search window (--max-search-window): lower 'step'".into(),
+        ));
+    }
+    let step_ns = if instant { range.end_ns - start_ns } else { range.step_ns };
+    Ok(Range { start_ns, step_ns, ..range })
+}
+
+async fn answer_in(ctx: &Context<'_>, expr: &MetricsExpr, instant: bool) -> Result<Answer, QueryError> {
+    let range = ctx.range;
     // At a step the per-minute cells cannot cut (Drilldown's are ranges over its
     // panel's width), the spans are read while they are few; past that, queries the
     // cells can answer are answered from them at the step rounded up to whole minutes,
     // exact at that step. Whether they are few the cells tell at once where they can,
     // else the bound on reading them does.
     let whole_minutes = range.step_ns.is_multiple_of(MINUTE_NS) && range.start_ns.is_multiple_of(MINUTE_NS);
-    let widen = !instant && !whole_minutes && state.red.is_some() && from_cells(&query.expr);
-    if widen && too_many_spans(&ctx, &query.expr).await? {
-        return widened(&ctx, &query.expr, instant).await;
+    let widen = !instant && !whole_minutes && ctx.state.red.is_some() && from_cells(expr);
+    if widen && too_many_spans(ctx, expr).await? {
+        return widened(ctx, expr, instant).await;
     }
     let mut inspected = Inspected::default();
-    match evaluate(&ctx, &query.expr, &mut inspected).await {
+    match evaluate(ctx, expr, &mut inspected).await {
         Ok(set) => Ok(Answer { set, range, inspected, instant, message: None }),
-        Err(e) if widen && compute::is_too_many_traces(&e) => widened(&ctx, &query.expr, instant).await,
+        Err(e) if widen && compute::is_too_many_traces(&e) => widened(ctx, expr, instant).await,
         Err(e) => Err(e),
     }
 }

@@ -23,7 +23,7 @@ pub struct Api {
 
 impl Api {
     pub async fn start(reader: Arc<dyn SpanReader>, clock: Arc<ManualClock>, retention: Duration) -> Self {
-        Self::serve(reader, clock, retention, None, None).await
+        Self::serve(reader, clock, retention, None, None, Default::default()).await
     }
 
     /// A server that also answers from `red`'s per-minute cells.
@@ -33,12 +33,23 @@ impl Api {
         clock: Arc<ManualClock>,
         retention: Duration,
     ) -> Self {
-        Self::serve(reader, clock, retention, None, Some(red)).await
+        Self::serve(reader, clock, retention, None, Some(red), Default::default()).await
+    }
+
+    /// The same, held to `budget` (timeout, window, traces read).
+    pub async fn start_with_budget(
+        reader: Arc<dyn SpanReader>,
+        red: Arc<dyn RedStore>,
+        clock: Arc<ManualClock>,
+        retention: Duration,
+        budget: tracekeeper_query::budget::SearchBudget,
+    ) -> Self {
+        Self::serve(reader, clock, retention, None, Some(red), budget).await
     }
 
     /// A multi-tenant server, asked as `tenant` (in X-Scope-OrgID) on every request.
     pub async fn start_as(reader: Arc<dyn SpanReader>, clock: Arc<ManualClock>, tenant: &str) -> Self {
-        Self::serve(reader, clock, Duration::from_secs(86_400), Some(tenant), None).await
+        Self::serve(reader, clock, Duration::from_secs(86_400), Some(tenant), None, Default::default()).await
     }
 
     async fn serve(
@@ -47,9 +58,10 @@ impl Api {
         retention: Duration,
         tenant: Option<&str>,
         red: Option<Arc<dyn RedStore>>,
+        budget: tracekeeper_query::budget::SearchBudget,
     ) -> Self {
         let policies = RetentionPolicies { default: retention, ..Default::default() };
-        let engine = QueryEngine::new(reader, Arc::new(policies), clock, 1000);
+        let engine = QueryEngine::new(reader, Arc::new(policies), clock, 1000).with_search_budget(budget);
         let mut state = QueryState::new(engine, Tenancy { multi_tenant: tenant.is_some() });
         if let Some(red) = red {
             state = state.with_red(red);
