@@ -7,6 +7,7 @@
 //! once (trace by trace), `tracekeeper check` clean and the ownership ledger's counts
 //! equal to what was acknowledged. Each prints what clients saw while it lasted.
 //!
+//! Cases here: a, b, c, d and e of issue 30's table (f, g and h are still to come).
 //! Cases share one cluster, so they run one at a time (a lock) and leave every node
 //! running. Test names start with `cluster_`: the one-node run skips them by that.
 
@@ -22,6 +23,8 @@ use tracekeeper_stack::probe::{cql_cluster_ready, kafka_cluster_ready};
 use tracekeeper_stack::wait_until;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the cluster's nodes are reached and controlled, and the distributed shape on it.
 struct Shape {
@@ -55,7 +58,8 @@ async fn mended(stack: &tracekeeper_stack::Cluster) {
 }
 
 /// What clients of the query node saw while a fault lasted: searches and trace
-/// fetches tried every 250 ms.
+/// fetches tried every 250 ms, each given up after [`CLIENT_TIMEOUT`] (Grafana's
+/// default for a data source) and then counted as failed.
 #[derive(Debug, Default)]
 struct Seen {
     tried: usize,
@@ -69,7 +73,7 @@ struct Seen {
 async fn watch_queries(query: &Process, trace: &str, stop: impl std::future::Future<Output = ()>) -> Seen {
     let mut seen = Seen::default();
     let mut failing_since: Option<Instant> = None;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let client = reqwest::Client::builder().timeout(CLIENT_TIMEOUT).build().unwrap();
     let probe = async {
         loop {
             for path in ["/api/traces?service=db&limit=5&lookback=1h".to_string(), format!("/api/traces/{trace}")] {
@@ -162,6 +166,24 @@ async fn cluster_a_cassandra_node_killed_for_a_minute() {
     settle("a", &shape, load, &seen).await;
 }
 
+/// (b) One Cassandra node frozen (SIGSTOP) for 30 s, a grey failure: it holds its
+/// connections open and answers nothing; then SIGCONT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_b_cassandra_node_frozen() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let shape = Shape::start("case_b").await;
+    let load = shape.load(200_000);
+    let trace = first_trace(&shape).await;
+    shape.stack.control.pause("cassandra-3").await.unwrap();
+    let seen = watch_queries(&shape.query, &trace, tokio::time::sleep(Duration::from_secs(30))).await;
+    shape.stack.control.resume("cassandra-3").await.unwrap();
+    mended(shape.stack).await;
+    // Its connections are closed once their keepalives go unanswered, and what was in
+    // flight on them is retried on another replica.
+    assert_eq!(seen.failed, 0, "(b) queries failed while one node of three was frozen: {seen:?}");
+    settle("b", &shape, load, &seen).await;
+}
+
 /// (c) Two Cassandra nodes of three killed for 30 s: no quorum. The indexers' writes
 /// fail and they commit no offset past them; the collectors keep acknowledging into
 /// Kafka; once the nodes are back everything is stored.
@@ -200,7 +222,28 @@ async fn cluster_d_leading_broker_killed() {
     let seen = watch_queries(&shape.query, &trace, tokio::time::sleep(Duration::from_secs(30))).await;
     shape.stack.control.start(&node).await.unwrap();
     mended(shape.stack).await;
+    assert_eq!(seen.failed, 0, "(d) queries failed while a broker was down: {seen:?}");
     settle("d", &shape, load, &seen).await;
+}
+
+/// (e) Every broker restarted in turn under load (SIGTERM, start, back in the ISR
+/// before the next), as a rolling upgrade does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_e_rolling_broker_restart() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let shape = Shape::start("case_e").await;
+    let load = shape.load(500_000);
+    let trace = first_trace(&shape).await;
+    let roll = async {
+        for node in ["kafka-1", "kafka-2", "kafka-3"] {
+            shape.stack.control.stop(node).await.unwrap();
+            shape.stack.control.start(node).await.unwrap();
+            mended(shape.stack).await;
+        }
+    };
+    let seen = watch_queries(&shape.query, &trace, roll).await;
+    assert_eq!(seen.failed, 0, "(e) queries failed while the brokers restarted: {seen:?}");
+    settle("e", &shape, load, &seen).await;
 }
 
 /// The id of the broker that leads the most partitions of `topic`.

@@ -4,9 +4,9 @@
 //!
 //! Nodes are named `cassandra-N` and `kafka-N`; node N listens on 127.0.0.N, and broker
 //! `kafka-N` has node id N. The control channel is a line protocol on a loopback TCP
-//! port: a request is `VERB NODE` (`kill`: SIGKILL; `pause`: SIGSTOP; `resume`:
-//! SIGCONT; `start`: start a killed node again on its data) or `nodes`, the answer a
-//! line `ok ...` or `error ...`.
+//! port: a request is `VERB NODE` (`kill`: SIGKILL; `stop`: SIGTERM and wait for it
+//! to exit; `pause`: SIGSTOP; `resume`: SIGCONT; `start`: start a stopped or killed
+//! node again on its data) or `nodes`, the answer a line `ok ...` or `error ...`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,6 +56,12 @@ impl Control {
     /// SIGKILL of the node's JVM; its data stays for [`Self::start`].
     pub async fn kill(&self, node: &str) -> Result<(), StackError> {
         self.ask(&format!("kill {node}")).await.map(drop)
+    }
+
+    /// SIGTERM, and returns once the node has exited (a clean shutdown, at most a
+    /// minute; then SIGKILL).
+    pub async fn stop(&self, node: &str) -> Result<(), StackError> {
+        self.ask(&format!("stop {node}")).await.map(drop)
     }
 
     /// SIGSTOP: the node holds its sockets open and answers nothing (a grey failure).
@@ -109,6 +115,7 @@ fn handle(stack: &Mutex<LocalStack>, line: &str) -> Result<String, StackError> {
     let (verb, node) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
     match verb {
         "kill" => stack.signal(node, libc::SIGKILL).map(|()| String::new()),
+        "stop" => stack.signal(node, libc::SIGTERM).map(|()| String::new()),
         "pause" => stack.signal(node, libc::SIGSTOP).map(|()| String::new()),
         "resume" => stack.signal(node, libc::SIGCONT).map(|()| String::new()),
         "start" => stack.restart(node).map(|()| String::new()),
@@ -119,7 +126,7 @@ fn handle(stack: &Mutex<LocalStack>, line: &str) -> Result<String, StackError> {
             .collect::<Vec<_>>()
             .join(" ")),
         other => Err(StackError::Unavailable(format!(
-            "unknown request {other:?}: kill, pause, resume or start NODE, or nodes"
+            "unknown request {other:?}: kill, stop, pause, resume or start NODE, or nodes"
         ))),
     }
 }

@@ -332,13 +332,23 @@ impl LocalStack {
             .ok_or_else(|| StackError::Unavailable(format!("the stack has no node {name:?}")))
     }
 
-    /// Sends `signal` to node `name`'s process group: SIGKILL (then reaps it), SIGSTOP
+    /// Sends `signal` to node `name`'s process group: SIGKILL (then reaps it), SIGTERM
+    /// (then waits up to a minute for it to exit, and kills it if it has not), SIGSTOP
     /// or SIGCONT. Its data stays, for [`Self::restart`].
     pub fn signal(&mut self, name: &str, signal: i32) -> Result<(), StackError> {
         let node = self.node(name)?;
-        // SAFETY: plain syscall on a process group we created.
-        unsafe { libc::kill(-(node.child.id() as i32), signal) };
-        if signal == libc::SIGKILL {
+        let group = -(node.child.id() as i32);
+        // SAFETY: plain syscalls on a process group we created.
+        unsafe { libc::kill(group, signal) };
+        if signal == libc::SIGTERM {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while node.child.try_wait()?.is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // SAFETY: as above.
+            unsafe { libc::kill(group, libc::SIGKILL) };
+        }
+        if signal == libc::SIGKILL || signal == libc::SIGTERM {
             node.down = true;
             node.child.wait()?;
         }

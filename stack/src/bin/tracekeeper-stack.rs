@@ -41,12 +41,12 @@ enum Cmd {
         /// The channel, as `up` printed it (`TRACEKEEPER_TEST_CLUSTER_CONTROL`).
         #[arg(long, env = CLUSTER_CONTROL_ENV)]
         control: String,
-        /// kill (SIGKILL), pause (SIGSTOP), resume (SIGCONT), start (a killed node,
-        /// on its data) or list.
-        #[arg(value_parser = ["kill", "pause", "resume", "start", "list"])]
+        /// kill (SIGKILL), stop (SIGTERM, waiting for the exit), pause (SIGSTOP),
+        /// resume (SIGCONT), start (a stopped or killed node, on its data) or list.
+        #[arg(value_parser = ["kill", "stop", "pause", "resume", "start", "list"])]
         action: String,
         /// The node: cassandra-N or kafka-N.
-        #[arg(required_if_eq_any = [("action", "kill"), ("action", "pause"), ("action", "resume"), ("action", "start")])]
+        #[arg(required_if_eq_any = [("action", "kill"), ("action", "stop"), ("action", "pause"), ("action", "resume"), ("action", "start")])]
         node: Option<String>,
     },
     /// Create a topic (no-op if it exists), e.g. the span topic before a benchmark.
@@ -85,6 +85,7 @@ async fn node(control: String, action: &str, node: Option<String>) -> anyhow::Re
     let node = node.unwrap_or_default();
     match action {
         "kill" => control.kill(&node).await?,
+        "stop" => control.stop(&node).await?,
         "pause" => control.pause(&node).await?,
         "resume" => control.resume(&node).await?,
         "start" => control.start(&node).await?,

@@ -8,11 +8,20 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
 use scylla::statement::{Consistency, SerialConsistency};
 use tracekeeper_model::pem;
 
 use super::errors::unavailable;
 use crate::api::StorageError;
+
+/// How long an idempotent request waits for its replica before it is also sent to
+/// another: several times a healthy read's p99 on a busy node (about 200 ms at 10M
+/// spans, `docs/benchmarks.md`), so that speculation is rare until a node hangs.
+const SPECULATE_AFTER: std::time::Duration = std::time::Duration::from_millis(1000);
+
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Where the cluster is and how to log in; plaintext and anonymous by default.
 #[derive(Debug, Clone, Default)]
@@ -44,7 +53,14 @@ impl CqlConnection {
     }
 
     pub async fn session(&self) -> Result<Session, StorageError> {
-        let mut builder = SessionBuilder::new().known_nodes(&self.nodes);
+        // A node that stops answering with its connections open (a paused JVM) is found
+        // by the keepalives going unanswered: its connections are closed within
+        // KEEPALIVE_TIMEOUT and requests in flight on them retried elsewhere (the
+        // driver's 30 s defaults left queries hanging on such a node).
+        let mut builder = SessionBuilder::new()
+            .known_nodes(&self.nodes)
+            .keepalive_interval(KEEPALIVE_INTERVAL)
+            .keepalive_timeout(KEEPALIVE_TIMEOUT);
         match (&self.username, &self.password) {
             (Some(user), Some(password)) => builder = builder.user(user, password),
             (None, None) => {}
@@ -59,7 +75,14 @@ impl CqlConnection {
         if let Some(dc) = &self.local_datacenter {
             policy = policy.prefer_datacenter(dc.clone()).permit_dc_failover(false);
         }
-        let mut profile = ExecutionProfile::builder().load_balancing_policy(policy.build());
+        // A replica that hangs rather than fails (a paused JVM, a stalled disk) keeps its
+        // connections open, so nothing marks it down: an idempotent request (reads, and
+        // writes at a fixed timestamp) not answered within SPECULATE_AFTER is sent to
+        // the next replica as well, and the first answer wins.
+        let speculate = SimpleSpeculativeExecutionPolicy { max_retry_count: 1, retry_interval: SPECULATE_AFTER };
+        let mut profile = ExecutionProfile::builder()
+            .load_balancing_policy(policy.build())
+            .speculative_execution_policy(Some(Arc::new(speculate)));
         if let Some(consistency) = self.consistency {
             profile = profile.consistency(consistency);
         }
