@@ -109,7 +109,7 @@ fn is_red_dimension(field: &Expr) -> bool {
 }
 
 fn red_plan(leaf: &Leaf, range: &Range) -> Option<RedPlan> {
-    if !range.step_ns.is_multiple_of(MINUTE_NS) || !range.start_ns.is_multiple_of(MINUTE_NS) {
+    if !range.in_whole_minutes() {
         return None;
     }
     cells_plan(leaf)

@@ -269,8 +269,7 @@ async fn answer_in(ctx: &Context<'_>, expr: &MetricsExpr, instant: bool) -> Resu
     // cells can answer are answered from them at the step rounded up to whole minutes,
     // exact at that step. Whether they are few the cells tell at once where they can,
     // else the bound on reading them does.
-    let whole_minutes = range.step_ns.is_multiple_of(MINUTE_NS) && range.start_ns.is_multiple_of(MINUTE_NS);
-    let widen = !instant && !whole_minutes && ctx.state.red.is_some() && from_cells(expr);
+    let widen = !instant && !range.in_whole_minutes() && ctx.state.red.is_some() && from_cells(expr);
     if widen && too_many_spans(ctx, expr).await? {
         return widened(ctx, expr, instant).await;
     }

@@ -25,6 +25,12 @@ impl Range {
         (t_ns >= self.start_ns && t_ns < self.end_ns).then(|| ((t_ns - self.start_ns) / self.step_ns) as usize)
     }
 
+    /// Whether the per-minute RED cells can be cut into these intervals.
+    pub fn in_whole_minutes(&self) -> bool {
+        let minute = tracekeeper_storage::red::MINUTE_NS;
+        self.step_ns.is_multiple_of(minute) && self.start_ns.is_multiple_of(minute)
+    }
+
     pub fn timestamp_ms(&self, interval: usize) -> u64 {
         (self.start_ns + interval as u64 * self.step_ns) / 1_000_000
     }
