@@ -7,23 +7,22 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use support::cluster::{assert_all_served, Cluster, PARTITIONS};
-use support::load::{assert_checker_clean, assert_counted_once, member_id, owners, Load};
+use support::load::{addresses, assert_checker_clean, assert_counted_once, member_id, owners, Load, Pace};
 use tracekeeper_stack::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexer_killed_mid_stream_loses_and_duplicates_nothing() {
     let stack = tracekeeper_stack::require().await;
     let cluster = Cluster::create(&stack.kafka, &stack.cql, "kill9").await;
-    let collectors = [Arc::new(cluster.collector()), Arc::new(cluster.collector())];
+    let collectors = [cluster.collector(), cluster.collector()];
     let mut doomed = cluster.indexer("6s").await;
     let survivor = cluster.indexer("6s").await;
     let query = cluster.query().await;
 
-    let load = Load::start(collectors.clone(), 10_000);
+    let load = Load::start(addresses(&collectors), 10_000, Pace::TRICKLE);
     wait_until("both indexers to own partitions", Duration::from_secs(60), async || {
         let owners = owners(&query).await;
         let members: BTreeSet<&String> = owners.iter().map(|(_, m, _)| m).collect();
@@ -50,11 +49,11 @@ async fn indexer_killed_mid_stream_loses_and_duplicates_nothing() {
 async fn paused_indexer_is_fenced_rejoins_and_nothing_is_lost_or_doubled() {
     let stack = tracekeeper_stack::require().await;
     let cluster = Cluster::create(&stack.kafka, &stack.cql, "stale").await;
-    let collectors = [Arc::new(cluster.collector()), Arc::new(cluster.collector())];
+    let collectors = [cluster.collector(), cluster.collector()];
     let stale = cluster.indexer("6s").await;
     let other = cluster.indexer("6s").await;
     let query = cluster.query().await;
-    let load = Load::start(collectors.clone(), 20_000);
+    let load = Load::start(addresses(&collectors), 20_000, Pace::TRICKLE);
 
     let stale_id = member_id(&stale).await;
     let other_id = member_id(&other).await;
@@ -100,10 +99,10 @@ async fn broker_outage_gives_retryable_errors_and_loses_nothing_acknowledged() {
     let stack = tracekeeper_stack::require().await;
     let mut broker = tracekeeper_stack::broker::PrivateBroker::start().await.expect("a private Kafka broker");
     let cluster = Cluster::create(&broker.bootstrap(), &stack.cql, "outage").await;
-    let collectors = [Arc::new(cluster.collector()), Arc::new(cluster.collector())];
+    let collectors = [cluster.collector(), cluster.collector()];
     let _indexers = [cluster.indexer("6s").await, cluster.indexer("6s").await];
     let query = cluster.query().await;
-    let load = Load::start(collectors.clone(), 30_000);
+    let load = Load::start(addresses(&collectors), 30_000, Pace::TRICKLE);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     broker.stop();

@@ -48,6 +48,10 @@ pub struct ConsumerConfig {
     pub session_timeout: Duration,
     /// Where messages that can never be stored go.
     pub dead_letter_topic: String,
+    /// How long a batch may take to be stored and recorded before this member gives
+    /// its partitions up to the group (it cannot reach the store, or the store hangs),
+    /// and rejoins only once the store answers again.
+    pub stall_timeout: Duration,
 }
 
 impl ConsumerConfig {
@@ -130,12 +134,72 @@ impl<'a> Member<'a> {
         tokio::pin!(shutdown);
         loop {
             let Some(batch) = self.collect(&mut shutdown).await else { return Ok(()) };
-            let claimed = self.claim_all(batch).await;
-            let stored = self.write(claimed).await;
-            let committed = self.record(stored).await;
-            self.commit(committed)?;
-            self.report_lag();
+            let stall_timeout = self.config.stall_timeout;
+            match tokio::time::timeout(stall_timeout, self.store(batch)).await {
+                Ok(committed) => {
+                    self.commit(committed)?;
+                    self.report_lag();
+                }
+                Err(_) => {
+                    if !self.step_out(&mut shutdown).await? {
+                        return Ok(());
+                    }
+                }
+            }
         }
+    }
+
+    /// Claims, writes and records a batch; returns the offsets to commit.
+    async fn store(&mut self, batch: BTreeMap<i32, Pending>) -> Vec<(i32, i64)> {
+        let claimed = self.claim_all(batch).await;
+        let stored = self.write(claimed).await;
+        self.record(stored).await
+    }
+
+    /// After a batch could not be stored within the stall timeout: this member leaves
+    /// the group, so that members that can write take its partitions (the abandoned
+    /// batch is neither recorded nor committed: its next owner reads it again), and
+    /// rejoins once the store answers. A member that stayed would hold its partitions
+    /// unindexed for as long as its own link to the store is down, since its heartbeats
+    /// to Kafka go on. `false` on shutdown.
+    async fn step_out(
+        &mut self,
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<bool, ConsumerError> {
+        metrics::counter!(crate::telemetry::KAFKA_STALLS_TOTAL).increment(1);
+        tracing::warn!(
+            stall_timeout = ?self.config.stall_timeout,
+            partitions = ?self.view.owned().keys().collect::<Vec<_>>(),
+            "a batch could not be stored in time; leaving the group until the store answers"
+        );
+        self.claims.clear();
+        self.consumer.unsubscribe();
+        // Polling goes on while the store is probed: it serves the revocation, which
+        // lets librdkafka leave the group at once (a probe may take as long as a
+        // request's timeout). A message still buffered belongs to no partition this
+        // member owns, and is dropped.
+        let ledger = self.ledger;
+        let answers = async {
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                tokio::time::sleep(backoff).await;
+                if ledger.owners().await.is_ok() {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        };
+        tokio::pin!(answers);
+        loop {
+            tokio::select! {
+                _ = shutdown.as_mut() => return Ok(false),
+                () = &mut answers => break,
+                _ = self.consumer.recv() => {}
+            }
+        }
+        tracing::info!("the store answers again; rejoining the group");
+        self.consumer.subscribe(&[&self.config.topic])?;
+        Ok(true)
     }
 
     /// Up to `batch_messages`, grouped by partition; `None` on shutdown.

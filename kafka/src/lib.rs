@@ -25,11 +25,17 @@ pub use consumer::{ConsumerConfig, Member};
 pub use decode::Encoding;
 pub use rdkafka::ClientConfig;
 
+/// How often every client asks the brokers for the topics' metadata: partitions added
+/// at run time are used by the collectors, and consumed by the group, within this long
+/// (librdkafka's default is 5 minutes). An option may set it otherwise.
+pub const METADATA_REFRESH_MS: &str = "30000";
+
 /// A client of `brokers` with `options` (librdkafka properties: security, and any
 /// given by the operator) set.
 pub fn client_config(brokers: &str, options: &[(String, String)]) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", brokers);
+    client.set("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS);
     for (key, value) in options {
         client.set(key, value);
     }

@@ -23,6 +23,7 @@ pub const KAFKA_DEAD_LETTER_ERRORS_TOTAL: &str = "tracekeeper_kafka_dead_letter_
 pub const KAFKA_COMMIT_FAILURES_TOTAL: &str = "tracekeeper_kafka_commit_failures_total";
 pub const KAFKA_RECEIVE_ERRORS_TOTAL: &str = "tracekeeper_kafka_receive_errors_total";
 pub const KAFKA_ABANDONED_MESSAGES_TOTAL: &str = "tracekeeper_kafka_abandoned_messages_total";
+pub const KAFKA_STALLS_TOTAL: &str = "tracekeeper_kafka_stalls_total";
 
 pub const CONSUMER: &[Metric] = &[
     Metric::gauge(
@@ -56,6 +57,11 @@ pub const CONSUMER: &[Metric] = &[
     Metric::counter(
         KAFKA_ABANDONED_MESSAGES_TOTAL,
         "Messages dropped from memory because their partition moved to another owner (its new owner reads them again).",
+        NO_LABELS,
+    ),
+    Metric::counter(
+        KAFKA_STALLS_TOTAL,
+        "Times this member left the group because a batch was not stored within --stall-timeout.",
         NO_LABELS,
     ),
 ];

@@ -168,6 +168,7 @@ async fn transient_errors_are_retried_and_permanent_ones_go_to_the_dead_letter_t
         batch_messages: 500,
         batch_wait: Duration::from_millis(50),
         session_timeout: Duration::from_secs(6),
+        stall_timeout: Duration::from_secs(30),
         dead_letter_topic: dlq.clone(),
     };
     let view = GroupView::default();

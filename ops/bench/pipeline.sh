@@ -16,6 +16,12 @@
 # (`SUMMARY bench=pipeline ...`).
 # Uses TRACEKEEPER_TEST_KAFKA / TRACEKEEPER_TEST_CQL when set, else starts the local
 # stack, with a 4G Cassandra heap unless TRACEKEEPER_CASSANDRA_HEAP says otherwise.
+# TRACEKEEPER_BENCH_CLUSTER=1 runs on a cluster instead: three Cassandra nodes (2G heaps
+# unless TRACEKEEPER_CASSANDRA_HEAP says otherwise) and three brokers from
+# `tracekeeper-stack up --cassandra-nodes 3 --kafka-brokers 3`, the keyspace at
+# schema apply's default (3 replicas) and the topic at the brokers' (3, min ISR 2).
+# CPU is then summed over the nodes of each kind, and the bytes the Cassandra nodes
+# wrote to disk (commit log, flushes, compaction; /proc/PID/io) are reported per span.
 # Before the measured run, a warm-up run of TRACEKEEPER_BENCH_WARMUP_SECONDS (default
 # 60; 0 skips it) at RATE, in its own keyspace and topic, so that the measured run
 # finds Cassandra and Kafka warmed up (their JVMs compile the write path in the first
@@ -26,7 +32,13 @@ cd "$(dirname "$0")/../.."
 indexers="${1:-1}"; seconds="${2:-30}"; rate="${3:-0}"; query_iterations="${4:-}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TRACEKEEPER_CACHE:-$HOME/.cache/tracekeeper}/target}"
 export TRACEKEEPER_OPS_DIR="$PWD/ops/stack"
-export TRACEKEEPER_CASSANDRA_HEAP="${TRACEKEEPER_CASSANDRA_HEAP:-4G}"
+cluster="${TRACEKEEPER_BENCH_CLUSTER:-0}"
+export TRACEKEEPER_BENCH_CLUSTER="$cluster"
+if [ "$cluster" = 1 ]; then
+  export TRACEKEEPER_CASSANDRA_HEAP="${TRACEKEEPER_CASSANDRA_HEAP:-2G}"
+else
+  export TRACEKEEPER_CASSANDRA_HEAP="${TRACEKEEPER_CASSANDRA_HEAP:-4G}"
+fi
 cargo build --release -q -p tracekeeper -p tracekeeper-bench -p tracekeeper-stack
 bin="$CARGO_TARGET_DIR/release/tracekeeper"
 bench="$CARGO_TARGET_DIR/release/tracekeeper-bench"
@@ -35,10 +47,18 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 if [ -z "${TRACEKEEPER_TEST_KAFKA:-}" ]; then
-  "$CARGO_TARGET_DIR/release/tracekeeper-stack" up --env-file "$work/stack.env" >"$work/stack.log" 2>&1 &
+  shape=()
+  [ "$cluster" = 1 ] && shape=(--cassandra-nodes 3 --kafka-brokers 3)
+  "$CARGO_TARGET_DIR/release/tracekeeper-stack" up "${shape[@]}" --env-file "$work/stack.env" >"$work/stack.log" 2>&1 &
   pids+=($!)
-  until grep -q ready "$work/stack.log" 2>/dev/null; do sleep 1; done
+  until grep -q "^ready" "$work/stack.log" 2>/dev/null; do
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/stack.log"; exit 1; }
+    sleep 1
+  done
   set -a; . "$work/stack.env"; set +a
+  if [ "$cluster" = 1 ]; then
+    export TRACEKEEPER_TEST_KAFKA="$TRACEKEEPER_TEST_CLUSTER_KAFKA" TRACEKEEPER_TEST_CQL="$TRACEKEEPER_TEST_CLUSTER_CQL"
+  fi
 fi
 warmup="${TRACEKEEPER_BENCH_WARMUP_SECONDS:-60}"
 warmup_summary="warmup_seconds=0"
@@ -53,7 +73,9 @@ kafka="$TRACEKEEPER_TEST_KAFKA"; cql="$TRACEKEEPER_TEST_CQL"
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 run="bench_$(date +%s)"
 "$CARGO_TARGET_DIR/release/tracekeeper-stack" topic --brokers "$kafka" --name "$run" --partitions 6
-"$bin" schema apply --cql-nodes "$cql" --keyspace "$run" --replication "{'class': 'SimpleStrategy', 'replication_factor': 1}" >/dev/null 2>&1
+replication=(--replication "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+[ "$cluster" = 1 ] && replication=()
+"$bin" schema apply --cql-nodes "$cql" --keyspace "$run" "${replication[@]}" >/dev/null 2>&1
 
 http=$(port)
 RUST_LOG=warn "$bin" collector --kafka-brokers "$kafka" --kafka-topic "$run" --otlp-http-addr 127.0.0.1:$http \
@@ -75,10 +97,17 @@ ps = json.load(sys.stdin)["partitions"]; owners = {p.get("owner") for p in ps}
 print(int(len(ps) == 6 and None not in owners and "" not in owners and len(owners) == min('"$indexers"', 6)))'; }
 for _ in $(seq 300); do [ "$(owned 2>/dev/null)" = 1 ] && break; sleep 0.2; done
 
-kafka_pid=$(pgrep -f 'kafka.Kafka' | head -1); cassandra_pid=$(pgrep -f 'CassandraDaemon' | head -1)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+kafka_pids=$(pgrep -f 'kafka.Kafka' | paste -sd,); cassandra_pids=$(pgrep -f 'CassandraDaemon' | paste -sd,)
+cassandra_pid=${cassandra_pids%%,*}
+# CPU ticks of one process, or summed over a comma-separated list.
+ticks() { local sum=0 p; for p in ${1//,/ }; do sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$sum"; }
+written() { local sum=0 p; for p in ${1//,/ }; do sum=$((sum + $(awk '/^write_bytes/ {print $2}' "/proc/$p/io"))); done; echo "$sum"; }
 declare -A t0
-watch=("collector:$collector" "query:$query_pid" "kafka:$kafka_pid" "cassandra:$cassandra_pid")
+watch=("collector:$collector" "query:$query_pid" "kafka:$kafka_pids" "cassandra:$cassandra_pids")
+disk0=$(written "$cassandra_pids")
+# Busy ticks of the whole machine (every process, the load generator's too).
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+machine0=$(busy)
 for i in "${!indexer_pids[@]}"; do watch+=("indexer$((i + 1)):${indexer_pids[$i]}"); done
 for w in "${watch[@]}"; do t0[$w]=$(ticks "${w#*:}"); done
 s0=$(date +%s.%N)
@@ -95,6 +124,12 @@ lag() { curl -sf "http://$query/api/status" | python3 -c 'import json,sys; print
 sleep 1
 until [ "$(lag)" = 0 ]; do sleep 0.5; done
 s1=$(date +%s.%N)
+disk1=$(written "$cassandra_pids")
+machine1=$(busy)
+# Every process's CPU is read at the end of the measured window too, not after the
+# freshness probes finish.
+declare -A t1
+for w in "${watch[@]}"; do t1[$w]=$(ticks "${w#*:}"); done
 wait $fresh || true
 hz=$(getconf CLK_TCK)
 spans=$(sed -n 's/.*spans=\([0-9]*\) .*/\1/p' "$work/load.out")
@@ -115,13 +150,19 @@ print(f"indexed_spans_per_sec={spans / elapsed:.0f} cql_rows_per_span={rows / sp
 PY
 )
 echo "$summary (all $spans spans searchable after $elapsed s)"
+disk_per_span=$(( (disk1 - disk0) / spans ))
+echo "Cassandra wrote $(( (disk1 - disk0) / 1048576 )) MiB to disk over $(echo "$cassandra_pids" | tr , '\n' | wc -l) node(s): $disk_per_span bytes per span"
+summary="$summary cassandra_disk_bytes_per_span=$disk_per_span"
 summary="SUMMARY bench=pipeline indexers=$indexers offered_rate=$rate spans=$spans $warmup_summary $summary"
 for w in "${watch[@]}"; do
-  t=$(ticks "${w#*:}")
+  t=${t1[$w]}
   cpu=$(python3 -c "print(f'{($t - ${t0[$w]}) / $hz / $elapsed * 100:.0f}')")
   echo "cpu ${w%%:*}: $cpu% of one core"
   summary="$summary cpu_${w%%:*}_percent=$cpu"
 done
+machine=$(python3 -c "print(f'{($machine1 - $machine0) / $hz / $elapsed * 100:.0f}')")
+echo "cpu of the whole machine: $machine% of one core ($(nproc) cores)"
+summary="$summary cpu_machine_percent=$machine"
 cat "$work/fresh.out"
 summary="$summary $(grep -o 'freshness_p50_ms=[0-9]* freshness_p99_ms=[0-9]*' "$work/fresh.out" || true)"
 if [ -n "$query_iterations" ]; then

@@ -93,6 +93,11 @@ impl Cluster {
         Server::start_collector(&self.kafka, &self.topic, &["--kafka-ack-timeout", "5s"])
     }
 
+    /// A collector as a process of its own, for SIGTERM and restarts.
+    pub fn collector_process(&self) -> Server {
+        Server::start_collector_process(&self.kafka, &self.topic, &["--kafka-ack-timeout", "5s"])
+    }
+
     /// An indexer of this cluster's group; `session_timeout` sets how fast the group
     /// gives up on it.
     pub async fn indexer(&self, session_timeout: &str) -> Process {
@@ -101,11 +106,16 @@ impl Cluster {
 
     /// An indexer of another consumer group: it reads the topic from the start.
     pub async fn indexer_in_group(&self, group: &str, session_timeout: &str) -> Process {
+        self.indexer_with(group, &self.cql, &["--session-timeout", session_timeout]).await
+    }
+
+    /// An indexer of `group` reaching Cassandra at `cql` (contact points), with `extra`
+    /// flags.
+    pub async fn indexer_with(&self, group: &str, cql: &str, extra: &[&str]) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tracekeeper"));
         command.arg("indexer").args(["--kafka-brokers", &self.kafka, "--kafka-topic", &self.topic]);
-        command.args(["--group", group, "--cql-nodes", &self.cql, "--keyspace", &self.keyspace]);
-        command.args(["--admin-addr", ANY_PORT, "--session-timeout", session_timeout]);
-        command.args(["--kafka-dlq-topic", &self.dead_letters]);
+        command.args(["--group", group, "--cql-nodes", cql, "--keyspace", &self.keyspace]);
+        command.args(["--admin-addr", ANY_PORT, "--kafka-dlq-topic", &self.dead_letters]).args(extra);
         Process::spawn(command, "admin").await
     }
 
@@ -163,6 +173,11 @@ impl Process {
         self.spawned.kill9();
     }
 
+    /// SIGTERM, and waits (up to 20 s) for it to exit; its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.spawned.terminate()
+    }
+
     /// SIGSTOP: the process freezes, heartbeats and all.
     pub fn pause(&self) {
         self.spawned.signal("-STOP");
@@ -208,31 +223,64 @@ pub async fn post_until_acked(collector: &Server, spans: &[Span], give_up: Durat
 }
 
 /// Waits until the query node serves every trace complete, each span exactly once, and
-/// search finds all of them; panics with the first trace that is not.
+/// search finds all of them; panics with the first trace that is not. Asks about 16
+/// traces at once.
 pub async fn assert_all_served(query: &Process, traces: &[Vec<Span>], within: Duration) {
+    use futures::StreamExt;
     let deadline = Instant::now() + within;
-    for spans in traces {
-        let url = format!("/api/traces/{}", spans[0].trace_id.to_hex());
-        let mut expected: Vec<String> = spans.iter().map(|s| s.span_id.to_hex()).collect();
-        expected.sort();
-        loop {
-            let body = query.json(&url).await;
-            let mut served: Vec<String> = body["data"][0]["spans"]
-                .as_array()
-                .map(|a| a.iter().map(|s| s["spanID"].as_str().unwrap().to_string()).collect())
-                .unwrap_or_default();
-            served.sort();
-            let mut distinct = served.clone();
-            distinct.dedup();
-            assert_eq!(distinct.len(), served.len(), "a span is served twice in trace {}", spans[0].trace_id);
-            if served == expected {
-                break;
+    let client = reqwest::Client::new();
+    let checks = futures::stream::iter(traces).map(|spans| {
+        let client = &client;
+        async move {
+            let url = query.url(&format!("/api/traces/{}", spans[0].trace_id.to_hex()));
+            let mut expected: Vec<String> = spans.iter().map(|s| s.span_id.to_hex()).collect();
+            expected.sort();
+            loop {
+                let body: Value = match client.get(&url).send().await {
+                    Ok(reply) => reply.json().await.unwrap_or_default(),
+                    Err(_) => Value::Null,
+                };
+                let mut served: Vec<String> = body["data"][0]["spans"]
+                    .as_array()
+                    .map(|a| a.iter().map(|s| s["spanID"].as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default();
+                served.sort();
+                let mut distinct = served.clone();
+                distinct.dedup();
+                assert_eq!(distinct.len(), served.len(), "a span is served twice in trace {}", spans[0].trace_id);
+                if served == expected {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "trace {} incomplete: {served:?} of {expected:?}",
+                    spans[0].trace_id
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            assert!(Instant::now() < deadline, "trace {} incomplete: {served:?} of {expected:?}", spans[0].trace_id);
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    });
+    checks.buffer_unordered(16).collect::<Vec<()>>().await;
+    assert_all_searchable(query, traces).await;
+}
+
+/// Every trace is found by searching for its `db` span, and nothing else is: Tempo's
+/// search, over two seconds from each second the traces start in (a trace's spans may
+/// start in the next), each window's traces within one answer's limit.
+pub async fn assert_all_searchable(query: &Process, traces: &[Vec<Span>]) {
+    use std::collections::BTreeSet;
+    let expected: BTreeSet<String> = traces.iter().map(|t| t[0].trace_id.to_hex()).collect();
+    let seconds: BTreeSet<u64> = traces.iter().map(|t| t[0].start_ns / 1_000_000_000).collect();
+    let mut found = BTreeSet::new();
+    for second in seconds {
+        let path = format!("/api/search?tags=service.name%3Ddb&start={second}&end={}&limit=10000", second + 2);
+        let body = query.json(&path).await;
+        let answered = body["traces"].as_array().unwrap_or_else(|| panic!("search {path}: {body}"));
+        assert!(answered.len() < 10_000, "a second holds more traces than one answer: {path}");
+        found.extend(answered.iter().map(|t| format!("{:0>32}", t["traceID"].as_str().unwrap())));
     }
-    let limit = traces.len() + 10;
-    let found = query.json(&format!("/api/traces?service=db&limit={limit}&lookback=2h")).await;
-    assert_eq!(found["data"].as_array().unwrap().len(), traces.len(), "every trace is findable by search");
+    let missing: Vec<&String> = expected.difference(&found).take(5).collect();
+    let extra: Vec<&String> = found.difference(&expected).take(5).collect();
+    assert!(missing.is_empty(), "{} traces not found by search, e.g. {missing:?}", expected.difference(&found).count());
+    assert!(extra.is_empty(), "search found traces never acknowledged, e.g. {extra:?}");
 }

@@ -6,42 +6,98 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use prost::Message;
 use serde_json::Value;
-use tracekeeper_model::Span;
+use tracekeeper_model::{otlp, Span};
 
-use super::cluster::{post_until_acked, Cluster, Process};
-use super::{now_ns, rich_trace, Server};
+use super::cluster::{Cluster, Process};
+use super::{now_ns, rich_trace};
 
-/// Traces sent continuously until stopped; each trace's first span goes to one
-/// collector and the rest to the other.
+/// Traces sent continuously until stopped, in rounds: a round's traces have their
+/// first spans sent to one collector and the rest to the other. A collector that
+/// refuses the connection (stopped, restarting) is skipped for the next, as a load
+/// balancer would; every request is retried until it is acknowledged.
 pub struct Load {
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<Vec<Span>>>>,
     pub retried: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    /// Requests sent whose connection closed before an answer (they may be stored).
+    pub broken: Arc<AtomicUsize>,
+    collectors: Arc<Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    started: Instant,
+}
+
+/// How much a [`Load`] offers.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Traces per round (each round is two requests).
+    pub traces_per_round: usize,
+    /// Rounds per second, per sender.
+    pub rounds_per_second: f64,
+    /// Senders at once.
+    pub senders: usize,
+}
+
+impl Pace {
+    /// One trace at a time, about 40 a second: enough to see every fault's effect.
+    pub const TRICKLE: Pace = Pace { traces_per_round: 1, rounds_per_second: 40.0, senders: 1 };
+
+    /// About `spans_per_second` of [`rich_trace`]'s three-span traces.
+    pub fn spans_per_second(spans_per_second: u32) -> Self {
+        let senders = 4;
+        let traces_per_round = 10;
+        let rounds = f64::from(spans_per_second) / (3.0 * traces_per_round as f64) / senders as f64;
+        Pace { traces_per_round, rounds_per_second: rounds.max(0.1), senders }
+    }
 }
 
 impl Load {
-    pub fn start(collectors: [Arc<Server>; 2], seed: u64) -> Self {
+    /// Sends to the collectors' OTLP/HTTP addresses (two or more) at `pace`; trace ids
+    /// are drawn from `seed` up.
+    pub fn start(collectors: Vec<String>, seed: u64, pace: Pace) -> Self {
+        assert!(collectors.len() >= 2, "a load spreads each trace over two collectors");
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(Vec::new()));
-        let retried = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn({
-            let (stop, acked, retried) = (stop.clone(), acked.clone(), retried.clone());
-            async move {
-                let mut n = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    let spans = rich_trace(seed + n, now_ns() - 1_000_000_000);
-                    n += 1;
-                    let (a, b) = (n as usize % 2, (n as usize + 1) % 2);
-                    post_until_acked(&collectors[a], &spans[..1], Duration::from_secs(120), &retried).await;
-                    post_until_acked(&collectors[b], &spans[1..], Duration::from_secs(120), &retried).await;
-                    acked.lock().unwrap().push(spans);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        });
-        Self { stop, acked, retried, task }
+        let (retried, broken) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let collectors = Arc::new(Mutex::new(collectors));
+        let next = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..pace.senders)
+            .map(|_| {
+                let sender = Sender {
+                    client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+                    collectors: collectors.clone(),
+                    retried: retried.clone(),
+                    broken: broken.clone(),
+                };
+                let (stop, acked, next) = (stop.clone(), acked.clone(), next.clone());
+                tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / pace.rounds_per_second));
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    while !stop.load(Ordering::SeqCst) {
+                        ticks.tick().await;
+                        let round = next.fetch_add(1, Ordering::SeqCst);
+                        let first = (round * pace.traces_per_round) as u64;
+                        let traces: Vec<Vec<Span>> = (0..pace.traces_per_round as u64)
+                            .map(|i| rich_trace(seed + first + i, now_ns() - 1_000_000_000))
+                            .collect();
+                        let heads: Vec<Span> = traces.iter().map(|t| t[0].clone()).collect();
+                        let rest: Vec<Span> = traces.iter().flat_map(|t| t[1..].iter().cloned()).collect();
+                        sender.send_until_acked(round, &heads).await;
+                        sender.send_until_acked(round + 1, &rest).await;
+                        acked.lock().unwrap().extend(traces);
+                    }
+                })
+            })
+            .collect();
+        Self { stop, acked, retried, broken, collectors, tasks, started: Instant::now() }
+    }
+
+    /// Spans acknowledged per second since the load started: below what the pace
+    /// offers when acknowledgements come slower than the senders ask.
+    pub fn achieved_spans_per_second(&self) -> f64 {
+        let spans: usize = self.acked.lock().unwrap().iter().map(Vec::len).sum();
+        spans as f64 / self.started.elapsed().as_secs_f64()
     }
 
     /// How many traces have been acknowledged so far.
@@ -49,12 +105,70 @@ impl Load {
         self.acked.lock().unwrap().len()
     }
 
-    /// Stops sending and returns every acknowledged trace and the retries it took.
+    /// Sends to `addr` instead of the `index`th collector from now on (restarted on
+    /// another port).
+    pub fn replace_collector(&self, index: usize, addr: String) {
+        self.collectors.lock().unwrap()[index] = addr;
+    }
+
+    /// Stops sending and returns every acknowledged trace and the requests retried
+    /// (answered retryable, or unanswered).
     pub async fn finish(self) -> (Vec<Vec<Span>>, usize) {
         self.stop.store(true, Ordering::SeqCst);
-        self.task.await.unwrap();
+        for task in self.tasks {
+            task.await.unwrap();
+        }
         let acked = self.acked.lock().unwrap().clone();
         (acked, self.retried.load(Ordering::SeqCst))
+    }
+}
+
+/// The OTLP/HTTP addresses of `collectors`, for a [`Load`].
+pub fn addresses(collectors: &[super::Server]) -> Vec<String> {
+    collectors.iter().map(|c| c.otlp_http.clone()).collect()
+}
+
+struct Sender {
+    client: reqwest::Client,
+    collectors: Arc<Mutex<Vec<String>>>,
+    retried: Arc<AtomicUsize>,
+    broken: Arc<AtomicUsize>,
+}
+
+impl Sender {
+    /// Posts `spans` as OTLP protobuf, starting with collector `at` (modulo their
+    /// number), until one acknowledges them, or panics after two minutes.
+    async fn send_until_acked(&self, mut at: usize, spans: &[Span]) {
+        let body = otlp::to_request(spans).encode_to_vec();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let url = {
+                let collectors = self.collectors.lock().unwrap();
+                format!("http://{}/v1/traces", collectors[at % collectors.len()])
+            };
+            let sent =
+                self.client.post(&url).header("content-type", "application/x-protobuf").body(body.clone()).send().await;
+            match sent {
+                Ok(reply) if reply.status() == 200 => return,
+                Ok(reply) if matches!(reply.status().as_u16(), 429 | 503) => {
+                    self.retried.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Ok(reply) => {
+                    let status = reply.status();
+                    panic!("unexpected status {status}: {}", reply.text().await.unwrap_or_default())
+                }
+                // Nothing was sent: that collector is down, the next one is tried.
+                Err(e) if e.is_connect() => at += 1,
+                Err(_) => {
+                    self.retried.fetch_add(1, Ordering::SeqCst);
+                    self.broken.fetch_add(1, Ordering::SeqCst);
+                    at += 1;
+                }
+            }
+            assert!(Instant::now() < deadline, "no collector acknowledged a request within two minutes");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod cli_help;
 pub mod cluster;
+pub mod cut;
 pub mod load;
 pub mod process;
 pub mod tls;
@@ -97,6 +98,15 @@ impl Server {
     /// Starts a collector publishing to `topic` on `brokers`, in this process.
     pub fn start_collector(brokers: &str, topic: &str, extra: &[&str]) -> Self {
         let mut server = Self::stopped(Mode::InProcess, Path::new("/nonexistent"), extra);
+        server.kafka = Some((brokers.to_string(), topic.to_string()));
+        server.spawn();
+        server
+    }
+
+    /// Starts the `tracekeeper collector` binary publishing to `topic` on `brokers`: for
+    /// SIGTERM and restarts under load.
+    pub fn start_collector_process(brokers: &str, topic: &str, extra: &[&str]) -> Self {
+        let mut server = Self::stopped(Mode::Process, Path::new("/nonexistent"), extra);
         server.kafka = Some((brokers.to_string(), topic.to_string()));
         server.spawn();
         server
@@ -215,15 +225,19 @@ impl Server {
         }
         let args = self.command_line();
         let command = process::Spawned::command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        // A collector has no query listener: its receivers answer /ready.
+        let ready_on = if self.kafka.is_some() { "otlp-http" } else { "query" };
         let ready = |bound: &process::Listening| {
-            bound.get("query").is_some_and(|query| matches!(http_status(&format!("http://{query}/ready")), Ok(200)))
+            bound.get(ready_on).is_some_and(|addr| matches!(http_status(&format!("http://{addr}/ready")), Ok(200)))
         };
         let spawned = process::Spawned::try_start(command, &args[0], ready).map_err(exit_status)?;
         self.otlp_grpc = spawned.listening("otlp-grpc");
         self.otlp_http = spawned.listening("otlp-http");
         self.zipkin = spawned.listening("zipkin");
-        self.query = spawned.listening("query");
-        self.query_grpc = spawned.listening("query-grpc");
+        if self.kafka.is_none() {
+            self.query = spawned.listening("query");
+            self.query_grpc = spawned.listening("query-grpc");
+        }
         self.jaeger_storage =
             self.args.iter().any(|a| a == "--jaeger-storage-grpc-addr").then(|| spawned.listening("jaeger-storage"));
         self.running = Some(Running::Process(spawned));
@@ -263,6 +277,24 @@ impl Server {
                 Running::Process(_) => unreachable!("matched in-process"),
             },
             Running::InProcess { .. } => None,
+        }
+    }
+
+    /// Sends `signal` (`-TERM`, `-STOP`, ...) to the server's process, and returns at
+    /// once.
+    pub fn signal(&self, signal: &str) {
+        match &self.running {
+            Some(Running::Process(spawned)) => spawned.signal(signal),
+            _ => panic!("signals need the server's own process: use start_process"),
+        }
+    }
+
+    /// Whether the server's process has exited (checked once: a process found exited
+    /// can be neither signalled nor terminated after).
+    pub fn has_exited(&mut self) -> bool {
+        match &mut self.running {
+            Some(Running::Process(spawned)) => spawned.exited().is_some(),
+            _ => false,
         }
     }
 

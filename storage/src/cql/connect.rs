@@ -1,12 +1,16 @@
 //! How the CQL roles reach their cluster: contact points, credentials, TLS and the
 //! local datacenter, as a production Cassandra or ScyllaDB cluster requires them.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::TranslationError;
+use scylla::policies::address_translator::{AddressTranslator, UntranslatedPeer};
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
 use scylla::statement::{Consistency, SerialConsistency};
@@ -44,6 +48,21 @@ pub struct CqlConnection {
     /// Consistency of the Paxos rounds of lightweight transactions (the ownership
     /// ledger, the retention lease) [driver default: LOCAL_SERIAL].
     pub serial_consistency: Option<SerialConsistency>,
+    /// Node address as the cluster advertises it → the address to connect to instead
+    /// (NAT, port forwarding, a proxy); nodes not listed are reached as advertised.
+    pub address_map: BTreeMap<SocketAddr, SocketAddr>,
+}
+
+/// The nodes' advertised addresses, translated by [`CqlConnection::address_map`].
+#[derive(Debug)]
+struct AddressMap(BTreeMap<SocketAddr, SocketAddr>);
+
+#[async_trait::async_trait]
+impl AddressTranslator for AddressMap {
+    async fn translate_address(&self, peer: &UntranslatedPeer) -> Result<SocketAddr, TranslationError> {
+        let advertised = peer.untranslated_address();
+        Ok(self.0.get(&advertised).copied().unwrap_or(advertised))
+    }
 }
 
 impl CqlConnection {
@@ -67,6 +86,9 @@ impl CqlConnection {
             _ => {
                 return Err(StorageError::Refused("a CQL username needs a password, and a password a username".into()))
             }
+        }
+        if !self.address_map.is_empty() {
+            builder = builder.address_translator(Arc::new(AddressMap(self.address_map.clone())));
         }
         if let Some(ca) = &self.tls_ca {
             builder = builder.tls_context(Some(self.rustls_config(ca)?));

@@ -117,6 +117,22 @@ pub struct CqlSecurityArgs {
     /// local_serial (a quorum of this datacenter's replicas) or serial (of all).
     #[arg(long, env = "TRACEKEEPER_CQL_SERIAL_CONSISTENCY", default_value = "local_serial", value_parser = parse_serial)]
     pub cql_serial_consistency: scylla::statement::SerialConsistency,
+    /// Reach a node at another address than the one the cluster advertises for it, as
+    /// ADVERTISED=REACHABLE (host:port each), comma-separated: for clusters behind NAT,
+    /// port forwarding or a proxy. Nodes not listed are reached as advertised
+    /// [default: none].
+    #[arg(long, env = "TRACEKEEPER_CQL_ADDRESS_MAP", value_delimiter = ',', value_parser = parse_address_pair)]
+    pub cql_address_map: Vec<(std::net::SocketAddr, std::net::SocketAddr)>,
+}
+
+fn parse_address_pair(text: &str) -> Result<(std::net::SocketAddr, std::net::SocketAddr), String> {
+    let (advertised, reachable) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected ADVERTISED=REACHABLE, e.g. 10.0.0.5:9042=127.0.0.1:19042"))?;
+    let address = |part: &str| {
+        part.trim().parse::<std::net::SocketAddr>().map_err(|e| format!("{part:?} in {text:?}: {e}; expected ip:port"))
+    };
+    Ok((address(advertised)?, address(reachable)?))
 }
 
 fn parse_serial(text: &str) -> Result<scylla::statement::SerialConsistency, String> {
@@ -161,6 +177,7 @@ impl CqlSecurityArgs {
             local_datacenter: self.cql_local_datacenter.clone(),
             consistency: Some(self.cql_consistency),
             serial_consistency: Some(self.cql_serial_consistency),
+            address_map: self.cql_address_map.iter().copied().collect(),
         })
     }
 }
@@ -174,5 +191,23 @@ fn password(given: &Option<String>, file: &Option<PathBuf>) -> anyhow::Result<Op
             Ok(Some(text.lines().next().unwrap_or("").to_string()))
         }
         (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_address_pair;
+
+    #[test]
+    fn an_address_map_entry_is_two_socket_addresses() {
+        let (advertised, reachable) = parse_address_pair("10.0.0.5:9042=127.0.0.1:19042").unwrap();
+        assert_eq!(
+            (advertised.to_string().as_str(), reachable.to_string().as_str()),
+            ("10.0.0.5:9042", "127.0.0.1:19042")
+        );
+        let missing = parse_address_pair("10.0.0.5:9042").unwrap_err();
+        assert!(missing.contains("expected ADVERTISED=REACHABLE"), "{missing}");
+        let no_port = parse_address_pair("10.0.0.5=127.0.0.1:19042").unwrap_err();
+        assert!(no_port.contains("\"10.0.0.5\"") && no_port.contains("expected ip:port"), "{no_port}");
     }
 }

@@ -66,6 +66,13 @@ pub struct IndexerArgs {
     /// indexers that are merely slow.
     #[arg(long, env = "TRACEKEEPER_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub session_timeout: std::time::Duration,
+    /// How long a batch may take to be stored before this indexer gives its partitions
+    /// up to the group, as a Go duration: an indexer that cannot reach the store (a
+    /// network partition, a hung node) still heartbeats to Kafka, so without it its
+    /// partitions would wait for it. It rejoins once the store answers. At least
+    /// --session-timeout.
+    #[arg(long, env = "TRACEKEEPER_STALL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub stall_timeout: std::time::Duration,
     /// Most spans one trace may store; spans beyond it are refused and counted per
     /// tenant.
     #[arg(long, env = "TRACEKEEPER_MAX_TRACE_SPANS", default_value_t = 100_000)]

@@ -2,6 +2,7 @@
 //! feature).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use tracekeeper_kafka::dead_letter::ReplayConfig;
 use tracekeeper_kafka::producer::KafkaSinkConfig;
@@ -36,6 +37,7 @@ pub fn indexer(args: IndexerArgs, file: &FileTables) -> anyhow::Result<roles::in
         kafka_brokers: args.kafka_brokers,
         group: args.group,
         session_timeout: args.session_timeout,
+        stall_timeout: stall_timeout(args.stall_timeout, args.session_timeout)?,
         dead_letter_topic: args.kafka_dlq_topic,
         retention: single_retention(&args.retention)?,
         max_trace_spans: args.max_trace_spans,
@@ -45,6 +47,16 @@ pub fn indexer(args: IndexerArgs, file: &FileTables) -> anyhow::Result<roles::in
         red_flush_interval: args.red_flush_interval,
         serving: serving_config(&args.serving, false)?,
     })
+}
+
+/// The stall timeout, refused when shorter than the session timeout: a member would
+/// then leave the group over a pause shorter than the group itself tolerates.
+fn stall_timeout(stall: Duration, session: Duration) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        stall >= session,
+        "--stall-timeout {stall:?} is shorter than --session-timeout {session:?}; it must be at least as long"
+    );
+    Ok(stall)
 }
 
 pub fn query(args: QueryArgs) -> anyhow::Result<roles::query::Config> {
@@ -166,5 +178,19 @@ mod topic_encoding_tests {
         let twice = topic_encodings(&strings(&["a", "a"]), &[]).unwrap_err().to_string();
         assert!(twice.contains("\"a\" is given twice"), "{twice}");
         assert!(topic_encodings(&[], &[]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod stall_timeout_tests {
+    use super::*;
+
+    #[test]
+    fn a_stall_timeout_shorter_than_the_session_timeout_is_refused_by_name() {
+        let (ten, thirty) = (Duration::from_secs(10), Duration::from_secs(30));
+        assert_eq!(stall_timeout(thirty, ten).unwrap(), thirty);
+        assert_eq!(stall_timeout(ten, ten).unwrap(), ten);
+        let refused = stall_timeout(Duration::from_secs(5), ten).unwrap_err().to_string();
+        assert!(refused.contains("--stall-timeout 5s is shorter than --session-timeout 10s"), "{refused}");
     }
 }

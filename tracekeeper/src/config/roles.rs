@@ -49,7 +49,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<check::Config> {
         Some(dir) => Target::Embedded(dir),
         #[cfg(feature = "distributed")]
         None if !args.cql_nodes.is_empty() => {
-            Target::Cql(super::cql(&args.cql_security, &args.cql_nodes, &args.keyspace)?)
+            Target::Cql(Box::new(super::cql(&args.cql_security, &args.cql_nodes, &args.keyspace)?))
         }
         #[cfg(feature = "distributed")]
         None => bail!("give the store to check: --data-dir DIR (embedded) or --cql-nodes HOST:PORT (CQL)"),

@@ -40,6 +40,9 @@ pub struct Config {
     /// The consumer group; a partition's assignment in it is its ownership.
     pub group: String,
     pub session_timeout: Duration,
+    /// How long a batch may take to be stored before this member leaves the group
+    /// until the store answers again.
+    pub stall_timeout: Duration,
     /// Where messages that can never be stored go.
     pub dead_letter_topic: String,
     /// The retention until the retention worker has recorded policies in the store.
@@ -106,6 +109,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             batch_messages: 500,
             batch_wait: Duration::from_millis(150),
             session_timeout: config.session_timeout,
+            stall_timeout: config.stall_timeout,
             dead_letter_topic: config.dead_letter_topic.clone(),
         })
         .collect();

@@ -20,7 +20,7 @@ pub enum Target {
     /// A stopped all-in-one's data directory.
     Embedded(PathBuf),
     #[cfg(feature = "distributed")]
-    Cql(CqlConfig),
+    Cql(Box<CqlConfig>),
 }
 
 /// What `check` runs with.
