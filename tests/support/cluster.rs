@@ -18,6 +18,10 @@ use super::{now_ns, Server};
 
 pub const PARTITIONS: i32 = 6;
 
+/// Every collector of a cluster: a produce Kafka has not acknowledged in 5 s is
+/// answered as retryable.
+const COLLECTOR_FLAGS: &[&str] = &["--kafka-ack-timeout", "5s"];
+
 pub struct Cluster {
     pub kafka: String,
     pub cql: String,
@@ -90,12 +94,12 @@ impl Cluster {
     }
 
     pub fn collector(&self) -> Server {
-        Server::start_collector(&self.kafka, &self.topic, &["--kafka-ack-timeout", "5s"])
+        Server::start_collector(&self.kafka, &self.topic, COLLECTOR_FLAGS)
     }
 
     /// A collector as a process of its own, for SIGTERM and restarts.
     pub fn collector_process(&self) -> Server {
-        Server::start_collector_process(&self.kafka, &self.topic, &["--kafka-ack-timeout", "5s"])
+        Server::start_collector_process(&self.kafka, &self.topic, COLLECTOR_FLAGS)
     }
 
     /// An indexer of this cluster's group; `session_timeout` sets how fast the group

@@ -97,16 +97,17 @@ impl Server {
 
     /// Starts a collector publishing to `topic` on `brokers`, in this process.
     pub fn start_collector(brokers: &str, topic: &str, extra: &[&str]) -> Self {
-        let mut server = Self::stopped(Mode::InProcess, Path::new("/nonexistent"), extra);
-        server.kafka = Some((brokers.to_string(), topic.to_string()));
-        server.spawn();
-        server
+        Self::collector_in(Mode::InProcess, brokers, topic, extra)
     }
 
     /// Starts the `tracekeeper collector` binary publishing to `topic` on `brokers`: for
     /// SIGTERM and restarts under load.
     pub fn start_collector_process(brokers: &str, topic: &str, extra: &[&str]) -> Self {
-        let mut server = Self::stopped(Mode::Process, Path::new("/nonexistent"), extra);
+        Self::collector_in(Mode::Process, brokers, topic, extra)
+    }
+
+    fn collector_in(mode: Mode, brokers: &str, topic: &str, extra: &[&str]) -> Self {
+        let mut server = Self::stopped(mode, Path::new("/nonexistent"), extra);
         server.kafka = Some((brokers.to_string(), topic.to_string()));
         server.spawn();
         server
